@@ -1,0 +1,253 @@
+//! What netpool needs from a TCP stack, beyond embedded-nal.
+//!
+//! embedded-nal's [`TcpFullStack`] has no MORE flag, no abort, no send-queue depth, no
+//! peer state and no link state. netpool defines one small trait for each. Every method
+//! has a default that is the documented fallback, so a stack opts in to exactly what it
+//! can do with an (empty or partial) `impl`:
+//!
+//! | trait | native behaviour | fallback (default method) |
+//! |---|---|---|
+//! | [`TcpAbort`] | send RST, free the PCB at once | `close` (FIN) |
+//! | [`TcpSendFlags`] | pass MORE/PUSH to the stack | netpool coalesces in a per-slot buffer |
+//! | [`TcpSendQueue`] | bytes taken but not yet acknowledged | stall detection on write progress |
+//! | [`TcpPeerStatus`] | FIN/RST seen without reading | detected on the next read or write |
+//! | [`LinkStatus`] | link up/down read from the driver | "unknown", treated as up |
+//!
+//! [`Stack`] bundles them; the pool is generic over it. A plain embedded-nal stack gets
+//! every fallback by wrapping it in [`Plain`].
+//!
+//! ```
+//! use netpool::stack::{Plain, Stack};
+//! fn takes_a_stack<S: Stack>(_: S) {}
+//! # fn demo<S: embedded_nal::TcpFullStack>(any_embedded_nal_stack: S) {
+//! takes_a_stack(Plain::new(any_embedded_nal_stack));
+//! # }
+//! ```
+
+#[cfg(feature = "std")]
+pub mod std_net;
+
+use core::net::SocketAddr;
+
+use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
+
+use crate::error::{Classify, ErrorClass};
+pub use crate::link::{LinkState, LinkStatus};
+
+/// Abortive close: send RST and release the stack's PCB at once.
+///
+/// Fallback: [`TcpClientStack::close`] (FIN; the stack finishes the close on its own).
+pub trait TcpAbort: TcpClientStack {
+    /// `true` when [`abort`](Self::abort) really sends RST.
+    const NATIVE_ABORT: bool = false;
+
+    /// Abort the connection. Default: a normal close.
+    fn abort(&mut self, socket: Self::TcpSocket) -> Result<(), Self::Error> {
+        self.close(socket)
+    }
+}
+
+/// Whether more data follows a write (see [`TcpSendFlags`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SendFlag {
+    /// More data follows: the stack may hold this data to coalesce segments
+    /// (lwIP `TCP_WRITE_FLAG_MORE`, Linux `MSG_MORE`).
+    More,
+    /// Send now (TCP PSH): no MORE flag.
+    Push,
+}
+
+impl SendFlag {
+    /// `Push` when `push` is true, `More` otherwise.
+    pub const fn from_push(push: bool) -> Self {
+        if push {
+            SendFlag::Push
+        } else {
+            SendFlag::More
+        }
+    }
+}
+
+/// A send that carries the MORE/PUSH flag to the stack.
+///
+/// Fallback: plain [`TcpClientStack::send`]; netpool then coalesces `More` writes in a
+/// per-slot buffer and sends them on push, when the buffer fills, on close, or when
+/// the coalescing delay expires.
+pub trait TcpSendFlags: TcpClientStack {
+    /// `true` when [`send_flagged`](Self::send_flagged) passes the flag to the stack.
+    const NATIVE_FLAGS: bool = false;
+
+    /// Send `data` with `flag`. Returns the bytes taken, like `send`.
+    fn send_flagged(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        data: &[u8],
+        flag: SendFlag,
+    ) -> nb::Result<usize, Self::Error> {
+        let _ = flag;
+        self.send(socket, data)
+    }
+}
+
+/// Send-queue depth: the progress signal of the reaper.
+///
+/// Fallback: `None`; netpool then judges progress by the bytes the stack takes.
+pub trait TcpSendQueue: TcpClientStack {
+    /// Bytes the stack has taken from `send` that the peer has not yet acknowledged
+    /// (unsent plus unacknowledged; Linux `SIOCOUTQ`, lwIP `TCP_SND_BUF - tcp_sndbuf`).
+    fn send_queue(&mut self, socket: &Self::TcpSocket) -> Option<usize> {
+        let _ = socket;
+        None
+    }
+}
+
+/// What the stack knows about the far end of a connection, without reading from it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PeerStatus {
+    /// The stack cannot tell without reading.
+    Unknown,
+    /// Nothing seen: the connection is open (or still connecting).
+    Open,
+    /// The peer sent FIN and every received byte has been read.
+    Closed,
+    /// The connection is gone (reset, aborted...).
+    Gone(ErrorClass),
+}
+
+/// Peer-close detection without reading.
+///
+/// Fallback: [`PeerStatus::Unknown`]; a peer close is then found by the next read or
+/// write on the connection.
+pub trait TcpPeerStatus: TcpClientStack {
+    /// The peer's status as the stack sees it now. Must not block or send anything.
+    fn peer_status(&mut self, socket: &Self::TcpSocket) -> PeerStatus {
+        let _ = socket;
+        PeerStatus::Unknown
+    }
+}
+
+/// Everything the pool needs from a stack: embedded-nal's [`TcpFullStack`] with
+/// classifiable errors, plus the extension traits (each possibly a fallback).
+pub trait Stack:
+    TcpFullStack<Error: Classify> + TcpAbort + TcpSendFlags + TcpSendQueue + TcpPeerStatus + LinkStatus
+{
+}
+
+impl<T> Stack for T where
+    T: TcpFullStack<Error: Classify>
+        + TcpAbort
+        + TcpSendFlags
+        + TcpSendQueue
+        + TcpPeerStatus
+        + LinkStatus
+{
+}
+
+/// Any embedded-nal stack, with every extension trait on its fallback.
+///
+/// Errors are classified through [`TcpError::kind`] ([`NalError`]). The link state is
+/// whatever the application last set with [`Plain::set_link`] (initially unknown), so a
+/// firmware that learns link changes from its WiFi driver can still gate connects.
+#[derive(Debug)]
+pub struct Plain<S> {
+    inner: S,
+    link: LinkState,
+}
+
+impl<S> Plain<S> {
+    /// Wrap a stack.
+    pub const fn new(inner: S) -> Self {
+        Plain {
+            inner,
+            link: LinkState::Unknown,
+        }
+    }
+
+    /// Record the link state read from the network driver.
+    pub fn set_link(&mut self, link: LinkState) {
+        self.link = link;
+    }
+
+    /// The wrapped stack.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped stack, mutably.
+    pub fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwrap.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// An embedded-nal error, classified by its [`TcpErrorKind`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct NalError<E>(pub E);
+
+impl<E: TcpError> TcpError for NalError<E> {
+    fn kind(&self) -> TcpErrorKind {
+        self.0.kind()
+    }
+}
+
+impl<E: TcpError> Classify for NalError<E> {
+    fn class(&self) -> ErrorClass {
+        self.0.kind().class()
+    }
+}
+
+fn wrap<T, E>(r: nb::Result<T, E>) -> nb::Result<T, NalError<E>> {
+    r.map_err(|e| e.map(NalError))
+}
+
+impl<S: TcpClientStack> TcpClientStack for Plain<S> {
+    type TcpSocket = S::TcpSocket;
+    type Error = NalError<S::Error>;
+
+    fn socket(&mut self) -> Result<Self::TcpSocket, Self::Error> {
+        self.inner.socket().map_err(NalError)
+    }
+    fn connect(&mut self, s: &mut Self::TcpSocket, remote: SocketAddr) -> nb::Result<(), Self::Error> {
+        wrap(self.inner.connect(s, remote))
+    }
+    fn send(&mut self, s: &mut Self::TcpSocket, buf: &[u8]) -> nb::Result<usize, Self::Error> {
+        wrap(self.inner.send(s, buf))
+    }
+    fn receive(&mut self, s: &mut Self::TcpSocket, buf: &mut [u8]) -> nb::Result<usize, Self::Error> {
+        wrap(self.inner.receive(s, buf))
+    }
+    fn close(&mut self, s: Self::TcpSocket) -> Result<(), Self::Error> {
+        self.inner.close(s).map_err(NalError)
+    }
+}
+
+impl<S: TcpFullStack> TcpFullStack for Plain<S> {
+    fn bind(&mut self, s: &mut Self::TcpSocket, port: u16) -> Result<(), Self::Error> {
+        self.inner.bind(s, port).map_err(NalError)
+    }
+    fn listen(&mut self, s: &mut Self::TcpSocket) -> Result<(), Self::Error> {
+        self.inner.listen(s).map_err(NalError)
+    }
+    fn accept(
+        &mut self,
+        s: &mut Self::TcpSocket,
+    ) -> nb::Result<(Self::TcpSocket, SocketAddr), Self::Error> {
+        wrap(self.inner.accept(s))
+    }
+}
+
+impl<S: TcpClientStack> TcpAbort for Plain<S> {}
+impl<S: TcpClientStack> TcpSendFlags for Plain<S> {}
+impl<S: TcpClientStack> TcpSendQueue for Plain<S> {}
+impl<S: TcpClientStack> TcpPeerStatus for Plain<S> {}
+impl<S> LinkStatus for Plain<S> {
+    fn link_state(&self) -> LinkState {
+        self.link
+    }
+}

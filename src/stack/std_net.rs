@@ -1,0 +1,1 @@
+//! OS-socket backend (placeholder, being written).
