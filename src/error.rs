@@ -370,3 +370,89 @@ mod tests {
         assert_eq!(K::PermissionDenied.class(), ErrorClass::Fatal);
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Per-operation errors (one small `Copy` enum per operation, smoltcp style).
+// ---------------------------------------------------------------------------------
+
+use crate::handle::CloseReason;
+use crate::state::ConnState;
+
+/// Why a read, write, close or query on a connection handle failed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConnError {
+    /// The handle's slot now belongs to another connection (or the slot number is
+    /// out of range).
+    Stale,
+    /// The connection has ended and its slot is free; the reason is recorded.
+    Closed(CloseReason),
+    /// The peer is gone (FIN after all data was read, reset, lost, aborted by the
+    /// stack). The slot is `OtherEndClosed` until the application closes it.
+    PeerGone(ErrorClass),
+    /// The connection failed; the slot is `Aborted` until the application closes it.
+    Aborted(ErrorClass),
+    /// The operation does not apply in this state (e.g. writing to a slot that is
+    /// still `Allocated`).
+    InvalidState(ConnState),
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Stale => f.write_str("stale connection handle"),
+            ConnError::Closed(r) => write!(f, "connection closed ({r})"),
+            ConnError::PeerGone(c) => write!(f, "peer gone ({c})"),
+            ConnError::Aborted(c) => write!(f, "connection aborted ({c})"),
+            ConnError::InvalidState(s) => write!(f, "not possible in state {s}"),
+        }
+    }
+}
+
+impl core::error::Error for ConnError {}
+
+/// Why [`Pool::connect`](crate::Pool::connect) refused to start a connection.
+/// Nothing was allocated when it returns an error.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConnectError {
+    /// The link gate says the link is down. Nothing was sent.
+    LinkDown,
+    /// Every slot is in use (counted as `exhausted`).
+    PoolFull,
+    /// The stack refused (no socket/PCB, bad address...).
+    Stack(ErrorClass),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::LinkDown => f.write_str("link down"),
+            ConnectError::PoolFull => f.write_str("connection pool full"),
+            ConnectError::Stack(c) => write!(f, "stack refused the connection ({c})"),
+        }
+    }
+}
+
+impl core::error::Error for ConnectError {}
+
+/// Why [`Pool::listen`](crate::Pool::listen) failed. The listener table is unchanged.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ListenError {
+    /// All `L` listener slots are in use.
+    TableFull,
+    /// The stack refused to create, bind or listen on the socket.
+    Stack(ErrorClass),
+}
+
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenError::TableFull => f.write_str("listener table full"),
+            ListenError::Stack(c) => write!(f, "stack refused to listen ({c})"),
+        }
+    }
+}
+
+impl core::error::Error for ListenError {}

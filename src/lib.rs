@@ -1,17 +1,109 @@
+//! # netpool
+//!
+//! A `no_std`, allocation-free TCP connection manager for firmware. netpool owns a
+//! fixed number of connection slots on top of any stack that speaks
+//! [embedded-nal](embedded_nal), and gets right the parts every embedded TCP server
+//! eventually gets wrong: exhaustion, half-open peers, lingering closes, partial
+//! writes and error handling.
+//!
+//! ## The model in two minutes
+//!
+//! - A [`Pool<S, N, L, TX>`](Pool) has `N` connection **slots** and `L` **listener**
+//!   slots, fixed at compile time. A connection is named by a [`ConnHandle`]
+//!   (slot + generation): a handle kept after its connection ended is refused
+//!   ([`ConnError::Stale`]), never pointed at the next connection.
+//! - Every slot is in a numbered [`ConnState`] (`Free` 0, `Connecting` 1, `Connected` 2,
+//!   `OtherEndClosed` 3, `Aborted` 4, `Allocated` 7), stable for wire protocols.
+//! - **You own time and the loop.** Call [`Pool::poll`] with `now` regularly; it accepts,
+//!   connects, flushes, reaps. Then read, write, close. Nothing blocks, nothing spins.
+//! - **Listeners** have a per-port cap; connections beyond it (or beyond the pool) are
+//!   accepted and released at once, and counted — they never sit in the stack's backlog
+//!   holding a PCB. One-shot listeners stop after their first connection.
+//! - **Writes** return the bytes taken. `push == false` means MORE (coalesce),
+//!   `push == true` means send now ([`write`] module).
+//! - **Errors** from any stack fold into one [`ErrorClass`] with one
+//!   [`Disposition`]: retry, peer gone (→ `OtherEndClosed`, received data stays
+//!   readable), or fatal (→ `Aborted`).
+//! - **Close is immediate**: the slot is free on return, the stack finishes
+//!   FIN/TIME-WAIT by itself.
+//! - **Dead peers are reaped** from send progress ([`reaper`]); a slow peer that keeps
+//!   draining never is.
+//! - **The link is read, never probed** ([`LinkStatus`]): connects fail fast while it is down.
+//! - **Diagnostics** ([`Pool::report`]) are a `Copy` snapshot, O(N), no I/O.
+//! - Stacks can do more than embedded-nal says (abort, MORE flag, send queue, peer
+//!   status): the [`stack`] module's extension traits, each with a fallback.
+//!
+//! ```
+//! use netpool::{Config, Instant, ListenParams, Pool};
+//! use netpool::stack::Stack;
+//!
+//! /// An echo server's service loop, one pass.
+//! fn serve<S: Stack>(pool: &mut Pool<S, 4, 1>, now: Instant) {
+//!     pool.poll(now);
+//!     let handles: heapless::Vec<_, 4> = pool.handles().collect();
+//!     for h in handles {
+//!         let mut buf = [0u8; 256];
+//!         match pool.read(h, &mut buf, now) {
+//!             Ok(n) => {
+//!                 // Write back what the stack takes; a real server keeps the rest.
+//!                 let _ = pool.write(h, &buf[..n], true, now);
+//!             }
+//!             Err(nb::Error::WouldBlock) => {}
+//!             Err(nb::Error::Other(_peer_gone_or_failed)) => {
+//!                 let _ = pool.close(h, now);
+//!             }
+//!         }
+//!     }
+//! }
+//! # fn setup<S: Stack>(stack: S) -> Result<(), netpool::ListenError> {
+//! let mut pool: Pool<S, 4, 1> = Pool::new(stack, Config::new());
+//! pool.listen(7, ListenParams::new(4))?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! - `std`: [`stack::std_net`], a host backend over OS sockets with a non-blocking
+//!   connect, and `std::io::ErrorKind` classification.
+//! - `defmt`: `defmt::Format` for every public report, state and error type.
+//!
+//! ## Sharing
+//!
+//! The pool lives in one task; other tasks and cores use a [`PoolShare`] (atomics,
+//! short critical sections, a command queue). See [`shared`].
 #![no_std]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "std")]
 extern crate std;
 
+mod config;
 pub mod error;
+mod handle;
 pub mod link;
+mod listener;
+mod pool;
+pub mod reaper;
+mod report;
+pub mod shared;
+mod slot;
 pub mod stack;
 pub mod state;
 pub mod time;
+pub mod write;
 
-pub use error::{Classify, Disposition, ErrorClass, LwipErr};
+pub use config::{Config, RejectPolicy};
+pub use error::{Classify, ConnError, ConnectError, Disposition, ErrorClass, ListenError, LwipErr};
+pub use handle::{CloseReason, ConnHandle, ListenerId};
 pub use link::{LinkState, LinkStatus};
+pub use listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
+pub use pool::{Accepted, PollSummary, Pool};
+pub use report::{Counters, ListenerReport, Report, SlotReport};
+pub use shared::{Command, PoolShare, SharedCounters};
 pub use state::ConnState;
 pub use time::{Duration, Instant};
+
+/// Re-exported: the `nb` results every non-blocking call returns.
+pub use embedded_nal::nb;

@@ -1,0 +1,106 @@
+//! Pool configuration: the grace periods and policies, all with safe defaults.
+
+use crate::time::Duration;
+
+/// What the pool does with an incoming connection it cannot serve
+/// (port cap reached, or no free slot).
+///
+/// Either way the connection is accepted from the stack and released at once, so it
+/// never sits in the stack's backlog holding a PCB, and the rejection is counted.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RejectPolicy {
+    /// Abort (RST) where the stack can ([`TcpAbort`](crate::stack::TcpAbort)); the PCB
+    /// is freed at once, with no TIME-WAIT. Falls back to a close.
+    Abort,
+    /// Close gracefully (FIN).
+    Close,
+}
+
+/// Pool settings. Start from [`Config::new`] (the defaults) and adjust:
+///
+/// ```
+/// use netpool::{Config, Duration};
+/// let config = Config::new()
+///     .with_stall_grace(Duration::from_secs(5))
+///     .with_idle_timeout(Some(Duration::from_secs(60)));
+/// assert_eq!(config.stall_grace, Duration::from_secs(5));
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct Config {
+    /// A connection with bytes queued and no send progress (bytes acknowledged, or
+    /// without [`TcpSendQueue`](crate::stack::TcpSendQueue), bytes taken by the stack)
+    /// for this long is reaped: aborted and freed. Default 10 s.
+    pub stall_grace: Duration,
+    /// Close connections with no traffic either way for this long. Default: off.
+    pub idle_timeout: Option<Duration>,
+    /// Free `Aborted` / `OtherEndClosed` slots the application has not closed after
+    /// this long, so a forgotten handle cannot hold a slot forever. Default 30 s.
+    pub abandoned_after: Option<Duration>,
+    /// Longest time coalesced (`MORE`) bytes wait in netpool's buffer before they are
+    /// sent anyway (fallback coalescing only; Linux's `TCP_CORK` cap). Default 200 ms.
+    pub coalesce_delay: Duration,
+    /// At most this many connections are taken from each listener's backlog per
+    /// [`poll`](crate::Pool::poll), so one poll is bounded. Default 4.
+    pub accepts_per_poll: u8,
+    /// How connections that cannot be served are released. Default [`RejectPolicy::Abort`].
+    pub reject: RejectPolicy,
+}
+
+impl Config {
+    /// The defaults.
+    pub const fn new() -> Self {
+        Config {
+            stall_grace: Duration::from_secs(10),
+            idle_timeout: None,
+            abandoned_after: Some(Duration::from_secs(30)),
+            coalesce_delay: Duration::from_millis(200),
+            accepts_per_poll: 4,
+            reject: RejectPolicy::Abort,
+        }
+    }
+
+    /// Set [`stall_grace`](Self::stall_grace).
+    pub const fn with_stall_grace(mut self, d: Duration) -> Self {
+        self.stall_grace = d;
+        self
+    }
+
+    /// Set [`idle_timeout`](Self::idle_timeout).
+    pub const fn with_idle_timeout(mut self, d: Option<Duration>) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+
+    /// Set [`abandoned_after`](Self::abandoned_after).
+    pub const fn with_abandoned_after(mut self, d: Option<Duration>) -> Self {
+        self.abandoned_after = d;
+        self
+    }
+
+    /// Set [`coalesce_delay`](Self::coalesce_delay).
+    pub const fn with_coalesce_delay(mut self, d: Duration) -> Self {
+        self.coalesce_delay = d;
+        self
+    }
+
+    /// Set [`accepts_per_poll`](Self::accepts_per_poll) (at least 1).
+    pub const fn with_accepts_per_poll(mut self, n: u8) -> Self {
+        self.accepts_per_poll = if n == 0 { 1 } else { n };
+        self
+    }
+
+    /// Set [`reject`](Self::reject).
+    pub const fn with_reject(mut self, p: RejectPolicy) -> Self {
+        self.reject = p;
+        self
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new()
+    }
+}
