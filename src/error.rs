@@ -71,10 +71,9 @@ impl ErrorClass {
     pub const fn disposition(self) -> Disposition {
         match self {
             ErrorClass::WouldBlock | ErrorClass::Timeout => Disposition::Retry,
-            ErrorClass::Reset
-            | ErrorClass::Closed
-            | ErrorClass::ConnectionLost
-            | ErrorClass::Aborted => Disposition::PeerGone,
+            ErrorClass::Reset | ErrorClass::Closed | ErrorClass::ConnectionLost | ErrorClass::Aborted => {
+                Disposition::PeerGone
+            }
             ErrorClass::Refused
             | ErrorClass::NoRoute
             | ErrorClass::OutOfResources
@@ -187,10 +186,9 @@ impl Classify for std::io::ErrorKind {
             K::NotConnected => ErrorClass::ConnectionLost,
             K::ConnectionAborted => ErrorClass::Aborted,
             K::ConnectionRefused => ErrorClass::Refused,
-            K::HostUnreachable
-            | K::NetworkUnreachable
-            | K::NetworkDown
-            | K::AddrNotAvailable => ErrorClass::NoRoute,
+            K::HostUnreachable | K::NetworkUnreachable | K::NetworkDown | K::AddrNotAvailable => {
+                ErrorClass::NoRoute
+            }
             K::OutOfMemory => ErrorClass::OutOfResources,
             K::AddrInUse => ErrorClass::AddressInUse,
             K::InvalidInput | K::Unsupported => ErrorClass::InvalidInput,

@@ -10,7 +10,7 @@ use crate::handle::{CloseReason, ConnHandle, ListenerId};
 use crate::link::LinkState;
 use crate::listener::{admit, ListenMode, ListenOutcome, ListenParams, Listener, Rejection};
 use crate::report::{Counters, ListenerReport, Report, SlotReport};
-use crate::slot::{Origin, Slot};
+use crate::slot::{NewConn, Origin, Slot};
 use crate::stack::{PeerStatus, Stack};
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
@@ -179,10 +179,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         let Some(i) = self.listeners.iter().position(Option::is_none) else {
             return Err(ListenError::TableFull);
         };
-        let mut socket = self
-            .stack
-            .socket()
-            .map_err(|e| ListenError::Stack(e.class()))?;
+        let mut socket = self.stack.socket().map_err(|e| ListenError::Stack(e.class()))?;
         let bound = match self.stack.bind(&mut socket, port) {
             Ok(()) => self.stack.listen(&mut socket),
             Err(e) => Err(e),
@@ -254,15 +251,14 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
             let on_port = self.slots.iter().filter(|s| s.counts_against(port)).count();
             match admit(&params, on_port, self.free_slot()) {
                 Ok(i) => {
-                    self.slots[i].occupy(
-                        i,
+                    let new = NewConn {
                         socket,
-                        ConnState::Connected,
-                        Origin::Accepted { port },
-                        Some(remote),
-                        params.protocol,
-                        now,
-                    );
+                        state: ConnState::Connected,
+                        origin: Origin::Accepted { port },
+                        remote,
+                        protocol: params.protocol,
+                    };
+                    self.slots[i].occupy(i, new, now);
                     self.counters.accepted = self.counters.accepted.wrapping_add(1);
                     self.note_occupied();
                     summary.accepted += 1;
@@ -337,10 +333,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
             self.counters.exhausted = self.counters.exhausted.wrapping_add(1);
             return Err(ConnectError::PoolFull);
         };
-        let mut socket = self
-            .stack
-            .socket()
-            .map_err(|e| ConnectError::Stack(e.class()))?;
+        let mut socket = self.stack.socket().map_err(|e| ConnectError::Stack(e.class()))?;
         self.counters.connects = self.counters.connects.wrapping_add(1);
         let state = match self.stack.connect(&mut socket, remote) {
             Ok(()) => ConnState::Connected,
@@ -355,7 +348,14 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         let origin = Origin::Outgoing {
             deadline: now + timeout,
         };
-        let handle = self.slots[i].occupy(i, socket, state, origin, Some(remote), protocol, now);
+        let new = NewConn {
+            socket,
+            state,
+            origin,
+            remote,
+            protocol,
+        };
+        let handle = self.slots[i].occupy(i, new, now);
         self.note_occupied();
         Ok(handle)
     }
@@ -450,7 +450,12 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     /// Write `data` with push, then close if all of it was taken (the bridge
     /// protocol's close-after-write). Returns the bytes taken; when fewer than
     /// `data.len()`, the connection stays open for the rest.
-    pub fn write_and_close(&mut self, h: ConnHandle, data: &[u8], now: Instant) -> nb::Result<usize, ConnError> {
+    pub fn write_and_close(
+        &mut self,
+        h: ConnHandle,
+        data: &[u8],
+        now: Instant,
+    ) -> nb::Result<usize, ConnError> {
         let taken = match self.write(h, data, true, now) {
             Ok(n) => n,
             Err(nb::Error::WouldBlock) if data.is_empty() => 0,
@@ -484,7 +489,13 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         self.end(h, Release::Abort, CloseReason::Aborted, now)
     }
 
-    fn end(&mut self, h: ConnHandle, how: Release, reason: CloseReason, now: Instant) -> Result<(), ConnError> {
+    fn end(
+        &mut self,
+        h: ConnHandle,
+        how: Release,
+        reason: CloseReason,
+        now: Instant,
+    ) -> Result<(), ConnError> {
         match self.live(h) {
             Ok(i) => {
                 if how == Release::Abort {
@@ -609,7 +620,9 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
                 self.peer_finished(i, now);
                 summary.peer_gone += 1;
             }
-            PeerStatus::Gone(class) if !class.is_retry() && (slot.can_send || slot.state == ConnState::Connected) => {
+            PeerStatus::Gone(class)
+                if !class.is_retry() && (slot.can_send || slot.state == ConnState::Connected) =>
+            {
                 self.on_error_counted(i, class, now, summary);
                 return;
             }
@@ -620,7 +633,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         let Some(socket) = slot.socket.as_ref() else {
             return;
         };
-        if slot.can_send {
+        if slot.can_send && slot.tx.progress.sample_due(now, config.stall_grace) {
             let queue = self.stack.send_queue(socket);
             let pending = slot.tx.progress.observe(queue, slot.tx.coalescer.len(), now);
             if slot.tx.progress.is_stalled(pending, now, config.stall_grace) {
@@ -789,11 +802,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
                 self.listeners[i].as_ref().map(|l| ListenerReport {
                     port: l.port,
                     params: l.params,
-                    open: self
-                        .slots
-                        .iter()
-                        .filter(|s| s.counts_against(l.port))
-                        .count() as u8,
+                    open: self.slots.iter().filter(|s| s.counts_against(l.port)).count() as u8,
                 })
             }),
             counters: self.counters(),
@@ -821,7 +830,9 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
             return Err(ConnError::Stale);
         }
         if !slot.state.is_in_use() {
-            return Err(ConnError::Closed(slot.close_reason.unwrap_or(CloseReason::Closed)));
+            return Err(ConnError::Closed(
+                slot.close_reason.unwrap_or(CloseReason::Closed),
+            ));
         }
         Ok(h.slot())
     }
@@ -830,9 +841,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     fn error_for(&self, i: usize) -> ConnError {
         let slot = &self.slots[i];
         let class = match slot.close_reason {
-            Some(
-                CloseReason::PeerGone(c) | CloseReason::Failed(c) | CloseReason::ConnectFailed(c),
-            ) => c,
+            Some(CloseReason::PeerGone(c) | CloseReason::Failed(c) | CloseReason::ConnectFailed(c)) => c,
             Some(CloseReason::ConnectTimeout) => ErrorClass::Timeout,
             _ => ErrorClass::Fatal,
         };

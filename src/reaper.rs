@@ -26,6 +26,8 @@ pub(crate) struct SendProgress {
     pub last_progress: Instant,
     /// The last write attempt could not hand over everything it was given.
     pub blocked: bool,
+    /// When [`observe`](Self::observe) last ran.
+    pub sampled_at: Option<Instant>,
 }
 
 impl SendProgress {
@@ -35,6 +37,17 @@ impl SendProgress {
             acked: 0,
             last_progress: now,
             blocked: false,
+            sampled_at: None,
+        }
+    }
+
+    /// Whether a new reading is due: readings are taken every `grace / 8` at most,
+    /// so a stack whose send-queue query is costly is not asked on every poll. This
+    /// delays a reap by at most `grace / 8`; it never makes one earlier.
+    pub fn sample_due(&self, now: Instant, grace: Duration) -> bool {
+        match self.sampled_at {
+            None => true,
+            Some(t) => now.saturating_since(t).as_millis() >= grace.as_millis() / 8,
         }
     }
 
@@ -50,6 +63,7 @@ impl SendProgress {
     /// `buffered` the bytes waiting in netpool's coalescing buffer. Returns whether
     /// anything is pending.
     pub fn observe(&mut self, queue: Option<usize>, buffered: usize, now: Instant) -> bool {
+        self.sampled_at = Some(now);
         let pending = match queue {
             Some(q) => {
                 let acked = self.handed.saturating_sub(q as u64);
@@ -123,6 +137,15 @@ mod tests {
         // Fallback mode too.
         let pending = p.observe(None, 0, at(10_000));
         assert!(!p.is_stalled(pending, at(10_000), GRACE));
+    }
+
+    #[test]
+    fn readings_are_rate_limited_to_an_eighth_of_the_grace() {
+        let mut p = SendProgress::new(at(0));
+        assert!(p.sample_due(at(0), GRACE));
+        p.observe(Some(0), 0, at(0));
+        assert!(!p.sample_due(Instant::from_millis(1249), GRACE));
+        assert!(p.sample_due(Instant::from_millis(1250), GRACE));
     }
 
     #[test]

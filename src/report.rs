@@ -134,10 +134,7 @@ pub struct Report<const N: usize, const L: usize> {
 impl<const N: usize, const L: usize> Report<N, L> {
     /// Number of free connection slots.
     pub fn free_slots(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| s.state == ConnState::Free)
-            .count()
+        self.slots.iter().filter(|s| s.state == ConnState::Free).count()
     }
 }
 

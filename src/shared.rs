@@ -33,7 +33,7 @@ use heapless::Deque;
 
 use crate::handle::ConnHandle;
 use crate::listener::ListenParams;
-use crate::pool::{Pool, PollSummary};
+use crate::pool::{PollSummary, Pool};
 use crate::report::{Counters, Report};
 use crate::stack::Stack;
 use crate::time::Instant;

@@ -17,6 +17,15 @@ pub(crate) enum Origin {
     Outgoing { deadline: Instant },
 }
 
+/// What a slot is given when a connection moves in.
+pub(crate) struct NewConn<Sock> {
+    pub socket: Sock,
+    pub state: ConnState,
+    pub origin: Origin,
+    pub remote: SocketAddr,
+    pub protocol: u8,
+}
+
 #[derive(Debug)]
 pub(crate) struct Slot<Sock, const TX: usize> {
     pub generation: u16,
@@ -61,21 +70,19 @@ impl<Sock, const TX: usize> Slot<Sock, TX> {
     }
 
     /// Give the (free) slot to a new connection; returns its handle.
-    pub fn occupy(
-        &mut self,
-        index: usize,
-        socket: Sock,
-        state: ConnState,
-        origin: Origin,
-        remote: Option<SocketAddr>,
-        protocol: u8,
-        now: Instant,
-    ) -> ConnHandle {
+    pub fn occupy(&mut self, index: usize, new: NewConn<Sock>, now: Instant) -> ConnHandle {
+        let NewConn {
+            socket,
+            state,
+            origin,
+            remote,
+            protocol,
+        } = new;
         self.generation = self.generation.wrapping_add(1);
         self.state = state;
         self.socket = Some(socket);
         self.origin = origin;
-        self.remote = remote;
+        self.remote = Some(remote);
         self.protocol = protocol;
         self.opened_at = now;
         self.state_since = now;

@@ -136,12 +136,7 @@ pub trait Stack:
 }
 
 impl<T> Stack for T where
-    T: TcpFullStack<Error: Classify>
-        + TcpAbort
-        + TcpSendFlags
-        + TcpSendQueue
-        + TcpPeerStatus
-        + LinkStatus
+    T: TcpFullStack<Error: Classify> + TcpAbort + TcpSendFlags + TcpSendQueue + TcpPeerStatus + LinkStatus
 {
 }
 
@@ -234,10 +229,7 @@ impl<S: TcpFullStack> TcpFullStack for Plain<S> {
     fn listen(&mut self, s: &mut Self::TcpSocket) -> Result<(), Self::Error> {
         self.inner.listen(s).map_err(NalError)
     }
-    fn accept(
-        &mut self,
-        s: &mut Self::TcpSocket,
-    ) -> nb::Result<(Self::TcpSocket, SocketAddr), Self::Error> {
+    fn accept(&mut self, s: &mut Self::TcpSocket) -> nb::Result<(Self::TcpSocket, SocketAddr), Self::Error> {
         wrap(self.inner.accept(s))
     }
 }
