@@ -392,11 +392,11 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
                 slot.last_activity = now;
                 Ok(n)
             }
-            Err(nb::Error::WouldBlock) => Err(nb::Error::WouldBlock),
+            Err(nb::Error::WouldBlock) => Err(self.nothing_to_read(i)),
             Err(nb::Error::Other(e)) => {
                 let class = e.class();
                 if class.is_retry() {
-                    return Err(nb::Error::WouldBlock);
+                    return Err(self.nothing_to_read(i));
                 }
                 self.on_error(i, class, now);
                 Err(nb::Error::Other(self.error_for(i)))
@@ -835,6 +835,17 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
             ));
         }
         Ok(h.slot())
+    }
+
+    /// Nothing to read now: wait, unless the connection is already known dead (a write
+    /// or the reaper found out), in which case the reader learns it at once.
+    fn nothing_to_read(&self, i: usize) -> nb::Error<ConnError> {
+        let slot = &self.slots[i];
+        if slot.state == ConnState::OtherEndClosed && !slot.can_send {
+            nb::Error::Other(self.error_for(i))
+        } else {
+            nb::Error::WouldBlock
+        }
     }
 
     /// The error a handle operation reports for a slot's current state.

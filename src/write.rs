@@ -177,6 +177,11 @@ pub(crate) fn flush<S: Stack, const TX: usize>(
 
 /// The write contract. At most three stack calls, whatever happens: a flush of older
 /// buffered bytes, one send of the new bytes, and one flush when the buffer fills.
+///
+/// Fallback path: bytes that fit in the buffer join it (a push then sends the whole
+/// buffer in one call); bytes that do not fit go to the stack directly once the buffer
+/// is empty, and what the stack leaves is buffered under MORE or reported as not taken
+/// under push.
 pub(crate) fn write<S: Stack, const TX: usize>(
     stack: &mut S,
     sock: &mut S::TcpSocket,
@@ -205,15 +210,22 @@ pub(crate) fn write<S: Stack, const TX: usize>(
             }
             Err(class) => out.error = Some(class),
         }
+    } else if data.len() <= TX - tx.coalescer.len() {
+        // Fits behind what is buffered: coalesce; a push (or a full buffer) sends
+        // everything in one stack call.
+        out.taken = tx.coalescer.append(data, push, now);
+        if push || tx.coalescer.is_full() {
+            out.error = flush(stack, sock, tx, now);
+        }
     } else {
-        // Older buffered bytes go first, always.
+        // Does not fit: older buffered bytes go first, always.
         if let Some(class) = flush(stack, sock, tx, now) {
             out.error = Some(class);
             tx.progress.blocked = true;
             return out;
         }
-        if tx.coalescer.is_empty() && (push || data.len() >= TX) {
-            // Nothing to coalesce with: straight to the stack.
+        if tx.coalescer.is_empty() {
+            // Nothing to coalesce with and too big to buffer: straight to the stack.
             match send_once(stack, sock, data, None) {
                 Ok(n) => {
                     tx.progress.on_handed(n, now);
@@ -229,7 +241,7 @@ pub(crate) fn write<S: Stack, const TX: usize>(
         // Under MORE, or behind bytes still buffered, keep what fits for later.
         if out.taken < data.len() && (!push || !tx.coalescer.is_empty()) {
             out.taken += tx.coalescer.append(&data[out.taken..], push, now);
-            if tx.coalescer.is_full() || (push && !tx.coalescer.is_empty()) {
+            if tx.coalescer.is_full() {
                 out.error = flush(stack, sock, tx, now);
             }
         }

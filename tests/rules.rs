@@ -1,0 +1,753 @@
+//! One test (or a few) per rule of DESIGN.md, on the scripted stack. Each fails if
+//! its rule is broken.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use netpool::stack::SendFlag;
+use netpool::{
+    nb, CloseReason, Command, Config, ConnError, ConnHandle, ConnState, ConnectError, Duration, ErrorClass,
+    Instant, LinkState, ListenMode, ListenParams, Pool, PoolShare,
+};
+use support::*;
+
+const HTTP: u16 = 80;
+/// Native stack (MORE flag, abort, send queue, peer status): no coalescing buffer.
+type Native = Pool<ScriptedStack, 4, 2, 0>;
+/// Plain embedded-nal stack: every fallback, 64-byte coalescing buffer.
+type Fallback = Pool<PlainScripted, 4, 2, 64>;
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn client(n: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 40_000 + n))
+}
+
+fn native(config: Config) -> Native {
+    let mut pool = Pool::new(ScriptedStack::default(), config);
+    pool.listen(HTTP, ListenParams::new(4)).unwrap();
+    pool
+}
+
+fn fallback(config: Config) -> Fallback {
+    let mut pool = Pool::new(PlainScripted::new(ScriptedStack::default()), config);
+    pool.listen(HTTP, ListenParams::new(4)).unwrap();
+    pool
+}
+
+/// A peer connects to `port`; the pool accepts it.
+fn connect_peer<S: netpool::stack::Stack, const TX: usize>(
+    pool: &mut Pool<S, 4, 2, TX>,
+    stack: impl Fn(&mut S) -> &mut ScriptedStack,
+    port: u16,
+    n: u16,
+    now: Instant,
+) -> (ConnHandle, PeerId) {
+    let peer = stack(pool.stack_mut())
+        .peer_connect(port, client(n))
+        .expect("peer connect");
+    pool.poll(now);
+    let a = pool.accept_next().expect("accepted");
+    assert_eq!(a.remote, client(n));
+    (a.handle, peer)
+}
+
+fn n(s: &mut ScriptedStack) -> &mut ScriptedStack {
+    s
+}
+
+fn p(s: &mut PlainScripted) -> &mut ScriptedStack {
+    s.inner_mut()
+}
+
+// ------------------------------------------------------------------------------------
+// Close immediately (000: lingering closes exhausted lwIP's PCBs)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_close_is_immediate_even_with_unacknowledged_data() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, b"HTTP/1.1 200 OK\r\n\r\n{}", true, t(1)), Ok(21));
+    assert_eq!(pool.stack().unacked(peer), 21, "the peer has not acknowledged");
+
+    pool.close(h, t(1)).unwrap();
+    // Free on return: no waiting for the ACK, the stack got its close at once.
+    assert_eq!(pool.state(h), Ok(ConnState::Free));
+    assert_eq!(pool.free_slots(), 4);
+    let sock = pool.stack().sock_of(peer);
+    assert_eq!(sock, None, "socket handed back to the stack");
+    assert!(pool.stack().count(|c| matches!(c, Call::Close(_))) >= 1);
+    // The slot serves the next connection right away.
+    let (h2, _) = connect_peer(&mut pool, n, HTTP, 2, t(2));
+    assert_eq!(h2.slot(), h.slot());
+    assert_ne!(h2, h);
+}
+
+// ------------------------------------------------------------------------------------
+// MORE vs push (000 §3.1: the flag was inverted)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_more_flag_is_set_exactly_when_not_pushing() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, b"HTTP/1.1 200 OK\r\n", false, t(1)), Ok(17));
+    assert_eq!(pool.write(h, b"Content-Length: 2\r\n\r\n", false, t(1)), Ok(21));
+    assert_eq!(pool.write(h, b"{}", true, t(1)), Ok(2));
+    let flags: Vec<_> = pool
+        .stack()
+        .peer_segments(peer)
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(
+        flags,
+        [Some(SendFlag::More), Some(SendFlag::More), Some(SendFlag::Push)]
+    );
+}
+
+#[test]
+fn rule_more_coalesces_on_plain_stacks_and_push_sends() {
+    let mut pool = fallback(Config::new());
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, b"HTTP/1.1 200 OK\r\n", false, t(1)), Ok(17));
+    assert_eq!(pool.write(h, b"Content-Length: 2\r\n\r\n", false, t(1)), Ok(21));
+    assert!(
+        pool.stack().inner().peer_segments(peer).is_empty(),
+        "MORE bytes were sent at once"
+    );
+    assert_eq!(pool.write(h, b"{}", true, t(1)), Ok(2));
+    let segs = pool.stack().inner().peer_segments(peer);
+    assert_eq!(
+        segs.len(),
+        1,
+        "push must send the coalesced bytes in one go: {segs:?}"
+    );
+    assert_eq!(segs[0].0, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+}
+
+#[test]
+fn rule_coalesced_bytes_go_out_when_the_buffer_fills_or_the_delay_expires() {
+    let mut pool = fallback(Config::new().with_coalesce_delay(Duration::from_millis(200)));
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    // 100 bytes under MORE through a 64-byte buffer: the full buffer is flushed.
+    assert_eq!(pool.write(h, &[7u8; 100], false, t(1)), Ok(100));
+    assert_eq!(pool.stack().inner().peer_received(peer).len(), 100);
+    // A small MORE write waits for the delay, then goes out from poll.
+    assert_eq!(pool.write(h, b"tail", false, t(10)), Ok(4));
+    pool.poll(t(209));
+    assert_eq!(pool.stack().inner().peer_received(peer).len(), 100);
+    pool.poll(t(210));
+    assert_eq!(pool.stack().inner().peer_received(peer).len(), 104);
+}
+
+// ------------------------------------------------------------------------------------
+// Exact partial writes, no spin (000 §3.2, §3.3)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_partial_write_reports_exactly_the_bytes_taken() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().set_send_window(peer, 10);
+    let data: Vec<u8> = (0..100).collect();
+    assert_eq!(pool.write(h, &data, true, t(1)), Ok(10));
+    assert_eq!(pool.stack().peer_received(peer), &data[..10]);
+    pool.stack_mut().peer_ack_all(peer);
+    assert_eq!(pool.write(h, &data[10..], true, t(2)), Ok(10));
+    assert_eq!(pool.stack().peer_received(peer), &data[..20]);
+}
+
+#[test]
+fn rule_write_never_spins_on_would_block() {
+    // Native: one stack call, WouldBlock, return.
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().set_send_window(peer, 0);
+    pool.stack_mut().clear_calls();
+    assert_eq!(
+        pool.write(h, &[1u8; 1000], true, t(1)),
+        Err(nb::Error::WouldBlock)
+    );
+    assert_eq!(pool.stack().count(|c| matches!(c, Call::Send { .. })), 1);
+
+    // Fallback with a full coalescing buffer: at most a flush and a send, then return.
+    let mut pool = fallback(Config::new());
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    pool.stack_mut().inner_mut().set_send_window(peer, 0);
+    assert_eq!(pool.write(h, &[1u8; 64], false, t(1)), Ok(64));
+    pool.stack_mut().inner_mut().clear_calls();
+    assert_eq!(
+        pool.write(h, &[1u8; 1000], true, t(1)),
+        Err(nb::Error::WouldBlock)
+    );
+    assert!(pool.stack().inner().count(|c| matches!(c, Call::Send { .. })) <= 2);
+}
+
+// ------------------------------------------------------------------------------------
+// Error dispositions (000 §3.4)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_would_block_and_timeout_are_not_errors() {
+    for class in [ErrorClass::WouldBlock, ErrorClass::Timeout] {
+        let mut pool = native(Config::new());
+        let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+        pool.stack_mut().fail_next_send(peer, class);
+        assert_eq!(
+            pool.write(h, b"x", true, t(1)),
+            Err(nb::Error::WouldBlock),
+            "{class}"
+        );
+        pool.stack_mut().fail_next_receive(peer, class);
+        assert_eq!(
+            pool.read(h, &mut [0u8; 4], t(1)),
+            Err(nb::Error::WouldBlock),
+            "{class}"
+        );
+        assert_eq!(pool.state(h), Ok(ConnState::Connected), "{class}");
+    }
+}
+
+#[test]
+fn rule_peer_gone_errors_make_the_slot_other_end_closed() {
+    for class in [
+        ErrorClass::Reset,
+        ErrorClass::Closed,
+        ErrorClass::ConnectionLost,
+        ErrorClass::Aborted,
+    ] {
+        let mut pool = native(Config::new());
+        let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+        pool.stack_mut().fail_next_send(peer, class);
+        assert_eq!(
+            pool.write(h, b"x", true, t(1)),
+            Err(nb::Error::Other(ConnError::PeerGone(class)))
+        );
+        assert_eq!(pool.state(h), Ok(ConnState::OtherEndClosed), "{class}");
+        assert_eq!(pool.counters().peer_closed, 1);
+        assert_eq!(pool.counters().aborted, 0, "{class} must not abort");
+        // Not a zombie: the application's close frees it.
+        pool.close(h, t(2)).unwrap();
+        assert_eq!(pool.free_slots(), 4);
+    }
+}
+
+#[test]
+fn rule_every_other_error_aborts_and_releases_the_socket() {
+    for class in [
+        ErrorClass::Refused,
+        ErrorClass::NoRoute,
+        ErrorClass::OutOfResources,
+        ErrorClass::InvalidInput,
+        ErrorClass::Fatal,
+    ] {
+        let mut pool = native(Config::new());
+        let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+        pool.stack_mut().fail_next_receive(peer, class);
+        assert_eq!(
+            pool.read(h, &mut [0u8; 4], t(1)),
+            Err(nb::Error::Other(ConnError::Aborted(class)))
+        );
+        assert_eq!(pool.state(h), Ok(ConnState::Aborted));
+        assert!(
+            pool.stack().peer_saw_reset(peer),
+            "{class}: stack socket not aborted"
+        );
+        assert_eq!(pool.counters().aborted, 1);
+        pool.close(h, t(2)).unwrap();
+        assert_eq!(pool.free_slots(), 4);
+    }
+}
+
+#[test]
+fn rule_data_received_before_fin_stays_readable() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().peer_send(peer, b"POST body");
+    pool.stack_mut().peer_fin(peer);
+    pool.poll(t(1));
+    let mut buf = [0u8; 4];
+    assert_eq!(pool.read(h, &mut buf, t(1)), Ok(4));
+    assert_eq!(&buf, b"POST");
+    let mut rest = [0u8; 16];
+    assert_eq!(pool.read(h, &mut rest, t(1)), Ok(5));
+    assert_eq!(&rest[..5], b" body");
+    assert_eq!(
+        pool.read(h, &mut rest, t(1)),
+        Err(nb::Error::Other(ConnError::PeerGone(ErrorClass::Closed)))
+    );
+    assert_eq!(pool.state(h), Ok(ConnState::OtherEndClosed));
+    // Half-close: the response can still be written.
+    assert_eq!(pool.write(h, b"ok", true, t(1)), Ok(2));
+}
+
+// ------------------------------------------------------------------------------------
+// A failed connect reports failure (000 §3.5)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_failed_connect_reports_failure() {
+    let mut pool = native(Config::new());
+    pool.stack_mut()
+        .script_connect(ConnectScript::FailAfter(2, ErrorClass::Refused));
+    let h = pool.connect(client(9), 1, Duration::from_secs(5), t(0)).unwrap();
+    assert_eq!(pool.state(h), Ok(ConnState::Connecting));
+    for ms in 1..=3 {
+        pool.poll(t(ms));
+        assert_ne!(pool.state(h), Ok(ConnState::Connected));
+    }
+    assert_eq!(pool.state(h), Ok(ConnState::Aborted));
+    assert_eq!(
+        pool.write(h, b"x", true, t(4)),
+        Err(nb::Error::Other(ConnError::Aborted(ErrorClass::Refused)))
+    );
+    let report = pool.report(t(4));
+    assert_eq!(
+        report.slots[h.slot()].close_reason,
+        Some(CloseReason::ConnectFailed(ErrorClass::Refused))
+    );
+    assert_eq!(pool.counters().connect_failed, 1);
+    pool.close(h, t(4)).unwrap();
+
+    // Refused by the stack at once: an error, and nothing allocated.
+    pool.stack_mut().fail_next_socket(ErrorClass::OutOfResources);
+    assert_eq!(
+        pool.connect(client(9), 1, Duration::from_secs(5), t(5)),
+        Err(ConnectError::Stack(ErrorClass::OutOfResources))
+    );
+    assert_eq!(pool.free_slots(), 4);
+}
+
+// ------------------------------------------------------------------------------------
+// Bounded locks, short critical sections (000 §3.6, 001)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_other_tasks_share_the_pool_through_short_critical_sections() {
+    static SHARE: PoolShare<4, 2, 2> = PoolShare::new();
+    let mut pool = native(Config::new());
+    let (h, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(SHARE.report(), None);
+
+    // A full queue hands the command back at once instead of waiting.
+    assert_eq!(SHARE.post(Command::Close(h)), Ok(()));
+    assert_eq!(
+        SHARE.post(Command::Listen {
+            port: 21,
+            params: ListenParams::new(1)
+        }),
+        Ok(())
+    );
+    assert_eq!(SHARE.post(Command::Abort(h)), Err(Command::Abort(h)));
+
+    pool.poll_shared(t(1), &SHARE);
+    assert_eq!(pool.state(h), Ok(ConnState::Free));
+    assert!(pool.listener(21).is_some());
+    // Published: counters lock-free, the report by copy.
+    assert_eq!(SHARE.counters(), pool.counters());
+    let report = SHARE.report().expect("published");
+    assert_eq!(report.free_slots(), 4);
+
+    // A reader on another thread never waits on network I/O.
+    let reader = std::thread::spawn(|| (0..1000).map(|_| SHARE.counters().accepted).max());
+    for ms in 2..200 {
+        pool.poll_shared(t(ms), &SHARE);
+    }
+    assert_eq!(reader.join().unwrap(), Some(1));
+}
+
+// ------------------------------------------------------------------------------------
+// Listener lifetime; one-shot listeners (000 §3.7–3.9)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_one_shot_listener_stops_after_its_first_connection() {
+    let mut pool = native(Config::new());
+    pool.listen(
+        1024,
+        ListenParams::new(1)
+            .with_protocol(2)
+            .with_mode(ListenMode::OneShot),
+    )
+    .unwrap();
+    let first = pool.stack_mut().peer_connect(1024, client(1)).unwrap();
+    let second = pool.stack_mut().peer_connect(1024, client(2)).unwrap();
+    pool.poll(t(0));
+    let a = pool.accept_next().expect("first accepted");
+    assert_eq!((a.port, a.protocol), (1024, 2));
+    assert_eq!(pool.accept_next(), None);
+    assert_eq!(pool.listener(1024), None, "one-shot listener still listening");
+    assert_eq!(pool.stack().backlog_len(1024), 0);
+    assert!(
+        pool.stack().peer_saw_reset(second),
+        "the backlog went with the listener"
+    );
+    // The accepted connection does not depend on the listener.
+    pool.stack_mut().peer_send(first, b"RETR");
+    assert_eq!(pool.read(a.handle, &mut [0u8; 8], t(1)), Ok(4));
+    assert_eq!(pool.write(a.handle, b"data", true, t(1)), Ok(4));
+    pool.close(a.handle, t(2)).unwrap();
+    // The port can be listened on again.
+    assert!(pool
+        .listen(1024, ListenParams::new(1).with_mode(ListenMode::OneShot))
+        .is_ok());
+    pool.stack().assert_consistent();
+}
+
+#[test]
+fn rule_stopping_a_listener_leaves_its_connections_running() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(
+        pool.listen(HTTP, ListenParams::new(0)),
+        Ok(netpool::ListenOutcome::Stopped)
+    );
+    assert_eq!(pool.listener(HTTP), None);
+    assert!(
+        pool.stack_mut().peer_connect(HTTP, client(2)).is_err(),
+        "still listening"
+    );
+    assert_eq!(pool.write(h, b"still here", true, t(1)), Ok(10));
+    assert_eq!(pool.stack().peer_received(peer), b"still here");
+    assert_eq!(pool.report(t(1)).slots[h.slot()].local_port, HTTP);
+}
+
+// ------------------------------------------------------------------------------------
+// Connections that cannot be served are drained and counted (000 §3.10)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_unservable_connections_are_accepted_and_released_at_once() {
+    // Port cap 2 on a pool of 4.
+    let mut pool = native(Config::new());
+    pool.listen(HTTP, ListenParams::new(2)).unwrap();
+    let peers: Vec<_> = (0..5)
+        .map(|i| pool.stack_mut().peer_connect(HTTP, client(i)).unwrap())
+        .collect();
+    pool.poll(t(0));
+    pool.poll(t(1)); // accepts_per_poll = 4: the fifth needs a second pass
+    assert_eq!(
+        pool.stack().backlog_len(HTTP),
+        0,
+        "rejected connections left in the backlog"
+    );
+    let c = pool.counters();
+    assert_eq!((c.accepted, c.rejected, c.rejected_port_cap), (2, 3, 3));
+    for peer in &peers[2..] {
+        assert!(pool.stack().peer_saw_reset(*peer));
+        assert!(
+            !pool.stack().holds_pcb(*peer),
+            "a rejected connection holds a PCB"
+        );
+    }
+    // Pool full: cap 8 on a pool of 4.
+    pool.listen(HTTP, ListenParams::new(8)).unwrap();
+    for i in 10..14 {
+        pool.stack_mut().peer_connect(HTTP, client(i)).unwrap();
+    }
+    pool.poll(t(2));
+    let c = pool.counters();
+    assert_eq!((c.accepted, c.rejected_pool_full), (4, 2));
+    assert_eq!(pool.free_slots(), 0);
+    pool.stack().assert_consistent();
+}
+
+// ------------------------------------------------------------------------------------
+// Freeing a slot is not a new-connection event (000 §4.4)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_freeing_a_slot_does_not_trigger_an_accept() {
+    let mut pool = native(Config::new());
+    let (h, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    let (h2, _) = connect_peer(&mut pool, n, HTTP, 2, t(0));
+    pool.stack_mut().clear_calls();
+    pool.close(h, t(1)).unwrap();
+    pool.abort(h2, t(1)).unwrap();
+    assert_eq!(pool.stack().count(|c| matches!(c, Call::Accept(_))), 0);
+}
+
+// ------------------------------------------------------------------------------------
+// Diagnostics never block (000 §3.11)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_diagnostics_do_no_io() {
+    let mut pool = native(Config::new());
+    let (h, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.write(h, b"abc", true, t(1)).unwrap();
+    pool.stack_mut().clear_calls();
+    let report = pool.report(t(5));
+    let counters = pool.counters();
+    let text = format!("{report}");
+    assert!(
+        pool.stack().calls().is_empty(),
+        "the report called the stack: {:?}",
+        pool.stack().calls()
+    );
+    assert_eq!(report.slots[h.slot()].bytes_out, 3);
+    assert_eq!(report.slots[h.slot()].remote, Some(client(1)));
+    assert_eq!(report.counters, counters);
+    assert!(
+        text.contains("connected") && text.contains("127.0.0.1:40001"),
+        "{text}"
+    );
+}
+
+// ------------------------------------------------------------------------------------
+// Read the link, never probe; every wait has a deadline (001)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_connect_is_refused_while_the_link_is_down_without_touching_the_network() {
+    let mut pool = native(Config::new());
+    pool.stack_mut().set_link(LinkState::Down);
+    pool.stack_mut().clear_calls();
+    assert_eq!(
+        pool.connect(client(9), 0, Duration::from_secs(5), t(0)),
+        Err(ConnectError::LinkDown)
+    );
+    assert!(
+        pool.stack().calls().is_empty(),
+        "probed: {:?}",
+        pool.stack().calls()
+    );
+    assert_eq!(pool.free_slots(), 4);
+
+    // Fallback stacks: the application sets the link it read from its driver.
+    let mut pool = fallback(Config::new());
+    pool.stack_mut().set_link(LinkState::Down);
+    assert_eq!(
+        pool.connect(client(9), 0, Duration::from_secs(5), t(0)),
+        Err(ConnectError::LinkDown)
+    );
+    pool.stack_mut().set_link(LinkState::Unknown);
+    assert!(
+        pool.connect(client(9), 0, Duration::from_secs(5), t(0)).is_ok(),
+        "unknown is up"
+    );
+}
+
+#[test]
+fn rule_connect_fails_by_its_deadline() {
+    let mut pool = native(Config::new());
+    pool.stack_mut().script_connect(ConnectScript::NeverComplete);
+    let h = pool
+        .connect(client(9), 0, Duration::from_millis(3000), t(0))
+        .unwrap();
+    pool.poll(t(2999));
+    assert_eq!(pool.state(h), Ok(ConnState::Connecting));
+    pool.poll(t(3000));
+    assert_eq!(pool.state(h), Ok(ConnState::Aborted));
+    assert_eq!(
+        pool.report(t(3000)).slots[h.slot()].close_reason,
+        Some(CloseReason::ConnectTimeout)
+    );
+    assert!(
+        pool.stack().count(|c| matches!(c, Call::Abort(_))) >= 1,
+        "socket not released"
+    );
+    assert_eq!(
+        pool.poll_at(),
+        Some(t(3000) + Config::new().abandoned_after.unwrap())
+    );
+}
+
+#[test]
+fn rule_link_down_mid_connect_fails_the_connect_at_the_next_poll() {
+    let mut pool = native(Config::new());
+    pool.stack_mut().script_connect(ConnectScript::NeverComplete);
+    let h = pool.connect(client(9), 0, Duration::from_secs(30), t(0)).unwrap();
+    pool.stack_mut().set_link(LinkState::Down);
+    pool.poll(t(1));
+    assert_eq!(pool.state(h), Ok(ConnState::Aborted));
+    assert_eq!(
+        pool.report(t(1)).slots[h.slot()].close_reason,
+        Some(CloseReason::ConnectFailed(ErrorClass::NoRoute))
+    );
+}
+
+// ------------------------------------------------------------------------------------
+// Idempotent, ordered cleanup; the reader learns what the writer learned (002)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_cleanup_is_idempotent_and_stale_handles_touch_nothing() {
+    let mut pool = native(Config::new());
+    let (h, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.close(h, t(1)).unwrap();
+    pool.close(h, t(1)).unwrap();
+    pool.abort(h, t(1)).unwrap();
+    assert_eq!(
+        pool.write(h, b"x", true, t(1)),
+        Err(nb::Error::Other(ConnError::Closed(CloseReason::Closed)))
+    );
+    // The slot is reused: the old handle is stale and cannot touch the new connection.
+    let (h2, peer2) = connect_peer(&mut pool, n, HTTP, 2, t(2));
+    assert_eq!(h2.slot(), h.slot());
+    assert_eq!(pool.close(h, t(3)), Err(ConnError::Stale));
+    assert_eq!(
+        pool.write(h, b"x", true, t(3)),
+        Err(nb::Error::Other(ConnError::Stale))
+    );
+    assert_eq!(pool.state(h2), Ok(ConnState::Connected));
+    assert!(!pool.stack().peer_saw_fin(peer2) && !pool.stack().peer_saw_reset(peer2));
+}
+
+#[test]
+fn rule_a_reader_learns_at_once_what_the_writer_learned() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().fail_next_send(peer, ErrorClass::Reset);
+    assert!(pool.write(h, b"x", true, t(1)).is_err());
+    pool.stack_mut().clear_calls();
+    assert_eq!(
+        pool.read(h, &mut [0u8; 4], t(1)),
+        Err(nb::Error::Other(ConnError::PeerGone(ErrorClass::Reset)))
+    );
+    assert_eq!(
+        pool.write(h, b"x", true, t(1)),
+        Err(nb::Error::Other(ConnError::PeerGone(ErrorClass::Reset)))
+    );
+    assert_eq!(
+        pool.stack().count(|c| matches!(c, Call::Send { .. })),
+        0,
+        "wrote to a dead connection"
+    );
+}
+
+// ------------------------------------------------------------------------------------
+// Dead peers from progress, not from application acks (003)
+// ------------------------------------------------------------------------------------
+
+const GRACE: Duration = Duration::from_secs(8);
+
+#[test]
+fn rule_reaper_reaps_a_send_stall_after_the_grace() {
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, &[0u8; 1000], true, t(0)), Ok(1000));
+    pool.poll(t(1));
+    pool.poll(t(7999));
+    assert_eq!(pool.state(h), Ok(ConnState::Connected), "reaped before the grace");
+    pool.poll(t(9001)); // grace + one reading interval (grace / 8)
+    assert_eq!(pool.state(h), Ok(ConnState::Free));
+    assert!(
+        pool.stack().peer_saw_reset(peer),
+        "a reaped connection is aborted"
+    );
+    assert_eq!(pool.counters().reaped, 1);
+    assert_eq!(
+        pool.report(t(9001)).slots[h.slot()].close_reason,
+        Some(CloseReason::Stalled)
+    );
+}
+
+#[test]
+fn rule_reaper_spares_a_slow_peer_that_keeps_draining() {
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.write(h, &[0u8; 4096], true, t(0)).unwrap();
+    // One byte acknowledged every 5 s for 10 minutes, with the queue never empty.
+    for step in 1..=120u64 {
+        pool.stack_mut().peer_ack(peer, 1);
+        let _ = pool.write(h, &[0u8; 1], true, t(step * 5000));
+        pool.poll(t(step * 5000));
+        assert_eq!(
+            pool.state(h),
+            Ok(ConnState::Connected),
+            "slow peer reaped at step {step}"
+        );
+    }
+    assert_eq!(pool.counters().reaped, 0);
+}
+
+#[test]
+fn rule_reaper_fallback_judges_progress_by_bytes_the_stack_takes() {
+    let mut pool = fallback(Config::new().with_stall_grace(GRACE));
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    pool.stack_mut().inner_mut().set_send_window(peer, 0);
+    assert_eq!(pool.write(h, &[1u8; 10], false, t(0)), Ok(10)); // coalesced, cannot be flushed
+    pool.poll(t(500)); // due: flush refused
+    pool.poll(t(7999));
+    assert_eq!(pool.state(h), Ok(ConnState::Connected));
+    pool.poll(t(9001));
+    assert_eq!(pool.state(h), Ok(ConnState::Free));
+    assert_eq!(pool.counters().reaped, 1);
+}
+
+#[test]
+fn rule_peer_close_is_detected_without_reading() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().peer_fin(peer);
+    pool.poll(t(1));
+    assert_eq!(pool.state(h), Ok(ConnState::OtherEndClosed));
+    let (h2, peer2) = connect_peer(&mut pool, n, HTTP, 2, t(2));
+    pool.stack_mut().peer_reset(peer2);
+    pool.poll(t(3));
+    assert_eq!(pool.state(h2), Ok(ConnState::OtherEndClosed));
+    assert_eq!(pool.counters().peer_closed, 2);
+}
+
+#[test]
+fn idle_timeout_closes_quiet_connections_and_spares_busy_ones() {
+    let mut pool = native(Config::new().with_idle_timeout(Some(Duration::from_secs(60))));
+    let (quiet, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    let (busy, busy_peer) = connect_peer(&mut pool, n, HTTP, 2, t(0));
+    for s in 1..=70u64 {
+        pool.stack_mut().peer_send(busy_peer, b"ping");
+        let _ = pool.read(busy, &mut [0u8; 8], t(s * 1000));
+        pool.poll(t(s * 1000));
+    }
+    assert_eq!(pool.state(quiet), Ok(ConnState::Free));
+    assert_eq!(pool.state(busy), Ok(ConnState::Connected));
+    assert_eq!(pool.counters().idle_closed, 1);
+}
+
+#[test]
+fn abandoned_peer_closed_slots_are_freed_after_the_timeout() {
+    let mut pool = native(Config::new().with_abandoned_after(Some(Duration::from_secs(30))));
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().peer_reset(peer);
+    pool.poll(t(1));
+    assert_eq!(pool.state(h), Ok(ConnState::OtherEndClosed));
+    pool.poll(t(30_000));
+    assert_eq!(pool.state(h), Ok(ConnState::OtherEndClosed));
+    pool.poll(t(30_001));
+    assert_eq!(pool.state(h), Ok(ConnState::Free));
+    assert_eq!(pool.counters().abandoned, 1);
+}
+
+#[test]
+fn write_and_close_closes_only_when_everything_was_taken() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().set_send_window(peer, 5);
+    assert_eq!(pool.write_and_close(h, b"0123456789", t(1)), Ok(5));
+    assert_eq!(pool.state(h), Ok(ConnState::Connected));
+    pool.stack_mut().peer_ack_all(peer);
+    assert_eq!(pool.write_and_close(h, b"56789", t(2)), Ok(5));
+    assert_eq!(pool.state(h), Ok(ConnState::Free));
+    assert_eq!(pool.stack().peer_received(peer), b"0123456789");
+    assert!(pool.stack().peer_saw_fin(peer));
+}
+
+#[test]
+fn exhausted_pool_is_a_counted_error_not_a_panic() {
+    let mut pool = native(Config::new());
+    for i in 0..4 {
+        connect_peer(&mut pool, n, HTTP, i, t(0));
+    }
+    assert_eq!(
+        pool.connect(client(9), 0, Duration::from_secs(1), t(1)),
+        Err(ConnectError::PoolFull)
+    );
+    assert_eq!(pool.counters().exhausted, 1);
+    assert_eq!(pool.counters().high_water, 4);
+}
