@@ -498,6 +498,11 @@ impl ScriptedStack {
         conn.last_activity = tick;
     }
 
+    /// Whether [`peer_fin`](Self::peer_fin) took effect on this connection.
+    pub fn peer_fin_sent(&self, id: PeerId) -> bool {
+        self.conn(id).peer_fin
+    }
+
     /// The peer sends FIN: once the buffered data is read, `receive` returns `Ok(0)`
     /// and [`TcpPeerStatus`] reports `Closed`.
     pub fn peer_fin(&mut self, id: PeerId) {
