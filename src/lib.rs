@@ -107,3 +107,8 @@ pub use time::{Duration, Instant};
 
 /// Re-exported: the `nb` results every non-blocking call returns.
 pub use embedded_nal::nb;
+
+/// The README's examples are compiled and run as doc tests.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
