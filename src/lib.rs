@@ -20,7 +20,7 @@
 //!   accepted and released at once, and counted — they never sit in the stack's backlog
 //!   holding a PCB. One-shot listeners stop after their first connection.
 //! - **Writes** return the bytes taken. `push == false` means MORE (coalesce),
-//!   `push == true` means send now ([`write`] module).
+//!   `push == true` means send now ([`mod@write`] module).
 //! - **Errors** from any stack fold into one [`ErrorClass`] with one
 //!   [`Disposition`]: retry, peer gone (→ `OtherEndClosed`, received data stays
 //!   readable), or fatal (→ `Aborted`).
