@@ -88,6 +88,8 @@ mod pool;
 pub mod reaper;
 mod report;
 pub mod shared;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod slot;
 pub mod stack;
 pub mod state;

@@ -756,6 +756,19 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         Ok(slot.state)
     }
 
+    /// Bytes this connection has handed to the stack that the peer has not yet
+    /// acknowledged, plus what waits in netpool's coalescing buffer; `None` when the
+    /// stack cannot tell ([`TcpSendQueue`](crate::stack::TcpSendQueue) fallback).
+    /// One stack call; no side effects.
+    pub fn send_queue(&mut self, h: ConnHandle) -> Result<Option<usize>, ConnError> {
+        let i = self.live(h)?;
+        let slot = &self.slots[i];
+        let Some(socket) = slot.socket.as_ref() else {
+            return Ok(Some(slot.tx.coalescer.len()));
+        };
+        Ok(self.stack.send_queue(socket).map(|q| q + slot.tx.coalescer.len()))
+    }
+
     /// The handle of the connection in slot `slot`, if it is in use.
     pub fn handle_at(&self, slot: usize) -> Option<ConnHandle> {
         let s = self.slots.get(slot)?;
