@@ -13,7 +13,7 @@ use crate::error::ErrorClass;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConnHandle {
     pub(crate) slot: u8,
-    pub(crate) generation: u16,
+    pub(crate) generation: u32,
 }
 
 impl ConnHandle {
@@ -23,7 +23,7 @@ impl ConnHandle {
     }
 
     /// The generation of the slot this handle was issued for.
-    pub const fn generation(self) -> u16 {
+    pub const fn generation(self) -> u32 {
         self.generation
     }
 }

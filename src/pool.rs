@@ -101,24 +101,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
             slots: [const { Slot::new() }; N],
             listeners: [const { None }; L],
             listener_generation: 0,
-            counters: Counters {
-                accepted: 0,
-                rejected: 0,
-                rejected_port_cap: 0,
-                rejected_pool_full: 0,
-                reaped: 0,
-                idle_closed: 0,
-                peer_closed: 0,
-                aborted: 0,
-                connects: 0,
-                connect_failed: 0,
-                exhausted: 0,
-                abandoned: 0,
-                accept_errors: 0,
-                dropped_on_close: 0,
-                in_use: 0,
-                high_water: 0,
-            },
+            counters: Counters::ZERO,
             link: LinkState::Unknown,
         }
     }
@@ -233,7 +216,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
 
     /// Take what is waiting in one listener's backlog (bounded per poll).
     fn drain_listener(&mut self, li: usize, now: Instant, summary: &mut PollSummary) {
-        for _ in 0..self.config.accepts_per_poll {
+        for _ in 0..self.config.accepts_per_poll.max(1) {
             let Some(l) = self.listeners[li].as_mut() else {
                 return;
             };
@@ -447,9 +430,10 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         Ok(out.taken)
     }
 
-    /// Write `data` with push, then close if all of it was taken (the bridge
-    /// protocol's close-after-write). Returns the bytes taken; when fewer than
-    /// `data.len()`, the connection stays open for the rest.
+    /// Write `data` with push, then close once every byte — this call's and any
+    /// coalesced before it — is with the stack (the bridge protocol's
+    /// close-after-write). Returns the bytes of `data` taken; when the connection is
+    /// still open afterwards, call again with the rest (or with nothing, to finish).
     pub fn write_and_close(
         &mut self,
         h: ConnHandle,
@@ -458,18 +442,26 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     ) -> nb::Result<usize, ConnError> {
         let taken = match self.write(h, data, true, now) {
             Ok(n) => n,
-            Err(nb::Error::WouldBlock) if data.is_empty() => 0,
+            Err(nb::Error::WouldBlock) => 0,
             Err(e) => return Err(e),
         };
-        if taken == data.len() {
+        let i = self.live(h).map_err(nb::Error::Other)?;
+        if taken == data.len() && self.slots[i].tx.coalescer.is_empty() {
             self.close(h, now).map_err(nb::Error::Other)?;
         }
         Ok(taken)
     }
 
-    /// Hand any coalesced bytes to the stack now (a push without data).
+    /// Hand coalesced bytes to the stack now (a push without data). `Ok` once
+    /// netpool holds none; `WouldBlock` while the stack refuses some.
     pub fn flush(&mut self, h: ConnHandle, now: Instant) -> nb::Result<(), ConnError> {
-        self.write(h, &[], true, now).map(|_| ())
+        self.write(h, &[], true, now)?;
+        let i = self.live(h).map_err(nb::Error::Other)?;
+        if self.slots[i].tx.coalescer.is_empty() {
+            Ok(())
+        } else {
+            Err(nb::Error::WouldBlock)
+        }
     }
 
     // ---------------------------------------------------------------- close
@@ -609,7 +601,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         };
 
         if slot.can_send && slot.tx.coalescer.is_due(now, config.coalesce_delay) {
-            if let Some(class) = write::flush(&mut self.stack, socket, &mut slot.tx, now) {
+            if let Err(class) = write::flush(&mut self.stack, socket, &mut slot.tx, now) {
                 self.on_error_counted(i, class, now, summary);
                 return;
             }
@@ -662,7 +654,14 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         let Some(after) = self.config.abandoned_after else {
             return;
         };
-        if now.saturating_since(self.slots[i].state_since) >= after {
+        let slot = &self.slots[i];
+        // A half-closed connection still moving data is in use, not abandoned.
+        let since = if slot.can_send {
+            slot.state_since.max(slot.last_activity)
+        } else {
+            slot.state_since
+        };
+        if now.saturating_since(since) >= after {
             self.counters.abandoned = self.counters.abandoned.wrapping_add(1);
             self.release(i, Release::Abort, CloseReason::Abandoned, now);
             summary.closed += 1;
@@ -680,8 +679,9 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     }
 
     fn on_error_counted(&mut self, i: usize, class: ErrorClass, now: Instant, summary: &mut PollSummary) {
+        let was_connected = self.slots[i].state == ConnState::Connected;
         if class.is_peer_gone() {
-            summary.peer_gone += 1;
+            summary.peer_gone += u16::from(was_connected);
         } else if !class.is_retry() {
             summary.closed += 1;
         }
@@ -728,7 +728,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
                     Origin::Accepted { .. } => None,
                 },
                 ConnState::Connected | ConnState::OtherEndClosed => [
-                    s.tx.progress.deadline(s.can_send, c.stall_grace),
+                    s.tx.progress.deadline(c.stall_grace),
                     s.tx.coalescer.deadline(c.coalesce_delay),
                     c.idle_timeout.map(|d| s.last_activity + d),
                     (s.state == ConnState::OtherEndClosed)

@@ -28,6 +28,11 @@ pub(crate) struct SendProgress {
     pub blocked: bool,
     /// When [`observe`](Self::observe) last ran.
     pub sampled_at: Option<Instant>,
+    /// What the last reading found: bytes pending.
+    pub pending: bool,
+    /// The last reading came from the stack's send queue (then only acknowledgements
+    /// are progress, not bytes handed over).
+    pub acked_mode: bool,
 }
 
 impl SendProgress {
@@ -38,6 +43,8 @@ impl SendProgress {
             last_progress: now,
             blocked: false,
             sampled_at: None,
+            pending: false,
+            acked_mode: false,
         }
     }
 
@@ -51,11 +58,14 @@ impl SendProgress {
         }
     }
 
-    /// The stack took `n` bytes.
+    /// The stack took `n` bytes. Progress only without send-queue readings: with
+    /// them, a peer that acknowledges nothing is stalled however much is written.
     pub fn on_handed(&mut self, n: usize, now: Instant) {
         if n > 0 {
             self.handed += n as u64;
-            self.last_progress = now;
+            if !self.acked_mode {
+                self.last_progress = now;
+            }
         }
     }
 
@@ -64,6 +74,7 @@ impl SendProgress {
     /// anything is pending.
     pub fn observe(&mut self, queue: Option<usize>, buffered: usize, now: Instant) -> bool {
         self.sampled_at = Some(now);
+        self.acked_mode = queue.is_some();
         let pending = match queue {
             Some(q) => {
                 let acked = self.handed.saturating_sub(q as u64);
@@ -75,10 +86,11 @@ impl SendProgress {
             }
             None => buffered > 0 || self.blocked,
         };
-        if !pending {
+        if !pending || !self.pending {
             // Nothing to send is not a stall: the clock starts when data waits.
             self.last_progress = now;
         }
+        self.pending = pending;
         pending
     }
 
@@ -87,9 +99,10 @@ impl SendProgress {
         pending && now.saturating_since(self.last_progress) >= grace
     }
 
-    /// When the stall verdict could next change, if bytes are pending.
-    pub fn deadline(&self, pending: bool, grace: Duration) -> Option<Instant> {
-        pending.then_some(self.last_progress + grace)
+    /// When the stall verdict could next change: bytes were pending at the last
+    /// reading (or no reading was taken yet).
+    pub fn deadline(&self, grace: Duration) -> Option<Instant> {
+        (self.pending || self.sampled_at.is_none()).then_some(self.last_progress + grace)
     }
 }
 
@@ -107,10 +120,12 @@ mod tests {
     fn vanished_peer_with_queued_bytes_is_stalled_after_the_grace() {
         let mut p = SendProgress::new(at(0));
         p.on_handed(5000, at(0));
-        assert!(p.observe(Some(5000), 0, at(5)));
-        assert!(!p.is_stalled(true, at(9), GRACE));
+        // The clock starts at the first reading that finds bytes waiting.
+        assert!(p.observe(Some(5000), 0, at(1)));
         assert!(p.observe(Some(5000), 0, at(10)));
-        assert!(p.is_stalled(true, at(10), GRACE));
+        assert!(!p.is_stalled(true, at(10), GRACE));
+        assert!(p.observe(Some(5000), 0, at(11)));
+        assert!(p.is_stalled(true, at(11), GRACE));
     }
 
     #[test]
@@ -146,6 +161,20 @@ mod tests {
         p.observe(Some(0), 0, at(0));
         assert!(!p.sample_due(Instant::from_millis(1249), GRACE));
         assert!(p.sample_due(Instant::from_millis(1250), GRACE));
+    }
+
+    #[test]
+    fn writing_more_is_not_progress_when_acknowledgements_can_be_read() {
+        let mut p = SendProgress::new(at(0));
+        p.on_handed(10, at(0));
+        assert!(p.observe(Some(10), 0, at(0)));
+        for s in 1..=8u64 {
+            p.on_handed(10, at(s)); // the application trickles; the peer acks nothing
+            let pending = p.observe(Some(10 + 10 * s as usize), 0, at(s));
+            assert!(!p.is_stalled(pending, at(s), GRACE), "{s}");
+        }
+        let pending = p.observe(Some(100), 0, at(10));
+        assert!(p.is_stalled(pending, at(10), GRACE));
     }
 
     #[test]

@@ -13,45 +13,63 @@ use crate::listener::ListenParams;
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
 
-/// Event counters since the pool was created. They only grow (wrapping at `u32::MAX`),
-/// except `in_use` and `high_water`.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub struct Counters {
-    /// Incoming connections served.
-    pub accepted: u32,
-    /// Incoming connections turned away (accepted from the stack and released at once).
-    pub rejected: u32,
-    /// ... of which because the port's cap was reached.
-    pub rejected_port_cap: u32,
-    /// ... of which because no slot was free.
-    pub rejected_pool_full: u32,
-    /// Connections reaped for a send stall.
-    pub reaped: u32,
-    /// Connections closed by the idle timeout.
-    pub idle_closed: u32,
-    /// Connections whose peer went away (FIN, RST, lost, stack abort).
-    pub peer_closed: u32,
-    /// Connections aborted: fatal stack errors and application aborts.
-    pub aborted: u32,
-    /// Outgoing connections started.
-    pub connects: u32,
-    /// Outgoing connections that failed or timed out.
-    pub connect_failed: u32,
-    /// Connects or accepts refused because every slot was in use.
-    pub exhausted: u32,
-    /// `Aborted`/`OtherEndClosed` slots freed because the application never closed them.
-    pub abandoned: u32,
-    /// Errors from the stack's `accept` (other than would-block).
-    pub accept_errors: u32,
-    /// Coalesced bytes the stack would not take at close time (see [`crate::write`]).
-    pub dropped_on_close: u32,
-    /// Slots in use now.
-    pub in_use: u32,
-    /// Most slots ever in use at once.
-    pub high_water: u32,
+/// The one list of counters: [`Counters`], its `Display`, and the atomic mirror
+/// [`SharedCounters`](crate::SharedCounters) are all generated from it.
+macro_rules! counter_fields {
+    ($callback:ident) => {
+        $callback! {
+            accepted: "Incoming connections served.",
+            rejected: "Incoming connections turned away (accepted from the stack and released at once).",
+            rejected_port_cap: "... of which because the port's cap was reached.",
+            rejected_pool_full: "... of which because no slot was free.",
+            reaped: "Connections reaped for a send stall.",
+            idle_closed: "Connections closed by the idle timeout.",
+            peer_closed: "Connections whose peer went away (FIN, RST, lost, stack abort).",
+            aborted: "Connections aborted: fatal stack errors and application aborts.",
+            connects: "Outgoing connections started.",
+            connect_failed: "Outgoing connections that failed or timed out.",
+            exhausted: "Connects or accepts refused because every slot was in use.",
+            abandoned: "`Aborted`/`OtherEndClosed` slots freed because the application never closed them.",
+            accept_errors: "Errors from the stack's `accept` (other than would-block).",
+            dropped_on_close: "Coalesced (MORE) bytes the stack would not take at close time.",
+            in_use: "Slots in use now.",
+            high_water: "Most slots ever in use at once.",
+        }
+    };
 }
+pub(crate) use counter_fields;
+
+macro_rules! define_counters {
+    ($($field:ident: $doc:literal,)*) => {
+        /// Event counters since the pool was created. They only grow (wrapping at
+        /// `u32::MAX`), except `in_use` and `high_water`.
+        #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        #[non_exhaustive]
+        pub struct Counters {
+            $(#[doc = $doc] pub $field: u32,)*
+        }
+
+        impl Counters {
+            /// All zero.
+            pub const ZERO: Counters = Counters { $($field: 0,)* };
+        }
+
+        /// `name value` pairs, space-separated, every counter.
+        impl fmt::Display for Counters {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut sep = "";
+                $(
+                    write!(f, "{}{} {}", sep, stringify!($field), self.$field)?;
+                    sep = " ";
+                )*
+                let _ = sep;
+                Ok(())
+            }
+        }
+    };
+}
+counter_fields!(define_counters);
 
 /// One slot, as seen at the moment of the report.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -60,7 +78,7 @@ pub struct SlotReport {
     /// Slot number.
     pub slot: u8,
     /// Generation of the connection in (or last in) the slot.
-    pub generation: u16,
+    pub generation: u32,
     /// State.
     pub state: ConnState,
     /// Local port (the listener's port for accepted connections; 0 if unknown).
@@ -135,31 +153,6 @@ impl<const N: usize, const L: usize> Report<N, L> {
     /// Number of free connection slots.
     pub fn free_slots(&self) -> usize {
         self.slots.iter().filter(|s| s.state == ConnState::Free).count()
-    }
-}
-
-impl fmt::Display for Counters {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "accepted {} rejected {} (cap {}, full {}) reaped {} idle {} peer-closed {} \
-             aborted {} connects {} connect-failed {} exhausted {} abandoned {} \
-             in-use {} high-water {}",
-            self.accepted,
-            self.rejected,
-            self.rejected_port_cap,
-            self.rejected_pool_full,
-            self.reaped,
-            self.idle_closed,
-            self.peer_closed,
-            self.aborted,
-            self.connects,
-            self.connect_failed,
-            self.exhausted,
-            self.abandoned,
-            self.in_use,
-            self.high_water
-        )
     }
 }
 

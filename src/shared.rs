@@ -55,8 +55,8 @@ pub enum Command {
     },
 }
 
-macro_rules! shared_counters {
-    ($($field:ident),* $(,)?) => {
+macro_rules! define_shared_counters {
+    ($($field:ident: $doc:literal,)*) => {
         /// [`Counters`] as atomics: one writer (the network task) *stores*, any number
         /// of readers *load*. Needs only 32-bit atomic loads and stores, which every
         /// target netpool supports (thumbv6m and the ESP8266 included).
@@ -79,32 +79,14 @@ macro_rules! shared_counters {
             /// Load a snapshot, lock-free. Fields are loaded one by one: a reader
             /// racing the writer may see a mix of two consecutive snapshots.
             pub fn load(&self) -> Counters {
-                let mut c = Counters::default();
+                let mut c = Counters::ZERO;
                 $(c.$field = self.$field.load(Ordering::Relaxed);)*
                 c
             }
         }
     };
 }
-
-shared_counters!(
-    accepted,
-    rejected,
-    rejected_port_cap,
-    rejected_pool_full,
-    reaped,
-    idle_closed,
-    peer_closed,
-    aborted,
-    connects,
-    connect_failed,
-    exhausted,
-    abandoned,
-    accept_errors,
-    dropped_on_close,
-    in_use,
-    high_water,
-);
+crate::report::counter_fields!(define_shared_counters);
 
 /// What other tasks see of a pool `Pool<_, N, L, _>`, with room for `Q` commands.
 /// Put it in a `static`; see the [module docs](self).

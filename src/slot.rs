@@ -28,7 +28,7 @@ pub(crate) struct NewConn<Sock> {
 
 #[derive(Debug)]
 pub(crate) struct Slot<Sock, const TX: usize> {
-    pub generation: u16,
+    pub generation: u32,
     pub state: ConnState,
     /// The stack socket; `None` once released (the slot may still be `Aborted`).
     pub socket: Option<Sock>,
@@ -118,8 +118,15 @@ impl<Sock, const TX: usize> Slot<Sock, TX> {
     }
 
     /// Mark the slot free. The caller has released the socket.
+    ///
+    /// An application close keeps the reason the connection already had (why it
+    /// failed, or that the peer left); the pool's own decisions (stalled, idle,
+    /// abandoned) replace it, so the report says why the pool freed the slot.
     pub fn free(&mut self, reason: CloseReason, now: Instant) {
-        self.note_reason(reason);
+        match reason {
+            CloseReason::Closed | CloseReason::Aborted => self.note_reason(reason),
+            _ => self.close_reason = Some(reason),
+        }
         self.socket = None;
         self.tx.coalescer.clear();
         self.can_send = false;

@@ -14,10 +14,18 @@
 //!   when [`Config::coalesce_delay`](crate::Config::coalesce_delay) expires, and on close.
 //!
 //! Bytes taken into the buffer are bytes the stack will send: netpool hands them over
-//! before anything written later. The one exception is a close while the stack refuses
-//! them (its send buffer full because the peer stopped reading): the close is still
-//! immediate, and those bytes are counted in
-//! [`Counters::dropped_on_close`](crate::Counters::dropped_on_close).
+//! before anything written later. A push counts only bytes that reached the stack, so
+//! after a push whose bytes were all taken, netpool's buffer is empty and a close
+//! loses nothing ([`Pool::write_and_close`](crate::Pool::write_and_close) relies on
+//! this). The one way to lose taken bytes is to close right after MORE writes while
+//! the stack refuses them: the close is still immediate, and those bytes are counted
+//! in [`Counters::dropped_on_close`](crate::Counters::dropped_on_close). End a
+//! message with a push (or [`Pool::flush`](crate::Pool::flush) until it succeeds)
+//! before closing.
+//!
+//! On a stack with a native flag, `flush` has nothing to hand over: bytes sent with
+//! MORE belong to the stack, which sends them on the next push or after its own
+//! coalescing delay (Linux: 200 ms).
 
 use embedded_nal::nb;
 
@@ -76,6 +84,16 @@ impl<const TX: usize> Coalescer<TX> {
         let len = self.buf.len();
         self.buf.copy_within(n.., 0);
         self.buf.truncate(len - n);
+        if self.buf.is_empty() {
+            self.since = None;
+            self.push_pending = false;
+        }
+    }
+
+    /// Forget the last `n` bytes (appended by a write that then did not take them).
+    pub fn drop_tail(&mut self, n: usize) {
+        let keep = self.buf.len().saturating_sub(n);
+        self.buf.truncate(keep);
         if self.buf.is_empty() {
             self.since = None;
             self.push_pending = false;
@@ -154,34 +172,36 @@ fn send_once<S: Stack>(
     }
 }
 
-/// Hand netpool's buffered bytes to the stack (one send call at most).
-/// Returns an error class if the stack failed.
+/// Hand netpool's buffered bytes to the stack (one send call at most). Returns how
+/// many the stack took, or the class of its error.
 pub(crate) fn flush<S: Stack, const TX: usize>(
     stack: &mut S,
     sock: &mut S::TcpSocket,
     tx: &mut TxSide<TX>,
     now: Instant,
-) -> Option<ErrorClass> {
+) -> Result<usize, ErrorClass> {
     if tx.coalescer.is_empty() {
-        return None;
+        return Ok(0);
     }
-    match send_once(stack, sock, tx.coalescer.bytes(), None) {
-        Ok(n) => {
-            tx.coalescer.consume(n);
-            tx.progress.on_handed(n, now);
-            None
-        }
-        Err(class) => Some(class),
-    }
+    let n = send_once(stack, sock, tx.coalescer.bytes(), None)?;
+    tx.coalescer.consume(n);
+    tx.progress.on_handed(n, now);
+    Ok(n)
 }
 
 /// The write contract. At most three stack calls, whatever happens: a flush of older
 /// buffered bytes, one send of the new bytes, and one flush when the buffer fills.
 ///
-/// Fallback path: bytes that fit in the buffer join it (a push then sends the whole
-/// buffer in one call); bytes that do not fit go to the stack directly once the buffer
-/// is empty, and what the stack leaves is buffered under MORE or reported as not taken
-/// under push.
+/// What counts as *taken*:
+/// - native flag: what the stack took;
+/// - fallback, MORE: what the stack took plus what joined netpool's buffer (netpool
+///   hands those over later, before anything written after them);
+/// - fallback, push: only what reached the stack. Bytes of a push are never left
+///   behind in netpool's buffer, so a caller that saw every byte of a push taken can
+///   close without losing any of them.
+///
+/// When the stack fails the connection, bytes that only reached netpool's buffer in
+/// this call are not reported as taken.
 pub(crate) fn write<S: Stack, const TX: usize>(
     stack: &mut S,
     sock: &mut S::TcpSocket,
@@ -196,7 +216,7 @@ pub(crate) fn write<S: Stack, const TX: usize>(
     };
     if data.is_empty() {
         if push {
-            out.error = flush(stack, sock, tx, now);
+            out.error = flush(stack, sock, tx, now).err();
         }
         return out;
     }
@@ -211,15 +231,29 @@ pub(crate) fn write<S: Stack, const TX: usize>(
             Err(class) => out.error = Some(class),
         }
     } else if data.len() <= TX - tx.coalescer.len() {
-        // Fits behind what is buffered: coalesce; a push (or a full buffer) sends
-        // everything in one stack call.
-        out.taken = tx.coalescer.append(data, push, now);
+        // Fits behind what is buffered: join it. A push (or a full buffer) hands the
+        // whole buffer over in one stack call.
+        let older = tx.coalescer.len();
+        tx.coalescer.append(data, push, now);
+        out.taken = data.len();
         if push || tx.coalescer.is_full() {
-            out.error = flush(stack, sock, tx, now);
+            match flush(stack, sock, tx, now) {
+                Err(class) => {
+                    out.error = Some(class);
+                    out.taken = 0;
+                }
+                Ok(sent) if push => {
+                    // Keep only older bytes; what of this push the stack refused is
+                    // not taken.
+                    out.taken = sent.saturating_sub(older);
+                    tx.coalescer.drop_tail(data.len() - out.taken);
+                }
+                Ok(_) => {}
+            }
         }
     } else {
         // Does not fit: older buffered bytes go first, always.
-        if let Some(class) = flush(stack, sock, tx, now) {
+        if let Err(class) = flush(stack, sock, tx, now) {
             out.error = Some(class);
             tx.progress.blocked = true;
             return out;
@@ -238,11 +272,16 @@ pub(crate) fn write<S: Stack, const TX: usize>(
                 }
             }
         }
-        // Under MORE, or behind bytes still buffered, keep what fits for later.
-        if out.taken < data.len() && (!push || !tx.coalescer.is_empty()) {
-            out.taken += tx.coalescer.append(&data[out.taken..], push, now);
+        // Under MORE, keep what fits for later (a push's rest is not taken).
+        if out.taken < data.len() && !push {
+            let direct = out.taken;
+            let added = tx.coalescer.append(&data[direct..], false, now);
+            out.taken += added;
             if tx.coalescer.is_full() {
-                out.error = flush(stack, sock, tx, now);
+                if let Err(class) = flush(stack, sock, tx, now) {
+                    out.error = Some(class);
+                    out.taken = direct;
+                }
             }
         }
     }

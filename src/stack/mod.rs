@@ -24,6 +24,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "smoltcp")]
+pub mod smoltcp;
 #[cfg(feature = "std")]
 pub mod std_net;
 
@@ -130,6 +132,12 @@ pub trait TcpPeerStatus: TcpClientStack {
 
 /// Everything the pool needs from a stack: embedded-nal's [`TcpFullStack`] with
 /// classifiable errors, plus the extension traits (each possibly a fallback).
+///
+/// One convention beyond embedded-nal's text: `receive` into a non-empty buffer
+/// returns `Ok(0)` only at end of stream (the peer sent FIN and every byte was read),
+/// and `WouldBlock` when nothing has arrived yet — as `std::net` does. A stack that
+/// returns `Ok(0)` for "nothing yet" must be adapted, or every idle connection would
+/// look closed by its peer.
 pub trait Stack:
     TcpFullStack<Error: Classify> + TcpAbort + TcpSendFlags + TcpSendQueue + TcpPeerStatus + LinkStatus
 {
@@ -142,21 +150,44 @@ impl<T> Stack for T where
 
 /// Any embedded-nal stack, with every extension trait on its fallback.
 ///
-/// Errors are classified through [`TcpError::kind`] ([`NalError`]). The link state is
-/// whatever the application last set with [`Plain::set_link`] (initially unknown), so a
-/// firmware that learns link changes from its WiFi driver can still gate connects.
-#[derive(Debug)]
-pub struct Plain<S> {
+/// Errors are classified by a function: by default [`kind_class`], which can only tell
+/// embedded-nal's `PipeClosed` (→ `Closed`) from everything else (→ `Fatal`, so a reset
+/// aborts the slot). A stack whose error type says more should be wrapped with
+/// [`Plain::with_classifier`]. The link state is whatever the application last set
+/// with [`Plain::set_link`] (initially unknown), so a firmware that learns link changes
+/// from its WiFi driver can still gate connects.
+///
+/// ```
+/// use netpool::stack::Plain;
+/// use netpool::{Classify, ErrorClass};
+/// # fn demo<S: embedded_nal::TcpFullStack<Error = std::io::Error>>(stack: S) {
+/// // A stack whose error is `std::io::Error` (feature `std`) classifies precisely:
+/// let stack = Plain::with_classifier(stack, |e: &std::io::Error| e.kind().class());
+/// # let _ = stack; }
+/// ```
+pub struct Plain<S: TcpClientStack> {
     inner: S,
     link: LinkState,
+    classify: fn(&S::Error) -> ErrorClass,
 }
 
-impl<S> Plain<S> {
-    /// Wrap a stack.
+/// The default classifier of [`Plain`]: by [`TcpError::kind`].
+pub fn kind_class<E: TcpError>(e: &E) -> ErrorClass {
+    e.kind().class()
+}
+
+impl<S: TcpClientStack> Plain<S> {
+    /// Wrap a stack; errors classified by [`kind_class`].
     pub const fn new(inner: S) -> Self {
+        Self::with_classifier(inner, kind_class::<S::Error>)
+    }
+
+    /// Wrap a stack whose errors `classify` maps to an [`ErrorClass`].
+    pub const fn with_classifier(inner: S, classify: fn(&S::Error) -> ErrorClass) -> Self {
         Plain {
             inner,
             link: LinkState::Unknown,
+            classify,
         }
     }
 
@@ -179,26 +210,47 @@ impl<S> Plain<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
+
+    fn wrap(&self, e: S::Error) -> NalError<S::Error> {
+        NalError {
+            class: (self.classify)(&e),
+            error: e,
+        }
+    }
+
+    fn wrap_nb<T>(&self, r: nb::Result<T, S::Error>) -> nb::Result<T, NalError<S::Error>> {
+        r.map_err(|e| e.map(|e| self.wrap(e)))
+    }
 }
 
-/// An embedded-nal error, classified by its [`TcpErrorKind`].
+impl<S: TcpClientStack + core::fmt::Debug> core::fmt::Debug for Plain<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Plain")
+            .field("inner", &self.inner)
+            .field("link", &self.link)
+            .finish()
+    }
+}
+
+/// An embedded-nal error with the class [`Plain`]'s classifier gave it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct NalError<E>(pub E);
+pub struct NalError<E> {
+    /// The stack's own error.
+    pub error: E,
+    /// Its class.
+    pub class: ErrorClass,
+}
 
 impl<E: TcpError> TcpError for NalError<E> {
     fn kind(&self) -> TcpErrorKind {
-        self.0.kind()
+        self.error.kind()
     }
 }
 
-impl<E: TcpError> Classify for NalError<E> {
+impl<E> Classify for NalError<E> {
     fn class(&self) -> ErrorClass {
-        self.0.kind().class()
+        self.class
     }
-}
-
-fn wrap<T, E>(r: nb::Result<T, E>) -> nb::Result<T, NalError<E>> {
-    r.map_err(|e| e.map(NalError))
 }
 
 impl<S: TcpClientStack> TcpClientStack for Plain<S> {
@@ -206,31 +258,35 @@ impl<S: TcpClientStack> TcpClientStack for Plain<S> {
     type Error = NalError<S::Error>;
 
     fn socket(&mut self) -> Result<Self::TcpSocket, Self::Error> {
-        self.inner.socket().map_err(NalError)
+        self.inner.socket().map_err(|e| self.wrap(e))
     }
     fn connect(&mut self, s: &mut Self::TcpSocket, remote: SocketAddr) -> nb::Result<(), Self::Error> {
-        wrap(self.inner.connect(s, remote))
+        let r = self.inner.connect(s, remote);
+        self.wrap_nb(r)
     }
     fn send(&mut self, s: &mut Self::TcpSocket, buf: &[u8]) -> nb::Result<usize, Self::Error> {
-        wrap(self.inner.send(s, buf))
+        let r = self.inner.send(s, buf);
+        self.wrap_nb(r)
     }
     fn receive(&mut self, s: &mut Self::TcpSocket, buf: &mut [u8]) -> nb::Result<usize, Self::Error> {
-        wrap(self.inner.receive(s, buf))
+        let r = self.inner.receive(s, buf);
+        self.wrap_nb(r)
     }
     fn close(&mut self, s: Self::TcpSocket) -> Result<(), Self::Error> {
-        self.inner.close(s).map_err(NalError)
+        self.inner.close(s).map_err(|e| self.wrap(e))
     }
 }
 
 impl<S: TcpFullStack> TcpFullStack for Plain<S> {
     fn bind(&mut self, s: &mut Self::TcpSocket, port: u16) -> Result<(), Self::Error> {
-        self.inner.bind(s, port).map_err(NalError)
+        self.inner.bind(s, port).map_err(|e| self.wrap(e))
     }
     fn listen(&mut self, s: &mut Self::TcpSocket) -> Result<(), Self::Error> {
-        self.inner.listen(s).map_err(NalError)
+        self.inner.listen(s).map_err(|e| self.wrap(e))
     }
     fn accept(&mut self, s: &mut Self::TcpSocket) -> nb::Result<(Self::TcpSocket, SocketAddr), Self::Error> {
-        wrap(self.inner.accept(s))
+        let r = self.inner.accept(s);
+        self.wrap_nb(r)
     }
 }
 
@@ -238,7 +294,7 @@ impl<S: TcpClientStack> TcpAbort for Plain<S> {}
 impl<S: TcpClientStack> TcpSendFlags for Plain<S> {}
 impl<S: TcpClientStack> TcpSendQueue for Plain<S> {}
 impl<S: TcpClientStack> TcpPeerStatus for Plain<S> {}
-impl<S> LinkStatus for Plain<S> {
+impl<S: TcpClientStack> LinkStatus for Plain<S> {
     fn link_state(&self) -> LinkState {
         self.link
     }
