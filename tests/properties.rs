@@ -178,7 +178,15 @@ impl<S: Stack, const TX: usize> World<S, TX> {
                 .for_each(|p| sim_mut(self.pool.stack_mut()).fail_next_receive(p, CLASSES[class])),
             Op::Write { handle, len, push } => {
                 if let Some(h) = pick(&self.handles, handle) {
-                    let data = vec![0x5au8; len];
+                    // The stream continues where the bytes taken so far end, so the
+                    // peer must receive 0, 1, 2, … (mod 251) in order, each once.
+                    let offset = self
+                        .peer_of
+                        .get(&h)
+                        .and_then(|p| self.taken.get(p))
+                        .copied()
+                        .unwrap_or(0);
+                    let data: Vec<u8> = (offset..offset + len).map(|i| (i % 251) as u8).collect();
                     let connecting = self.pool.state(h) == Ok(ConnState::Connecting);
                     match self.pool.write(h, &data, push, now) {
                         Ok(n) => {
@@ -227,6 +235,10 @@ impl<S: Stack, const TX: usize> World<S, TX> {
                     .connect(target, 9, Duration::from_millis(timeout_ms), now)
                 {
                     self.handles.push(h);
+                    let peer = sim(self.pool.stack())
+                        .last_peer()
+                        .expect("the connect made a connection");
+                    self.peer_of.insert(h, peer);
                 }
             }
             Op::Advance { ms } => {
@@ -269,7 +281,12 @@ impl<S: Stack, const TX: usize> World<S, TX> {
                 continue;
             }
             let taken = self.taken.get(peer).copied().unwrap_or(0);
-            let sent = stack.peer_received(*peer).len();
+            let received = stack.peer_received(*peer);
+            let sent = received.len();
+            assert!(
+                received.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8),
+                "{h}: bytes reordered, duplicated or corrupted"
+            );
             let buffered = report.slots[h.slot()].buffered as usize;
             if state == ConnState::Connected {
                 assert_eq!(

@@ -353,12 +353,19 @@ fn rule_other_tasks_share_the_pool_through_short_critical_sections() {
     let report = SHARE.report().expect("published");
     assert_eq!(report.free_slots(), 4);
 
-    // A reader on another thread never waits on network I/O.
-    let reader = std::thread::spawn(|| (0..1000).map(|_| SHARE.counters().accepted).max());
-    for ms in 2..200 {
-        pool.poll_shared(t(ms), &SHARE);
-    }
-    assert_eq!(reader.join().unwrap(), Some(1));
+    // A reader on another thread sees the pool's progress without a lock on the pool.
+    let reader = std::thread::spawn(|| {
+        for _ in 0..1_000_000 {
+            if SHARE.counters().accepted == 2 {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        false
+    });
+    pool.stack_mut().peer_connect(HTTP, client(2)).unwrap();
+    pool.poll_shared(t(2), &SHARE);
+    assert!(reader.join().unwrap(), "the second accept never became visible");
 }
 
 // ------------------------------------------------------------------------------------
@@ -470,6 +477,10 @@ fn rule_freeing_a_slot_does_not_trigger_an_accept() {
     pool.close(h, t(1)).unwrap();
     pool.abort(h2, t(1)).unwrap();
     assert_eq!(pool.stack().count(|c| matches!(c, Call::Accept(_))), 0);
+    // The next poll asks each listener once, finds nothing, and stops.
+    pool.poll(t(2));
+    assert_eq!(pool.stack().count(|c| matches!(c, Call::Accept(_))), 1);
+    assert_eq!(pool.accept_next(), None);
 }
 
 // ------------------------------------------------------------------------------------
@@ -653,10 +664,10 @@ fn rule_reaper_spares_a_slow_peer_that_keeps_draining() {
     let mut pool = native(Config::new().with_stall_grace(GRACE));
     let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
     pool.write(h, &[0u8; 4096], true, t(0)).unwrap();
-    // One byte acknowledged every 5 s for 10 minutes, with the queue never empty.
+    // Written once; then one byte acknowledged every 5 s for 10 minutes (the queue
+    // never empties). Only the acknowledgements keep it alive.
     for step in 1..=120u64 {
         pool.stack_mut().peer_ack(peer, 1);
-        let _ = pool.write(h, &[0u8; 1], true, t(step * 5000));
         pool.poll(t(step * 5000));
         assert_eq!(
             pool.state(h),
@@ -665,6 +676,27 @@ fn rule_reaper_spares_a_slow_peer_that_keeps_draining() {
         );
     }
     assert_eq!(pool.counters().reaped, 0);
+    // The same peer, once it stops acknowledging, is reaped.
+    pool.poll(t(600_000 + 10_000));
+    pool.poll(t(600_000 + 20_000));
+    assert_eq!(pool.state(h), Ok(ConnState::Free));
+}
+
+#[test]
+fn rule_reaper_is_not_fooled_by_writes_the_peer_never_acknowledges() {
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    let (h, _peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    // 10 bytes a second into a peer that acknowledges nothing.
+    let mut reaped_at = None;
+    for s in 0..60u64 {
+        if pool.write(h, &[1u8; 10], true, t(s * 1000)).is_err() {
+            reaped_at = Some(s);
+            break;
+        }
+        pool.poll(t(s * 1000));
+    }
+    let s = reaped_at.expect("a peer acknowledging nothing was never reaped");
+    assert!((8..=11).contains(&s), "reaped after {s} s, grace 8 s");
 }
 
 #[test]
@@ -674,9 +706,16 @@ fn rule_reaper_fallback_judges_progress_by_bytes_the_stack_takes() {
     pool.stack_mut().inner_mut().set_send_window(peer, 0);
     assert_eq!(pool.write(h, &[1u8; 10], false, t(0)), Ok(10)); // coalesced, cannot be flushed
     pool.poll(t(500)); // due: flush refused
-    pool.poll(t(7999));
-    assert_eq!(pool.state(h), Ok(ConnState::Connected));
-    pool.poll(t(9001));
+                       // The stack takes a few bytes at 6 s: progress, the clock starts again.
+    pool.stack_mut().inner_mut().set_send_window(peer, 4);
+    pool.poll(t(6000));
+    pool.poll(t(13_000));
+    assert_eq!(
+        pool.state(h),
+        Ok(ConnState::Connected),
+        "reaped despite progress at 6 s"
+    );
+    pool.poll(t(16_000));
     assert_eq!(pool.state(h), Ok(ConnState::Free));
     assert_eq!(pool.counters().reaped, 1);
 }
@@ -722,6 +761,54 @@ fn abandoned_peer_closed_slots_are_freed_after_the_timeout() {
     pool.poll(t(30_001));
     assert_eq!(pool.state(h), Ok(ConnState::Free));
     assert_eq!(pool.counters().abandoned, 1);
+}
+
+#[test]
+fn plain_push_then_close_loses_nothing_it_reported_taken() {
+    let mut pool = fallback(Config::new());
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    pool.stack_mut().inner_mut().set_send_window(peer, 5);
+    // The stack takes 5 of 10: a push reports exactly 5.
+    assert_eq!(pool.write_and_close(h, b"0123456789", t(1)), Ok(5));
+    assert_eq!(
+        pool.state(h),
+        Ok(ConnState::Connected),
+        "closed with bytes outstanding"
+    );
+    pool.stack_mut().inner_mut().peer_ack_all(peer);
+    assert_eq!(pool.write_and_close(h, b"56789", t(2)), Ok(5));
+    assert_eq!(pool.state(h), Ok(ConnState::Free));
+    assert_eq!(pool.stack().inner().peer_received(peer), b"0123456789");
+    assert_eq!(pool.counters().dropped_on_close, 0);
+}
+
+#[test]
+fn plain_write_into_a_dying_connection_takes_nothing() {
+    let mut pool = fallback(Config::new());
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    pool.stack_mut()
+        .inner_mut()
+        .fail_next_send(peer, ErrorClass::Closed);
+    assert!(pool.write(h, b"hello", true, t(1)).is_err());
+    assert!(pool.stack().inner().peer_received(peer).is_empty());
+}
+
+#[test]
+fn half_closed_connection_that_keeps_sending_is_not_abandoned() {
+    let mut pool = native(Config::new().with_abandoned_after(Some(Duration::from_secs(30))));
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().peer_send(peer, b"GET /big\r\n\r\n");
+    pool.stack_mut().peer_fin(peer);
+    let mut buf = [0u8; 64];
+    let _ = pool.read(h, &mut buf, t(1));
+    let _ = pool.read(h, &mut buf, t(1));
+    assert_eq!(pool.state(h), Ok(ConnState::OtherEndClosed));
+    for s in 1..=90u64 {
+        pool.stack_mut().peer_ack_all(peer);
+        assert_eq!(pool.write(h, &[7u8; 100], true, t(s * 1000)), Ok(100));
+        pool.poll(t(s * 1000));
+        assert_eq!(pool.state(h), Ok(ConnState::OtherEndClosed), "freed at {s} s");
+    }
 }
 
 #[test]

@@ -1,0 +1,1912 @@
+//! smoltcp backend: [`SmoltcpStack`], an embedded-nal [`TcpFullStack`] over a smoltcp
+//! 0.14 [`Interface`] and a fixed [`SocketSet`] of TCP sockets, for bare metal (e.g. an
+//! ESP32-C3 with esp-radio's smoltcp device) and host simulators.
+//!
+//! No allocation, no `unsafe`, no panics: every socket and buffer comes from the caller,
+//! before construction.
+//!
+//! # The model
+//!
+//! smoltcp has no socket allocator and no accept queue: a TCP socket is a fixed object
+//! in a [`SocketSet`], with its buffers, and one socket carries one connection. The
+//! stack therefore works like lwIP over a fixed PCB pool:
+//!
+//! * **Adoption.** [`SmoltcpStack::new`] adopts the TCP sockets already in the set (at
+//!   most `M`) and never adds or removes a socket afterwards, so smoltcp's panic on a
+//!   full set can never be reached. Each adopted socket has a role: *free*, *in use*
+//!   (handed out by [`socket`](TcpClientStack::socket) or [`accept`](TcpFullStack::accept)),
+//!   *armed* (listening for a listener) or *closing*. [`SmoltcpStack::counts`] counts
+//!   them.
+//! * **Out of sockets.** [`socket`](TcpClientStack::socket) takes a free socket or fails
+//!   with [`SmolError::NoSocket`] (class [`OutOfResources`](ErrorClass::OutOfResources)),
+//!   like lwIP's `tcp_new` returning `NULL`.
+//! * **Listening = pre-armed sockets.** [`bind`](TcpFullStack::bind) +
+//!   [`listen`](TcpFullStack::listen) turn the handle into a *listener* handle and put
+//!   up to [`backlog`](SmoltcpStack::with_backlog) sockets (default
+//!   [`DEFAULT_BACKLOG`], 2) in smoltcp's LISTEN state on the port, the handle's own
+//!   socket first, then free ones. Each armed socket is one backlog slot: it takes one
+//!   connection, which stays in the backlog until [`accept`](TcpFullStack::accept)
+//!   hands it out (once ESTABLISHED, or CLOSE-WAIT when the peer already sent FIN).
+//!   When every armed socket of a port holds a connection, a new SYN to the port is
+//!   answered with RST by smoltcp. `accept` and [`poll`](SmoltcpStack::poll) re-arm
+//!   the port from free sockets, up to the backlog; an armed connection that dies
+//!   before it is accepted is put back in LISTEN. Closing the listener handle closes
+//!   its listening sockets and resets (RST) connections it had not handed out.
+//! * **Close keeps the socket busy.** [`close`](TcpClientStack::close) queues FIN
+//!   (smoltcp sends it after the queued data); the socket stays *closing*, holding its
+//!   slot, until smoltcp reaches CLOSED, then becomes free. An active closer passes
+//!   through TIME-WAIT, which smoltcp holds for 10 s; by default the socket stays
+//!   closing until then (the PCB-holding behaviour of a real stack).
+//!   [`SmoltcpStack::with_time_wait_limit`] frees TIME-WAIT sockets earlier, without
+//!   sending anything: smoltcp's `listen`/`connect` restart a TIME-WAIT socket silently.
+//!   A closing socket whose peer never acknowledges the FIN stays closing for as long
+//!   as smoltcp retransmits (forever unless the socket has a
+//!   [`timeout`](tcp::Socket::set_timeout)).
+//! * **Generation-tagged handles.** A [`SmolSocket`] is a `Copy` token (socket index +
+//!   generation), like smoltcp's own [`SocketHandle`]. The generation changes when the
+//!   handle's owner gives the socket back (`close`, `abort`, or `listen` turning it into
+//!   a listener handle), so a kept copy gets [`SmolError::Stale`] and never touches the
+//!   socket's next user. Generations are 32-bit, like the pool's own handles.
+//! * **Driving.** Nothing happens on the wire between calls to
+//!   [`SmoltcpStack::poll`], which polls the interface, then frees finished closing
+//!   sockets and re-arms listeners. Call it from the main loop (before
+//!   [`Pool::poll`](crate::Pool::poll)); [`SmoltcpStack::poll_at`] says when it is due.
+//! * **Connect.** [`connect`](TcpClientStack::connect) picks an ephemeral local port
+//!   (49152–65535, an own counter that skips ports in use; see
+//!   [`SmoltcpStack::with_port_seed`]) and returns `WouldBlock` until the handshake
+//!   completes. A refused connect (RST) is [`SmolError::Refused`]; one that ran into
+//!   the socket's smoltcp [`timeout`](tcp::Socket::set_timeout) is
+//!   [`SmolError::TimedOut`]. A failed connect is sticky: the socket reports the same
+//!   error until it is closed. IPv4 only.
+//! * **Receive** returns `Ok(0)` once the peer sent FIN and every byte was read (the
+//!   embedded-nal EOF convention netpool uses); data received before a reset stays
+//!   readable, then the reset is reported.
+//!
+//! Adopted sockets get Nagle's algorithm turned off (netpool decides itself when data
+//! goes out); every other setting the caller gave them (timeout, keep-alive, ACK delay,
+//! buffers) is kept across reuses.
+//!
+//! # Extension traits: native or fallback
+//!
+//! | trait | here | how |
+//! |---|---|---|
+//! | [`TcpAbort`] | native | `tcp::Socket::abort`: one RST at the next poll, then the socket is free |
+//! | [`TcpSendFlags`] | fallback | smoltcp has no per-write PSH/MORE control; netpool coalesces (give the pool a `TX` buffer) |
+//! | [`TcpSendQueue`] | native | `tcp::Socket::send_queue`: the transmit buffer holds exactly the bytes not yet acknowledged |
+//! | [`TcpPeerStatus`] | native | from the TCP state and the receive queue, without reading |
+//! | [`LinkStatus`] | set by the application | [`SmoltcpStack::set_link`] from the WiFi/PHY driver (initially unknown) |
+//!
+//! # smoltcp limits
+//!
+//! * smoltcp does not say why a connection went to CLOSED. Without a socket timeout a
+//!   connection can only end that way by a reset, reported as [`SmolError::Reset`];
+//!   with a timeout set it is [`SmolError::ConnectionLost`] (reset or timeout). For a
+//!   connect, a failure after less than the timeout must be a reset
+//!   ([`Refused`](SmolError::Refused)), one after it is reported as
+//!   [`TimedOut`](SmolError::TimedOut).
+//! * A SYN-RECEIVED socket whose handshake never completes, or a FIN-WAIT/LAST-ACK
+//!   socket whose peer vanished, is retransmitted forever by smoltcp unless the socket
+//!   has a [`timeout`](tcp::Socket::set_timeout): give adopted sockets one to bound how
+//!   long a dead peer can hold a backlog slot or a closing socket.
+//! * `bind` conflicts only with this stack's bound ports and listeners (like
+//!   `SO_REUSEADDR`); ephemeral ports skip every port a socket of the set uses, TIME-WAIT
+//!   included. smoltcp hands a SYN to the first socket in the set that accepts it.
+//!
+//! # Setting it up
+//!
+//! ```
+//! use netpool::stack::smoltcp::SmoltcpStack;
+//! use netpool::{Config, Pool};
+//! use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet, SocketStorage};
+//! use smoltcp::phy::Device;
+//! use smoltcp::socket::tcp;
+//! use smoltcp::time::Instant;
+//! use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+//!
+//! /// Four TCP sockets with 1 KiB buffers each way, all from caller storage (on bare
+//! /// metal: `static` storage, e.g. through `static_cell`).
+//! fn make_stack<'a, D: Device>(
+//!     device: &mut D,
+//!     storage: &'a mut [SocketStorage<'a>; 4],
+//!     buffers: &'a mut [[u8; 1024]; 8],
+//! ) -> SmoltcpStack<'a, 4> {
+//!     let mac = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
+//!     let mut config = IfaceConfig::new(HardwareAddress::Ethernet(mac));
+//!     config.random_seed = 0x5eed; // from the hardware RNG
+//!     let mut iface = Interface::new(config, device, Instant::ZERO);
+//!     iface.update_ip_addrs(|addrs| {
+//!         let _ = addrs.push(IpCidr::new(IpAddress::v4(192, 168, 1, 10), 24));
+//!     });
+//!     let mut sockets = SocketSet::new(&mut storage[..]);
+//!     let mut bufs = buffers.iter_mut();
+//!     while let (Some(rx), Some(tx)) = (bufs.next(), bufs.next()) {
+//!         let rx = tcp::SocketBuffer::new(&mut rx[..]);
+//!         let tx = tcp::SocketBuffer::new(&mut tx[..]);
+//!         sockets.add(tcp::Socket::new(rx, tx));
+//!     }
+//!     SmoltcpStack::new(iface, sockets).with_backlog(2).with_port_seed(0x5eed)
+//! }
+//!
+//! /// One pass of the main loop: the network first, then the pool.
+//! fn service<D: Device>(pool: &mut Pool<SmoltcpStack<'_, 4>, 2, 1, 256>, device: &mut D, now_ms: u64) {
+//!     pool.stack_mut().poll(Instant::from_millis(now_ms as i64), device);
+//!     pool.poll(netpool::Instant::from_millis(now_ms));
+//!     // ... accept_next / read / write / close ...
+//! }
+//! # fn demo<D: Device>(device: &mut D) {
+//! #     let storage = Box::leak(Box::new([const { SocketStorage::EMPTY }; 4]));
+//! #     let buffers = Box::leak(Box::new([[0u8; 1024]; 8]));
+//! #     let stack = make_stack(device, storage, buffers);
+//! #     let mut pool: Pool<_, 2, 1, 256> = Pool::new(stack, Config::new());
+//! #     service(&mut pool, device, 0);
+//! # }
+//! ```
+
+use core::fmt;
+use core::net::SocketAddr;
+
+use ::smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
+use ::smoltcp::phy::Device;
+use ::smoltcp::socket::tcp::{self, State};
+use ::smoltcp::socket::AnySocket;
+use ::smoltcp::time::{Duration, Instant};
+use ::smoltcp::wire::IpEndpoint;
+use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
+
+use super::{LinkState, LinkStatus, PeerStatus, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
+use crate::error::{Classify, ErrorClass};
+
+/// Sockets armed per listener unless [`SmoltcpStack::with_backlog`] sets another number.
+pub const DEFAULT_BACKLOG: usize = 2;
+
+/// First port of the ephemeral range (IANA dynamic ports).
+const EPHEMERAL_FIRST: u16 = 49152;
+/// Number of ports in the ephemeral range (49152..=65535).
+const EPHEMERAL_COUNT: u16 = 16384;
+
+// ---------------------------------------------------------------------------------
+// Error
+// ---------------------------------------------------------------------------------
+
+/// Why a [`SmoltcpStack`] operation failed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SmolError {
+    /// No free socket: every adopted socket is in use, armed for a listener or still
+    /// closing. Class [`OutOfResources`](ErrorClass::OutOfResources).
+    NoSocket,
+    /// Every listener slot is in use (there are `M`). Class
+    /// [`OutOfResources`](ErrorClass::OutOfResources).
+    NoListenerSlot,
+    /// No ephemeral port is free. Class [`OutOfResources`](ErrorClass::OutOfResources).
+    NoPort,
+    /// The handle's socket was given back (closed, aborted, turned into a listener) and
+    /// may belong to someone else now; nothing was done. Class
+    /// [`InvalidInput`](ErrorClass::InvalidInput).
+    Stale,
+    /// The operation does not apply to this handle in its state (sending on a listener,
+    /// binding twice, connecting to another address...). Class
+    /// [`InvalidInput`](ErrorClass::InvalidInput).
+    InvalidState,
+    /// The address cannot be used: IPv6, unspecified, port 0, or the interface has no
+    /// source address for it. Class [`NoRoute`](ErrorClass::NoRoute).
+    Unaddressable,
+    /// Another socket of this stack is bound to or listens on the port. Class
+    /// [`AddressInUse`](ErrorClass::AddressInUse).
+    AddressInUse,
+    /// Connect failed: the remote answered with RST (nothing listening). Class
+    /// [`Refused`](ErrorClass::Refused).
+    Refused,
+    /// Connect failed: the socket's smoltcp timeout expired before the handshake
+    /// completed. Class [`Timeout`](ErrorClass::Timeout).
+    TimedOut,
+    /// The connection was reset by the peer. Class [`Reset`](ErrorClass::Reset).
+    Reset,
+    /// smoltcp closed the connection and cannot tell why: a reset or its socket
+    /// timeout (only when a timeout is set). Class
+    /// [`ConnectionLost`](ErrorClass::ConnectionLost).
+    ConnectionLost,
+    /// Our sending direction is already closed (FIN sent). Class
+    /// [`Closed`](ErrorClass::Closed).
+    Closed,
+}
+
+impl SmolError {
+    /// Short description.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SmolError::NoSocket => "no free socket",
+            SmolError::NoListenerSlot => "no free listener slot",
+            SmolError::NoPort => "no free ephemeral port",
+            SmolError::Stale => "stale socket handle",
+            SmolError::InvalidState => "invalid socket state for this operation",
+            SmolError::Unaddressable => "unaddressable endpoint",
+            SmolError::AddressInUse => "port already in use",
+            SmolError::Refused => "connection refused",
+            SmolError::TimedOut => "connection timed out",
+            SmolError::Reset => "connection reset",
+            SmolError::ConnectionLost => "connection lost (reset or timeout)",
+            SmolError::Closed => "connection closed for sending",
+        }
+    }
+}
+
+impl fmt::Display for SmolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl core::error::Error for SmolError {}
+
+/// A reset, a lost connection and a closed sending direction are
+/// [`TcpErrorKind::PipeClosed`]; everything else is [`TcpErrorKind::Other`].
+impl TcpError for SmolError {
+    fn kind(&self) -> TcpErrorKind {
+        match self {
+            SmolError::Reset | SmolError::ConnectionLost | SmolError::Closed => TcpErrorKind::PipeClosed,
+            _ => TcpErrorKind::Other,
+        }
+    }
+}
+
+/// See each variant for its class.
+impl Classify for SmolError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SmolError::NoSocket | SmolError::NoListenerSlot | SmolError::NoPort => ErrorClass::OutOfResources,
+            SmolError::Stale | SmolError::InvalidState => ErrorClass::InvalidInput,
+            SmolError::Unaddressable => ErrorClass::NoRoute,
+            SmolError::AddressInUse => ErrorClass::AddressInUse,
+            SmolError::Refused => ErrorClass::Refused,
+            SmolError::TimedOut => ErrorClass::Timeout,
+            SmolError::Reset => ErrorClass::Reset,
+            SmolError::ConnectionLost => ErrorClass::ConnectionLost,
+            SmolError::Closed => ErrorClass::Closed,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Handles and bookkeeping
+// ---------------------------------------------------------------------------------
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Kind {
+    /// `index` is an adopted socket.
+    Socket,
+    /// `index` is a listener slot.
+    Listener,
+}
+
+/// A socket of [`SmoltcpStack`]: a generation-tagged token, `Copy` like smoltcp's
+/// [`SocketHandle`].
+///
+/// It names either one adopted TCP socket (from [`socket`](TcpClientStack::socket) or
+/// [`accept`](TcpFullStack::accept)) or, after [`listen`](TcpFullStack::listen), a
+/// listener (a port with its armed sockets). Once its owner gives it back, every copy
+/// is stale ([`SmolError::Stale`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SmolSocket {
+    index: u16,
+    generation: u32,
+    kind: Kind,
+}
+
+impl SmolSocket {
+    /// The adopted socket's index (in adoption order), or the listener slot for a
+    /// listener handle.
+    pub const fn index(self) -> usize {
+        self.index as usize
+    }
+
+    /// The generation the handle was issued for.
+    pub const fn generation(self) -> u32 {
+        self.generation
+    }
+
+    /// `true` for a listener handle (after a successful `listen`).
+    pub const fn is_listener(self) -> bool {
+        matches!(self.kind, Kind::Listener)
+    }
+}
+
+impl fmt::Display for SmolSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            Kind::Socket => "tcp",
+            Kind::Listener => "listener",
+        };
+        write!(f, "{what} {}#{}", self.index, self.generation)
+    }
+}
+
+/// How many adopted sockets are in each role ([`SmoltcpStack::counts`]).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SocketCounts {
+    /// Free: [`socket`](TcpClientStack::socket) or a listener can take them.
+    pub free: usize,
+    /// Handed out, not connecting, connected or listening (fresh, bound, or a failed
+    /// connect not yet closed).
+    pub idle: usize,
+    /// Armed for a listener, in LISTEN or SYN-RECEIVED (or CLOSED for a moment: a
+    /// connection that died before it was accepted, listening again at the next poll).
+    pub listening: usize,
+    /// Armed for a listener, holding an established connection not yet accepted.
+    pub pending: usize,
+    /// Connecting (SYN sent).
+    pub connecting: usize,
+    /// Connected (by `connect` or `accept`), until the application closes them.
+    pub connected: usize,
+    /// Given back by the application (close or abort), waiting for smoltcp to finish
+    /// (FIN handshake, TIME-WAIT, RST to send).
+    pub closing: usize,
+}
+
+impl SocketCounts {
+    /// All adopted sockets.
+    pub const fn total(&self) -> usize {
+        self.free
+            + self.idle
+            + self.listening
+            + self.pending
+            + self.connecting
+            + self.connected
+            + self.closing
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Role {
+    Free,
+    /// From `socket()`, nothing done yet.
+    Fresh,
+    /// `bind()` done, `listen()` not yet.
+    Bound {
+        port: u16,
+    },
+    /// Listening (or holding a not yet accepted connection) for listener slot `listener`.
+    Armed {
+        listener: u16,
+    },
+    /// `connect()` started at `since` (time of the last poll).
+    Connecting {
+        remote: SocketAddr,
+        since: Instant,
+    },
+    /// Established (by connect or accept), owned by the application.
+    Connected {
+        remote: SocketAddr,
+    },
+    /// The connect failed; reported until the socket is closed.
+    Failed(SmolError),
+    /// Given back by the application; freed when smoltcp is done with it.
+    Closing {
+        time_wait_since: Option<Instant>,
+    },
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Entry {
+    handle: SocketHandle,
+    generation: u32,
+    role: Role,
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Listener {
+    port: u16,
+    generation: u32,
+    open: bool,
+}
+
+/// The TCP socket behind an adopted handle.
+///
+/// `SocketSet::get_mut` panics only for a handle of another set, a removed socket or a
+/// socket of another type. Adopted handles come from this set's own iteration, were
+/// TCP sockets when adopted, and the set is never given out mutably (sockets cannot be
+/// removed or replaced), so it cannot panic here.
+fn tcp_mut<'s, 'a>(sockets: &'s mut SocketSet<'a>, handle: SocketHandle) -> &'s mut tcp::Socket<'a> {
+    sockets.get_mut::<tcp::Socket<'a>>(handle)
+}
+
+fn tcp_ref<'s, 'a>(sockets: &'s SocketSet<'a>, handle: SocketHandle) -> &'s tcp::Socket<'a> {
+    sockets.get::<tcp::Socket<'a>>(handle)
+}
+
+/// Time from `since` to `now`, zero if the clock went backwards.
+fn elapsed(since: Instant, now: Instant) -> Duration {
+    if now > since {
+        now - since
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// Why an established connection is in CLOSED: smoltcp does not say. Without a socket
+/// timeout only a reset (or the interface losing the local address) gets it there.
+fn gone(socket: &tcp::Socket<'_>) -> SmolError {
+    if socket.timeout().is_some() {
+        SmolError::ConnectionLost
+    } else {
+        SmolError::Reset
+    }
+}
+
+/// The error of a connected socket smoltcp refused to send or receive on.
+fn dead(socket: &tcp::Socket<'_>) -> SmolError {
+    match socket.state() {
+        State::Closed => gone(socket),
+        State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck | State::TimeWait => {
+            SmolError::Closed
+        }
+        _ => SmolError::InvalidState,
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Stack
+// ---------------------------------------------------------------------------------
+
+/// smoltcp as an embedded-nal stack with netpool's extension traits (see the
+/// [module docs](self) for the model).
+///
+/// `M` is the most TCP sockets it adopts from the set (and the size of its listener
+/// table); at most 65 535.
+pub struct SmoltcpStack<'a, const M: usize> {
+    iface: Interface,
+    sockets: SocketSet<'a>,
+    entries: heapless::Vec<Entry, M>,
+    listeners: [Listener; M],
+    backlog: usize,
+    time_wait_limit: Option<Duration>,
+    next_port: u16,
+    now: Instant,
+    link: LinkState,
+}
+
+impl<'a, const M: usize> SmoltcpStack<'a, M> {
+    const CAPACITY_FITS: () = assert!(M <= u16::MAX as usize, "at most 65535 sockets");
+
+    /// A stack over `iface`, adopting the TCP sockets in `sockets` (at most `M`, in the
+    /// set's order; further TCP sockets and sockets of other types are left alone, see
+    /// [`socket_mut`](Self::socket_mut)).
+    ///
+    /// Adopted sockets get Nagle's algorithm turned off. A socket that is not closed is
+    /// closed (FIN) and counts as closing until smoltcp is done with it.
+    pub fn new(iface: Interface, mut sockets: SocketSet<'a>) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::CAPACITY_FITS;
+        let mut entries: heapless::Vec<Entry, M> = heapless::Vec::new();
+        for (handle, socket) in sockets.iter_mut() {
+            if entries.is_full() {
+                break;
+            }
+            let Some(socket) = tcp::Socket::downcast_mut(socket) else {
+                continue;
+            };
+            socket.set_nagle_enabled(false);
+            let role = if socket.state() == State::Closed && socket.remote_endpoint().is_none() {
+                Role::Free
+            } else {
+                socket.close();
+                Role::Closing {
+                    time_wait_since: None,
+                }
+            };
+            let _ = entries.push(Entry {
+                handle,
+                generation: 0,
+                role,
+            });
+        }
+        SmoltcpStack {
+            iface,
+            sockets,
+            entries,
+            listeners: [Listener {
+                port: 0,
+                generation: 0,
+                open: false,
+            }; M],
+            backlog: DEFAULT_BACKLOG,
+            time_wait_limit: None,
+            next_port: EPHEMERAL_FIRST,
+            now: Instant::ZERO,
+            link: LinkState::Unknown,
+        }
+    }
+
+    /// Arm `backlog` sockets per listener (at least 1; default [`DEFAULT_BACKLOG`]):
+    /// the most connections a port holds before they are accepted. Applies to
+    /// listeners from the next re-arm on.
+    #[must_use]
+    pub fn with_backlog(mut self, backlog: usize) -> Self {
+        self.backlog = backlog.max(1);
+        self
+    }
+
+    /// Free a closing socket once it has spent `limit` in TIME-WAIT (`Some(ZERO)`: as
+    /// soon as it gets there), instead of after smoltcp's own 10 s (`None`, the
+    /// default). Nothing is sent: the next `listen` or `connect` on it restarts it.
+    #[must_use]
+    pub fn with_time_wait_limit(mut self, limit: Option<Duration>) -> Self {
+        self.time_wait_limit = limit;
+        self
+    }
+
+    /// Start the ephemeral port counter at `49152 + seed % 16384` instead of 49152.
+    /// Pass a random value (e.g. the interface's `random_seed`) so a device that
+    /// reboots does not reuse the ports of its previous connections.
+    #[must_use]
+    pub fn with_port_seed(mut self, seed: u32) -> Self {
+        self.next_port = EPHEMERAL_FIRST + (seed % u32::from(EPHEMERAL_COUNT)) as u16;
+        self
+    }
+
+    /// Sockets armed per listener.
+    pub fn backlog(&self) -> usize {
+        self.backlog
+    }
+
+    /// The TIME-WAIT limit ([`with_time_wait_limit`](Self::with_time_wait_limit)).
+    pub fn time_wait_limit(&self) -> Option<Duration> {
+        self.time_wait_limit
+    }
+
+    /// Set the link state reported by [`LinkStatus::link_state`] (initially
+    /// [`LinkState::Unknown`]), e.g. from the WiFi driver's connection events.
+    pub fn set_link(&mut self, link: LinkState) {
+        self.link = link;
+    }
+
+    /// How many TCP sockets were adopted.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The interface.
+    pub fn iface(&self) -> &Interface {
+        &self.iface
+    }
+
+    /// The interface, mutably (addresses, routes, hardware address).
+    pub fn iface_mut(&mut self) -> &mut Interface {
+        &mut self.iface
+    }
+
+    /// The socket set (read-only: adopted sockets belong to the stack).
+    pub fn sockets(&self) -> &SocketSet<'a> {
+        &self.sockets
+    }
+
+    /// A socket of the set the stack did not adopt (a DHCP or DNS socket, TCP sockets
+    /// beyond `M`), by its smoltcp handle. `None` for an adopted socket, a handle not
+    /// in the set, or a socket of another type. O(sockets in the set).
+    pub fn socket_mut<T: AnySocket<'a>>(&mut self, handle: SocketHandle) -> Option<&mut T> {
+        if self.entries.iter().any(|e| e.handle == handle) {
+            return None;
+        }
+        let (_, socket) = self.sockets.iter_mut().find(|(h, _)| *h == handle)?;
+        T::downcast_mut(socket)
+    }
+
+    /// Take the interface and the socket set back.
+    pub fn into_parts(self) -> (Interface, SocketSet<'a>) {
+        (self.iface, self.sockets)
+    }
+
+    /// The time of the last [`poll`](Self::poll).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    // ------------------------------------------------------------ driving
+
+    /// Poll the interface at `now` (receive and send everything due), then free the
+    /// closing sockets smoltcp is done with and re-arm listeners. Returns smoltcp's
+    /// verdict on whether socket states may have changed.
+    pub fn poll<D: Device>(&mut self, now: Instant, device: &mut D) -> PollResult {
+        self.now = now;
+        let result = self.iface.poll(now, device, &mut self.sockets);
+        self.maintain();
+        result
+    }
+
+    /// When [`poll`](Self::poll) is next due: smoltcp's timers (retransmission, delayed
+    /// ACK, TIME-WAIT...) and the TIME-WAIT limit. `None`: only when a packet arrives.
+    pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        let mut at = self.iface.poll_at(now, &self.sockets);
+        if let Some(limit) = self.time_wait_limit {
+            for e in &self.entries {
+                if let Role::Closing {
+                    time_wait_since: Some(since),
+                } = e.role
+                {
+                    let due = since + limit;
+                    at = Some(at.map_or(due, |a| a.min(due)));
+                }
+            }
+        }
+        at
+    }
+
+    /// How long from `now` until [`poll`](Self::poll) is due (zero: now).
+    pub fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
+        self.poll_at(now).map(|at| elapsed(now, at))
+    }
+
+    // ------------------------------------------------------------ diagnostics
+
+    /// How many adopted sockets are in each role. O(M).
+    pub fn counts(&self) -> SocketCounts {
+        let mut c = SocketCounts::default();
+        for e in &self.entries {
+            match e.role {
+                Role::Free => c.free += 1,
+                Role::Fresh | Role::Bound { .. } | Role::Failed(_) => c.idle += 1,
+                Role::Armed { .. } => match tcp_ref(&self.sockets, e.handle).state() {
+                    State::Listen | State::SynReceived | State::Closed => c.listening += 1,
+                    _ => c.pending += 1,
+                },
+                Role::Connecting { .. } => c.connecting += 1,
+                Role::Connected { .. } => c.connected += 1,
+                Role::Closing { .. } => c.closing += 1,
+            }
+        }
+        c
+    }
+
+    /// The smoltcp TCP state of a socket handle (`None` for a stale or listener handle).
+    pub fn tcp_state(&self, socket: &SmolSocket) -> Option<State> {
+        let i = self.resolve(socket).ok()?;
+        Some(tcp_ref(&self.sockets, self.entries[i].handle).state())
+    }
+
+    /// The local port: the listener's port, the bound port, or the local end of a
+    /// connection. `None` for a stale handle or a socket without one.
+    pub fn local_port(&self, socket: &SmolSocket) -> Option<u16> {
+        if socket.is_listener() {
+            return self
+                .resolve_listener(socket)
+                .ok()
+                .map(|li| self.listeners[li].port);
+        }
+        let i = self.resolve(socket).ok()?;
+        match self.entries[i].role {
+            Role::Bound { port } => Some(port),
+            _ => tcp_ref(&self.sockets, self.entries[i].handle)
+                .local_endpoint()
+                .map(|ep| ep.port),
+        }
+    }
+
+    /// The remote end of a connecting or connected socket.
+    pub fn remote_addr(&self, socket: &SmolSocket) -> Option<SocketAddr> {
+        let i = self.resolve(socket).ok()?;
+        match self.entries[i].role {
+            Role::Connecting { remote, .. } | Role::Connected { remote } => Some(remote),
+            _ => None,
+        }
+    }
+
+    // ------------------------------------------------------------ internals
+
+    /// The entry of a live socket handle.
+    fn resolve(&self, s: &SmolSocket) -> Result<usize, SmolError> {
+        if s.kind != Kind::Socket {
+            return Err(SmolError::InvalidState);
+        }
+        let i = s.index as usize;
+        let e = self.entries.get(i).ok_or(SmolError::Stale)?;
+        if e.generation != s.generation
+            || matches!(e.role, Role::Free | Role::Armed { .. } | Role::Closing { .. })
+        {
+            return Err(SmolError::Stale);
+        }
+        Ok(i)
+    }
+
+    /// The slot of a live listener handle.
+    fn resolve_listener(&self, s: &SmolSocket) -> Result<usize, SmolError> {
+        if s.kind != Kind::Listener {
+            return Err(SmolError::InvalidState);
+        }
+        let li = s.index as usize;
+        match self.listeners.get(li) {
+            Some(l) if l.open && l.generation == s.generation => Ok(li),
+            _ => Err(SmolError::Stale),
+        }
+    }
+
+    fn handle_of(&self, i: usize) -> SmolSocket {
+        SmolSocket {
+            index: i as u16,
+            generation: self.entries[i].generation,
+            kind: Kind::Socket,
+        }
+    }
+
+    /// The application gives socket `i` back: every copy of its handle goes stale; it
+    /// is free once smoltcp is done with it (at once if it already is).
+    fn release(&mut self, i: usize) {
+        let e = &mut self.entries[i];
+        e.generation = e.generation.wrapping_add(1);
+        e.role = Role::Closing {
+            time_wait_since: None,
+        };
+        self.try_recycle(i);
+    }
+
+    /// Free a closing socket smoltcp is done with: CLOSED with nothing left to send
+    /// (an abort's RST goes out at the next poll), or TIME-WAIT past the limit.
+    fn try_recycle(&mut self, i: usize) {
+        let Role::Closing { time_wait_since } = self.entries[i].role else {
+            return;
+        };
+        let now = self.now;
+        let socket = tcp_ref(&self.sockets, self.entries[i].handle);
+        let done = match socket.state() {
+            State::Closed => socket.remote_endpoint().is_none(),
+            State::TimeWait => match (self.time_wait_limit, time_wait_since) {
+                (Some(limit), Some(since)) => elapsed(since, now) >= limit,
+                (Some(limit), None) => {
+                    self.entries[i].role = Role::Closing {
+                        time_wait_since: Some(now),
+                    };
+                    limit == Duration::ZERO
+                }
+                (None, _) => false,
+            },
+            _ => false,
+        };
+        if done {
+            self.entries[i].role = Role::Free;
+        }
+    }
+
+    /// After a poll: free finished closing sockets, put armed sockets whose connection
+    /// died before it was accepted back in LISTEN, top listeners up.
+    fn maintain(&mut self) {
+        for i in 0..self.entries.len() {
+            self.try_recycle(i);
+        }
+        for li in 0..M {
+            if self.listeners[li].open {
+                self.refresh_listener(li);
+            }
+        }
+    }
+
+    /// Re-listen dead armed sockets of listener `li`, then arm free sockets up to the
+    /// backlog.
+    fn refresh_listener(&mut self, li: usize) {
+        let port = self.listeners[li].port;
+        let mut armed = 0;
+        for i in 0..self.entries.len() {
+            if self.entries[i].role != (Role::Armed { listener: li as u16 }) {
+                continue;
+            }
+            let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
+            if socket.state() == State::Closed && socket.remote_endpoint().is_none() {
+                // The connection died before it was accepted: listen again.
+                if socket.listen(port).is_err() {
+                    self.entries[i].role = Role::Free;
+                    continue;
+                }
+            }
+            armed += 1;
+        }
+        while armed < self.backlog {
+            let Some(i) = self.entries.iter().position(|e| e.role == Role::Free) else {
+                return;
+            };
+            if tcp_mut(&mut self.sockets, self.entries[i].handle)
+                .listen(port)
+                .is_err()
+            {
+                return;
+            }
+            self.entries[i].role = Role::Armed { listener: li as u16 };
+            armed += 1;
+        }
+    }
+
+    /// Whether `port` is bound or listened on by this stack (what `bind` refuses, like
+    /// a host with `SO_REUSEADDR`: connections on the port do not block it).
+    fn port_reserved(&self, port: u16) -> bool {
+        self.listeners.iter().any(|l| l.open && l.port == port)
+            || self.entries.iter().any(|e| e.role == (Role::Bound { port }))
+    }
+
+    /// Whether `port` is reserved or the local port of any socket in the set, even a
+    /// closing or TIME-WAIT one (what an ephemeral port must not be).
+    fn port_in_use(&self, port: u16) -> bool {
+        self.port_reserved(port)
+            || self.entries.iter().any(|e| {
+                let s = tcp_ref(&self.sockets, e.handle);
+                s.local_endpoint().is_some_and(|ep| ep.port == port)
+                    || (s.is_listening() && s.listen_endpoint().port == port)
+            })
+    }
+
+    /// The next ephemeral port not in use.
+    fn ephemeral_port(&mut self) -> Result<u16, SmolError> {
+        for _ in 0..EPHEMERAL_COUNT {
+            let port = self.next_port;
+            self.next_port = if port == u16::MAX {
+                EPHEMERAL_FIRST
+            } else {
+                port + 1
+            };
+            if !self.port_in_use(port) {
+                return Ok(port);
+            }
+        }
+        Err(SmolError::NoPort)
+    }
+
+    /// Where the connect of socket `i` stands: `Ok(true)` established, `Ok(false)`
+    /// still under way, `Err` failed (sticky) or not a connection.
+    fn progress(&mut self, i: usize) -> Result<bool, SmolError> {
+        match self.entries[i].role {
+            Role::Connected { .. } => Ok(true),
+            Role::Connecting { remote, since } => {
+                let socket = tcp_ref(&self.sockets, self.entries[i].handle);
+                match socket.state() {
+                    State::SynSent | State::SynReceived => Ok(false),
+                    State::Closed | State::Listen => {
+                        // A reset comes back within a round trip; the timeout needs
+                        // at least its own duration since the SYN went out.
+                        let timed_out = socket.timeout().is_some_and(|t| elapsed(since, self.now) >= t);
+                        let e = if timed_out {
+                            SmolError::TimedOut
+                        } else {
+                            SmolError::Refused
+                        };
+                        self.entries[i].role = Role::Failed(e);
+                        Err(e)
+                    }
+                    _ => {
+                        self.entries[i].role = Role::Connected { remote };
+                        Ok(true)
+                    }
+                }
+            }
+            Role::Failed(e) => Err(e),
+            _ => Err(SmolError::InvalidState),
+        }
+    }
+
+    /// Close a listener: listening sockets are closed (free at once), connections it
+    /// had not handed out are reset.
+    fn close_listener(&mut self, s: &SmolSocket) -> Result<(), SmolError> {
+        let li = self.resolve_listener(s)?;
+        let l = &mut self.listeners[li];
+        l.open = false;
+        l.generation = l.generation.wrapping_add(1);
+        for i in 0..self.entries.len() {
+            if self.entries[i].role != (Role::Armed { listener: li as u16 }) {
+                continue;
+            }
+            let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
+            if socket.state() == State::Listen {
+                socket.close();
+            } else {
+                socket.abort();
+            }
+            self.release(i);
+        }
+        Ok(())
+    }
+}
+
+impl<const M: usize> fmt::Debug for SmoltcpStack<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmoltcpStack")
+            .field("counts", &self.counts())
+            .field("backlog", &self.backlog)
+            .field("time_wait_limit", &self.time_wait_limit)
+            .field("link", &self.link)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const M: usize> TcpClientStack for SmoltcpStack<'_, M> {
+    type TcpSocket = SmolSocket;
+    type Error = SmolError;
+
+    /// A free socket, or [`SmolError::NoSocket`]. Nothing happens on the wire.
+    fn socket(&mut self) -> Result<SmolSocket, SmolError> {
+        let i = self
+            .entries
+            .iter()
+            .position(|e| e.role == Role::Free)
+            .ok_or(SmolError::NoSocket)?;
+        self.entries[i].role = Role::Fresh;
+        Ok(self.handle_of(i))
+    }
+
+    /// The first call picks an ephemeral port and queues the SYN (sent at the next
+    /// [`poll`](SmoltcpStack::poll)); every call returns `WouldBlock` until the
+    /// handshake completes, then `Ok`. Failures ([`Refused`](SmolError::Refused),
+    /// [`TimedOut`](SmolError::TimedOut)) are reported by this and every later call
+    /// until the socket is closed. `Ok` again on a connected socket to the same
+    /// `remote`; [`InvalidState`](SmolError::InvalidState) for another remote, a bound
+    /// socket or a listener; [`Unaddressable`](SmolError::Unaddressable) for IPv6.
+    fn connect(&mut self, socket: &mut SmolSocket, remote: SocketAddr) -> nb::Result<(), SmolError> {
+        let i = self.resolve(socket)?;
+        match self.entries[i].role {
+            Role::Fresh => {
+                let SocketAddr::V4(v4) = remote else {
+                    return Err(nb::Error::Other(SmolError::Unaddressable));
+                };
+                let port = self.ephemeral_port()?;
+                let tcp = tcp_mut(&mut self.sockets, self.entries[i].handle);
+                tcp.connect(self.iface.context(), IpEndpoint::from(v4), port)
+                    .map_err(|e| match e {
+                        tcp::ConnectError::InvalidState => SmolError::InvalidState,
+                        tcp::ConnectError::Unaddressable => SmolError::Unaddressable,
+                    })?;
+                self.entries[i].role = Role::Connecting {
+                    remote,
+                    since: self.now,
+                };
+                Err(nb::Error::WouldBlock)
+            }
+            Role::Connecting { remote: r, .. } | Role::Connected { remote: r } if r != remote => {
+                Err(nb::Error::Other(SmolError::InvalidState))
+            }
+            Role::Connecting { .. } | Role::Connected { .. } | Role::Failed(_) => match self.progress(i)? {
+                true => Ok(()),
+                false => Err(nb::Error::WouldBlock),
+            },
+            _ => Err(nb::Error::Other(SmolError::InvalidState)),
+        }
+    }
+
+    /// Copy into the transmit buffer; `WouldBlock` when it is full (or the connect is
+    /// still under way). Empty `buffer`: `Ok(0)` while sending is possible. A dead
+    /// connection is [`Reset`](SmolError::Reset) (or
+    /// [`ConnectionLost`](SmolError::ConnectionLost)).
+    fn send(&mut self, socket: &mut SmolSocket, buffer: &[u8]) -> nb::Result<usize, SmolError> {
+        let i = self.resolve(socket)?;
+        if !self.progress(i)? {
+            return Err(nb::Error::WouldBlock);
+        }
+        let tcp = tcp_mut(&mut self.sockets, self.entries[i].handle);
+        match tcp.send_slice(buffer) {
+            Ok(0) if !buffer.is_empty() => Err(nb::Error::WouldBlock),
+            Ok(n) => Ok(n),
+            Err(tcp::SendError::InvalidState) => Err(nb::Error::Other(dead(tcp))),
+        }
+    }
+
+    /// Copy out of the receive buffer; `WouldBlock` when it is empty (or the connect is
+    /// still under way). `Ok(0)` for a non-empty `buffer` means the peer sent FIN and
+    /// every byte has been read; an empty `buffer` returns `Ok(0)` without looking.
+    /// After a reset the data received before it is returned first, then the error.
+    fn receive(&mut self, socket: &mut SmolSocket, buffer: &mut [u8]) -> nb::Result<usize, SmolError> {
+        let i = self.resolve(socket)?;
+        if !self.progress(i)? {
+            return Err(nb::Error::WouldBlock);
+        }
+        if buffer.is_empty() {
+            return Ok(0);
+        }
+        let tcp = tcp_mut(&mut self.sockets, self.entries[i].handle);
+        match tcp.recv_slice(buffer) {
+            Ok(0) => Err(nb::Error::WouldBlock),
+            Ok(n) => Ok(n),
+            Err(tcp::RecvError::Finished) => Ok(0),
+            Err(tcp::RecvError::InvalidState) => Err(nb::Error::Other(dead(tcp))),
+        }
+    }
+
+    /// Graceful close: FIN after the queued data. The handle (and every copy) is stale
+    /// at once; the socket is free when smoltcp is done (see the [module docs](self)).
+    /// A listener handle closes the listener. [`Stale`](SmolError::Stale) for a stale
+    /// handle, which closes nothing.
+    fn close(&mut self, socket: SmolSocket) -> Result<(), SmolError> {
+        if socket.is_listener() {
+            return self.close_listener(&socket);
+        }
+        let i = self.resolve(&socket)?;
+        tcp_mut(&mut self.sockets, self.entries[i].handle).close();
+        self.release(i);
+        Ok(())
+    }
+}
+
+impl<const M: usize> TcpFullStack for SmoltcpStack<'_, M> {
+    /// Reserve `local_port` for a later [`listen`](TcpFullStack::listen) (port 0 picks an
+    /// ephemeral port; read it with [`SmoltcpStack::local_port`]). Only on a fresh
+    /// socket; [`AddressInUse`](SmolError::AddressInUse) when another socket of this
+    /// stack is bound to or listens on the port (connections using the port, e.g. in
+    /// TIME-WAIT after the previous listener closed, do not count, as with
+    /// `SO_REUSEADDR`).
+    fn bind(&mut self, socket: &mut SmolSocket, local_port: u16) -> Result<(), SmolError> {
+        let i = self.resolve(socket)?;
+        if self.entries[i].role != Role::Fresh {
+            return Err(SmolError::InvalidState);
+        }
+        let port = if local_port == 0 {
+            self.ephemeral_port()?
+        } else if self.port_reserved(local_port) {
+            return Err(SmolError::AddressInUse);
+        } else {
+            local_port
+        };
+        self.entries[i].role = Role::Bound { port };
+        Ok(())
+    }
+
+    /// Start listening: the socket becomes the first armed socket of the port and
+    /// `socket` becomes a listener handle; free sockets are armed up to the backlog.
+    /// `Ok` again on a listener handle.
+    fn listen(&mut self, socket: &mut SmolSocket) -> Result<(), SmolError> {
+        if socket.is_listener() {
+            return self.resolve_listener(socket).map(|_| ());
+        }
+        let i = self.resolve(socket)?;
+        let Role::Bound { port } = self.entries[i].role else {
+            return Err(SmolError::InvalidState);
+        };
+        let li = self
+            .listeners
+            .iter()
+            .position(|l| !l.open)
+            .ok_or(SmolError::NoListenerSlot)?;
+        tcp_mut(&mut self.sockets, self.entries[i].handle)
+            .listen(port)
+            .map_err(|e| match e {
+                tcp::ListenError::InvalidState => SmolError::InvalidState,
+                tcp::ListenError::Unaddressable => SmolError::Unaddressable,
+            })?;
+        let l = &mut self.listeners[li];
+        *l = Listener {
+            port,
+            generation: l.generation.wrapping_add(1),
+            open: true,
+        };
+        let e = &mut self.entries[i];
+        e.generation = e.generation.wrapping_add(1);
+        e.role = Role::Armed { listener: li as u16 };
+        *socket = SmolSocket {
+            index: li as u16,
+            generation: self.listeners[li].generation,
+            kind: Kind::Listener,
+        };
+        self.refresh_listener(li);
+        Ok(())
+    }
+
+    /// Hand out an armed socket whose connection is established (ESTABLISHED, or
+    /// CLOSE-WAIT if the peer already sent FIN), and re-arm the port from free sockets.
+    /// `WouldBlock` when none is ready. Only on a listener handle.
+    fn accept(&mut self, socket: &mut SmolSocket) -> nb::Result<(SmolSocket, SocketAddr), SmolError> {
+        let li = self.resolve_listener(socket)?;
+        self.refresh_listener(li);
+        let armed = Role::Armed { listener: li as u16 };
+        let ready = (0..self.entries.len()).find_map(|i| {
+            if self.entries[i].role != armed {
+                return None;
+            }
+            let tcp = tcp_ref(&self.sockets, self.entries[i].handle);
+            match tcp.state() {
+                State::Established | State::CloseWait => tcp.remote_endpoint().map(|ep| (i, ep)),
+                _ => None,
+            }
+        });
+        let Some((i, remote)) = ready else {
+            return Err(nb::Error::WouldBlock);
+        };
+        let remote = SocketAddr::from(remote);
+        self.entries[i].role = Role::Connected { remote };
+        self.refresh_listener(li);
+        Ok((self.handle_of(i), remote))
+    }
+}
+
+/// Native: `tcp::Socket::abort` moves the socket to CLOSED; the next
+/// [`poll`](SmoltcpStack::poll) sends one RST, after which the socket is free. A socket
+/// without a connection is free at once. A listener handle is closed as by `close`.
+impl<const M: usize> TcpAbort for SmoltcpStack<'_, M> {
+    const NATIVE_ABORT: bool = true;
+
+    fn abort(&mut self, socket: SmolSocket) -> Result<(), SmolError> {
+        if socket.is_listener() {
+            return self.close_listener(&socket);
+        }
+        let i = self.resolve(&socket)?;
+        tcp_mut(&mut self.sockets, self.entries[i].handle).abort();
+        self.release(i);
+        Ok(())
+    }
+}
+
+/// Fallback: smoltcp has no per-write PSH or MORE control (it sets no PSH at all and
+/// sends whatever the window allows), so netpool coalesces `More` writes itself.
+impl<const M: usize> TcpSendFlags for SmoltcpStack<'_, M> {}
+
+/// Native: `tcp::Socket::send_queue`. smoltcp removes bytes from the transmit buffer
+/// only when they are acknowledged, so its length is exactly "taken but not yet
+/// acknowledged" (unsent plus in flight). `None` for sockets that are neither
+/// connecting nor connected.
+impl<const M: usize> TcpSendQueue for SmoltcpStack<'_, M> {
+    fn send_queue(&mut self, socket: &SmolSocket) -> Option<usize> {
+        let i = self.resolve(socket).ok()?;
+        match self.entries[i].role {
+            Role::Connecting { .. } | Role::Connected { .. } => {
+                Some(tcp_ref(&self.sockets, self.entries[i].handle).send_queue())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Native, from the TCP state without reading: a peer FIN (CLOSE-WAIT and later) with
+/// an empty receive queue is [`PeerStatus::Closed`]; an established connection smoltcp
+/// moved to CLOSED is `Gone(Reset)` (`Gone(ConnectionLost)` when the socket has a
+/// timeout, see the [module docs](self)); a failed connect is `Gone` with its class;
+/// anything else connecting or connected is `Open`. `Unknown` for listeners, stale
+/// handles and sockets without a connection.
+impl<const M: usize> TcpPeerStatus for SmoltcpStack<'_, M> {
+    fn peer_status(&mut self, socket: &SmolSocket) -> PeerStatus {
+        let Ok(i) = self.resolve(socket) else {
+            return PeerStatus::Unknown;
+        };
+        match self.entries[i].role {
+            Role::Connecting { .. } | Role::Failed(_) => match self.progress(i) {
+                Ok(_) => PeerStatus::Open,
+                Err(e) => PeerStatus::Gone(e.class()),
+            },
+            Role::Connected { .. } => {
+                let tcp = tcp_ref(&self.sockets, self.entries[i].handle);
+                match tcp.state() {
+                    State::CloseWait | State::LastAck | State::Closing | State::TimeWait => {
+                        if tcp.recv_queue() == 0 {
+                            PeerStatus::Closed
+                        } else {
+                            PeerStatus::Open
+                        }
+                    }
+                    State::Closed => PeerStatus::Gone(gone(tcp).class()),
+                    _ => PeerStatus::Open,
+                }
+            }
+            _ => PeerStatus::Unknown,
+        }
+    }
+}
+
+/// The state last set with [`SmoltcpStack::set_link`] (initially `Unknown`).
+impl<const M: usize> LinkStatus for SmoltcpStack<'_, M> {
+    fn link_state(&self) -> LinkState {
+        self.link
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use crate::stack::{SendFlag, Stack};
+    use ::smoltcp::iface::{Config as IfaceConfig, SocketStorage};
+    use ::smoltcp::phy::{DeviceCapabilities, Medium, RxToken, TxToken};
+    use ::smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+    use core::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+    use std::boxed::Box;
+    use std::collections::VecDeque;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Upper bound on polls in every wait loop (× `TICK` = 60 s of virtual time).
+    const MAX_POLLS: usize = 12_000;
+    const TICK: Duration = Duration::from_millis(5);
+    const BUF: usize = 2048;
+    const PORT: u16 = 80;
+
+    fn server() -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORT))
+    }
+
+    /// A loopback device without smoltcp's `alloc` feature (which `phy::Loopback`
+    /// needs and the `smoltcp` feature does not enable): every frame sent is received
+    /// back, in order.
+    #[derive(Default)]
+    struct Loop {
+        queue: VecDeque<Vec<u8>>,
+    }
+
+    struct Rx(Vec<u8>);
+    struct Tx<'q>(&'q mut VecDeque<Vec<u8>>);
+
+    impl RxToken for Rx {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+    }
+
+    impl TxToken for Tx<'_> {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut frame = vec![0; len];
+            let r = f(&mut frame);
+            self.0.push_back(frame);
+            r
+        }
+    }
+
+    impl Device for Loop {
+        type RxToken<'a> = Rx;
+        type TxToken<'a> = Tx<'a>;
+
+        fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+            let frame = self.queue.pop_front()?;
+            Some((Rx(frame), Tx(&mut self.queue)))
+        }
+
+        fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+            Some(Tx(&mut self.queue))
+        }
+
+        fn capabilities(&self) -> DeviceCapabilities {
+            let mut caps = DeviceCapabilities::default();
+            caps.medium = Medium::Ip;
+            caps.max_transmission_unit = 1500;
+            caps
+        }
+    }
+
+    /// A stack on 127.0.0.1/8 over a loopback device, with `n` TCP sockets in the set
+    /// (leaked buffers: tests only), each given `timeout`.
+    struct Net<const M: usize> {
+        stack: SmoltcpStack<'static, M>,
+        dev: Loop,
+        now: Instant,
+    }
+
+    fn set(n: usize, timeout: Option<Duration>) -> SocketSet<'static> {
+        let storage: Vec<SocketStorage<'static>> = (0..n).map(|_| SocketStorage::EMPTY).collect();
+        let mut sockets = SocketSet::new(Box::leak(storage.into_boxed_slice()));
+        for _ in 0..n {
+            let rx = tcp::SocketBuffer::new(Box::leak(vec![0u8; BUF].into_boxed_slice()));
+            let tx = tcp::SocketBuffer::new(Box::leak(vec![0u8; BUF].into_boxed_slice()));
+            let mut socket = tcp::Socket::new(rx, tx);
+            socket.set_timeout(timeout);
+            sockets.add(socket);
+        }
+        sockets
+    }
+
+    impl<const M: usize> Net<M> {
+        fn new(n: usize) -> Self {
+            Self::with(n, None, |s| s)
+        }
+
+        fn with(
+            n: usize,
+            timeout: Option<Duration>,
+            f: impl FnOnce(SmoltcpStack<'static, M>) -> SmoltcpStack<'static, M>,
+        ) -> Self {
+            let mut dev = Loop::default();
+            let mut config = IfaceConfig::new(HardwareAddress::Ip);
+            config.random_seed = 0x1234_5678;
+            let mut iface = Interface::new(config, &mut dev, Instant::ZERO);
+            iface.update_ip_addrs(|a| {
+                a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap();
+            });
+            Net {
+                stack: f(SmoltcpStack::new(iface, set(n, timeout))),
+                dev,
+                now: Instant::ZERO,
+            }
+        }
+
+        fn step(&mut self) {
+            self.now += TICK;
+            self.stack.poll(self.now, &mut self.dev);
+        }
+
+        /// Poll until `f` returns `Some`, at most `MAX_POLLS` times.
+        fn until<T>(
+            &mut self,
+            what: &str,
+            mut f: impl FnMut(&mut SmoltcpStack<'static, M>) -> Option<T>,
+        ) -> T {
+            for _ in 0..MAX_POLLS {
+                if let Some(v) = f(&mut self.stack) {
+                    return v;
+                }
+                self.step();
+            }
+            panic!("{what}: nothing after {MAX_POLLS} polls");
+        }
+
+        fn listen(&mut self, port: u16) -> SmolSocket {
+            let mut l = self.stack.socket().unwrap();
+            self.stack.bind(&mut l, port).unwrap();
+            self.stack.listen(&mut l).unwrap();
+            assert!(l.is_listener());
+            l
+        }
+
+        fn connect(&mut self, remote: SocketAddr) -> SmolSocket {
+            let mut c = self.stack.socket().unwrap();
+            self.until("connect", |s| match s.connect(&mut c, remote) {
+                Ok(()) => Some(()),
+                Err(nb::Error::WouldBlock) => None,
+                Err(nb::Error::Other(e)) => panic!("connect: {e}"),
+            });
+            c
+        }
+
+        fn accept(&mut self, l: &mut SmolSocket) -> (SmolSocket, SocketAddr) {
+            self.until("accept", |s| match s.accept(l) {
+                Ok(v) => Some(v),
+                Err(nb::Error::WouldBlock) => None,
+                Err(nb::Error::Other(e)) => panic!("accept: {e}"),
+            })
+        }
+
+        /// A connected pair on `PORT`: (listener, client, server side).
+        fn pair(&mut self) -> (SmolSocket, SmolSocket, SmolSocket) {
+            let mut l = self.listen(PORT);
+            let c = self.connect(server());
+            let (s, remote) = self.accept(&mut l);
+            assert_eq!(Some(remote), self.stack.local_port(&c).map(addr));
+            (l, c, s)
+        }
+
+        fn recv_exact(&mut self, s: &mut SmolSocket, n: usize) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 256];
+            self.until("receive", |st| {
+                match st.receive(s, &mut buf) {
+                    Ok(0) => panic!("unexpected end of stream"),
+                    Ok(k) => out.extend_from_slice(&buf[..k]),
+                    Err(nb::Error::WouldBlock) => {}
+                    Err(nb::Error::Other(e)) => panic!("receive: {e}"),
+                }
+                (out.len() >= n).then_some(())
+            });
+            out
+        }
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+    }
+
+    fn other(r: nb::Result<impl fmt::Debug, SmolError>) -> SmolError {
+        match r {
+            Err(nb::Error::Other(e)) => e,
+            r => panic!("expected an error, got {r:?}"),
+        }
+    }
+
+    fn assert_stack<S: Stack>(_: &S) {}
+
+    #[test]
+    fn is_a_full_netpool_stack() {
+        let mut net: Net<4> = Net::new(4);
+        assert_stack(&net.stack);
+        const { assert!(<SmoltcpStack<'static, 4> as TcpAbort>::NATIVE_ABORT) };
+        const { assert!(!<SmoltcpStack<'static, 4> as TcpSendFlags>::NATIVE_FLAGS) };
+        assert_eq!(net.stack.backlog(), DEFAULT_BACKLOG);
+        assert_eq!(net.stack.capacity(), 4);
+        assert_eq!(net.stack.counts().free, 4);
+        assert_eq!(net.stack.counts().total(), 4);
+        assert_eq!(net.stack.link_state(), LinkState::Unknown);
+        net.stack.set_link(LinkState::Down);
+        assert_eq!(net.stack.link_state(), LinkState::Down);
+        assert!(net.stack.poll_at(net.now).is_none());
+        assert!(!std::format!("{:?}", net.stack).is_empty());
+    }
+
+    #[test]
+    fn adopts_at_most_m_and_leaves_the_rest_alone() {
+        let mut net: Net<2> = Net::new(3);
+        assert_eq!(net.stack.capacity(), 2);
+        let handles: Vec<SocketHandle> = net.stack.sockets().iter().map(|(h, _)| h).collect();
+        assert_eq!(handles.len(), 3);
+        assert!(net.stack.socket_mut::<tcp::Socket>(handles[0]).is_none());
+        assert!(net.stack.socket_mut::<tcp::Socket>(handles[1]).is_none());
+        assert!(net.stack.socket_mut::<tcp::Socket>(handles[2]).is_some());
+    }
+
+    #[test]
+    fn listen_connect_accept_and_data_both_ways() {
+        let mut net: Net<6> = Net::new(6);
+        let (l, mut c, mut s) = net.pair();
+        assert_eq!(net.stack.local_port(&l), Some(PORT));
+        assert_eq!(net.stack.remote_addr(&c), Some(server()));
+        assert_eq!(net.stack.tcp_state(&c), Some(State::Established));
+        let client_port = net.stack.local_port(&c).unwrap();
+        assert!(client_port >= EPHEMERAL_FIRST);
+        // Connecting again to the same address is Ok, to another one refused.
+        assert_eq!(net.stack.connect(&mut c, server()), Ok(()));
+        assert_eq!(
+            other(net.stack.connect(&mut c, addr(81))),
+            SmolError::InvalidState
+        );
+
+        assert_eq!(net.stack.send(&mut c, b"ping"), Ok(4));
+        assert_eq!(net.recv_exact(&mut s, 4), b"ping");
+        assert_eq!(net.stack.send(&mut s, b"pong!"), Ok(5));
+        assert_eq!(net.recv_exact(&mut c, 5), b"pong!");
+        // Nothing pending: WouldBlock; empty buffers: Ok(0).
+        assert_eq!(
+            net.stack.receive(&mut c, &mut [0u8; 8]),
+            Err(nb::Error::WouldBlock)
+        );
+        assert_eq!(net.stack.receive(&mut c, &mut []), Ok(0));
+        assert_eq!(net.stack.send(&mut c, &[]), Ok(0));
+        // The flagged send is the plain send.
+        assert_eq!(net.stack.send_flagged(&mut c, b"x", SendFlag::More), Ok(1));
+        assert_eq!(net.recv_exact(&mut s, 1), b"x");
+        assert_eq!(net.stack.peer_status(&c), PeerStatus::Open);
+        assert_eq!(net.stack.peer_status(&s), PeerStatus::Open);
+        let counts = net.stack.counts();
+        assert_eq!(counts.connected, 2);
+        assert_eq!(counts.listening, 2);
+    }
+
+    #[test]
+    fn misuse_is_typed_never_a_panic() {
+        let mut net: Net<4> = Net::new(4);
+        let mut l = net.listen(PORT);
+        // A listener is not a connection, a connection not a listener.
+        assert_eq!(other(net.stack.send(&mut l, b"x")), SmolError::InvalidState);
+        assert_eq!(
+            other(net.stack.receive(&mut l, &mut [0; 4])),
+            SmolError::InvalidState
+        );
+        assert_eq!(net.stack.listen(&mut l), Ok(()));
+        let mut f = net.stack.socket().unwrap();
+        assert_eq!(other(net.stack.accept(&mut f)), SmolError::InvalidState);
+        assert_eq!(other(net.stack.send(&mut f, b"x")), SmolError::InvalidState);
+        assert_eq!(net.stack.listen(&mut f), Err(SmolError::InvalidState));
+        assert_eq!(net.stack.peer_status(&f), PeerStatus::Unknown);
+        assert_eq!(net.stack.send_queue(&f), None);
+        // The port is taken; port 0 picks an ephemeral one.
+        assert_eq!(net.stack.bind(&mut f, PORT), Err(SmolError::AddressInUse));
+        net.stack.bind(&mut f, 0).unwrap();
+        assert!(net.stack.local_port(&f).unwrap() >= EPHEMERAL_FIRST);
+        assert_eq!(net.stack.bind(&mut f, 0), Err(SmolError::InvalidState));
+        assert_eq!(
+            other(net.stack.connect(&mut f, server())),
+            SmolError::InvalidState
+        );
+        net.stack.close(f).unwrap();
+        // IPv6 and unspecified remotes are unaddressable.
+        let mut g = net.stack.socket().unwrap();
+        let v6 = SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 80);
+        assert_eq!(other(net.stack.connect(&mut g, v6)), SmolError::Unaddressable);
+        let unspec = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 80);
+        assert_eq!(other(net.stack.connect(&mut g, unspec)), SmolError::Unaddressable);
+        assert_eq!(SmolError::Unaddressable.class(), ErrorClass::NoRoute);
+    }
+
+    #[test]
+    fn backlog_is_rearmed_after_accept() {
+        let mut net: Net<6> = Net::new(6);
+        let mut l = net.listen(PORT);
+        let c0 = net.stack.counts();
+        assert_eq!((c0.listening, c0.free), (2, 4));
+        let _c = net.connect(server());
+        // The connection waits in the backlog until accepted (the server side is
+        // established once the client's ACK arrives, one poll after the client).
+        net.until("pending", |st| (st.counts().pending == 1).then_some(()));
+        let c1 = net.stack.counts();
+        assert_eq!((c1.listening, c1.pending, c1.connected, c1.free), (1, 1, 1, 3));
+        let (_s, _) = net.accept(&mut l);
+        // Accepting re-armed a free socket: two listening again.
+        let c2 = net.stack.counts();
+        assert_eq!((c2.listening, c2.pending, c2.connected, c2.free), (2, 0, 2, 2));
+        assert_eq!(net.stack.accept(&mut l), Err(nb::Error::WouldBlock));
+    }
+
+    #[test]
+    fn a_full_backlog_refuses_until_accepted() {
+        let mut net: Net<8> = Net::with(8, None, |s| s.with_backlog(1));
+        assert_eq!(net.stack.backlog(), 1);
+        let mut l = net.listen(PORT);
+        assert_eq!(net.stack.counts().listening, 1);
+        let _c1 = net.connect(server());
+        net.until("pending", |st| (st.counts().pending == 1).then_some(()));
+        // The only armed socket holds a connection: the next SYN is answered with RST.
+        let mut c2 = net.stack.socket().unwrap();
+        let e = net.until("refused", |s| match s.connect(&mut c2, server()) {
+            Ok(()) => panic!("connected past a full backlog"),
+            Err(nb::Error::WouldBlock) => None,
+            Err(nb::Error::Other(e)) => Some(e),
+        });
+        assert_eq!(e, SmolError::Refused);
+        let _ = net.accept(&mut l);
+        assert_eq!(net.stack.counts().listening, 1);
+    }
+
+    #[test]
+    fn exhaustion_is_out_of_resources_not_a_panic() {
+        let mut net: Net<3> = Net::new(3);
+        let mut l = net.listen(PORT); // arms 2 (backlog) of 3
+        let _c = net.connect(server()); // the last free socket
+        assert_eq!(net.stack.socket(), Err(SmolError::NoSocket));
+        assert_eq!(SmolError::NoSocket.class(), ErrorClass::OutOfResources);
+        let (_s, _) = net.accept(&mut l);
+        // Nothing free to re-arm with: one listening socket left, still no panic.
+        let counts = net.stack.counts();
+        assert_eq!((counts.free, counts.listening, counts.connected), (0, 1, 2));
+        assert_eq!(net.stack.socket(), Err(SmolError::NoSocket));
+        for _ in 0..20 {
+            net.step();
+        }
+    }
+
+    #[test]
+    fn close_sends_fin_and_the_socket_is_recycled_after_the_close_completes() {
+        let mut net: Net<6> = Net::new(6);
+        let (l, mut c, s) = net.pair();
+        let free_before = net.stack.counts().free;
+        net.stack.close(s).unwrap();
+        assert_eq!(net.stack.counts().closing, 1);
+        // The client sees end of stream.
+        let mut buf = [0u8; 8];
+        net.until("fin", |st| match st.receive(&mut c, &mut buf) {
+            Ok(0) => Some(()),
+            Ok(n) => panic!("{n} bytes"),
+            Err(nb::Error::WouldBlock) => None,
+            Err(nb::Error::Other(e)) => panic!("{e}"),
+        });
+        assert_eq!(net.stack.peer_status(&c), PeerStatus::Closed);
+        // Half-close: the client may still send.
+        assert_eq!(net.stack.send(&mut c, b"bye"), Ok(3));
+        net.stack.close(c).unwrap();
+        // The client (passive closer) is free after LAST-ACK; the server (active
+        // closer) holds its socket through TIME-WAIT, then it is free too.
+        let t0 = net.now;
+        net.until("client freed", |st| (st.counts().closing == 1).then_some(()));
+        assert_eq!(net.stack.counts().free, free_before + 1);
+        // The server socket in TIME-WAIT (local port 80) does not block a new listener.
+        assert_eq!(net.stack.tcp_state(&l), None);
+        net.stack.close(l).unwrap();
+        assert_eq!(net.stack.counts().free, free_before + 3);
+        let _l2 = net.listen(PORT);
+        assert_eq!(net.stack.counts().free, free_before + 1);
+        net.until("time-wait over", |st| (st.counts().closing == 0).then_some(()));
+        assert!(net.now - t0 >= Duration::from_secs(10), "{}", net.now - t0);
+        assert_eq!(net.stack.counts().free, free_before + 2);
+    }
+
+    #[test]
+    fn time_wait_limit_frees_the_active_closer_early() {
+        let mut net: Net<6> = Net::with(6, None, |s| {
+            s.with_time_wait_limit(Some(Duration::from_millis(100)))
+        });
+        let (_l, c, s) = net.pair();
+        net.stack.close(s).unwrap();
+        net.stack.close(c).unwrap();
+        let t0 = net.now;
+        net.until("all closed", |st| (st.counts().closing == 0).then_some(()));
+        assert!(net.now - t0 < Duration::from_secs(1), "{}", net.now - t0);
+        // A freed TIME-WAIT socket is reusable at once.
+        let mut l = _l;
+        for _ in 0..3 {
+            let c = net.connect(server());
+            let (s, _) = net.accept(&mut l);
+            net.stack.close(c).unwrap();
+            net.stack.close(s).unwrap();
+            net.until("closed", |st| (st.counts().closing == 0).then_some(()));
+        }
+        assert!(net.now - t0 < Duration::from_secs(2), "{}", net.now - t0);
+    }
+
+    #[test]
+    fn abort_resets_the_peer_and_frees_the_socket_after_the_rst() {
+        let mut net: Net<6> = Net::new(6);
+        let (_l, c, mut s) = net.pair();
+        assert_eq!(net.stack.send(&mut s, b"data"), Ok(4));
+        net.stack.abort(c).unwrap();
+        // The RST is sent at the next poll; until then the socket is closing.
+        assert_eq!(net.stack.counts().closing, 1);
+        net.step();
+        assert_eq!(net.stack.counts().closing, 0);
+        let status = net.until("reset seen", |st| match st.peer_status(&s) {
+            PeerStatus::Open => None,
+            status => Some(status),
+        });
+        assert_eq!(status, PeerStatus::Gone(ErrorClass::Reset));
+        assert_eq!(other(net.stack.receive(&mut s, &mut [0u8; 8])), SmolError::Reset);
+        assert_eq!(other(net.stack.send(&mut s, b"x")), SmolError::Reset);
+        assert_eq!(SmolError::Reset.kind(), TcpErrorKind::PipeClosed);
+        net.stack.abort(s).unwrap();
+        assert_eq!(net.stack.counts().closing, 0);
+    }
+
+    #[test]
+    fn data_before_a_reset_stays_readable() {
+        let mut net: Net<6> = Net::new(6);
+        let (_l, mut c, mut s) = net.pair();
+        assert_eq!(net.stack.send(&mut c, b"last words"), Ok(10));
+        net.until("queued", |st| (st.send_queue(&c) == Some(0)).then_some(()));
+        net.stack.abort(c).unwrap();
+        net.step();
+        net.step();
+        assert_eq!(net.stack.tcp_state(&s), Some(State::Closed));
+        let mut buf = [0u8; 32];
+        assert_eq!(net.stack.receive(&mut s, &mut buf), Ok(10));
+        assert_eq!(&buf[..10], b"last words");
+        assert_eq!(other(net.stack.receive(&mut s, &mut buf)), SmolError::Reset);
+    }
+
+    #[test]
+    fn a_stale_handle_is_refused_and_never_touches_the_new_user() {
+        let mut net: Net<4> = Net::new(4);
+        let mut l = net.listen(PORT); // arms 2: 2 free left
+        let old = net.stack.socket().unwrap();
+        let keep = old;
+        net.stack.close(old).unwrap(); // fresh: free at once
+        let mut new = net.stack.socket().unwrap();
+        assert_eq!(new.index(), keep.index());
+        assert_ne!(new.generation(), keep.generation());
+        // Every use of the kept copy is refused.
+        let mut stale = keep;
+        assert_eq!(other(net.stack.connect(&mut stale, server())), SmolError::Stale);
+        assert_eq!(other(net.stack.send(&mut stale, b"x")), SmolError::Stale);
+        assert_eq!(net.stack.close(stale), Err(SmolError::Stale));
+        assert_eq!(net.stack.abort(stale), Err(SmolError::Stale));
+        assert_eq!(net.stack.peer_status(&stale), PeerStatus::Unknown);
+        assert_eq!(SmolError::Stale.class(), ErrorClass::InvalidInput);
+        // The new user connects and talks undisturbed.
+        net.until("connect", |st| st.connect(&mut new, server()).ok());
+        let (mut s, _) = net.accept(&mut l);
+        assert_eq!(net.stack.send(&mut new, b"ok"), Ok(2));
+        assert_eq!(net.recv_exact(&mut s, 2), b"ok");
+        // A listener handle goes stale when it is closed.
+        let kept_listener = l;
+        net.stack.close(l).unwrap();
+        let mut stale_l = kept_listener;
+        assert_eq!(other(net.stack.accept(&mut stale_l)), SmolError::Stale);
+        assert_eq!(net.stack.close(stale_l), Err(SmolError::Stale));
+    }
+
+    #[test]
+    fn closing_a_listener_frees_its_sockets_and_resets_pending_connections() {
+        let mut net: Net<6> = Net::new(6);
+        let l = net.listen(PORT);
+        let mut c = net.connect(server()); // pending, never accepted
+        net.until("pending", |st| (st.counts().pending == 1).then_some(()));
+        net.stack.close(l).unwrap();
+        let counts = net.stack.counts();
+        assert_eq!((counts.listening, counts.pending, counts.closing), (0, 0, 1));
+        let status = net.until("reset", |st| match st.peer_status(&c) {
+            PeerStatus::Open => None,
+            status => Some(status),
+        });
+        assert_eq!(status, PeerStatus::Gone(ErrorClass::Reset));
+        assert_eq!(other(net.stack.send(&mut c, b"x")), SmolError::Reset);
+        net.stack.close(c).unwrap();
+        assert_eq!(net.stack.counts().free, 6);
+        // Nothing listens any more.
+        let mut d = net.stack.socket().unwrap();
+        let e = net.until("refused", |st| match st.connect(&mut d, server()) {
+            Err(nb::Error::WouldBlock) => None,
+            r => Some(other(r)),
+        });
+        assert_eq!(e, SmolError::Refused);
+        // The port can be listened on again at once.
+        let _l2 = net.listen(PORT);
+        assert_eq!(net.stack.counts().listening, 2);
+    }
+
+    #[test]
+    fn send_queue_rises_after_send_and_falls_to_zero_after_ack() {
+        let mut net: Net<6> = Net::new(6);
+        let (_l, mut c, mut s) = net.pair();
+        assert_eq!(net.stack.send_queue(&c), Some(0));
+        let data = [0x5au8; 1000];
+        assert_eq!(net.stack.send(&mut c, &data), Ok(1000));
+        assert_eq!(net.stack.send_queue(&c), Some(1000));
+        // Fill the buffer: WouldBlock, not an error.
+        assert_eq!(net.stack.send(&mut c, &[0u8; BUF]), Ok(BUF - 1000));
+        assert_eq!(net.stack.send(&mut c, b"more"), Err(nb::Error::WouldBlock));
+        assert_eq!(net.stack.send_queue(&c), Some(BUF));
+        // The peer reads; everything is acknowledged.
+        assert_eq!(net.recv_exact(&mut s, BUF).len(), BUF);
+        net.until("acked", |st| (st.send_queue(&c) == Some(0)).then_some(()));
+    }
+
+    #[test]
+    fn peer_status_is_closed_after_peer_fin_and_drain() {
+        let mut net: Net<6> = Net::new(6);
+        let (_l, mut c, mut s) = net.pair();
+        assert_eq!(net.stack.send(&mut c, b"abc"), Ok(3));
+        net.stack.close(c).unwrap();
+        net.until("fin arrived", |st| {
+            (st.tcp_state(&s) == Some(State::CloseWait)).then_some(())
+        });
+        // Unread data: still open.
+        assert_eq!(net.stack.peer_status(&s), PeerStatus::Open);
+        assert_eq!(net.recv_exact(&mut s, 3), b"abc");
+        assert_eq!(net.stack.peer_status(&s), PeerStatus::Closed);
+        assert_eq!(net.stack.receive(&mut s, &mut [0u8; 8]), Ok(0));
+        assert_eq!(net.stack.receive(&mut s, &mut [0u8; 8]), Ok(0));
+        // Still writable (half-close) until we close too.
+        assert_eq!(net.stack.send(&mut s, b"ok"), Ok(2));
+    }
+
+    #[test]
+    fn connect_to_a_closed_port_is_refused_and_sticky() {
+        let mut net: Net<4> = Net::new(4);
+        let mut c = net.stack.socket().unwrap();
+        assert_eq!(net.stack.connect(&mut c, addr(9)), Err(nb::Error::WouldBlock));
+        assert_eq!(net.stack.peer_status(&c), PeerStatus::Open);
+        assert_eq!(net.stack.send(&mut c, b"x"), Err(nb::Error::WouldBlock));
+        assert_eq!(net.stack.counts().connecting, 1);
+        let e = net.until("refused", |st| match st.connect(&mut c, addr(9)) {
+            Err(nb::Error::WouldBlock) => None,
+            r => Some(other(r)),
+        });
+        assert_eq!(e, SmolError::Refused);
+        assert_eq!(e.class(), ErrorClass::Refused);
+        // Sticky until closed.
+        assert_eq!(other(net.stack.connect(&mut c, addr(9))), SmolError::Refused);
+        assert_eq!(other(net.stack.receive(&mut c, &mut [0; 4])), SmolError::Refused);
+        assert_eq!(net.stack.peer_status(&c), PeerStatus::Gone(ErrorClass::Refused));
+        assert_eq!(net.stack.counts().idle, 1);
+        net.stack.close(c).unwrap();
+        assert_eq!(net.stack.counts().free, 4);
+    }
+
+    #[test]
+    fn connect_to_a_silent_host_times_out_with_a_socket_timeout() {
+        let timeout = Duration::from_secs(3);
+        let mut net: Net<2> = Net::with(2, Some(timeout), |s| s);
+        // 127.0.0.2 is on the link but not ours: the SYN is never answered.
+        let silent = SocketAddr::new(Ipv4Addr::new(127, 0, 0, 2).into(), 80);
+        let mut c = net.stack.socket().unwrap();
+        let t0 = net.now;
+        let e = net.until("timeout", |st| match st.connect(&mut c, silent) {
+            Err(nb::Error::WouldBlock) => None,
+            r => Some(other(r)),
+        });
+        assert_eq!(e, SmolError::TimedOut);
+        assert!(e.class().is_retry());
+        assert!(net.now - t0 >= timeout);
+        net.stack.abort(c).unwrap();
+        net.step();
+        assert_eq!(net.stack.counts().free, 2);
+    }
+
+    #[test]
+    fn with_a_socket_timeout_a_reset_is_connection_lost() {
+        let mut net: Net<6> = Net::with(6, Some(Duration::from_secs(30)), |s| s);
+        let (_l, c, mut s) = net.pair();
+        net.stack.abort(c).unwrap();
+        let status = net.until("gone", |st| match st.peer_status(&s) {
+            PeerStatus::Open => None,
+            status => Some(status),
+        });
+        assert_eq!(status, PeerStatus::Gone(ErrorClass::ConnectionLost));
+        assert_eq!(
+            other(net.stack.receive(&mut s, &mut [0; 4])),
+            SmolError::ConnectionLost
+        );
+    }
+
+    #[test]
+    fn ephemeral_ports_follow_the_seed_and_skip_ports_in_use() {
+        let mut net: Net<6> = Net::with(6, None, |s| s.with_port_seed(16383));
+        // Seed 16383: the first port is 65535, then the counter wraps to 49152.
+        let mut l = net.stack.socket().unwrap();
+        net.stack.bind(&mut l, 49152).unwrap();
+        net.stack.listen(&mut l).unwrap();
+        let c = net.connect(addr(49152));
+        assert_eq!(net.stack.local_port(&c), Some(65535));
+        let d = net.connect(addr(49152));
+        assert_eq!(net.stack.local_port(&d), Some(49153));
+    }
+
+    #[test]
+    fn serves_a_pool_connection_from_a_client_on_the_same_stack() {
+        use crate::{Config, ListenParams, Pool};
+
+        let mut dev = Loop::default();
+        let mut iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut dev, Instant::ZERO);
+        iface.update_ip_addrs(|a| {
+            a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap();
+        });
+        let stack: SmoltcpStack<'static, 6> = SmoltcpStack::new(iface, set(6, None));
+        let mut pool: Pool<SmoltcpStack<'static, 6>, 4, 1, 64> = Pool::new(stack, Config::new());
+        pool.listen(PORT, ListenParams::new(4)).unwrap();
+
+        let mut now = Instant::ZERO;
+        let mut tick = |pool: &mut Pool<SmoltcpStack<'static, 6>, 4, 1, 64>| {
+            now += TICK;
+            pool.stack_mut().poll(now, &mut dev);
+            pool.poll(crate::Instant::from_millis(now.total_millis() as u64));
+            crate::Instant::from_millis(now.total_millis() as u64)
+        };
+
+        let mut client = pool.stack_mut().socket().unwrap();
+        let mut accepted = None;
+        let mut np_now = crate::Instant::ZERO;
+        for _ in 0..MAX_POLLS {
+            let _ = pool.stack_mut().connect(&mut client, server());
+            if let Some(a) = pool.accept_next() {
+                accepted = Some(a);
+                break;
+            }
+            np_now = tick(&mut pool);
+        }
+        let a = accepted.expect("pool accepted nothing");
+        assert_eq!(a.port, PORT);
+        assert_eq!(pool.stack_mut().connect(&mut client, server()), Ok(()));
+        assert_eq!(Some(a.remote.port()), pool.stack().local_port(&client));
+
+        // Client → pool.
+        assert_eq!(pool.stack_mut().send(&mut client, b"hello"), Ok(5));
+        let mut buf = [0u8; 16];
+        let mut got = 0;
+        for _ in 0..MAX_POLLS {
+            match pool.read(a.handle, &mut buf, np_now) {
+                Ok(n) => {
+                    got = n;
+                    break;
+                }
+                Err(nb::Error::WouldBlock) => np_now = tick(&mut pool),
+                Err(nb::Error::Other(e)) => panic!("{e}"),
+            }
+        }
+        assert_eq!(&buf[..got], b"hello");
+
+        // Pool → client (push), then close: the client reads it all, then EOF.
+        assert_eq!(pool.write(a.handle, b"world", true, np_now), Ok(5));
+        pool.close(a.handle, np_now).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..MAX_POLLS {
+            match pool.stack_mut().receive(&mut client, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(nb::Error::WouldBlock) => np_now = tick(&mut pool),
+                Err(nb::Error::Other(e)) => panic!("{e}"),
+            }
+        }
+        assert_eq!(out, b"world");
+        pool.stack_mut().close(client).unwrap();
+        assert_eq!(pool.free_slots(), 4);
+        let _ = np_now;
+    }
+
+    #[test]
+    fn error_table() {
+        use SmolError as E;
+        let all = [
+            (E::NoSocket, ErrorClass::OutOfResources),
+            (E::NoListenerSlot, ErrorClass::OutOfResources),
+            (E::NoPort, ErrorClass::OutOfResources),
+            (E::Stale, ErrorClass::InvalidInput),
+            (E::InvalidState, ErrorClass::InvalidInput),
+            (E::Unaddressable, ErrorClass::NoRoute),
+            (E::AddressInUse, ErrorClass::AddressInUse),
+            (E::Refused, ErrorClass::Refused),
+            (E::TimedOut, ErrorClass::Timeout),
+            (E::Reset, ErrorClass::Reset),
+            (E::ConnectionLost, ErrorClass::ConnectionLost),
+            (E::Closed, ErrorClass::Closed),
+        ];
+        for (e, class) in all {
+            assert_eq!(e.class(), class, "{e}");
+            assert!(!e.as_str().is_empty());
+            let pipe = matches!(e, E::Reset | E::ConnectionLost | E::Closed);
+            assert_eq!(e.kind() == TcpErrorKind::PipeClosed, pipe, "{e}");
+        }
+    }
+}
