@@ -14,14 +14,18 @@
 //! Addresses are from TEST-NET-1 (192.0.2.0/24): nothing here touches a real network.
 
 pub mod fabric;
+pub mod pcb;
 pub mod peers;
 pub mod rng;
 pub mod server;
+pub mod world;
 
 pub use fabric::{Fabric, LinkConfig, LinkStats, SimDevice};
+pub use pcb::{Exhaustion, PcbLimited, PcbStats};
 pub use peers::{CloseStyle, HalfOpen, PeerHost, PollStats, Poller, PollerConfig, Storm, Uploader};
 pub use rng::SplitMix64;
 pub use server::{ClosePolicy, ServerStats, StatusServer};
+pub use world::{run, server_stack, Participant, SimServer};
 
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::Ipv4Address;

@@ -210,6 +210,9 @@ pub enum SmolError {
     /// Our sending direction is already closed (FIN sent). Class
     /// [`Closed`](ErrorClass::Closed).
     Closed,
+    /// The connection was killed to reclaim its socket ([`SmoltcpStack::kill`], lwIP's
+    /// `tcp_kill_*`). Class [`Aborted`](ErrorClass::Aborted).
+    Killed,
 }
 
 impl SmolError {
@@ -228,6 +231,7 @@ impl SmolError {
             SmolError::Reset => "connection reset",
             SmolError::ConnectionLost => "connection lost (reset or timeout)",
             SmolError::Closed => "connection closed for sending",
+            SmolError::Killed => "connection killed to reclaim its socket",
         }
     }
 }
@@ -245,7 +249,9 @@ impl core::error::Error for SmolError {}
 impl TcpError for SmolError {
     fn kind(&self) -> TcpErrorKind {
         match self {
-            SmolError::Reset | SmolError::ConnectionLost | SmolError::Closed => TcpErrorKind::PipeClosed,
+            SmolError::Reset | SmolError::ConnectionLost | SmolError::Closed | SmolError::Killed => {
+                TcpErrorKind::PipeClosed
+            }
             _ => TcpErrorKind::Other,
         }
     }
@@ -264,6 +270,7 @@ impl Classify for SmolError {
             SmolError::Reset => ErrorClass::Reset,
             SmolError::ConnectionLost => ErrorClass::ConnectionLost,
             SmolError::Closed => ErrorClass::Closed,
+            SmolError::Killed => ErrorClass::Aborted,
         }
     }
 }
@@ -322,6 +329,33 @@ impl fmt::Display for SmolSocket {
         };
         write!(f, "{what} {}#{}", self.index, self.generation)
     }
+}
+
+/// Who holds a socket's connection (see [`SmoltcpStack::pcbs`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum PcbOwner {
+    /// Connecting or connected, held by the application.
+    Application,
+    /// Established or being established on a listener, not yet accepted.
+    Backlog,
+    /// Given back by the application; smoltcp is finishing the close (FIN-WAIT,
+    /// CLOSING, LAST-ACK, TIME-WAIT).
+    Closing,
+}
+
+/// One connection-holding socket (see [`SmoltcpStack::pcbs`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PcbInfo {
+    /// Socket index (for [`SmoltcpStack::kill`]).
+    pub index: u16,
+    /// smoltcp's TCP state.
+    pub state: State,
+    /// Who holds it.
+    pub owner: PcbOwner,
+    /// Bytes received, not yet read.
+    pub rx_queue: usize,
+    /// Bytes queued to send, not yet acknowledged.
+    pub tx_queue: usize,
 }
 
 /// How many adopted sockets are in each role ([`SmoltcpStack::counts`]).
@@ -395,6 +429,9 @@ struct Entry {
     handle: SocketHandle,
     generation: u32,
     role: Role,
+    /// The generation of the last handle whose connection [`SmoltcpStack::kill`] took:
+    /// that handle reports [`SmolError::Killed`] instead of going merely stale.
+    killed: Option<u32>,
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -501,6 +538,7 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             let _ = entries.push(Entry {
                 handle,
                 generation: 0,
+                killed: None,
                 role,
             });
         }
@@ -694,6 +732,56 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         }
     }
 
+    // ------------------------------------------------------------ exhaustion hooks
+
+    /// Every adopted socket that holds a connection — what an lwIP-style PCB allocator
+    /// would consider — with its state and queues. O(M), no I/O.
+    pub fn pcbs(&self) -> impl Iterator<Item = PcbInfo> + use<'_, 'a, M> {
+        self.entries.iter().enumerate().filter_map(|(i, e)| {
+            let socket = tcp_ref(&self.sockets, e.handle);
+            let owner = match e.role {
+                Role::Connecting { .. } | Role::Connected { .. } => PcbOwner::Application,
+                Role::Armed { .. } if !matches!(socket.state(), State::Listen | State::Closed) => {
+                    PcbOwner::Backlog
+                }
+                Role::Closing { .. } if socket.state() != State::Closed => PcbOwner::Closing,
+                _ => return None,
+            };
+            Some(PcbInfo {
+                index: i as u16,
+                state: socket.state(),
+                owner,
+                rx_queue: socket.recv_queue(),
+                tx_queue: socket.send_queue(),
+            })
+        })
+    }
+
+    /// Kill the connection of socket `index` as lwIP's `tcp_kill_*` do under PCB
+    /// exhaustion: RST to the peer, the socket reusable once the RST is out (next
+    /// poll). The application's handle then reports [`SmolError::Killed`]; a connection
+    /// still in a listener's backlog is simply dropped (the listener re-arms). Returns
+    /// whether there was a connection to kill.
+    pub fn kill(&mut self, index: usize) -> bool {
+        let Some(e) = self.entries.get(index).copied() else {
+            return false;
+        };
+        let socket = tcp_mut(&mut self.sockets, e.handle);
+        match e.role {
+            Role::Connecting { .. } | Role::Connected { .. } => {
+                socket.abort();
+                self.entries[index].killed = Some(e.generation);
+                self.release(index);
+                true
+            }
+            Role::Armed { .. } | Role::Closing { .. } if !matches!(socket.state(), State::Listen | State::Closed) => {
+                socket.abort();
+                true
+            }
+            _ => false,
+        }
+    }
+
     // ------------------------------------------------------------ internals
 
     /// The entry of a live socket handle.
@@ -703,9 +791,14 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         }
         let i = s.index as usize;
         let e = self.entries.get(i).ok_or(SmolError::Stale)?;
-        if e.generation != s.generation
-            || matches!(e.role, Role::Free | Role::Armed { .. } | Role::Closing { .. })
-        {
+        if e.generation != s.generation {
+            return Err(if e.killed == Some(s.generation) {
+                SmolError::Killed
+            } else {
+                SmolError::Stale
+            });
+        }
+        if matches!(e.role, Role::Free | Role::Armed { .. } | Role::Closing { .. }) {
             return Err(SmolError::Stale);
         }
         Ok(i)
