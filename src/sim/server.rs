@@ -8,8 +8,8 @@
 //! - [`Immediate`](ClosePolicy::Immediate) — netpool's: close as soon as the response
 //!   is taken; the slot is free at once.
 //! - [`Lingering`](ClosePolicy::Lingering) — the old firmware's `closePending`: hold the
-//!   slot until the peer has acknowledged the response or `max` passes (then abort),
-//!   or until the connection is found dead.
+//!   slot (and its stack socket) until the peer has acknowledged the response or `max`
+//!   passes (then abort) — optionally also until the connection is found dead.
 
 use std::vec::Vec;
 
@@ -41,6 +41,10 @@ pub enum ClosePolicy {
     Lingering {
         /// Longest hold (the old firmware: 4 s).
         max: Duration,
+        /// Also let go as soon as the connection is found dead (reset, closed): what
+        /// the old firmware's "PCB lost" check did. Without it, a peer that resets
+        /// instead of acknowledging holds the slot for the full `max`.
+        free_when_dead: bool,
     },
 }
 
@@ -160,12 +164,12 @@ impl StatusServer {
                 }
             }
             Phase::Linger { since } => {
-                let ClosePolicy::Lingering { max } = self.policy else {
+                let ClosePolicy::Lingering { max, free_when_dead } = self.policy else {
                     return self.done(pool, h, now);
                 };
                 let dead = !matches!(pool.state(h), Ok(ConnState::Connected));
-                let acked = matches!(pool.send_queue(h), Ok(Some(0)) | Err(_));
-                if dead || acked {
+                let acked = matches!(pool.send_queue(h), Ok(Some(0)) | Err(_)) && !dead;
+                if acked || (dead && free_when_dead) {
                     self.stats.lingered += 1;
                     self.done(pool, h, now)
                 } else if now.saturating_since(*since) >= max {

@@ -1,0 +1,298 @@
+//! The churn benchmark: one long upload and seven status pollers against a server
+//! with a pool of 8 on a stack of 10 PCBs (lwIP 1.4 exhaustion policy), in virtual
+//! time. For two server policies in the same run — `netpool` (close at once) and
+//! `lingering` (hold the slot until the response is acknowledged or 4 s pass, as the
+//! old bridge firmware did) — it finds the highest poll rate at which the upload
+//! survives and at least 99.9 % of the polls succeed. A third policy,
+//! `lingering_rst_aware`, lingers too but lets go as soon as the peer resets (what the
+//! old firmware's "PCB lost" check did).
+//!
+//! ```text
+//! cargo run --release --features sim --example churn            # table
+//! cargo run --release --features sim --example churn -- --json  # one JSON object
+//! cargo run --release --features sim --example churn -- --seed 7 --loss-ppm 10000  # 1 % loss
+//! ```
+//!
+//! Same arguments, same numbers: everything random comes from the seed.
+
+use netpool::sim::{
+    run, server, test_net, ClosePolicy, CloseStyle, Exhaustion, Fabric, LinkConfig, Participant, PeerHost,
+    PollStats, Poller, PollerConfig, SimServer, Uploader,
+};
+use netpool::{Config, Duration};
+use smoltcp::time::Instant as T;
+use smoltcp::wire::IpEndpoint;
+
+const PCBS: usize = 10;
+const SLOTS: usize = 8;
+const POLLERS: u8 = 7;
+const BACKLOG: usize = 3;
+const UPLOAD_BYTES_PER_S: u64 = 100_000;
+const SUCCESS_PPM: u64 = 999_000;
+
+#[derive(Clone, Copy)]
+struct Args {
+    json: bool,
+    seed: u64,
+    loss_ppm: u32,
+    duration_s: i64,
+}
+
+/// One run at one rate.
+#[derive(Clone, Copy, Debug)]
+struct Outcome {
+    rate: u64,
+    polls: PollStats,
+    upload_alive: bool,
+    upload_sent: u64,
+    killed_live: u64,
+    reclaimed: u64,
+    rejected: u32,
+}
+
+impl Outcome {
+    fn completed(&self) -> u64 {
+        self.polls.ok + self.polls.failed()
+    }
+    fn success_ppm(&self) -> u64 {
+        (self.polls.ok * 1_000_000)
+            .checked_div(self.completed())
+            .unwrap_or(0)
+    }
+    fn sustained(&self) -> bool {
+        self.upload_alive && self.completed() > 0 && self.success_ppm() >= SUCCESS_PPM
+    }
+}
+
+fn simulate(args: &Args, policy: ClosePolicy, rate: u64) -> Outcome {
+    let link = LinkConfig {
+        delay_ms: 2,
+        jitter_ms: 2,
+        loss_ppm: args.loss_ppm,
+        mtu: 1500,
+    };
+    let fabric = Fabric::new(args.seed, link);
+    let ip = test_net(1);
+    let endpoint = IpEndpoint::new(ip.into(), 80);
+    let mut srv: SimServer<PCBS, SLOTS> = SimServer::new(
+        &fabric,
+        ip,
+        80,
+        SLOTS as u8,
+        args.seed ^ 1,
+        BACKLOG,
+        Exhaustion::Lwip14,
+        policy,
+        Config::new(),
+    );
+    let mut upload = Uploader::new(
+        PeerHost::new(&fabric, test_net(10), args.seed ^ 2, T::ZERO),
+        endpoint,
+        T::from_millis(100),
+        UPLOAD_BYTES_PER_S,
+        server::UPLOAD_HEADER,
+    );
+    // `rate` connections per second across all pollers.
+    let period_ms = (u64::from(POLLERS) * 1000 / rate.max(1)).max(1);
+    let mut pollers: Vec<Poller> = (0..POLLERS)
+        .map(|i| {
+            let mut host = PeerHost::new(
+                &fabric,
+                test_net(20 + i),
+                args.seed ^ (100 + u64::from(i)),
+                T::ZERO,
+            );
+            host.set_ack_delay_ms(200); // a browser's delayed ACK
+            Poller::new(
+                host,
+                PollerConfig {
+                    server: endpoint,
+                    period_ms,
+                    first_at_ms: 500 + i64::from(i) * period_ms as i64 / i64::from(POLLERS),
+                    timeout_ms: 5000,
+                    request: server::STATUS_REQUEST,
+                    response_len: server::RESPONSE_LEN,
+                    // Half the tabs close with RST, as browsers often do.
+                    close: if i % 2 == 0 {
+                        CloseStyle::Rst
+                    } else {
+                        CloseStyle::Fin
+                    },
+                },
+            )
+        })
+        .collect();
+    let end = T::from_secs(args.duration_s);
+    {
+        let mut all: Vec<&mut dyn Participant> = vec![&mut srv, &mut upload];
+        all.extend(pollers.iter_mut().map(|p| p as &mut dyn Participant));
+        run(&fabric, &mut all, T::ZERO, end, 50);
+    }
+    let mut polls = PollStats::default();
+    for p in &pollers {
+        polls.add(&p.stats());
+    }
+    let pcb = srv.pool.stack().stats();
+    Outcome {
+        rate,
+        polls,
+        upload_alive: upload.alive(),
+        upload_sent: upload.sent(),
+        killed_live: pcb.killed_live,
+        reclaimed: pcb.reclaimed,
+        rejected: srv.pool.counters().rejected,
+    }
+}
+
+/// The highest rate in `1..=hi` that is sustained, by binary search (sustained rates
+/// are assumed to form a prefix), with the outcome there and just above.
+fn max_rate(args: &Args, policy: ClosePolicy, hi: u64) -> (Option<Outcome>, Option<Outcome>) {
+    let (mut lo, mut hi) = (0u64, hi + 1); // lo sustained (0: none yet), hi not
+    let (mut best, mut first_fail) = (None, None);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        let o = simulate(args, policy, mid);
+        if o.sustained() {
+            lo = mid;
+            best = Some(o);
+        } else {
+            hi = mid;
+            first_fail = Some(o);
+        }
+    }
+    (best, first_fail.filter(|o| o.rate == hi))
+}
+
+fn json_outcome(o: &Option<Outcome>) -> String {
+    match o {
+        None => "null".into(),
+        Some(o) => format!(
+            "{{\"rate\":{},\"polls_ok\":{},\"polls_failed\":{},\"success_ppm\":{},\"upload_survived\":{},\"upload_bytes\":{},\"killed_live\":{},\"reclaimed\":{},\"rejected\":{}}}",
+            o.rate,
+            o.polls.ok,
+            o.polls.failed(),
+            o.success_ppm(),
+            o.upload_alive,
+            o.upload_sent,
+            o.killed_live,
+            o.reclaimed,
+            o.rejected
+        ),
+    }
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        json: false,
+        seed: 1,
+        loss_ppm: 0,
+        duration_s: 30,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("{name} needs a number"))
+        };
+        match a.as_str() {
+            "--json" => args.json = true,
+            "--seed" => args.seed = value("--seed")?,
+            "--loss-ppm" => args.loss_ppm = value("--loss-ppm")?.min(1_000_000) as u32,
+            "--duration-s" => args.duration_s = value("--duration-s")?.clamp(5, 3600) as i64,
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (try --json, --seed N, --loss-ppm N, --duration-s N)"
+                ))
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("churn: {e}");
+            std::process::exit(2);
+        }
+    };
+    let linger = |free_when_dead| ClosePolicy::Lingering {
+        max: Duration::from_secs(4),
+        free_when_dead,
+    };
+    let policies = [
+        ("netpool", ClosePolicy::Immediate),
+        ("lingering", linger(false)),
+        ("lingering_rst_aware", linger(true)),
+    ];
+    let results: Vec<_> = policies
+        .iter()
+        .map(|(name, p)| (*name, max_rate(&args, *p, 2000)))
+        .collect();
+    if args.json {
+        let fields: Vec<String> = results
+            .iter()
+            .map(|(name, (best, fail))| {
+                format!(
+                    "\"{name}\":{{\"max_rate\":{},\"upload_survived\":{},\"at_max\":{},\"above_max\":{}}}",
+                    best.map_or(0, |o| o.rate),
+                    best.is_some_and(|o| o.upload_alive),
+                    json_outcome(best),
+                    json_outcome(fail)
+                )
+            })
+            .collect();
+        println!(
+            "{{{},\"pcbs\":{PCBS},\"slots\":{SLOTS},\"seed\":{},\"loss_ppm\":{},\"duration_s\":{},\"exhaustion\":\"{}\"}}",
+            fields.join(","),
+            args.seed,
+            args.loss_ppm,
+            args.duration_s,
+            Exhaustion::Lwip14.name()
+        );
+        return;
+    }
+    println!(
+        "churn: 1 upload ({} kB/s) + {POLLERS} pollers, pool of {SLOTS}, {PCBS} PCBs ({}), backlog {BACKLOG}, \
+         loss {} ppm, {} s virtual, seed {}",
+        UPLOAD_BYTES_PER_S / 1000,
+        Exhaustion::Lwip14.name(),
+        args.loss_ppm,
+        args.duration_s,
+        args.seed
+    );
+    println!(
+        "{:<20} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7}  just above the max",
+        "policy", "max conn/s", "polls ok", "failed", "upload", "killed", "reclaim"
+    );
+    for (name, (best, fail)) in &results {
+        let row = |o: &Outcome| {
+            format!(
+                "{:>10} {:>8} {:>8} {:>7} {:>7}",
+                o.polls.ok,
+                o.polls.failed(),
+                if o.upload_alive { "alive" } else { "KILLED" },
+                o.killed_live,
+                o.reclaimed
+            )
+        };
+        let above = fail.map_or("-".into(), |o| {
+            format!(
+                "{} conn/s: {:.2} % ok (refused {}, reset {}, short {}, timeout {}), upload {}",
+                o.rate,
+                o.success_ppm() as f64 / 10_000.0,
+                o.polls.refused,
+                o.polls.reset,
+                o.polls.short,
+                o.polls.timeout,
+                if o.upload_alive { "alive" } else { "killed" }
+            )
+        });
+        match best {
+            Some(o) => println!("{name:<20} {:>10} {}  {above}", o.rate, row(o)),
+            None => println!("{name:<20} {:>10} (no rate sustained)  {above}", 0),
+        }
+    }
+}
