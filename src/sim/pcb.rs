@@ -256,7 +256,12 @@ impl<const M: usize> TcpAbort for PcbLimited<'_, M> {
 }
 
 impl<const M: usize> TcpSendFlags for PcbLimited<'_, M> {
-    fn send_flagged(&mut self, s: &mut SmolSocket, data: &[u8], flag: SendFlag) -> nb::Result<usize, SmolError> {
+    fn send_flagged(
+        &mut self,
+        s: &mut SmolSocket,
+        data: &[u8],
+        flag: SendFlag,
+    ) -> nb::Result<usize, SmolError> {
         self.inner.send_flagged(s, data, flag)
     }
 }

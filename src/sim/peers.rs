@@ -207,7 +207,7 @@ impl Poller {
 
     /// Stop starting new polls (the one under way finishes).
     pub fn stop(&mut self) {
-        self.next_start = SmolInstant::from_millis(i64::MAX / 4);
+        self.next_start = SmolInstant::from_secs(1_i64 << 40); // never, without overflowing smoltcp's µs
     }
 
     /// Whether a poll is under way.
@@ -438,6 +438,9 @@ pub struct HalfOpen {
     sent: usize,
     /// Bytes it read before it stopped.
     pub read: usize,
+    /// The bytes it read, when kept ([`HalfOpen::keep_bytes`]).
+    pub received: Vec<u8>,
+    keep: bool,
     read_budget: usize,
     vanish: Option<Fabric>,
 }
@@ -459,9 +462,22 @@ impl HalfOpen {
             request,
             sent: 0,
             read: 0,
+            received: Vec::new(),
+            keep: false,
             read_budget,
             vanish,
         }
+    }
+
+    /// Keep every byte read in [`received`](Self::received) (to check content).
+    pub fn keep_bytes(mut self) -> Self {
+        self.keep = true;
+        self
+    }
+
+    /// Let it read `more` bytes (a slow reader raises its budget now and then).
+    pub fn allow(&mut self, more: usize) {
+        self.read_budget += more;
     }
 
     /// The client's TCP state (e.g. to see that the server reset it).
@@ -486,7 +502,12 @@ impl HalfOpen {
         while self.read < self.read_budget && s.can_recv() {
             let room = (self.read_budget - self.read).min(buf.len());
             match s.recv_slice(&mut buf[..room]) {
-                Ok(n) if n > 0 => self.read += n,
+                Ok(n) if n > 0 => {
+                    self.read += n;
+                    if self.keep {
+                        self.received.extend_from_slice(&buf[..n]);
+                    }
+                }
                 _ => break,
             }
         }

@@ -107,7 +107,10 @@ impl<const M: usize, const N: usize> Participant for SimServer<M, N> {
             .pool
             .poll_at()
             .map(|t| SmolInstant::from_millis(t.as_millis() as i64));
-        [self.pool.stack_mut().poll_at(now), pool].into_iter().flatten().min()
+        [self.pool.stack_mut().poll_at(now), pool]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
