@@ -774,7 +774,9 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                 self.release(index);
                 true
             }
-            Role::Armed { .. } | Role::Closing { .. } if !matches!(socket.state(), State::Listen | State::Closed) => {
+            Role::Armed { .. } | Role::Closing { .. }
+                if !matches!(socket.state(), State::Listen | State::Closed) =>
+            {
                 socket.abort();
                 true
             }
