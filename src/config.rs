@@ -63,36 +63,42 @@ impl Config {
     }
 
     /// Set [`stall_grace`](Self::stall_grace).
+    #[must_use]
     pub const fn with_stall_grace(mut self, d: Duration) -> Self {
         self.stall_grace = d;
         self
     }
 
     /// Set [`idle_timeout`](Self::idle_timeout).
+    #[must_use]
     pub const fn with_idle_timeout(mut self, d: Option<Duration>) -> Self {
         self.idle_timeout = d;
         self
     }
 
     /// Set [`abandoned_after`](Self::abandoned_after).
+    #[must_use]
     pub const fn with_abandoned_after(mut self, d: Option<Duration>) -> Self {
         self.abandoned_after = d;
         self
     }
 
     /// Set [`coalesce_delay`](Self::coalesce_delay).
+    #[must_use]
     pub const fn with_coalesce_delay(mut self, d: Duration) -> Self {
         self.coalesce_delay = d;
         self
     }
 
     /// Set [`accepts_per_poll`](Self::accepts_per_poll) (at least 1).
+    #[must_use]
     pub const fn with_accepts_per_poll(mut self, n: u8) -> Self {
         self.accepts_per_poll = if n == 0 { 1 } else { n };
         self
     }
 
     /// Set [`reject`](Self::reject).
+    #[must_use]
     pub const fn with_reject(mut self, p: RejectPolicy) -> Self {
         self.reject = p;
         self

@@ -218,7 +218,7 @@ impl Classify for std::io::Error {
 /// | −7 | `ERR_WOULDBLOCK` | `WouldBlock` |
 /// | −8 | `ERR_USE` | `AddressInUse` |
 /// | −9 | `ERR_ALREADY` | `WouldBlock` (a connect is already under way) |
-/// | −10 | `ERR_ISCONN` | `InvalidInput` |
+/// | −10 | `ERR_ISCONN` | `InvalidInput` (a backend answers a repeated `connect` on an established connection with `Ok`, not with this) |
 /// | −11 | `ERR_CONN` | `ConnectionLost` |
 /// | −12 | `ERR_IF` | `NoRoute` |
 /// | −13 | `ERR_ABRT` | `Aborted` |

@@ -13,7 +13,8 @@
 //!   (slot + generation): a handle kept after its connection ended is refused
 //!   ([`ConnError::Stale`]), never pointed at the next connection.
 //! - Every slot is in a numbered [`ConnState`] (`Free` 0, `Connecting` 1, `Connected` 2,
-//!   `OtherEndClosed` 3, `Aborted` 4, `Allocated` 7), stable for wire protocols.
+//!   `OtherEndClosed` 3, `Aborted` 4; `ClosePending` 5, `CloseReady` 6 and `Allocated` 7
+//!   are reserved for wire compatibility), stable for wire protocols.
 //! - **You own time and the loop.** Call [`Pool::poll`] with `now` regularly; it accepts,
 //!   connects, flushes, reaps. Then read, write, close. Nothing blocks, nothing spins.
 //! - **Listeners** have a per-port cap; connections beyond it (or beyond the pool) are
@@ -44,10 +45,12 @@
 //!     for h in handles {
 //!         let mut buf = [0u8; 256];
 //!         match pool.read(h, &mut buf, now) {
-//!             Ok(n) => {
-//!                 // Write back what the stack takes; a real server keeps the rest.
-//!                 let _ = pool.write(h, &buf[..n], true, now);
-//!             }
+//!             Ok(n) => match pool.write(h, &buf[..n], true, now) {
+//!                 // `taken` may be less than `n`: a real server keeps the rest for the
+//!                 // next pass (examples/echo_server.rs does).
+//!                 Ok(taken) => debug_assert!(taken <= n),
+//!                 Err(_) => {} // would-block, or the peer is gone: the next read says
+//!             },
 //!             Err(nb::Error::WouldBlock) => {}
 //!             Err(nb::Error::Other(_peer_gone_or_failed)) => {
 //!                 let _ = pool.close(h, now);

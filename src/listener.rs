@@ -45,12 +45,14 @@ impl ListenParams {
     }
 
     /// Set the protocol tag.
+    #[must_use]
     pub const fn with_protocol(mut self, protocol: u8) -> Self {
         self.protocol = protocol;
         self
     }
 
     /// Set the mode.
+    #[must_use]
     pub const fn with_mode(mut self, mode: ListenMode) -> Self {
         self.mode = mode;
         self

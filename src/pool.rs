@@ -522,6 +522,21 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         slot.free(reason, now);
     }
 
+    /// Shut the pool down: close every connection (FIN after handing over coalesced
+    /// bytes), stop every listener, and give the stack back. Nothing is leaked in the
+    /// stack (dropping a pool instead leaves its sockets there).
+    pub fn into_stack(mut self, now: Instant) -> S {
+        for i in 0..N {
+            if self.slots[i].state.is_in_use() {
+                self.release(i, Release::Close, CloseReason::Closed, now);
+            }
+        }
+        for li in 0..L {
+            self.stop_listener(li);
+        }
+        self.stack
+    }
+
     // ---------------------------------------------------------------- poll
 
     /// Do the pool's periodic work at time `now`. O(N + L), never blocks.
@@ -749,11 +764,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
 
     /// The state of a connection. A handle whose connection ended reads `Free`.
     pub fn state(&self, h: ConnHandle) -> Result<ConnState, ConnError> {
-        let slot = self.slots.get(h.slot()).ok_or(ConnError::Stale)?;
-        if slot.generation != h.generation {
-            return Err(ConnError::Stale);
-        }
-        Ok(slot.state)
+        self.slot_of(h).map(|i| self.slots[i].state)
     }
 
     /// Bytes this connection has handed to the stack that the peer has not yet
@@ -836,18 +847,25 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         }
     }
 
+    /// The slot a handle names, if the handle is not stale (its connection may have
+    /// ended: the slot is then `Free`).
+    fn slot_of(&self, h: ConnHandle) -> Result<usize, ConnError> {
+        match self.slots.get(h.slot()) {
+            Some(slot) if slot.generation == h.generation => Ok(h.slot()),
+            _ => Err(ConnError::Stale),
+        }
+    }
+
     /// The slot of a handle whose connection has not ended.
     fn live(&self, h: ConnHandle) -> Result<usize, ConnError> {
-        let slot = self.slots.get(h.slot()).ok_or(ConnError::Stale)?;
-        if slot.generation != h.generation {
-            return Err(ConnError::Stale);
-        }
+        let i = self.slot_of(h)?;
+        let slot = &self.slots[i];
         if !slot.state.is_in_use() {
             return Err(ConnError::Closed(
                 slot.close_reason.unwrap_or(CloseReason::Closed),
             ));
         }
-        Ok(h.slot())
+        Ok(i)
     }
 
     /// Nothing to read now: wait, unless the connection is already known dead (a write

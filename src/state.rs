@@ -43,7 +43,9 @@ pub enum ConnState {
     ClosePending = 5,
     /// Reserved for wire compatibility. Never entered.
     CloseReady = 6,
-    /// Reserved by the application (e.g. between choosing a slot and connecting).
+    /// A slot reserved but not yet given a connection. Kept for wire compatibility:
+    /// the sync pool allocates and connects (or accepts) in one step, so it never
+    /// leaves a slot here.
     Allocated = 7,
 }
 

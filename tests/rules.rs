@@ -838,3 +838,14 @@ fn exhausted_pool_is_a_counted_error_not_a_panic() {
     assert_eq!(pool.counters().exhausted, 1);
     assert_eq!(pool.counters().high_water, 4);
 }
+
+#[test]
+fn into_stack_closes_everything_and_leaks_no_socket() {
+    let mut pool = native(Config::new());
+    let (_h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().script_connect(ConnectScript::NeverComplete);
+    pool.connect(client(9), 0, Duration::from_secs(5), t(0)).unwrap();
+    let stack = pool.into_stack(t(1));
+    assert_eq!(stack.open_sockets(), 0, "sockets left in the stack");
+    assert!(stack.peer_saw_fin(peer));
+}
