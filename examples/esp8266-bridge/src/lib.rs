@@ -1,0 +1,2 @@
+//! The Duet WiFi-to-SPI bridge (being written).
+#![no_std]

@@ -1,0 +1,2 @@
+//! The Pico W furnace controller (being written).
+#![no_std]
