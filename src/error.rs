@@ -393,6 +393,8 @@ pub enum ConnError {
     /// The operation does not apply in this state (e.g. writing to a slot that is
     /// still `Allocated`).
     InvalidState(ConnState),
+    /// The deadline passed first (async driver). The connection is unchanged.
+    TimedOut,
 }
 
 impl fmt::Display for ConnError {
@@ -403,6 +405,7 @@ impl fmt::Display for ConnError {
             ConnError::PeerGone(c) => write!(f, "peer gone ({c})"),
             ConnError::Aborted(c) => write!(f, "connection aborted ({c})"),
             ConnError::InvalidState(s) => write!(f, "not possible in state {s}"),
+            ConnError::TimedOut => f.write_str("deadline passed"),
         }
     }
 }

@@ -69,6 +69,9 @@
 //! - `std`: [`stack::std_net`], a host backend over OS sockets with a non-blocking
 //!   connect, and `std::io::ErrorKind` classification.
 //! - `defmt`: `defmt::Format` for every public report, state and error type.
+//! - `async`: [`asynch`], the async driver over embedded-nal-async and edge-nal.
+//! - `smoltcp`: [`stack::smoltcp`], the backend over a smoltcp `SocketSet` (no_std).
+//! - `sim`: [`sim`], the in-memory network simulator (std).
 //!
 //! ## Sharing
 //!
@@ -82,6 +85,8 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "async")]
+pub mod asynch;
 mod config;
 pub mod error;
 mod handle;
