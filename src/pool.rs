@@ -597,15 +597,22 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     /// A connect failed: release the socket at once, keep the slot `Aborted` so the
     /// application sees the failure and its reason.
     fn fail_connect(&mut self, i: usize, reason: CloseReason, now: Instant, summary: &mut PollSummary) {
+        self.abort_in_place(i, reason, now);
+        self.counters.connect_failed = self.counters.connect_failed.wrapping_add(1);
+        summary.closed += 1;
+    }
+
+    /// Release the socket at once (RST where the stack can) but keep the slot,
+    /// `Aborted`, so the application sees the failure and its reason.
+    fn abort_in_place(&mut self, i: usize, reason: CloseReason, now: Instant) {
         let slot = &mut self.slots[i];
         if let Some(socket) = slot.socket.take() {
             let _ = self.stack.abort(socket);
         }
-        slot.note_reason(reason);
         slot.can_send = false;
+        slot.tx.coalescer.clear();
+        slot.note_reason(reason);
         slot.set_state(ConnState::Aborted, now);
-        self.counters.connect_failed = self.counters.connect_failed.wrapping_add(1);
-        summary.closed += 1;
     }
 
     fn watch_connection(&mut self, i: usize, now: Instant, summary: &mut PollSummary) {
@@ -718,13 +725,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
                 }
             }
             crate::Disposition::Fatal => {
-                if let Some(socket) = slot.socket.take() {
-                    let _ = self.stack.abort(socket);
-                }
-                slot.can_send = false;
-                slot.tx.coalescer.clear();
-                slot.note_reason(CloseReason::Failed(class));
-                slot.set_state(ConnState::Aborted, now);
+                self.abort_in_place(i, CloseReason::Failed(class), now);
                 self.counters.aborted = self.counters.aborted.wrapping_add(1);
             }
         }
