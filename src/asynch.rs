@@ -452,19 +452,7 @@ impl<const N: usize> AsyncPool<N> {
             if s.generation != generation {
                 return ConnError::Stale;
             }
-            let class = match s.close_reason {
-                Some(CloseReason::PeerGone(c) | CloseReason::Failed(c) | CloseReason::ConnectFailed(c)) => c,
-                _ => ErrorClass::Fatal,
-            };
-            match s.state {
-                ConnState::OtherEndClosed => ConnError::PeerGone(class),
-                ConnState::Aborted => match s.close_reason {
-                    Some(reason @ (CloseReason::Stalled | CloseReason::Idle)) => ConnError::Closed(reason),
-                    _ => ConnError::Aborted(class),
-                },
-                ConnState::Free => ConnError::Closed(s.close_reason.unwrap_or(CloseReason::Closed)),
-                other => ConnError::InvalidState(other),
-            }
+            crate::handle::ended_error(s.state, s.close_reason)
         })
     }
 
@@ -473,20 +461,21 @@ impl<const N: usize> AsyncPool<N> {
     fn on_error(&self, slot: usize, generation: u32, class: ErrorClass, now: Instant) {
         self.with(|t| {
             let s = &mut t.slots[slot];
-            if s.generation != generation || class.is_retry() {
+            let Some((state, reason)) = crate::handle::after_error(class) else {
+                return;
+            };
+            if s.generation != generation {
                 return;
             }
-            if class.is_peer_gone() {
-                if s.state == ConnState::Connected {
-                    t.counters.peer_closed = t.counters.peer_closed.wrapping_add(1);
+            if s.state == ConnState::Connected {
+                let c = &mut t.counters;
+                if state == ConnState::OtherEndClosed {
+                    c.peer_closed = c.peer_closed.wrapping_add(1);
+                } else {
+                    c.aborted = c.aborted.wrapping_add(1);
                 }
-                s.kill(ConnState::OtherEndClosed, CloseReason::PeerGone(class), now);
-            } else {
-                if s.state == ConnState::Connected {
-                    t.counters.aborted = t.counters.aborted.wrapping_add(1);
-                }
-                s.kill(ConnState::Aborted, CloseReason::Failed(class), now);
             }
+            s.kill(state, reason, now);
         })
     }
 

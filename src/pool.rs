@@ -712,20 +712,21 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
 
     /// Apply an error's [`Disposition`](crate::Disposition) to a connection.
     fn on_error(&mut self, i: usize, class: ErrorClass, now: Instant) {
-        let slot = &mut self.slots[i];
-        match class.disposition() {
-            crate::Disposition::Retry => {}
-            crate::Disposition::PeerGone => {
+        match crate::handle::after_error(class) {
+            None => {}
+            Some((ConnState::OtherEndClosed, reason)) => {
+                // The peer is gone: keep the socket so received data stays readable.
+                let slot = &mut self.slots[i];
                 slot.can_send = false;
                 slot.tx.coalescer.clear();
-                slot.note_reason(CloseReason::PeerGone(class));
+                slot.note_reason(reason);
                 if slot.state == ConnState::Connected {
                     slot.set_state(ConnState::OtherEndClosed, now);
                     self.counters.peer_closed = self.counters.peer_closed.wrapping_add(1);
                 }
             }
-            crate::Disposition::Fatal => {
-                self.abort_in_place(i, CloseReason::Failed(class), now);
+            Some((_, reason)) => {
+                self.abort_in_place(i, reason, now);
                 self.counters.aborted = self.counters.aborted.wrapping_add(1);
             }
         }
@@ -883,17 +884,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     /// The error a handle operation reports for a slot's current state.
     fn error_for(&self, i: usize) -> ConnError {
         let slot = &self.slots[i];
-        let class = match slot.close_reason {
-            Some(CloseReason::PeerGone(c) | CloseReason::Failed(c) | CloseReason::ConnectFailed(c)) => c,
-            Some(CloseReason::ConnectTimeout) => ErrorClass::Timeout,
-            _ => ErrorClass::Fatal,
-        };
-        match slot.state {
-            ConnState::Free => ConnError::Closed(slot.close_reason.unwrap_or(CloseReason::Closed)),
-            ConnState::OtherEndClosed => ConnError::PeerGone(class),
-            ConnState::Aborted => ConnError::Aborted(class),
-            other => ConnError::InvalidState(other),
-        }
+        crate::handle::ended_error(slot.state, slot.close_reason)
     }
 }
 
