@@ -1,0 +1,10 @@
+//! The bridge's command dispatcher, driven by arbitrary transfers and peer events
+//! on the mock stack and bus (`esp8266_bridge::mock::exercise`, which asserts the
+//! invariants).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|script: &[u8]| {
+    esp8266_bridge::mock::exercise(script);
+});

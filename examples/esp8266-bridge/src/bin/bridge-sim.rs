@@ -1,0 +1,115 @@
+//! `bridge-sim`: the Duet WiFi-to-SPI bridge on netpool, simulated on this host.
+//!
+//! ```text
+//! bridge-sim [--listen ADDR] [--stall-grace-ms N] [--http-max-conns N] [--verbose]
+//! bridge-sim decode HEX [--from-sam | --from-bridge] [--command NAME|N]
+//! ```
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use esp8266_bridge::host::decode::{decode_hex, Direction};
+use esp8266_bridge::host::{SimConfig, Simulator};
+use esp8266_bridge::protocol::Command;
+
+const USAGE: &str = "\
+usage:
+  bridge-sim [--listen ADDR] [--stall-grace-ms N] [--http-max-conns N] [--verbose]
+      Run the bridge on OS sockets with a simulated RepRapFirmware board behind it.
+      --listen ADDR         where browsers connect (default 127.0.0.1:8080)
+      --stall-grace-ms N    reap connections whose queued bytes make no progress for N ms (default 10000)
+      --http-max-conns N    connections the board allows on its HTTP port (default 4)
+      --verbose             print every SPI transaction
+  bridge-sim decode HEX [--from-sam | --from-bridge] [--command NAME|N]
+      Decode a captured SPI transaction (one wire, hex) as JSON. The direction is
+      detected unless given; --command says how to read a bridge reply's data.";
+
+fn value<'a>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
+    args.next().ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn run_sim(args: &[String]) -> Result<(), String> {
+    let mut config = SimConfig::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--listen" => {
+                let v = value(&mut it, a)?;
+                config.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?;
+            }
+            "--stall-grace-ms" => {
+                let v = value(&mut it, a)?;
+                let ms: u64 = v.parse().map_err(|e| format!("--stall-grace-ms {v}: {e}"))?;
+                config.stall_grace = Duration::from_millis(ms);
+            }
+            "--http-max-conns" => {
+                let v = value(&mut it, a)?;
+                config.http_max_conns = v.parse().map_err(|e| format!("--http-max-conns {v}: {e}"))?;
+            }
+            "--verbose" | "-v" => config.verbose = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    let sim = Simulator::start(config.clone()).map_err(|e| format!("simulator did not start: {e}"))?;
+    eprintln!(
+        "bridge-sim: simulated Duet board on http://{} (HTTP cap {}, stall grace {} ms); Ctrl-C to stop",
+        sim.addr(),
+        config.http_max_conns,
+        config.stall_grace.as_millis()
+    );
+    eprintln!(
+        "  try: curl 'http://{}/rr_model?key=state&flags=d99fn'",
+        sim.addr()
+    );
+    sim.wait();
+    Ok(())
+}
+
+fn run_decode(args: &[String]) -> Result<(), String> {
+    let mut hex = None;
+    let mut direction = None;
+    let mut command = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--from-sam" => direction = Some(Direction::FromSam),
+            "--from-bridge" => direction = Some(Direction::FromBridge),
+            "--command" => {
+                let v = value(&mut it, a)?;
+                let c = match v.parse::<u8>() {
+                    Ok(n) => Command::try_from(n).map_err(|e| e.to_string())?,
+                    Err(_) => *Command::ALL
+                        .iter()
+                        .find(|c| c.name().eq_ignore_ascii_case(v))
+                        .ok_or_else(|| format!("unknown command {v:?}"))?,
+                };
+                command = Some(c);
+            }
+            s if hex.is_none() => hex = Some(s.to_string()),
+            s => hex = Some(format!("{} {s}", hex.unwrap_or_default())),
+        }
+    }
+    let hex = hex.ok_or_else(|| format!("decode needs the captured bytes in hex\n{USAGE}"))?;
+    let v = decode_hex(&hex, direction, command)?;
+    println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("decode") => run_decode(&args[1..]),
+        _ => run_sim(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bridge-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

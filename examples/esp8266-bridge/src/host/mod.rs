@@ -1,0 +1,325 @@
+//! The host simulator behind `bridge-sim` (feature `host`).
+//!
+//! Two threads, like the two chips of a Duet WiFi board:
+//!
+//! - the **bridge** thread runs [`Bridge::service`] over netpool's OS-socket backend
+//!   ([`StdStack`]) and the bridge's side of a [`VirtualBus`]; between passes it
+//!   waits for the ready line (at most 2 ms). It plays the WiFi driver too: a mode
+//!   change the SAM asks for completes at once (`connected`, link up).
+//! - the **SAM** thread runs the simulated RepRapFirmware board ([`sam::Sam`]) on the
+//!   SAM's side of the bus; it sees sockets only through SPI transactions.
+//!
+//! The module's diagnostics output (its UART, in the real board) is a channel from
+//! the bridge thread to the SAM, carrying the pool report the bridge made.
+//!
+//! ```no_run
+//! use esp8266_bridge::host::{SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig::default()).unwrap();
+//! println!("serving on http://{}", sim.addr());
+//! sim.stop();
+//! ```
+
+pub mod bus;
+pub mod decode;
+pub mod sam;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::string::{String, ToString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use std::vec::Vec;
+
+use netpool::stack::std_net::StdStack;
+use netpool::stack::LinkState;
+use netpool::{Config, Instant, Pool, Report};
+use serde_json::{json, Value};
+
+use self::bus::VirtualBus;
+use self::sam::{Sam, SamConfig, SamShared};
+use crate::bridge::{Bridge, BridgeStats, ModeRequest, SOCKETS};
+use crate::protocol::{ip_to_wire, set_c_str, WiFiState};
+
+/// Listener slots of the simulated bridge (HTTP, FTP, Telnet, FTP data).
+pub const LISTENERS: usize = 4;
+
+/// The bridge as the simulator builds it.
+pub type SimBridge =
+    Bridge<StdStack, bus::BusSpi, bus::BusCs, bus::BusReady, bus::BusRequest, LISTENERS, 256>;
+
+/// What the module's UART carries to the SAM after `diagnostics`.
+#[derive(Copy, Clone, Debug)]
+pub struct DiagMessage {
+    /// The pool report made when the command was served.
+    pub report: Report<SOCKETS, LISTENERS>,
+    /// The bridge's counters.
+    pub bridge: BridgeStats,
+}
+
+/// The `/rr_diag` JSON of a diagnostics message.
+pub fn diag_json(msg: &DiagMessage) -> Value {
+    let r = &msg.report;
+    let slots: Vec<Value> = r
+        .slots
+        .iter()
+        .map(|s| {
+            json!({
+                "slot": s.slot,
+                "state": s.state.name(),
+                "local_port": s.local_port,
+                "remote": s.remote.map(|a| a.to_string()),
+                "protocol": s.protocol,
+                "age_ms": s.age.as_millis(),
+                "idle_ms": s.idle.as_millis(),
+                "bytes_in": s.bytes_in,
+                "bytes_out": s.bytes_out,
+                "close_reason": s.close_reason.map(|c| c.to_string()),
+            })
+        })
+        .collect();
+    let listeners: Vec<Value> = r
+        .listeners
+        .iter()
+        .flatten()
+        .map(|l| json!({"port": l.port, "protocol": l.params.protocol, "max_conns": l.params.max_conns, "open": l.open}))
+        .collect();
+    let c = &r.counters;
+    let b = &msg.bridge;
+    json!({
+        "free_slots": r.free_slots(),
+        "slots": slots,
+        "listeners": listeners,
+        "counters": {
+            "accepted": c.accepted, "rejected": c.rejected, "reaped": c.reaped,
+            "peer_closed": c.peer_closed, "aborted": c.aborted,
+            "rejected_port_cap": c.rejected_port_cap, "rejected_pool_full": c.rejected_pool_full,
+            "idle_closed": c.idle_closed, "connects": c.connects, "connect_failed": c.connect_failed,
+            "exhausted": c.exhausted, "abandoned": c.abandoned, "accept_errors": c.accept_errors,
+            "dropped_on_close": c.dropped_on_close, "in_use": c.in_use, "high_water": c.high_water,
+        },
+        "bridge": {
+            "transactions": b.transactions, "lost": b.lost, "request_pulses": b.request_pulses,
+            "bytes_from_sam": b.bytes_from_sam, "bytes_to_sam": b.bytes_to_sam,
+            "bytes_dropped": b.bytes_dropped, "bad_format_version": b.bad_format_version,
+            "bad_data_length": b.bad_data_length, "unknown_command": b.unknown_command,
+            "bad_parameter": b.bad_parameter, "diagnostics": b.diagnostics,
+        },
+    })
+}
+
+/// Settings of the simulator.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Address browsers connect to (the IP binds the listener; the port is the
+    /// SAM's HTTP port).
+    pub listen: SocketAddr,
+    /// The pool's stall grace: a connection whose queued bytes make no progress for
+    /// this long is reaped.
+    pub stall_grace: Duration,
+    /// `maxConnections` the SAM asks for on the HTTP port.
+    pub http_max_conns: u16,
+    /// Print every SPI transaction.
+    pub verbose: bool,
+    /// Files on the SAM's SD card at start.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            stall_grace: Duration::from_secs(10),
+            http_max_conns: 4,
+            verbose: false,
+            files: demo_files(),
+        }
+    }
+}
+
+/// A few files so `rr_filelist` and `rr_download` have something to show.
+pub fn demo_files() -> Vec<(String, Vec<u8>)> {
+    std::vec![
+        (
+            "0:/sys/config.g".into(),
+            b"; simulated configuration\nM550 P\"duet-sim\"\nM552 S1\n".to_vec()
+        ),
+        (
+            "0:/gcodes/cube.gcode".into(),
+            b"G28\nG1 X10 Y10 Z0.2 F3000\nG1 X20 E1\nM84\n".to_vec()
+        ),
+        ("0:/macros/hello.g".into(), b"M117 \"hello\"\n".to_vec()),
+    ]
+}
+
+/// A running simulator. Dropping it stops it too.
+pub struct Simulator {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    shared: Arc<SamShared>,
+    bus: Arc<VirtualBus>,
+}
+
+impl Simulator {
+    /// Start the bridge and SAM threads and wait (up to 10 s) until the SAM listens.
+    pub fn start(config: SimConfig) -> io::Result<Simulator> {
+        let bus = VirtualBus::new(config.verbose);
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(SamShared::default());
+        let (uart_tx, uart_rx) = channel();
+
+        let (spi, cs, ready, request) = bus.bridge_side();
+        let stack = StdStack::with_bind_ip(config.listen.ip());
+        let pool_config = Config::new().with_stall_grace(netpool::Duration::from_millis(
+            config.stall_grace.as_millis().min(u64::MAX as u128) as u64,
+        ));
+        let pool = Pool::new(stack, pool_config);
+        let bridge: SimBridge = Bridge::new(pool, spi, cs, ready, request);
+        let ip = match config.listen.ip() {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => Ipv4Addr::LOCALHOST,
+        };
+
+        let mut threads = Vec::new();
+        {
+            let stop = stop.clone();
+            let bus = bus.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("bridge".into())
+                    .spawn(move || bridge_thread(bridge, &bus, &stop, uart_tx, ip))?,
+            );
+        }
+        {
+            let stop = stop.clone();
+            let sam_config = SamConfig {
+                http_port: config.listen.port(),
+                http_max_conns: config.http_max_conns,
+                files: config.files.clone(),
+                ..SamConfig::default()
+            };
+            let sam = Sam::new(bus.sam_side(), sam_config, shared.clone(), uart_rx);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("sam".into())
+                    .spawn(move || sam.run(&stop))?,
+            );
+        }
+        let sim = Simulator {
+            addr: config.listen,
+            stop,
+            threads,
+            shared,
+            bus,
+        };
+        match sim.shared.wait_started(Duration::from_secs(10)) {
+            Some(Ok(())) => Ok(sim),
+            Some(Err(e)) => Err(io::Error::other(e)),
+            None => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the simulated board did not start",
+            )),
+        }
+    }
+
+    /// Where browsers connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The simulated board's counters, files and messages.
+    pub fn board(&self) -> &SamShared {
+        &self.shared
+    }
+
+    /// SPI transactions so far.
+    pub fn transactions(&self) -> u64 {
+        self.bus.transactions()
+    }
+
+    /// Stop both threads and wait for them.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// Run until either thread ends (for the binary).
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn bridge_thread(
+    mut bridge: SimBridge,
+    bus: &VirtualBus,
+    stop: &AtomicBool,
+    uart: Sender<DiagMessage>,
+    ip: Ipv4Addr,
+) {
+    let epoch = std::time::Instant::now();
+    let now = || Instant::from_millis(epoch.elapsed().as_millis() as u64);
+    {
+        let s = bridge.network_status_mut();
+        s.mac_address = [0x02, 0x4E, 0x50, 0x00, 0x00, 0x01];
+        s.flash_size = 4 << 20;
+        s.free_heap = 40_000;
+        s.vcc = 3300;
+        s.rssi = -50;
+        s.netmask = ip_to_wire(Ipv4Addr::new(255, 0, 0, 0));
+        s.clock_reg = 0x2001;
+    }
+    bridge.pool_mut().stack_mut().set_link(LinkState::Down);
+    // Out of reset (the boot ROM's edge), then initialised: two rising edges.
+    bridge.start(now());
+    bridge.start(now());
+    while !stop.load(Ordering::Relaxed) {
+        let pass = bridge.service(now());
+        if let Some(mode) = bridge.take_mode_request() {
+            // The "WiFi driver": every mode change succeeds at once.
+            let (state, link) = match mode {
+                ModeRequest::StartClient { ssid } => {
+                    set_c_str(
+                        &mut bridge.network_status_mut().ssid,
+                        crate::protocol::c_str(&ssid),
+                    );
+                    (WiFiState::Connected, LinkState::Up)
+                }
+                ModeRequest::StartAccessPoint => (WiFiState::RunningAsAccessPoint, LinkState::Up),
+                ModeRequest::Stop => (WiFiState::Idle, LinkState::Down),
+            };
+            let s = bridge.network_status_mut();
+            s.ip_address = if link == LinkState::Up { ip_to_wire(ip) } else { 0 };
+            s.using_dhcpc = 1;
+            bridge.pool_mut().stack_mut().set_link(link);
+            bridge.set_wifi_state(state);
+        }
+        if let Some(report) = bridge.take_diagnostics() {
+            let _ = uart.send(DiagMessage {
+                report,
+                bridge: bridge.stats(),
+            });
+        }
+        if pass.transfer.is_none() {
+            bus.wait_ready(Duration::from_millis(2));
+        }
+    }
+    // Close every connection and listener: nothing is left in the kernel.
+    let _ = bridge.into_pool().into_stack(now());
+}

@@ -1,0 +1,647 @@
+//! The bridge's command semantics, on the mock stack and the mock SAM end of the bus.
+
+use core::cell::RefCell;
+use core::net::{Ipv4Addr, SocketAddr};
+
+use esp8266_bridge::mock::*;
+use esp8266_bridge::protocol::*;
+use esp8266_bridge::{Bridge, BridgeConfig};
+use netpool::stack::SendFlag;
+use netpool::{Config, Duration, Instant, Pool};
+
+type TestBridge<'a> = Bridge<MockStack, MockSpi<'a>, MockCs<'a>, MockReady<'a>, MockRequest<'a>, 4, 0>;
+
+const HTTP: u16 = 80;
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn peer(port: u16) -> SocketAddr {
+    SocketAddr::new(Ipv4Addr::new(192, 168, 1, 20).into(), port)
+}
+
+fn bridge(bus: &RefCell<MockBus>) -> TestBridge<'_> {
+    let config = Config::new().with_stall_grace(Duration::from_secs(2));
+    let pool = Pool::new(MockStack::new(), config);
+    let mut b = Bridge::new(pool, MockSpi(bus), MockCs(bus), MockReady(bus), MockRequest(bus))
+        .with_config(BridgeConfig::new());
+    b.set_wifi_state(WiFiState::Connected);
+    b
+}
+
+/// One transaction: arm, serve, return the reply header and data.
+fn cmd(
+    b: &mut TestBridge<'_>,
+    bus: &RefCell<MockBus>,
+    now: Instant,
+    header: SamHeader,
+    data: &[u8],
+) -> (i32, Vec<u8>) {
+    bus.borrow_mut().arm(&header, data);
+    let done = bus.borrow().completed;
+    b.service(now);
+    let bus = bus.borrow();
+    assert_eq!(bus.completed, done + 1, "the transfer was served");
+    assert!(!bus.selected, "chip select released");
+    let (h, d) = bus.reply().expect("a reply header");
+    assert_eq!(h.format_version, FORMAT_VERSION);
+    (h.response, d.to_vec())
+}
+
+fn status(b: &mut TestBridge<'_>, bus: &RefCell<MockBus>, now: Instant, socket: u8) -> ConnStatusResponse {
+    let (r, d) = cmd(
+        b,
+        bus,
+        now,
+        SamHeader::new(Command::ConnGetStatus, socket, 0, 0, 20, 0),
+        &[],
+    );
+    assert_eq!(r, 20);
+    ConnStatusResponse::decode(&d).unwrap()
+}
+
+fn listen(
+    b: &mut TestBridge<'_>,
+    bus: &RefCell<MockBus>,
+    now: Instant,
+    port: u16,
+    protocol: u8,
+    max: u16,
+) -> i32 {
+    let lcd = ListenOrConnectData {
+        remote_ip: 0,
+        protocol,
+        port,
+        max_connections: max,
+    };
+    cmd(
+        b,
+        bus,
+        now,
+        SamHeader::new(Command::NetworkListen, 0, 0, 12, 0, 0),
+        &lcd.encode(),
+    )
+    .0
+}
+
+fn write(
+    b: &mut TestBridge<'_>,
+    bus: &RefCell<MockBus>,
+    now: Instant,
+    socket: u8,
+    flags: u8,
+    data: &[u8],
+) -> i32 {
+    let h = SamHeader::new(Command::ConnWrite, socket, flags, data.len() as u16, 0, 0);
+    cmd(b, bus, now, h, data).0
+}
+
+fn read(b: &mut TestBridge<'_>, bus: &RefCell<MockBus>, now: Instant, socket: u8, room: u16) -> Vec<u8> {
+    let (r, d) = cmd(
+        b,
+        bus,
+        now,
+        SamHeader::new(Command::ConnRead, socket, 0, 0, room, 0),
+        &[],
+    );
+    assert!(r >= 0);
+    assert_eq!(d.len(), r as usize);
+    d
+}
+
+/// A connected HTTP socket 0 with its mock stack id.
+fn connected(b: &mut TestBridge<'_>, bus: &RefCell<MockBus>, remote_port: u16) -> usize {
+    assert_eq!(listen(b, bus, at(0), HTTP, 0, 4), 0);
+    let id = b
+        .pool_mut()
+        .stack_mut()
+        .incoming(HTTP, peer(remote_port))
+        .unwrap();
+    b.service(at(1));
+    id
+}
+
+#[test]
+fn free_socket_status_is_twenty_bytes_with_empty_bitmaps() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let s = status(&mut b, &bus, at(0), 5);
+    assert_eq!(s.state, ConnState::Free);
+    assert_eq!(s.socket_number, 5);
+    assert_eq!((s.connected_sockets, s.other_end_closed_sockets), (0, 0));
+    assert_eq!(s.write_buffer_space, 0);
+}
+
+#[test]
+fn protocol_errors_get_their_codes() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let mut h = SamHeader::new(Command::ConnGetStatus, 0, 0, 0, 20, 0);
+    h.format_version = 0x3D;
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &[]).0, -2);
+    let h = SamHeader::new(Command::ConnWrite, 0, 0, 2049, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &[]).0, -5);
+    let h = SamHeader::new(Command::ConnRead, 8, 0, 0, 100, 0);
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &[]).0, -11);
+    let mut h = SamHeader::new(Command::NullCommand, 0, 0, 0, 0, 0);
+    h.command = 200;
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &[]).0, -1);
+    let h = SamHeader::new(Command::NetworkAddSsid, 0, 0, 112, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &[0; 112]).0, -1);
+    // networkListen with a bad length gets a response word (the original sent none).
+    let h = SamHeader::new(Command::NetworkListen, 0, 0, 8, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &[0; 8]).0, -5);
+    let h = SamHeader::new(Command::NullCommand, 0, 0, 0, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &[]).0, 0);
+    let stats = b.stats();
+    assert_eq!(
+        (
+            stats.bad_format_version,
+            stats.bad_data_length,
+            stats.bad_parameter,
+            stats.unknown_command
+        ),
+        (1, 2, 1, 2)
+    );
+}
+
+#[test]
+fn incoming_connection_is_shown_with_its_addresses_and_data() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(&mut b, &bus, 50_000);
+    b.pool_mut().stack_mut().peer_send(id, b"GET / HTTP/1.1\r\n\r\n");
+    b.service(at(2));
+    let s = status(&mut b, &bus, at(3), 0);
+    assert_eq!(s.state, ConnState::Connected);
+    assert_eq!((s.local_port, s.remote_port), (HTTP, 50_000));
+    assert_eq!(s.remote_ip.to_le_bytes(), [192, 168, 1, 20]);
+    assert_eq!(s.bytes_available, 18);
+    assert_eq!(s.write_buffer_space, 2048);
+    assert_eq!(s.connected_sockets, 1);
+    // connRead gives at most what the SAM has room for.
+    assert_eq!(read(&mut b, &bus, at(4), 0, 4), b"GET ");
+    assert_eq!(read(&mut b, &bus, at(5), 0, 2048), b"/ HTTP/1.1\r\n\r\n");
+    assert_eq!(read(&mut b, &bus, at(6), 0, 2048), b"");
+}
+
+#[test]
+fn other_end_closed_is_reported_only_once_the_data_is_read() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(&mut b, &bus, 50_001);
+    let stack = b.pool_mut().stack_mut();
+    stack.peer_send(id, b"last words");
+    stack.peer_close(id);
+    b.service(at(2));
+    let s = status(&mut b, &bus, at(3), 0);
+    assert_eq!((s.state, s.bytes_available), (ConnState::Connected, 10));
+    assert_eq!(read(&mut b, &bus, at(4), 0, 2048), b"last words");
+    b.service(at(5));
+    let s = status(&mut b, &bus, at(6), 0);
+    assert_eq!(s.state, ConnState::OtherEndClosed);
+    assert_eq!((s.connected_sockets, s.other_end_closed_sockets), (0, 1));
+    // The SAM closes: free at once.
+    assert_eq!(
+        cmd(
+            &mut b,
+            &bus,
+            at(7),
+            SamHeader::new(Command::ConnClose, 0, 0, 0, 0, 0),
+            &[]
+        )
+        .0,
+        0
+    );
+    assert_eq!(status(&mut b, &bus, at(8), 0).state, ConnState::Free);
+    assert_eq!(b.pool().free_slots(), 8);
+}
+
+#[test]
+fn read_is_capped_at_the_transfer_maximum() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(&mut b, &bus, 50_002);
+    b.pool_mut().stack_mut().peer_send(id, &[7u8; 2048]);
+    b.service(at(2));
+    let mut h = SamHeader::new(Command::ConnRead, 0, 0, 0, u16::MAX, 0);
+    h.data_buffer_available = 4096;
+    let (r, d) = cmd(&mut b, &bus, at(3), h, &[]);
+    assert_eq!((r, d.len()), (2048, 2048));
+}
+
+#[test]
+fn write_promises_only_what_is_buffered_and_push_applies_when_all_is_taken() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(&mut b, &bus, 50_003);
+    // The peer does not read: the stack takes nothing.
+    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 0;
+    assert_eq!(write(&mut b, &bus, at(2), 0, 0, &[1u8; 1500]), 1500);
+    let s = status(&mut b, &bus, at(3), 0);
+    assert_eq!(s.write_buffer_space, 548);
+    // A pushed write bigger than the space: partial, and the push is not applied.
+    assert_eq!(write(&mut b, &bus, at(4), 0, FLAG_PUSH, &[2u8; 1000]), 548);
+    assert_eq!(status(&mut b, &bus, at(5), 0).write_buffer_space, 0);
+    assert_eq!(write(&mut b, &bus, at(6), 0, FLAG_PUSH, &[3u8; 10]), 0);
+    // The peer opens its window: the bytes flow, with MORE (no push was applied)...
+    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = usize::MAX;
+    b.service(at(7));
+    let c = b.pool().stack().conn(id).unwrap();
+    assert_eq!(c.sent_total, 2047, "one byte kept back for a later push");
+    assert_eq!(c.last_flag, Some(SendFlag::More));
+    assert_eq!(c.pushes, 0);
+    // ...and a zero-length push is a flush: the kept byte goes with PSH.
+    assert_eq!(write(&mut b, &bus, at(8), 0, FLAG_PUSH, &[]), 0);
+    let c = b.pool().stack().conn(id).unwrap();
+    assert_eq!(c.sent_total, 2048);
+    assert_eq!(c.last_flag, Some(SendFlag::Push));
+    assert_eq!(&c.sent()[1499..1501], &[1, 2]);
+    assert_eq!(b.stats().bytes_from_sam, 2048);
+}
+
+#[test]
+fn unpushed_bytes_go_out_after_the_coalescing_delay() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(&mut b, &bus, 50_004);
+    assert_eq!(write(&mut b, &bus, at(10), 0, 0, b"hello"), 5);
+    assert_eq!(b.pool().stack().conn(id).unwrap().sent(), b"hell");
+    b.service(at(100));
+    assert_eq!(b.pool().stack().conn(id).unwrap().sent_total, 4);
+    b.service(at(10 + 200));
+    let c = b.pool().stack().conn(id).unwrap();
+    assert_eq!(c.sent(), b"hello");
+    assert_eq!(c.last_flag, Some(SendFlag::Push));
+}
+
+#[test]
+fn close_after_write_sends_everything_then_closes() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(&mut b, &bus, 50_005);
+    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 3;
+    let flags = FLAG_PUSH | FLAG_CLOSE_AFTER_WRITE;
+    assert_eq!(write(&mut b, &bus, at(2), 0, flags, b"HTTP/1.1 200 OK\r\n"), 17);
+    // The SAM let go: free at once, the bytes are still being handed over.
+    assert_eq!(status(&mut b, &bus, at(3), 0).state, ConnState::Free);
+    assert_eq!(b.pool().stack().conn(id).unwrap().sent_total, 3);
+    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = usize::MAX;
+    b.service(at(4));
+    let c = b.pool().stack().conn(id).unwrap();
+    assert_eq!(c.sent(), b"HTTP/1.1 200 OK\r\n");
+    assert_eq!(c.last_flag, Some(SendFlag::Push));
+    assert_eq!(c.kind, MockKind::Released { aborted: false });
+    assert_eq!(b.pool().free_slots(), 8);
+}
+
+#[test]
+fn close_flag_is_ignored_when_not_every_byte_is_accepted() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(&mut b, &bus, 50_006);
+    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 0;
+    assert_eq!(write(&mut b, &bus, at(2), 0, 0, &[0u8; 2000]), 2000);
+    assert_eq!(
+        write(&mut b, &bus, at(3), 0, FLAG_CLOSE_AFTER_WRITE, &[0u8; 100]),
+        48
+    );
+    assert_eq!(status(&mut b, &bus, at(4), 0).state, ConnState::Connected);
+}
+
+#[test]
+fn abort_frees_the_slot_with_a_reset() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(&mut b, &bus, 50_007);
+    assert_eq!(
+        cmd(
+            &mut b,
+            &bus,
+            at(2),
+            SamHeader::new(Command::ConnAbort, 0, 0, 0, 0, 0),
+            &[]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        b.pool().stack().conn(id).unwrap().kind,
+        MockKind::Released { aborted: true }
+    );
+    assert_eq!(status(&mut b, &bus, at(3), 0).state, ConnState::Free);
+    // Idempotent.
+    assert_eq!(
+        cmd(
+            &mut b,
+            &bus,
+            at(4),
+            SamHeader::new(Command::ConnAbort, 0, 0, 0, 0, 0),
+            &[]
+        )
+        .0,
+        0
+    );
+}
+
+#[test]
+fn a_reaped_connection_stays_aborted_until_conn_abort_and_hides_its_successor() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(&mut b, &bus, 50_008);
+    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 0;
+    assert_eq!(write(&mut b, &bus, at(10), 0, FLAG_PUSH, &[9u8; 100]), 100);
+    // Stall grace is 2 s: the pool reaps the non-reader and frees its slot...
+    let mut t = 10;
+    while b.stats().lost == 0 && t < 5_000 {
+        t += 100;
+        b.service(at(t));
+    }
+    assert_eq!(b.stats().lost, 1);
+    assert!(b.pool().counters().reaped >= 1);
+    // ...a new connection takes pool slot 0...
+    let id2 = b.pool_mut().stack_mut().incoming(HTTP, peer(50_009)).unwrap();
+    b.service(at(t + 1));
+    assert_eq!(b.pool().free_slots(), 7);
+    // ...but the SAM still sees the old one, aborted, until it aborts it.
+    let s = status(&mut b, &bus, at(t + 2), 0);
+    assert_eq!(s.state, ConnState::Aborted);
+    assert_eq!(s.other_end_closed_sockets, 1);
+    assert_eq!(s.remote_port, 50_008, "still the old connection");
+    assert_eq!(
+        cmd(
+            &mut b,
+            &bus,
+            at(t + 3),
+            SamHeader::new(Command::ConnAbort, 0, 0, 0, 0, 0),
+            &[]
+        )
+        .0,
+        0
+    );
+    b.service(at(t + 4));
+    let s = status(&mut b, &bus, at(t + 5), 0);
+    assert_eq!((s.state, s.remote_port), (ConnState::Connected, 50_009));
+    assert_eq!(b.pool().stack().conn(id2).unwrap().kind, MockKind::Connected);
+}
+
+#[test]
+fn listeners_have_caps_ftp_data_is_one_shot_and_zero_stops() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    assert_eq!(listen(&mut b, &bus, at(0), HTTP, 0, 2), 0);
+    let stack = b.pool_mut().stack_mut();
+    for p in 0..3 {
+        stack.incoming(HTTP, peer(40_000 + p)).unwrap();
+    }
+    b.service(at(1));
+    assert_eq!(b.pool().free_slots(), 6);
+    assert_eq!(b.pool().counters().rejected_port_cap, 1);
+    // FTP data: one connection, then the listener is gone.
+    assert_eq!(listen(&mut b, &bus, at(2), 1025, Protocol::FtpData.value(), 1), 0);
+    b.pool_mut().stack_mut().incoming(1025, peer(41_000)).unwrap();
+    b.service(at(3));
+    assert!(b.pool().listener(1025).is_none());
+    assert_eq!(b.pool_mut().stack_mut().incoming(1025, peer(41_001)), None);
+    let s = status(&mut b, &bus, at(4), 2);
+    assert_eq!(
+        (s.state, s.local_port, s.protocol),
+        (ConnState::Connected, 1025, 3)
+    );
+    // maxConnections 0 stops the HTTP listener; its connections keep running.
+    assert_eq!(listen(&mut b, &bus, at(5), HTTP, 0, 0), 0);
+    assert!(b.pool().listener(HTTP).is_none());
+    assert_eq!(b.pool().free_slots(), 5);
+}
+
+#[test]
+fn listen_failure_is_reported_through_the_last_error() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    assert_eq!(listen(&mut b, &bus, at(0), HTTP, 0, 4), 0);
+    // Same port again with a second listener table full: make the table full first.
+    for (i, port) in [81u16, 82, 83].into_iter().enumerate() {
+        assert_eq!(listen(&mut b, &bus, at(1 + i as u64), port, 0, 1), 0);
+    }
+    assert_eq!(listen(&mut b, &bus, at(5), 84, 0, 1), 0);
+    assert_eq!(b.last_error(), Some("Listen failed"));
+    let h = SamHeader::new(Command::NetworkGetLastError, 0, 0, 0, 100, 0);
+    let (r, d) = cmd(&mut b, &bus, at(6), h, &[]);
+    assert_eq!(r, 14);
+    assert_eq!(d, b"Listen failed\0");
+    assert_eq!(b.last_error(), None);
+}
+
+#[test]
+fn connect_is_gated_by_the_link_and_reports_the_socket_number() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let lcd = ListenOrConnectData {
+        remote_ip: ip_to_wire(Ipv4Addr::new(10, 0, 0, 2)),
+        protocol: Protocol::Ftp.value(),
+        port: 21,
+        max_connections: 0,
+    };
+    let h = SamHeader::new(Command::ConnCreate, 0, 0, 12, 0, 0);
+    b.set_wifi_state(WiFiState::Idle);
+    assert_eq!(
+        cmd(&mut b, &bus, at(0), h, &lcd.encode()).0,
+        Response::WrongState.code()
+    );
+    assert_eq!(
+        b.pool().counters().connects,
+        0,
+        "nothing sent while the link is down"
+    );
+    b.set_wifi_state(WiFiState::Connected);
+    b.pool_mut().stack_mut().connect_mode = ConnectMode::After(2);
+    assert_eq!(cmd(&mut b, &bus, at(1), h, &lcd.encode()).0, 0);
+    assert_eq!(status(&mut b, &bus, at(2), 0).state, ConnState::Connecting);
+    b.service(at(3));
+    b.service(at(4));
+    let s = status(&mut b, &bus, at(5), 0);
+    assert_eq!(
+        (s.state, s.remote_port, s.protocol),
+        (ConnState::Connected, 21, 1)
+    );
+    assert_eq!(s.remote_ip.to_le_bytes(), [10, 0, 0, 2]);
+    // Wrong length: −5.
+    let bad = SamHeader::new(Command::ConnCreate, 0, 0, 8, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(6), bad, &[0; 8]).0, -5);
+}
+
+#[test]
+fn failed_and_timed_out_connects_show_aborted_and_an_error() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let lcd = ListenOrConnectData {
+        remote_ip: ip_to_wire(Ipv4Addr::new(10, 0, 0, 2)),
+        protocol: 0,
+        port: 80,
+        max_connections: 0,
+    };
+    let h = SamHeader::new(Command::ConnCreate, 0, 0, 12, 0, 0);
+    b.pool_mut().stack_mut().connect_mode = ConnectMode::Refuse;
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &lcd.encode()).0, 0);
+    assert_eq!(status(&mut b, &bus, at(1), 0).state, ConnState::Aborted);
+    assert_eq!(b.last_error(), Some("Connection creation failed"));
+    // Socket 0 is still held (aborted): the next connect gets socket 1.
+    b.pool_mut().stack_mut().connect_mode = ConnectMode::Never;
+    assert_eq!(
+        cmd(&mut b, &bus, at(2), h, &lcd.encode()).0,
+        -8,
+        "pool slot 0 is the SAM's aborted socket"
+    );
+    assert_eq!(
+        cmd(
+            &mut b,
+            &bus,
+            at(3),
+            SamHeader::new(Command::ConnAbort, 0, 0, 0, 0, 0),
+            &[]
+        )
+        .0,
+        0
+    );
+    assert_eq!(cmd(&mut b, &bus, at(4), h, &lcd.encode()).0, 0);
+    b.service(at(5_000));
+    assert_eq!(status(&mut b, &bus, at(5_001), 0).state, ConnState::Connecting);
+    b.service(at(10_005));
+    assert_eq!(status(&mut b, &bus, at(10_006), 0).state, ConnState::Aborted);
+}
+
+#[test]
+fn network_status_is_168_bytes_and_host_name_takes_exactly_64() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let mut name = [0u8; 64];
+    name[..7].copy_from_slice(b"printer");
+    let h = SamHeader::new(Command::NetworkSetHostName, 0, 0, 64, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &name).0, 0);
+    assert_eq!(b.host_name(), b"printer");
+    let h = SamHeader::new(Command::NetworkSetHostName, 0, 0, 63, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(1), h, &name[..63]).0, -5);
+    b.network_status_mut().rssi = -55;
+    let h = SamHeader::new(Command::NetworkGetStatus, 0, 0, 0, 168, 0);
+    let (r, d) = cmd(&mut b, &bus, at(2), h, &[]);
+    assert_eq!(r, 168);
+    let s = NetworkStatusResponse::decode(&d).unwrap();
+    assert_eq!(c_str(&s.host_name), b"printer");
+    assert_eq!(s.rssi, -55);
+    // An older SAM with a 144-byte buffer gets the prefix; under 140 is refused.
+    let h = SamHeader::new(Command::NetworkGetStatus, 0, 0, 0, 144, 0);
+    assert_eq!(cmd(&mut b, &bus, at(3), h, &[]).0, 144);
+    let h = SamHeader::new(Command::NetworkGetStatus, 0, 0, 0, 100, 0);
+    assert_eq!(cmd(&mut b, &bus, at(4), h, &[]).0, -9);
+}
+
+#[test]
+fn status_changes_pulse_the_request_pin_until_fetched() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    b.start(at(0));
+    assert_eq!(bus.borrow().request_rises, 1);
+    assert!(bus.borrow().request);
+    // The startup state is waiting: pulses every 200 ms, none in between.
+    b.service(at(100));
+    assert_eq!(bus.borrow().request_rises, 1);
+    b.service(at(200));
+    assert_eq!(bus.borrow().request_rises, 2);
+    b.service(at(300));
+    assert_eq!(bus.borrow().request_rises, 2);
+    b.service(at(400));
+    assert_eq!(bus.borrow().request_rises, 3);
+    assert!(bus.borrow().request, "idle high");
+    let h = SamHeader::new(Command::NetworkGetLastError, 0, 0, 0, 100, 0);
+    assert_eq!(cmd(&mut b, &bus, at(401), h, &[]).0, 0);
+    for t in (500..2000).step_by(100) {
+        b.service(at(t));
+    }
+    assert_eq!(bus.borrow().request_rises, 3, "nothing more to fetch");
+    // A new state pulses at once.
+    b.set_wifi_state(WiFiState::Reconnecting);
+    b.service(at(2001));
+    assert_eq!(bus.borrow().request_rises, 4);
+    assert_eq!(b.stats().request_pulses, 3);
+}
+
+#[test]
+fn mode_changes_reply_at_once_and_leave_the_work_to_the_platform() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let h = SamHeader::new(Command::NetworkStartClient, 0, 0, 32, 0, 0);
+    let mut ssid = [0u8; 32];
+    ssid[..4].copy_from_slice(b"shop");
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &ssid).0, -4, "already connected");
+    let id = connected(&mut b, &bus, 50_010);
+    let h = SamHeader::new(Command::NetworkStop, 0, 0, 0, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(2), h, &[]).0, 0);
+    assert_eq!(b.take_mode_request(), Some(esp8266_bridge::ModeRequest::Stop));
+    assert_eq!(b.pool().free_slots(), 8);
+    assert!(b.pool().listener(HTTP).is_none());
+    assert_eq!(
+        b.pool().stack().conn(id).unwrap().kind,
+        MockKind::Released { aborted: true }
+    );
+    b.set_wifi_state(WiFiState::Idle);
+    let h = SamHeader::new(Command::NetworkStartClient, 0, 0, 32, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(3), h, &ssid).0, 0);
+    match b.take_mode_request() {
+        Some(esp8266_bridge::ModeRequest::StartClient { ssid }) => assert_eq!(c_str(&ssid), b"shop"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn diagnostics_reply_zero_and_leave_a_report() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    connected(&mut b, &bus, 50_011);
+    let h = SamHeader::new(Command::Diagnostics, 0, 0, 0, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(2), h, &[]).0, 0);
+    let report = b.take_diagnostics().expect("a report");
+    assert_eq!(report.free_slots(), 7);
+    assert_eq!(report.counters.accepted, 1);
+    assert!(b.take_diagnostics().is_none());
+}
+
+#[test]
+fn tx_power_and_clock_control_are_recorded() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    assert_eq!(
+        cmd(
+            &mut b,
+            &bus,
+            at(0),
+            SamHeader::new(Command::NetworkSetTxPower, 0, 60, 0, 0, 0),
+            &[]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        cmd(
+            &mut b,
+            &bus,
+            at(0),
+            SamHeader::new(Command::NetworkSetTxPower, 0, 83, 0, 0, 0),
+            &[]
+        )
+        .0,
+        -11
+    );
+    assert_eq!(b.tx_power(), Some(60));
+    let h = SamHeader::new(Command::NetworkSetClockControl, 0, 0, 0, 0, 0x2001);
+    assert_eq!(cmd(&mut b, &bus, at(0), h, &[]).0, 0);
+    assert_eq!(b.clock_control(), Some(0x2001));
+}
+
+#[test]
+fn writes_to_sockets_without_a_connection_are_wrong_state() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    assert_eq!(write(&mut b, &bus, at(0), 3, FLAG_PUSH, b"x"), -4);
+    assert_eq!(read(&mut b, &bus, at(0), 3, 100), b"");
+}
