@@ -1,0 +1,136 @@
+//! Start `furnace-sim` as a child process and talk HTTP to it over 127.0.0.1.
+//! Every wait is bounded; the child is killed (by its own handle) when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub struct Sim {
+    child: Child,
+    lines: Receiver<String>,
+    pub addr: SocketAddr,
+    pub output: Vec<String>,
+}
+
+impl Sim {
+    /// Start the simulator on an ephemeral port with extra arguments.
+    pub fn start(extra: &[&str]) -> Sim {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_furnace-sim"))
+            .args(["--http", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start furnace-sim");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("furnace-sim prints its address first");
+        let addr = first
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        Sim {
+            child,
+            lines,
+            addr,
+            output: vec![first],
+        }
+    }
+
+    /// Collect output lines until `pred` matches one (true) or `timeout` passes (false).
+    pub fn wait_for_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = pred(&line);
+                    self.output.push(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Wait (bounded) for the process to exit by itself; collect the rest of its output.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            while let Ok(line) = self.lines.try_recv() {
+                self.output.push(line);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.output.push(line);
+                }
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// One HTTP exchange; `None` if the connection fails.
+    pub fn request(&self, raw: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        s.set_write_timeout(Some(Duration::from_secs(10))).ok()?;
+        s.write_all(raw.as_bytes()).ok()?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).ok()?;
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        let status = text.get(9..12)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1.to_string();
+        Some((status, body))
+    }
+
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.request(&format!("GET {path} HTTP/1.1\r\nHost: furnace\r\n\r\n"))
+    }
+
+    pub fn post_json(&self, path: &str, body: &str) -> Option<(u16, String)> {
+        self.request(&format!(
+            "POST {path} HTTP/1.1\r\nHost: furnace\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    /// GET /api/state as JSON, retried (bounded) while the server is not up yet.
+    pub fn state(&self) -> serde_json::Value {
+        for _ in 0..100 {
+            if let Some((200, body)) = self.get("/api/state") {
+                return serde_json::from_str(&body).expect("state JSON");
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no /api/state from {}", self.addr);
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
