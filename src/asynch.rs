@@ -357,16 +357,15 @@ impl<const N: usize> AsyncPool<N> {
         }) else {
             return Err(ConnectError::PoolFull);
         };
-        let failed = |class: ErrorClass| {
-            self.with(|t| {
-                t.counters.connect_failed = t.counters.connect_failed.wrapping_add(1);
-                let s = &mut t.slots[slot];
-                s.close_reason = Some(CloseReason::ConnectFailed(class));
-                s.state = ConnState::Free;
-            });
-            ConnectError::Stack(class)
+        // Frees the reserved slot if the connect fails, times out, or this future is
+        // dropped before it completes (a cancelled connect must not leak its slot).
+        let mut reservation = Reservation {
+            pool: self,
+            slot,
+            generation,
+            reason: CloseReason::ConnectFailed(ErrorClass::Aborted),
         };
-        match with_deadline(timer, now + timeout, connector.connect(remote)).await {
+        let class = match with_deadline(timer, now + timeout, connector.connect(remote)).await {
             Ok(Ok(socket)) => {
                 let now = timer.now();
                 self.with(|t| {
@@ -376,16 +375,23 @@ impl<const N: usize> AsyncPool<N> {
                     s.last_activity = now;
                     s.progress = SendProgress::new(now);
                 });
-                Ok(Conn {
+                core::mem::forget(reservation);
+                return Ok(Conn {
                     pool: self,
                     slot,
                     generation,
                     socket,
-                })
+                });
             }
-            Ok(Err(e)) => Err(failed(class_of(&e))),
-            Err(TimedOut) => Err(failed(ErrorClass::Timeout)),
-        }
+            Ok(Err(e)) => class_of(&e),
+            Err(TimedOut) => ErrorClass::Timeout,
+        };
+        reservation.reason = if class == ErrorClass::Timeout {
+            CloseReason::ConnectTimeout
+        } else {
+            CloseReason::ConnectFailed(class)
+        };
+        Err(ConnectError::Stack(class))
     }
 
     /// The reaper: give up on connections that stalled (bytes refused by the stack
@@ -505,6 +511,27 @@ impl<const N: usize> AsyncPool<N> {
                 s.kill(ConnState::Free, CloseReason::Closed, now);
             }
         })
+    }
+}
+
+/// A slot reserved (`Allocated`) for a connect under way; freed on drop.
+struct Reservation<'p, const N: usize> {
+    pool: &'p AsyncPool<N>,
+    slot: usize,
+    generation: u32,
+    reason: CloseReason,
+}
+
+impl<const N: usize> Drop for Reservation<'_, N> {
+    fn drop(&mut self) {
+        self.pool.with(|t| {
+            let s = &mut t.slots[self.slot];
+            if s.generation == self.generation && s.state == ConnState::Allocated {
+                s.close_reason = Some(self.reason);
+                s.state = ConnState::Free;
+                t.counters.connect_failed = t.counters.connect_failed.wrapping_add(1);
+            }
+        });
     }
 }
 

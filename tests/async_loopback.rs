@@ -286,3 +286,61 @@ fn connect_succeeds_fails_and_respects_the_link_gate_and_capacity() {
     assert_eq!((c.connects, c.connect_failed, c.exhausted), (2, 1, 1));
     assert_eq!(POOL.free_slots(), 1);
 }
+
+/// A connector whose connects never complete (a SYN into the void).
+struct NeverConnects;
+
+impl embedded_nal_async::TcpConnect for NeverConnects {
+    type Error = std::io::Error;
+    type Connection<'a> = edge_nal_std::TcpSocket;
+    async fn connect<'a>(&'a self, _remote: SocketAddr) -> Result<Self::Connection<'a>, Self::Error> {
+        future::pending().await
+    }
+}
+
+#[test]
+fn a_connect_that_times_out_or_is_cancelled_frees_its_slot() {
+    static POOL: AsyncPool<1> = AsyncPool::new(Config::new());
+    let timer = HostTimer::new();
+    future::block_on(async {
+        // Its own deadline passes.
+        let r = POOL
+            .connect(
+                &NeverConnects,
+                loopback(9),
+                0,
+                LinkState::Up,
+                &timer,
+                Duration::from_millis(50),
+            )
+            .await;
+        assert!(
+            matches!(r, Err(ConnectError::Stack(ErrorClass::Timeout))),
+            "{:?}",
+            r.err()
+        );
+        assert_eq!(POOL.free_slots(), 1);
+        // The caller gives up first (the connect future is dropped mid-await).
+        let connect = POOL.connect(
+            &NeverConnects,
+            loopback(9),
+            0,
+            LinkState::Up,
+            &timer,
+            Duration::from_secs(60),
+        );
+        let gave_up = future::or(async { Some(connect.await) }, async {
+            async_io::Timer::after(StdDuration::from_millis(50)).await;
+            None
+        })
+        .await;
+        assert!(gave_up.is_none());
+    });
+    assert_eq!(POOL.free_slots(), 1, "a cancelled connect leaked its slot");
+    assert_eq!(POOL.counters().connect_failed, 2);
+    let report = POOL.report(Instant::ZERO);
+    assert_eq!(
+        report.slots[0].close_reason,
+        Some(CloseReason::ConnectFailed(ErrorClass::Aborted))
+    );
+}
