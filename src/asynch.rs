@@ -268,6 +268,11 @@ impl<const N: usize> AsyncPool<N> {
         T: Timer,
     {
         loop {
+            // Checked here too: an acceptor that fails at once, over and over, must not
+            // keep this loop from ever reaching its deadline.
+            if timer.now() >= deadline {
+                return Err(AcceptError::TimedOut);
+            }
             let (remote, mut socket) = match with_deadline(timer, deadline, acceptor.accept()).await {
                 Err(TimedOut) => return Err(AcceptError::TimedOut),
                 Ok(Err(e)) => {
@@ -616,6 +621,12 @@ impl<const N: usize> Side<'_, N> {
                 Ok(Either::First(Err(e))) => {
                     self.pool
                         .on_error(self.slot, self.generation, class_of(&e), timer.now());
+                    return Err(self.pool.error_for(self.slot, self.generation));
+                }
+                // `Ok(0)` for a non-empty buffer: the stack will never take these bytes.
+                Ok(Either::First(Ok(0))) => {
+                    self.pool
+                        .on_error(self.slot, self.generation, ErrorClass::Closed, timer.now());
                     return Err(self.pool.error_for(self.slot, self.generation));
                 }
                 Ok(Either::First(Ok(n))) => taken = n.min(data.len()),

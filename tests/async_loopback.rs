@@ -53,10 +53,32 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Connect to `port`, retrying while nothing listens yet (the test binds after
+/// starting its clients): at most 2000 attempts 10 ms apart. `rcvbuf` shrinks the
+/// receive buffer first.
+fn connect_when_listening(port: u16, rcvbuf: Option<usize>) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for _ in 0..2000 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        if let Some(n) = rcvbuf {
+            s.set_recv_buffer_size(n)?;
+        }
+        match s.connect(&loopback(port).into()) {
+            Ok(()) => return Ok(s.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = Some(e);
+                std::thread::sleep(StdDuration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no attempt")))
+}
+
 /// A client in a thread: connect, send `req`, read everything until EOF or reset.
 fn client(port: u16, req: &'static [u8]) -> std::thread::JoinHandle<std::io::Result<Vec<u8>>> {
     std::thread::spawn(move || {
-        let mut s = TcpStream::connect(loopback(port))?;
+        let mut s = connect_when_listening(port, None)?;
         s.set_read_timeout(Some(StdDuration::from_secs(20)))?;
         s.write_all(req)?;
         let mut got = Vec::new();
@@ -131,7 +153,7 @@ fn a_blocked_reader_wakes_when_the_peer_closes() {
     let timer = HostTimer::new();
     let port = free_port();
     let peer = std::thread::spawn(move || {
-        let mut s = TcpStream::connect(loopback(port)).unwrap();
+        let mut s = connect_when_listening(port, None).unwrap();
         s.write_all(b"last words").unwrap();
         std::thread::sleep(StdDuration::from_millis(200));
         // FIN
@@ -168,9 +190,7 @@ fn the_reaper_wakes_a_reader_blocked_on_a_stalled_connection() {
     // A peer that connects, never reads and never sends.
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let peer = std::thread::spawn(move || {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        s.set_recv_buffer_size(4096).unwrap();
-        s.connect(&loopback(port).into()).unwrap();
+        let _s = connect_when_listening(port, Some(4096)).unwrap();
         let _ = rx.recv_timeout(StdDuration::from_secs(30));
     });
     future::block_on(async {

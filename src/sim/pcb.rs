@@ -112,29 +112,19 @@ impl<'a, const M: usize> PcbLimited<'a, M> {
     }
 
     /// Poll the stack at `now`, note which connections were active, and keep the
-    /// listeners able to take SYNs: with no free socket, closing PCBs are reclaimed
-    /// (as lwIP's `tcp_alloc` does on the SYN's arrival) to top up the backlog; a live
+    /// listeners able to take SYNs: with no free socket, one closing PCB is reclaimed
+    /// (as lwIP's `tcp_alloc` does on a SYN's arrival) to top up the backlog; a live
     /// connection is killed (lwIP 1.4) only when a listener has no socket at all.
     pub fn poll<D: Device>(&mut self, now: SmolInstant, device: &mut D) {
         self.inner.poll(now, device);
         self.note_activity(now);
         let backlog = self.inner.backlog();
-        let mut changed = false;
-        // Bounded: each round frees one of M sockets.
-        for _ in 0..M {
-            let c = self.inner.counts();
-            let has_listener = c.listening + c.pending > 0;
-            if !has_listener || c.free > 0 || c.listening >= backlog {
-                break;
-            }
-            let starving = c.listening == 0;
-            if !self.need_pcb(starving) {
-                break;
-            }
-            changed = true;
-        }
-        if changed {
-            // Send the RSTs and re-arm the listeners now, not a poll later.
+        let c = self.inner.counts();
+        let has_listener = c.listening + c.pending > 0;
+        // One PCB per poll at most, as lwIP reclaims one per SYN: a reclaimed or killed
+        // socket is free only once its RST is out, at the next poll.
+        if has_listener && c.free == 0 && c.listening < backlog && self.need_pcb(c.listening == 0) {
+            // Send the RST and re-arm the listener now, not a poll later.
             self.inner.poll(now, device);
             self.inner.poll(now, device);
         }
