@@ -766,8 +766,13 @@ impl<S: TcpShutdown, const N: usize> Conn<'_, S, N> {
     /// Abort (RST) now; the slot is free when this returns.
     pub async fn abort<T: Timer>(mut self, timer: &T) {
         let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, self.socket.abort()).await;
-        self.pool
-            .with(|t| t.counters.aborted = t.counters.aborted.wrapping_add(1));
+        self.pool.with(|t| {
+            // Counted once: a connection the reaper or an error already ended is not
+            // aborted again.
+            if t.slots[self.slot].live(self.generation) {
+                t.counters.aborted = t.counters.aborted.wrapping_add(1);
+            }
+        });
         self.pool.free(self.slot, self.generation, timer.now());
     }
 }
