@@ -16,8 +16,8 @@
 //! Same arguments, same numbers: everything random comes from the seed.
 
 use netpool::sim::{
-    run, server, test_net, ClosePolicy, CloseStyle, Exhaustion, Fabric, LinkConfig, Participant, PeerHost,
-    PollStats, Poller, PollerConfig, SimServer, Uploader,
+    run, test_net, ChurnClients, ClosePolicy, Exhaustion, Fabric, LinkConfig, Participant, PollStats,
+    SimServer,
 };
 use netpool::{Config, Duration};
 use smoltcp::time::Instant as T;
@@ -93,52 +93,22 @@ fn simulate(args: &Args, policy: ClosePolicy, period_ms: u64) -> Outcome {
         policy,
         Config::new(),
     );
-    let mut upload = Uploader::new(
-        PeerHost::new(&fabric, test_net(10), args.seed ^ 2, T::ZERO),
+    let mut clients = ChurnClients::new(
+        &fabric,
         endpoint,
-        T::from_millis(100),
+        POLLERS,
+        period_ms,
         UPLOAD_BYTES_PER_S,
-        server::UPLOAD_HEADER,
+        args.seed,
     );
-    let period_ms = period_ms.max(1);
-    let mut pollers: Vec<Poller> = (0..POLLERS)
-        .map(|i| {
-            let mut host = PeerHost::new(
-                &fabric,
-                test_net(20 + i),
-                args.seed ^ (100 + u64::from(i)),
-                T::ZERO,
-            );
-            host.set_ack_delay_ms(200); // a browser's delayed ACK
-            Poller::new(
-                host,
-                PollerConfig {
-                    server: endpoint,
-                    period_ms,
-                    first_at_ms: 500 + i64::from(i) * period_ms as i64 / i64::from(POLLERS),
-                    timeout_ms: 5000,
-                    request: server::STATUS_REQUEST,
-                    response_len: server::RESPONSE_LEN,
-                    // Half the tabs close with RST, as browsers often do.
-                    close: if i % 2 == 0 {
-                        CloseStyle::Rst
-                    } else {
-                        CloseStyle::Fin
-                    },
-                },
-            )
-        })
-        .collect();
     let end = T::from_secs(args.duration_s);
     {
-        let mut all: Vec<&mut dyn Participant> = vec![&mut srv, &mut upload];
-        all.extend(pollers.iter_mut().map(|p| p as &mut dyn Participant));
+        let mut all: Vec<&mut dyn Participant> = vec![&mut srv];
+        all.extend(clients.participants());
         run(&fabric, &mut all, T::ZERO, end, 50);
     }
-    let mut polls = PollStats::default();
-    for p in &pollers {
-        polls.add(&p.stats());
-    }
+    let polls = clients.poll_stats();
+    let upload = &clients.upload;
     let pcb = srv.pool.stack().stats();
     Outcome {
         period_ms,

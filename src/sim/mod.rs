@@ -18,6 +18,7 @@ pub mod pcb;
 pub mod peers;
 pub mod rng;
 pub mod server;
+pub mod workload;
 pub mod world;
 
 pub use fabric::{Fabric, LinkConfig, LinkStats, SimDevice};
@@ -25,6 +26,7 @@ pub use pcb::{Exhaustion, PcbLimited, PcbStats};
 pub use peers::{CloseStyle, HalfOpen, PeerHost, PollStats, Poller, PollerConfig, Storm, Uploader};
 pub use rng::SplitMix64;
 pub use server::{ClosePolicy, ServerStats, StatusServer};
+pub use workload::ChurnClients;
 pub use world::{run, server_stack, Participant, SimServer};
 
 use smoltcp::time::Instant as SmolInstant;

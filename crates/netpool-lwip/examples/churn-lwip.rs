@@ -33,8 +33,7 @@
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
 use netpool::sim::{
-    run, server, test_net, ClosePolicy, CloseStyle, Fabric, LinkConfig, Participant, PeerHost, PollStats,
-    Poller, PollerConfig, Uploader,
+    run, server, test_net, ChurnClients, ClosePolicy, Fabric, LinkConfig, Participant, PollStats,
 };
 use netpool::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
 use netpool::{Config, Duration};
@@ -356,52 +355,23 @@ fn simulate(args: &Args, mode: Mode, policy: Policy, rate: u64) -> Outcome {
         )),
         Policy::Legacy(rst_aware) => Server::Legacy(Box::new(Legacy::new(&fabric, ip, 80, rst_aware, stack))),
     };
-    let mut upload = Uploader::new(
-        PeerHost::new(&fabric, test_net(10), args.seed ^ 2, T::ZERO),
-        endpoint,
-        T::from_millis(100),
-        UPLOAD_BYTES_PER_S,
-        server::UPLOAD_HEADER,
-    );
     let period_ms = (u64::from(POLLERS) * 1000 / rate.max(1)).max(1);
-    let mut pollers: Vec<Poller> = (0..POLLERS)
-        .map(|i| {
-            let mut host = PeerHost::new(
-                &fabric,
-                test_net(20 + i),
-                args.seed ^ (100 + u64::from(i)),
-                T::ZERO,
-            );
-            host.set_ack_delay_ms(200); // a browser's delayed ACK
-            Poller::new(
-                host,
-                PollerConfig {
-                    server: endpoint,
-                    period_ms,
-                    first_at_ms: 500 + i64::from(i) * period_ms as i64 / i64::from(POLLERS),
-                    timeout_ms: 5000,
-                    request: server::STATUS_REQUEST,
-                    response_len: server::RESPONSE_LEN,
-                    // Half the tabs close with RST, as browsers often do.
-                    close: if i % 2 == 0 {
-                        CloseStyle::Rst
-                    } else {
-                        CloseStyle::Fin
-                    },
-                },
-            )
-        })
-        .collect();
+    let mut clients = ChurnClients::new(
+        &fabric,
+        endpoint,
+        POLLERS,
+        period_ms,
+        UPLOAD_BYTES_PER_S,
+        args.seed,
+    );
     let end = T::from_secs(args.duration_s);
     {
-        let mut all: Vec<&mut dyn Participant> = vec![&mut srv, &mut upload];
-        all.extend(pollers.iter_mut().map(|p| p as &mut dyn Participant));
+        let mut all: Vec<&mut dyn Participant> = vec![&mut srv];
+        all.extend(clients.participants());
         run(&fabric, &mut all, T::ZERO, end, 50);
     }
-    let mut polls = PollStats::default();
-    for p in &pollers {
-        polls.add(&p.stats());
-    }
+    let polls = clients.poll_stats();
+    let upload = &clients.upload;
     let (upload_read, rejected, lwip) = match &srv {
         Server::Pool(s) => (
             s.app.stats().upload_bytes,
