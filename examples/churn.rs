@@ -16,8 +16,8 @@
 //! Same arguments, same numbers: everything random comes from the seed.
 
 use netpool::sim::{
-    run, test_net, ChurnClients, ClosePolicy, Exhaustion, Fabric, LinkConfig, Participant, PollStats,
-    SimServer,
+    run, test_net, ChurnArgs, ChurnClients, ClosePolicy, Exhaustion, Fabric, LinkConfig, Participant,
+    PollStats, SimServer,
 };
 use netpool::{Config, Duration};
 use smoltcp::time::Instant as T;
@@ -29,14 +29,6 @@ const POLLERS: u8 = 7;
 const BACKLOG: usize = 3;
 const UPLOAD_BYTES_PER_S: u64 = 100_000;
 const SUCCESS_PPM: u64 = 999_000;
-
-#[derive(Clone, Copy)]
-struct Args {
-    json: bool,
-    seed: u64,
-    loss_ppm: u32,
-    duration_s: i64,
-}
 
 /// One run at one poll period.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +64,7 @@ impl Outcome {
     }
 }
 
-fn simulate(args: &Args, policy: ClosePolicy, period_ms: u64) -> Outcome {
+fn simulate(args: &ChurnArgs, policy: ClosePolicy, period_ms: u64) -> Outcome {
     let link = LinkConfig {
         delay_ms: 2,
         jitter_ms: 2,
@@ -127,7 +119,7 @@ fn simulate(args: &Args, policy: ClosePolicy, period_ms: u64) -> Outcome {
 /// The shortest poll period (so the highest offered rate) in `1..=longest` ms that is
 /// sustained, by binary search (longer periods are assumed easier), with the outcome
 /// there and at the next shorter period (just above the highest rate).
-fn max_rate(args: &Args, policy: ClosePolicy, longest: u64) -> (Option<Outcome>, Option<Outcome>) {
+fn max_rate(args: &ChurnArgs, policy: ClosePolicy, longest: u64) -> (Option<Outcome>, Option<Outcome>) {
     let (mut lo, mut hi) = (0u64, longest + 1); // lo not sustained (or 0), hi sustained (or none)
     let (mut best, mut first_fail) = (None, None);
     while hi - lo > 1 {
@@ -164,37 +156,8 @@ fn json_outcome(o: &Option<Outcome>) -> String {
     }
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        json: false,
-        seed: 1,
-        loss_ppm: 0,
-        duration_s: 30,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| format!("{name} needs a number"))
-        };
-        match a.as_str() {
-            "--json" => args.json = true,
-            "--seed" => args.seed = value("--seed")?,
-            "--loss-ppm" => args.loss_ppm = value("--loss-ppm")?.min(1_000_000) as u32,
-            "--duration-s" => args.duration_s = value("--duration-s")?.clamp(5, 3600) as i64,
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?} (try --json, --seed N, --loss-ppm N, --duration-s N)"
-                ))
-            }
-        }
-    }
-    Ok(args)
-}
-
 fn main() {
-    let args = match parse_args() {
+    let args = match ChurnArgs::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("churn: {e}");

@@ -26,7 +26,7 @@ pub use pcb::{Exhaustion, PcbLimited, PcbStats};
 pub use peers::{CloseStyle, HalfOpen, PeerHost, PollStats, Poller, PollerConfig, Storm, Uploader};
 pub use rng::SplitMix64;
 pub use server::{ClosePolicy, ServerStats, StatusServer};
-pub use workload::ChurnClients;
+pub use workload::{ChurnArgs, ChurnClients};
 pub use world::{run, server_stack, Participant, SimServer};
 
 use smoltcp::time::Instant as SmolInstant;

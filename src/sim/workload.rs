@@ -86,3 +86,71 @@ impl ChurnClients {
         polls
     }
 }
+
+/// The churn benchmarks' command line: `--json`, `--seed N`, `--loss-ppm N`,
+/// `--duration-s N` (5..=3600).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ChurnArgs {
+    /// Print one JSON object instead of a table.
+    pub json: bool,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Link loss in parts per million.
+    pub loss_ppm: u32,
+    /// Virtual duration of each run, in seconds.
+    pub duration_s: i64,
+}
+
+impl ChurnArgs {
+    /// Parse the arguments after the program name; a clear message on bad input.
+    pub fn parse(args: impl IntoIterator<Item = std::string::String>) -> Result<Self, std::string::String> {
+        use std::format;
+        let mut out = ChurnArgs {
+            json: false,
+            seed: 1,
+            loss_ppm: 0,
+            duration_s: 30,
+        };
+        let mut it = args.into_iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| {
+                it.next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| format!("{name} needs a number"))
+            };
+            match a.as_str() {
+                "--json" => out.json = true,
+                "--seed" => out.seed = value("--seed")?,
+                "--loss-ppm" => out.loss_ppm = value("--loss-ppm")?.min(1_000_000) as u32,
+                "--duration-s" => out.duration_s = value("--duration-s")?.clamp(5, 3600) as i64,
+                other => {
+                    return Err(format!(
+                        "unknown argument {other:?} (try --json, --seed N, --loss-ppm N, --duration-s N)"
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+    use std::vec;
+
+    #[test]
+    fn churn_args_parse_and_refuse_clearly() {
+        let a =
+            ChurnArgs::parse(["--json", "--seed", "7", "--duration-s", "1"].map(|s| s.to_string())).unwrap();
+        assert_eq!((a.json, a.seed, a.loss_ppm, a.duration_s), (true, 7, 0, 5));
+        assert_eq!(
+            ChurnArgs::parse(vec!["--seed".to_string()]),
+            Err("--seed needs a number".to_string())
+        );
+        assert!(ChurnArgs::parse(vec!["--bogus".to_string()])
+            .unwrap_err()
+            .contains("unknown argument"));
+    }
+}

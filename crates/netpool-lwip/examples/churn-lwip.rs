@@ -33,7 +33,7 @@
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
 use netpool::sim::{
-    run, server, test_net, ChurnClients, ClosePolicy, Fabric, LinkConfig, Participant, PollStats,
+    run, server, test_net, ChurnArgs, ChurnClients, ClosePolicy, Fabric, LinkConfig, Participant, PollStats,
 };
 use netpool::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
 use netpool::{Config, Duration};
@@ -52,14 +52,6 @@ const INCIDENT_RATE: u64 = 12;
 const MAX_RATE: u64 = 1000;
 /// When the first poll starts (s).
 const FIRST_POLL_S: f64 = 0.5;
-
-#[derive(Clone, Copy)]
-struct Args {
-    json: bool,
-    seed: u64,
-    loss_ppm: u32,
-    duration_s: i64,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -332,7 +324,7 @@ enum Policy {
     Legacy(bool),
 }
 
-fn simulate(args: &Args, mode: Mode, policy: Policy, rate: u64) -> Outcome {
+fn simulate(args: &ChurnArgs, mode: Mode, policy: Policy, rate: u64) -> Outcome {
     let link = LinkConfig {
         delay_ms: 2,
         jitter_ms: 2,
@@ -395,7 +387,7 @@ fn simulate(args: &Args, mode: Mode, policy: Policy, rate: u64) -> Outcome {
 
 /// The highest rate in `1..=hi` that is sustained, by binary search (sustained rates
 /// are assumed to form a prefix), with the outcome there and just above.
-fn max_rate(args: &Args, mode: Mode, policy: Policy, hi: u64) -> (Option<Outcome>, Option<Outcome>) {
+fn max_rate(args: &ChurnArgs, mode: Mode, policy: Policy, hi: u64) -> (Option<Outcome>, Option<Outcome>) {
     let (mut lo, mut hi) = (0u64, hi + 1);
     let (mut best, mut first_fail) = (None, None);
     while hi - lo > 1 {
@@ -449,35 +441,6 @@ fn json_outcome(o: &Option<Outcome>) -> String {
     }
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        json: false,
-        seed: 1,
-        loss_ppm: 0,
-        duration_s: 30,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| format!("{name} needs a number"))
-        };
-        match a.as_str() {
-            "--json" => args.json = true,
-            "--seed" => args.seed = value("--seed")?,
-            "--loss-ppm" => args.loss_ppm = value("--loss-ppm")?.min(1_000_000) as u32,
-            "--duration-s" => args.duration_s = value("--duration-s")?.clamp(5, 3600) as i64,
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?} (try --json, --seed N, --loss-ppm N, --duration-s N)"
-                ))
-            }
-        }
-    }
-    Ok(args)
-}
-
 struct PolicyResult {
     name: &'static str,
     best: Option<Outcome>,
@@ -486,7 +449,7 @@ struct PolicyResult {
 }
 
 fn main() {
-    let args = match parse_args() {
+    let args = match ChurnArgs::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("churn-lwip: {e}");
