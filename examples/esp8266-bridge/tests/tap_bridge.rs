@@ -19,12 +19,16 @@
 //! service loop kept running (SPI transactions, no bad frames, no lost transfer but
 //! the reaped one).
 //!
-//! Needs root, iproute2 and /dev/net/tun; it fails, saying what is missing, when they
-//! are not there (it is only built with `--features tap-host`):
+//! Needs root, iproute2 and /dev/net/tun, so it is `#[ignore]`d unless asked for with
+//! `--ignored` (CI's "TAP tests" section does); asked for, it fails, saying what is
+//! missing, when they are not there — never a silent pass:
 //!
 //! ```text
-//! sudo -E cargo test -p esp8266-bridge --features tap-host --test tap_bridge -- --nocapture
+//! sudo -E cargo test -p esp8266-bridge --features tap-host --test tap_bridge -- --ignored --nocapture
 //! ```
+//!
+//! `TAP_BRIDGE_EXTRA` adds arguments to `bridge-tap-host` for measurements, e.g.
+//! `TAP_BRIDGE_EXTRA="--time-wait-limit-ms 0"`.
 //!
 //! Every loop is bounded by count and time; nothing asserts on durations.
 
@@ -257,6 +261,7 @@ struct Tally {
 }
 
 #[test]
+#[ignore = "needs root, iproute2, /dev/net/tun; opt in with --ignored (CI runs it in its TAP section)"]
 fn bridge_on_smoltcp_over_tap_under_dwc_load() {
     let started = Instant::now();
     let ns = Netns::create("bridge", HOST_IP);

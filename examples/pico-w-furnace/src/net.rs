@@ -41,16 +41,18 @@ use crate::history::History;
 use crate::shared::Shared;
 use crate::web::{self, Handled, Incomplete, Response, View, REQUEST_BUF, RESPONSE_BUF};
 
-/// Logging through defmt (feature `defmt`, the firmware), `log` (feature `log`, the
-/// host) or nowhere. Format strings use only `{}`, which both understand; arguments
-/// implement both `Display` and `defmt::Format`.
+/// Logging through defmt (feature `defmt`, on bare metal: the firmware), `log`
+/// (feature `log`: the host) or nowhere. defmt needs the global logger only firmware
+/// links, so on a hosted target (a `--all-features` build) `defmt` does not log.
+/// Format strings use only `{}`, which both understand; arguments implement both
+/// `Display` and `defmt::Format`.
 macro_rules! net_log {
     ($level:ident, $($arg:tt)*) => {{
-        #[cfg(feature = "defmt")]
+        #[cfg(all(feature = "defmt", target_os = "none"))]
         defmt::$level!($($arg)*);
-        #[cfg(all(feature = "log", not(feature = "defmt")))]
+        #[cfg(all(feature = "log", not(all(feature = "defmt", target_os = "none"))))]
         log::$level!($($arg)*);
-        #[cfg(not(any(feature = "defmt", feature = "log")))]
+        #[cfg(not(any(all(feature = "defmt", target_os = "none"), feature = "log")))]
         {
             let _ = format_args!($($arg)*);
         }

@@ -3,9 +3,9 @@
 //! (threads that [`Netns::enter`] it, and programs started by [`Netns::command`]).
 //! Nothing leaves the namespace: its only interfaces are `lo` and the TAP device.
 //!
-//! Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), iproute2 and `/dev/net/tun`. When
-//! any is missing the test fails with a message saying what is missing — in CI and
-//! outside (these tests are only built with their opt-in feature).
+//! Needs root (or CAP_NET_ADMIN + CAP_SYS_ADMIN), iproute2 and `/dev/net/tun`. The
+//! tests using it are `#[ignore]`d unless run with `--ignored`; run, they fail with a
+//! message saying what is missing (and that it is a failure when `CI` is set).
 //!
 //! Shared by the pico-w-furnace and esp8266-bridge TAP tests (`#[path]`).
 
@@ -41,7 +41,7 @@ fn missing(what: &str) -> ! {
         "TAP test cannot run: {what}.\n\
          It needs root (CAP_NET_ADMIN), iproute2 (`ip`) and /dev/net/tun, and creates a network \
          namespace with a TAP device. In CI (`.ci/run`, as root) these are installed; elsewhere \
-         run it as root: sudo -E cargo test ... (see the example's README).{}",
+         run it as root: sudo -E cargo test ... -- --ignored (see the example's README).{}",
         if std::env::var_os("CI").is_some() {
             " CI is set: this is a failure, not a skip."
         } else {
