@@ -1,0 +1,1 @@
+//! The core alone: no stack, no sockets.
