@@ -170,6 +170,12 @@ impl<const N: usize, const L: usize> Core<N, L> {
         }
     }
 
+    /// The latest `now` the core was given.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub fn clock(&self) -> Instant {
+        self.clock
+    }
+
     pub fn slot(&self, i: usize) -> &Slot {
         &self.slots[i]
     }
@@ -606,6 +612,20 @@ impl<const N: usize, const L: usize> Core<N, L> {
             s.events &= !event_bits::ACCEPTED;
             s.set_state(ConnState::Free, now);
         }
+    }
+
+    /// The async driver's reaper ended a connection whose socket a task still holds:
+    /// `Aborted` with `reason` (counted by the timer that decided it) until the task
+    /// drops or closes its guard.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub fn handle_gave_up(&mut self, i: usize, reason: CloseReason, now: Instant) {
+        self.tick(now);
+        let s = &mut self.slots[i];
+        s.can_send = false;
+        s.tx.flush_due = None;
+        s.close_reason = Some(reason);
+        s.events |= event_bits::REAPED;
+        s.set_state(ConnState::Aborted, now);
     }
 
     // ------------------------------------------------------------ events

@@ -181,10 +181,18 @@ impl<T> Stack for T where
 ///
 /// ```
 /// use netpool::stack::Plain;
-/// use netpool::{Classify, ErrorClass};
-/// # fn demo<S: embedded_nal::TcpFullStack<Error = std::io::Error>>(stack: S) {
-/// // A stack whose error is `std::io::Error` (feature `std`) classifies precisely:
-/// let stack = Plain::with_classifier(stack, |e: &std::io::Error| e.kind().class());
+/// use netpool::Classify;
+/// /// A driver's error that knows its embedded-io kind.
+/// #[derive(Debug)]
+/// struct DriverError(embedded_io::ErrorKind);
+/// impl embedded_nal::TcpError for DriverError {
+///     fn kind(&self) -> embedded_nal::TcpErrorKind {
+///         embedded_nal::TcpErrorKind::Other
+///     }
+/// }
+/// # fn demo<S: embedded_nal::TcpFullStack<Error = DriverError>>(stack: S) {
+/// // Classify by the embedded-io kind: a reset is "peer gone", not fatal.
+/// let stack = Plain::with_classifier(stack, |e: &DriverError| e.0.class());
 /// # let _ = stack; }
 /// ```
 pub struct Plain<S: TcpClientStack> {
