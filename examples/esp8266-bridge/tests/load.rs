@@ -64,6 +64,7 @@ fn dwc_load_upload_pollers_and_a_non_reader() {
         stall_grace: Duration::from_millis(1500),
         // Nine clients at once at the peak: the pool's 8 slots are the limit here.
         http_max_conns: 8,
+        http_queue: 0,
         files: vec![("0:/gcodes/big.bin".into(), big)],
         ..SimConfig::default()
     };

@@ -15,6 +15,7 @@
 //! | [`history`] | the ring buffer of recent temperatures |
 //! | [`shared`] | how state crosses between the control loop and the network side |
 //! | [`web`] | the HTTP handlers: request bytes + snapshot → response bytes (+ command) |
+//! | `net` | (feature `embassy-net`) the firmware's web server over embassy-net + netpool's `AsyncPool`, also run on the host (`furnace-net-host`) |
 //! | [`thermal`] | a furnace thermal model for tests and the host simulator |
 //! | [`temp`] | temperatures in quarter °C |
 //!
@@ -34,6 +35,8 @@ pub mod control;
 pub mod cycle;
 pub mod history;
 pub mod max6675;
+#[cfg(feature = "embassy-net")]
+pub mod net;
 pub mod shared;
 pub mod state;
 pub mod temp;

@@ -7,15 +7,33 @@
 //! | `/` (`/index.html`) | GET, HEAD | 200 HTML page: live values server-rendered, an inline SVG chart of the history, a script that refreshes from `/api/state` (backing off up to 30 s when the controller is unreachable). No external resources; a CSP forbids them. |
 //! | `/api/state` | GET, HEAD | 200 JSON: [`Snapshot`] fields and `history_c` (oldest first, `null` for fault samples) |
 //! | `/api/setpoint` | POST | body `{"setpoint_c": N}`, `N` an integer in [`SETPOINT_MIN_C`]`..=`[`SETPOINT_MAX_C`] °C → 202 and [`Command::SetSetpoint`] |
-//! | `/api/reset-cutoff` | POST | 202 and [`Command::ResetCutoff`] when the cutoff is latched, else 409. The control loop honours the reset only below [`Config::reset_below`](crate::control::Config::reset_below); the result shows up as `last_command` in the state. |
+//! | `/api/reset-cutoff` | POST | body empty or `{}`; 202 and [`Command::ResetCutoff`] when the cutoff is latched, else 409. The control loop honours the reset only below [`Config::reset_below`](crate::control::Config::reset_below); the result shows up as `last_command` in the state. |
 //!
-//! Errors are JSON `{"error": "..."}`: 400 malformed request, malformed JSON, missing
-//! or unknown field, setpoint not a whole number or out of range (the body then also has
-//! `min_c`/`max_c`), bytes beyond `Content-Length`, `Transfer-Encoding`; 404 unknown
-//! path; 405 wrong method (with `Allow`); 408 request not completed in time; 411 body
-//! without `Content-Length`; 413 request or body too large (body limit
-//! [`MAX_BODY`]); 415 a `Content-Type` other than JSON; 431 too many headers; 500
+//! # Cross-site requests
+//!
+//! Every state-changing request (the POSTs) must carry `Content-Type:
+//! application/json` (parameters such as `charset` allowed, case-insensitive) — a
+//! type an HTML form or a "simple" cross-origin `fetch` cannot send without a CORS
+//! preflight, which this server never grants — and, when it has an `Origin`, that
+//! origin must be `http://` + its own `Host`. So a page on another origin the user
+//! merely visits cannot change the setpoint or reset the overheat latch. Checked
+//! before anything else about the request: 415, then 403.
+//!
+//! # Errors
+//!
+//! Errors are JSON `{"error": "..."}`: 400 malformed request (also blank lines
+//! alone), malformed JSON or an invalid JSON number (`0300`, `+300`), missing or
+//! unknown field, setpoint not a whole number or out of range (the body then also has
+//! `min_c`/`max_c`), bytes beyond `Content-Length`, `Transfer-Encoding`; 403 a
+//! foreign `Origin`; 404 unknown path; 405 wrong method (with `Allow`); 408 request
+//! not completed in time; 411 body without `Content-Length`; 413 body too large
+//! (limit [`MAX_BODY`]); 415 a state-changing request without a JSON `Content-Type`;
+//! 431 too many headers, or a request head too large for the request buffer; 500
 //! response larger than the caller's buffer.
+//!
+//! Drivers that log requests print [`request_line`] with
+//! [`escape_ascii`](slice::escape_ascii), never the raw bytes (a request could carry
+//! terminal escape sequences).
 //!
 //! Every response has `Content-Length` and `Connection: close`: one request per
 //! connection, so the driver closes after writing and a slot is busy for one exchange.
@@ -80,7 +98,8 @@ pub enum Handled {
 /// Why a request will never be completed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Incomplete {
-    /// The request buffer is full (413).
+    /// The request buffer is full (431: with at most [`MAX_BODY`] bytes of body, only
+    /// the head can have filled it).
     TooLarge,
     /// The peer ended its side before the request was complete (400).
     Truncated,
@@ -90,6 +109,9 @@ pub enum Incomplete {
 
 /// Handle one request: `request` is every byte received so far on the connection.
 pub fn handle<const H: usize>(request: &[u8], view: &View<'_, H>, out: &mut [u8]) -> Handled {
+    if blank_lines_only(request) {
+        return Handled::Respond(error(out, 400, "empty lines instead of a request line"));
+    }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(request) {
@@ -135,8 +157,16 @@ fn route<const H: usize>(
     match path {
         "/" | "/index.html" if is_get => page(view, out),
         "/api/state" if is_get => state(view, out),
-        "/api/setpoint" if method == "POST" => setpoint(headers, body, out),
-        "/api/reset-cutoff" if method == "POST" => reset_cutoff(view.snapshot, out),
+        "/api/setpoint" | "/api/reset-cutoff" if method == "POST" => {
+            if let Err((status, msg)) = same_origin_json(headers) {
+                return reply_error(out, status, msg);
+            }
+            if path == "/api/setpoint" {
+                setpoint(body, out)
+            } else {
+                reset_cutoff(view.snapshot, body, out)
+            }
+        }
         "/" | "/index.html" | "/api/state" => not_allowed(out, "GET, HEAD"),
         "/api/setpoint" | "/api/reset-cutoff" => not_allowed(out, "POST"),
         _ => reply_error(out, 404, "not found"),
@@ -146,14 +176,37 @@ fn route<const H: usize>(
 /// The response for a request that will never complete.
 pub fn respond_incomplete(why: Incomplete, out: &mut [u8]) -> Response {
     match why {
-        Incomplete::TooLarge => error(out, 413, "request too large"),
+        Incomplete::TooLarge => error(out, 431, "request head too large"),
         Incomplete::Truncated => error(out, 400, "request ended early (shorter than its Content-Length?)"),
         Incomplete::TimedOut => error(out, 408, "request not completed in time"),
     }
 }
 
+/// The request line (the first line, at most 80 bytes) of what was received, for
+/// a log. Print it escaped (`request_line(r).escape_ascii()`): it is the peer's bytes.
+pub fn request_line(request: &[u8]) -> &[u8] {
+    let line = request
+        .split(|&b| b == b'\r' || b == b'\n')
+        .find(|l| !l.is_empty())
+        .unwrap_or(&[]);
+    &line[..line.len().min(80)]
+}
+
 #[cfg(test)]
 mod tests;
+
+/// Whether the request starts with two empty lines: RFC 9112 §2.2 lets a server skip
+/// one before the request line; `httparse` skips any number and would wait for more,
+/// so a client sending only blank lines would hold the connection until the deadline.
+/// A line starting with CR or LF after the first skipped one can never begin a request.
+fn blank_lines_only(request: &[u8]) -> bool {
+    let rest = request
+        .strip_prefix(b"\r\n")
+        .or_else(|| request.strip_prefix(b"\n"))
+        .unwrap_or(request);
+    // Only once one line was skipped: a lone "\r" may still become "\r\n".
+    rest.len() < request.len() && matches!(rest.first(), Some(b'\r' | b'\n'))
+}
 
 // ------------------------------------------------------------------- framing
 
@@ -199,6 +252,120 @@ fn header<'h>(headers: &'h [httparse::Header<'_>], name: &str) -> Option<&'h [u8
         .map(|h| h.value)
 }
 
+fn header_count(headers: &[httparse::Header<'_>], name: &str) -> usize {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .count()
+}
+
+/// The cross-site defence of a state-changing request (see the [module docs](self)):
+/// exactly one `Content-Type` whose media type is `application/json`, and no
+/// `Origin` other than this server's own (`http://` + `Host`).
+fn same_origin_json(headers: &[httparse::Header<'_>]) -> Result<(), (u16, &'static str)> {
+    const NOT_JSON: (u16, &str) = (415, "Content-Type must be application/json");
+    if header_count(headers, "content-type") != 1 {
+        return Err(NOT_JSON);
+    }
+    let ct = header(headers, "content-type").unwrap_or(&[]);
+    let media_type = ct.split(|&b| b == b';').next().unwrap_or(&[]).trim_ascii();
+    if !media_type.eq_ignore_ascii_case(b"application/json") {
+        return Err(NOT_JSON);
+    }
+    const FOREIGN: (u16, &str) = (403, "requests from another origin are not accepted");
+    match header_count(headers, "origin") {
+        0 => Ok(()),
+        1 => {
+            let origin = header(headers, "origin").unwrap_or(&[]).trim_ascii();
+            let host = (header_count(headers, "host") == 1)
+                .then(|| header(headers, "host"))
+                .flatten()
+                .map(<[u8]>::trim_ascii)
+                .filter(|h| !h.is_empty())
+                .ok_or(FOREIGN)?;
+            let own = origin.len() > 7
+                && origin[..7].eq_ignore_ascii_case(b"http://")
+                && origin[7..].eq_ignore_ascii_case(host);
+            if own {
+                Ok(())
+            } else {
+                Err(FOREIGN)
+            }
+        }
+        _ => Err(FOREIGN),
+    }
+}
+
+/// Whether every number in a JSON text follows RFC 8259 §6 (`-? (0 | [1-9][0-9]*)
+/// (. [0-9]+)? ([eE] [+-]? [0-9]+)?`). Hand-written because `serde-json-core` hands
+/// any run of `[0-9+-.eE]` to Rust's float parser, which takes `0300` and `+300`.
+/// Only the number grammar is checked here; the rest is `serde-json-core`'s job.
+fn json_numbers_valid(text: &[u8]) -> bool {
+    let mut i = 0;
+    let mut in_string = false;
+    while let Some(&b) = text.get(i) {
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                i += 1;
+            }
+            b'-' | b'+' | b'.' | b'0'..=b'9' => {
+                let end = text[i..]
+                    .iter()
+                    .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                    .map_or(text.len(), |n| i + n);
+                if !json_number(&text[i..end]) {
+                    return false;
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    true
+}
+
+/// One number token, RFC 8259 §6.
+fn json_number(t: &[u8]) -> bool {
+    fn digits(t: &[u8]) -> usize {
+        t.iter().take_while(|b| b.is_ascii_digit()).count()
+    }
+    let t = t.strip_prefix(b"-").unwrap_or(t);
+    let int = digits(t);
+    if int == 0 || (int > 1 && t[0] == b'0') {
+        return false;
+    }
+    let mut t = &t[int..];
+    if let Some(rest) = t.strip_prefix(b".") {
+        let frac = digits(rest);
+        if frac == 0 {
+            return false;
+        }
+        t = &rest[frac..];
+    }
+    if let Some(rest) = t.strip_prefix(b"e").or_else(|| t.strip_prefix(b"E")) {
+        let rest = rest
+            .strip_prefix(b"+")
+            .or_else(|| rest.strip_prefix(b"-"))
+            .unwrap_or(rest);
+        let exp = digits(rest);
+        if exp == 0 {
+            return false;
+        }
+        t = &rest[exp..];
+    }
+    t.is_empty()
+}
+
 // ------------------------------------------------------------------- routes
 
 #[derive(Deserialize)]
@@ -229,19 +396,18 @@ struct ResetAccepted {
     reset_requested: bool,
 }
 
-fn setpoint(headers: &[httparse::Header<'_>], body: &[u8], out: &mut [u8]) -> Reply {
+fn setpoint(body: &[u8], out: &mut [u8]) -> Reply {
     const NOT_WHOLE: &str = "setpoint_c must be a whole number (°C)";
     const EXPECTED: &str = "expected a JSON object {\"setpoint_c\": <whole number of °C>}";
-    if let Some(ct) = header(headers, "content-type") {
-        let json = ct
-            .get(..16)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"application/json"));
-        if !json {
-            return reply_error(out, 415, "Content-Type must be application/json");
-        }
-    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return reply_error(out, 400, EXPECTED);
+    }
+    if !json_numbers_valid(body) {
+        return reply_error(
+            out,
+            400,
+            "invalid JSON number (no leading zeros or '+'; digits on both sides of '.')",
+        );
     }
     // Parsed as a number, then checked to be whole, so `250.5` gets a clear message.
     let value = match serde_json_core::from_slice::<SetpointRequest>(body) {
@@ -276,7 +442,15 @@ fn setpoint(headers: &[httparse::Header<'_>], body: &[u8], out: &mut [u8]) -> Re
     reply_json(out, 202, &accepted, Some(Command::SetSetpoint(value)))
 }
 
-fn reset_cutoff(snapshot: &Snapshot, out: &mut [u8]) -> Reply {
+/// The body of a reset: nothing, or an empty JSON object.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+fn reset_cutoff(snapshot: &Snapshot, body: &[u8], out: &mut [u8]) -> Reply {
+    if !body.iter().all(u8::is_ascii_whitespace) && serde_json_core::from_slice::<NoFields>(body).is_err() {
+        return reply_error(out, 400, "expected an empty body or {}");
+    }
     if !snapshot.overheat_latched {
         return reply_error(out, 409, "the overheat cutoff is not latched");
     }
@@ -546,6 +720,7 @@ const fn reason(status: u16) -> &'static str {
         200 => "OK",
         202 => "Accepted",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",

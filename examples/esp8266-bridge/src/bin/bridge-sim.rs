@@ -1,7 +1,9 @@
 //! `bridge-sim`: the Duet WiFi-to-SPI bridge on netpool, simulated on this host.
 //!
 //! ```text
-//! bridge-sim [--listen ADDR] [--stall-grace-ms N] [--http-max-conns N] [--verbose]
+//! bridge-sim [--listen ADDR] [--stall-grace-ms N] [--http-max-conns N] [--http-queue N]
+//!            [--request-deadline-ms N] [--body-stall-ms N] [--min-body-rate N] [--card-mib N]
+//!            [--verbose]
 //! bridge-sim decode HEX [--from-sam | --from-bridge] [--command NAME|N]
 //! ```
 
@@ -14,12 +16,26 @@ use esp8266_bridge::protocol::Command;
 
 const USAGE: &str = "\
 usage:
-  bridge-sim [--listen ADDR] [--stall-grace-ms N] [--http-max-conns N] [--verbose]
+  bridge-sim [--listen ADDR] [--stall-grace-ms N] [--http-max-conns N] [--http-queue N]
+             [--request-deadline-ms N] [--body-stall-ms N] [--min-body-rate N] [--card-mib N]
+             [--verbose]
       Run the bridge on OS sockets with a simulated RepRapFirmware board behind it.
-      --listen ADDR         where browsers connect (default 127.0.0.1:8080)
-      --stall-grace-ms N    reap connections whose queued bytes make no progress for N ms (default 10000)
-      --http-max-conns N    connections the board allows on its HTTP port (default 4)
-      --verbose             print every SPI transaction
+      --listen ADDR            where browsers connect (default 127.0.0.1:8080)
+      --stall-grace-ms N       reap connections whose queued bytes make no progress for N ms
+                               (100 ..= 3600000, default 10000)
+      --http-max-conns N       HTTP connections the board serves at once (1 ..= 8, default 4)
+      --http-queue N           further HTTP connections it holds waiting for a turn
+                               (max-conns + queue <= 8, default 2); beyond: reset at once
+      --request-deadline-ms N  a request head must be complete within N ms of the connection,
+                               queue time included: else 408 (503 from the queue)
+                               (100 ..= 3600000, default 5000)
+      --body-stall-ms N        an upload body that does not move for N ms gets 408
+                               (100 ..= 3600000, default 5000)
+      --min-body-rate N        ... as does one averaging under N bytes/s after its first
+                               --body-stall-ms (>= 1, default 1024)
+      --card-mib N             simulated SD card size; uploads that do not fit get 507
+                               (1 ..= 4096, default 64)
+      --verbose                print every SPI transaction
   bridge-sim decode HEX [--from-sam | --from-bridge] [--command NAME|N]
       Decode a captured SPI transaction (one wire, hex) as JSON. The direction is
       detected unless given; --command says how to read a bridge reply's data.";
@@ -28,8 +44,19 @@ fn value<'a>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<
     args.next().ok_or_else(|| format!("{flag} needs a value"))
 }
 
+/// The next argument as a number for `flag`.
+fn number<'a, T>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<T, String>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let v = value(args, flag)?;
+    v.parse().map_err(|e| format!("{flag} {v}: {e}"))
+}
+
 fn run_sim(args: &[String]) -> Result<(), String> {
     let mut config = SimConfig::default();
+    let mut queue = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -37,14 +64,15 @@ fn run_sim(args: &[String]) -> Result<(), String> {
                 let v = value(&mut it, a)?;
                 config.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?;
             }
-            "--stall-grace-ms" => {
-                let v = value(&mut it, a)?;
-                let ms: u64 = v.parse().map_err(|e| format!("--stall-grace-ms {v}: {e}"))?;
-                config.stall_grace = Duration::from_millis(ms);
-            }
-            "--http-max-conns" => {
-                let v = value(&mut it, a)?;
-                config.http_max_conns = v.parse().map_err(|e| format!("--http-max-conns {v}: {e}"))?;
+            "--stall-grace-ms" => config.stall_grace = Duration::from_millis(number(&mut it, a)?),
+            "--http-max-conns" => config.http_max_conns = number(&mut it, a)?,
+            "--http-queue" => queue = Some(number(&mut it, a)?),
+            "--request-deadline-ms" => config.request_deadline = Duration::from_millis(number(&mut it, a)?),
+            "--body-stall-ms" => config.body_stall = Duration::from_millis(number(&mut it, a)?),
+            "--min-body-rate" => config.min_body_rate = number(&mut it, a)?,
+            "--card-mib" => {
+                let mib: usize = number(&mut it, a)?;
+                config.card_capacity = mib.saturating_mul(1 << 20);
             }
             "--verbose" | "-v" => config.verbose = true,
             "--help" | "-h" => {
@@ -54,11 +82,18 @@ fn run_sim(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
+    // Without --http-queue: the default queue, within the sockets --http-max-conns leaves.
+    let free = (esp8266_bridge::bridge::SOCKETS as u16).saturating_sub(config.http_max_conns);
+    config.http_queue = queue.unwrap_or(config.http_queue.min(free));
+    config.validate().map_err(|e| format!("{e}\n{USAGE}"))?;
     let sim = Simulator::start(config.clone()).map_err(|e| format!("simulator did not start: {e}"))?;
     eprintln!(
-        "bridge-sim: simulated Duet board on http://{} (HTTP cap {}, stall grace {} ms); Ctrl-C to stop",
+        "bridge-sim: simulated Duet board on http://{} (HTTP {} at once + {} waiting, request deadline {} ms, \
+         stall grace {} ms); Ctrl-C to stop",
         sim.addr(),
         config.http_max_conns,
+        config.http_queue,
+        config.request_deadline.as_millis(),
         config.stall_grace.as_millis()
     );
     eprintln!(

@@ -20,7 +20,9 @@
 //! ```
 
 pub mod bus;
+pub mod card;
 pub mod decode;
+pub mod http;
 pub mod sam;
 
 use std::io;
@@ -119,8 +121,21 @@ pub struct SimConfig {
     /// The pool's stall grace: a connection whose queued bytes make no progress for
     /// this long is reaped.
     pub stall_grace: Duration,
-    /// `maxConnections` the SAM asks for on the HTTP port.
+    /// HTTP connections the SAM serves at once.
     pub http_max_conns: u16,
+    /// HTTP connections the SAM holds waiting for a turn, beyond `http_max_conns`
+    /// (it asks the module for `http_max_conns + http_queue` on the HTTP port; the
+    /// module resets connections beyond that at once).
+    pub http_queue: u16,
+    /// A request head must be complete this long after the SAM first saw the
+    /// connection, queue time included (408, or 503 from the queue).
+    pub request_deadline: Duration,
+    /// An upload body must move at least once per this long (408) ...
+    pub body_stall: Duration,
+    /// ... and average at least this many bytes/s after its first `body_stall` (408).
+    pub min_body_rate: u32,
+    /// Bytes the simulated SD card holds (an upload that does not fit gets 507).
+    pub card_capacity: usize,
     /// Print every SPI transaction.
     pub verbose: bool,
     /// Files on the SAM's SD card at start.
@@ -133,9 +148,87 @@ impl Default for SimConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             stall_grace: Duration::from_secs(10),
             http_max_conns: 4,
+            http_queue: 2,
+            request_deadline: Duration::from_secs(5),
+            body_stall: Duration::from_secs(5),
+            min_body_rate: 1024,
+            card_capacity: 64 << 20,
             verbose: false,
             files: demo_files(),
         }
+    }
+}
+
+/// A setting of [`SimConfig`] out of its range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The setting (as its command-line flag).
+    pub flag: &'static str,
+    /// What it must be.
+    pub rule: String,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} {}", self.flag, self.rule)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Shortest stall grace, request deadline and body stall accepted: below this a
+/// request cannot cross the simulated SPI link reliably.
+pub const MIN_DEADLINE: Duration = Duration::from_millis(100);
+/// Longest of each (an hour).
+pub const MAX_DEADLINE: Duration = Duration::from_secs(3600);
+
+impl SimConfig {
+    /// Check every setting; the first one out of range is the error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |flag, rule: String| Err(ConfigError { flag, rule });
+        let range = || {
+            std::format!(
+                "must be within {} ..= {} ms",
+                MIN_DEADLINE.as_millis(),
+                MAX_DEADLINE.as_millis()
+            )
+        };
+        for (flag, d) in [
+            ("--stall-grace-ms", self.stall_grace),
+            ("--request-deadline-ms", self.request_deadline),
+            ("--body-stall-ms", self.body_stall),
+        ] {
+            if !(MIN_DEADLINE..=MAX_DEADLINE).contains(&d) {
+                return err(flag, range());
+            }
+        }
+        let slots = SOCKETS as u16;
+        if !(1..=slots).contains(&self.http_max_conns) {
+            return err(
+                "--http-max-conns",
+                std::format!("must be within 1 ..= {slots} (the module's sockets)"),
+            );
+        }
+        if self.http_max_conns.saturating_add(self.http_queue) > slots {
+            return err(
+                "--http-queue",
+                std::format!(
+                    "plus --http-max-conns must be at most {slots} (the module's sockets); {} + {} is more",
+                    self.http_max_conns,
+                    self.http_queue
+                ),
+            );
+        }
+        if self.min_body_rate == 0 {
+            return err(
+                "--min-body-rate",
+                "must be at least 1 byte/s (0 would let a trickle hold a slot)".to_string(),
+            );
+        }
+        if !(1 << 20..=4 << 30).contains(&self.card_capacity) {
+            return err("--card-mib", "must be within 1 ..= 4096".to_string());
+        }
+        Ok(())
     }
 }
 
@@ -165,7 +258,11 @@ pub struct Simulator {
 
 impl Simulator {
     /// Start the bridge and SAM threads and wait (up to 10 s) until the SAM listens.
+    /// A setting out of range ([`SimConfig::validate`]) is an `InvalidInput` error.
     pub fn start(config: SimConfig) -> io::Result<Simulator> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let bus = VirtualBus::new(config.verbose);
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(SamShared::default());
@@ -198,6 +295,12 @@ impl Simulator {
             let sam_config = SamConfig {
                 http_port: config.listen.port(),
                 http_max_conns: config.http_max_conns,
+                http_queue: config.http_queue,
+                request_deadline: config.request_deadline,
+                body_stall: config.body_stall,
+                min_body_rate: config.min_body_rate,
+                card_capacity: config.card_capacity,
+                max_upload: config.card_capacity,
                 files: config.files.clone(),
                 ..SamConfig::default()
             };

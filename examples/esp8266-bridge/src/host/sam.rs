@@ -15,8 +15,20 @@
 //!   available (`connRead`), write responses within `writeBufferSpace` (`connWrite`),
 //!   then push (zero-length write) and `connClose`; `connAbort` sockets shown
 //!   `aborted`.
-//! - **HTTP**: one request per connection (`Connection: close`), parsed with
-//!   `httparse`; anything malformed gets a 400.
+//! - **HTTP**: one request per connection (`Connection: close`), framed by
+//!   [`http`](super::http) (`httparse`). The board serves `http_max_conns`
+//!   connections at once and holds up to `http_queue` more waiting (the listen cap is
+//!   the sum; the bridge resets connections beyond it at once). Deadlines: a request
+//!   head must be complete `request_deadline` after the board first saw the
+//!   connection, queue time included (else 408, or 503 if it never got a turn); a
+//!   body must keep moving (no byte for `body_stall`: 408) and, after its first
+//!   `body_stall`, average at least `min_body_rate` bytes/s (408), so a trickle cannot
+//!   hold a slot. Routes are checked when the head is complete, before the body is
+//!   read: 404, 405 with `Allow`, 411 (upload without `Content-Length`), 413, 400 for
+//!   a file name outside the card ([`card::normalise`](super::card::normalise)), 507
+//!   when the card has no room for the announced length. An error answered before
+//!   the request was read to its end is followed by a short lingering read (at most
+//!   [`LINGER`]), so the client sees the response rather than a reset.
 
 use std::collections::BTreeMap;
 use std::format;
@@ -30,6 +42,8 @@ use std::vec::Vec;
 use serde_json::{json, Value};
 
 use super::bus::{LinkError, SamLink};
+use super::card;
+use super::http::{self, Exchange, HttpError, Request};
 use super::DiagMessage;
 use crate::protocol::{
     c_str, Command, ConnStatusResponse, ListenOrConnectData, NetworkStatusResponse, Protocol, Reply,
@@ -51,9 +65,25 @@ pub struct SamConfig {
     pub spi_timeout: Duration,
     /// Files on its "SD card" at start: (path, content).
     pub files: Vec<(String, Vec<u8>)>,
-    /// Largest upload it accepts.
+    /// Largest upload it accepts (413 beyond).
     pub max_upload: usize,
+    /// Bytes its SD card holds (507 for an upload that does not fit).
+    pub card_capacity: usize,
+    /// Connections it holds waiting, beyond `http_max_conns`, for a turn.
+    pub http_queue: u16,
+    /// A request head must be complete this long after the connection was first
+    /// seen (408).
+    pub request_deadline: Duration,
+    /// An upload body must move at least once per this long (408), and average
+    /// `min_body_rate` after its first `body_stall`.
+    pub body_stall: Duration,
+    /// Lowest average body rate, bytes/s, once `body_stall` has passed (408).
+    pub min_body_rate: u32,
 }
+
+/// How long the board keeps reading (and discarding) after an error response to a
+/// request it did not read to its end, waiting for the client to close first.
+pub const LINGER: Duration = Duration::from_secs(1);
 
 impl Default for SamConfig {
     fn default() -> Self {
@@ -65,6 +95,11 @@ impl Default for SamConfig {
             spi_timeout: Duration::from_millis(100),
             files: Vec::new(),
             max_upload: 64 << 20,
+            card_capacity: 64 << 20,
+            http_queue: 0,
+            request_deadline: Duration::from_secs(5),
+            body_stall: Duration::from_secs(5),
+            min_body_rate: 1024,
         }
     }
 }
@@ -80,8 +115,14 @@ pub struct SamStats {
     pub connections: AtomicU64,
     /// HTTP responses completely handed to the module.
     pub responses: AtomicU64,
-    /// Requests answered 400.
+    /// Requests answered 400 or another 4xx framing or route error (not 404, 408).
     pub bad_requests: AtomicU64,
+    /// Requests answered 408 (head deadline, stalled or too slow body).
+    pub timed_out: AtomicU64,
+    /// Connections answered 503: they waited in the queue past the request deadline.
+    pub busy: AtomicU64,
+    /// Uploads refused with 507 (no room on the card).
+    pub card_full: AtomicU64,
     /// Uploads stored with a matching CRC.
     pub uploads_ok: AtomicU64,
     /// Uploads whose CRC did not match.
@@ -136,177 +177,34 @@ fn bump(c: &AtomicU64) {
 
 // ------------------------------------------------------------------------ HTTP
 
-struct Request {
-    method: String,
-    path: String,
-    query: Vec<(String, String)>,
-    content_length: usize,
-}
-
-impl Request {
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-enum Parse {
-    More,
-    Done(Request),
-    Bad(&'static str),
-}
-
-/// One connection's HTTP exchange.
-#[derive(Default)]
-struct Http {
-    head: Vec<u8>,
-    request: Option<Request>,
+/// A response before it is framed.
+struct HttpReply {
+    status: u16,
+    content_type: &'static str,
     body: Vec<u8>,
-    bad: Option<&'static str>,
-    response: Option<Vec<u8>>,
-    sent: usize,
 }
 
-const MAX_HEAD: usize = 16 * 1024;
-
-impl Http {
-    fn feed(&mut self, mut data: &[u8], max_body: usize) {
-        if self.bad.is_some() || self.response.is_some() {
-            return;
-        }
-        if self.request.is_none() {
-            let before = self.head.len();
-            self.head.extend_from_slice(data);
-            let Some(end) = find(&self.head, b"\r\n\r\n") else {
-                if self.head.len() > MAX_HEAD {
-                    self.bad = Some("request head too long");
-                }
-                return;
-            };
-            let head_len = end + 4;
-            match parse_head(&self.head[..head_len]) {
-                Ok(r) if r.content_length > max_body => {
-                    self.bad = Some("body too large");
-                    return;
-                }
-                Ok(r) => self.request = Some(r),
-                Err(why) => {
-                    self.bad = Some(why);
-                    return;
-                }
-            }
-            data = &data[(head_len - before).min(data.len())..];
-            self.head.truncate(head_len);
-        }
-        if let Some(r) = &self.request {
-            let want = r.content_length - self.body.len();
-            self.body.extend_from_slice(&data[..data.len().min(want)]);
-        }
-    }
-
-    fn state(&mut self) -> Parse {
-        if let Some(why) = self.bad {
-            return Parse::Bad(why);
-        }
-        match &self.request {
-            Some(r) if self.body.len() >= r.content_length => match self.request.take() {
-                Some(r) => Parse::Done(r),
-                None => Parse::More,
-            },
-            _ => Parse::More,
-        }
+fn json_reply(status: u16, v: &Value) -> HttpReply {
+    HttpReply {
+        status,
+        content_type: "application/json",
+        body: v.to_string().into_bytes(),
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+fn error_body(message: &str) -> Vec<u8> {
+    json!({"err": 1, "error": message}).to_string().into_bytes()
 }
 
-fn parse_head(head: &[u8]) -> Result<Request, &'static str> {
-    let mut headers = [httparse::EMPTY_HEADER; 48];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err("incomplete request head"),
-        Err(_) => return Err("malformed request"),
-    }
-    let method = req.method.ok_or("no method")?.to_string();
-    let target = req.path.ok_or("no path")?;
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, q),
-        None => (target, ""),
-    };
-    let mut content_length = 0usize;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value).map_err(|_| "bad Content-Length")?;
-            content_length = v.trim().parse().map_err(|_| "bad Content-Length")?;
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err("chunked bodies are not supported");
-        }
-    }
-    let mut params = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        params.push((percent_decode(k)?, percent_decode(v)?));
-    }
-    Ok(Request {
-        method,
-        path: percent_decode(path)?,
-        query: params,
-        content_length,
-    })
-}
-
-fn percent_decode(s: &str) -> Result<String, &'static str> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = b.get(i + 1..i + 3).ok_or("bad percent escape")?;
-                let hex = std::str::from_utf8(hex).map_err(|_| "bad percent escape")?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad percent escape")?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| "not UTF-8")
-}
-
-fn http_response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-cache, no-store\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-fn json_response(status: u16, v: &Value) -> Vec<u8> {
-    http_response(status, "application/json", v.to_string().as_bytes())
-}
+/// The routes and the methods each allows.
+const GET_ROUTES: [&str; 5] = [
+    "/rr_connect",
+    "/rr_model",
+    "/rr_download",
+    "/rr_filelist",
+    "/rr_diag",
+];
+const UPLOAD: &str = "/rr_upload";
 
 // ------------------------------------------------------------------------ sockets
 
@@ -321,7 +219,19 @@ struct SamSocket {
     needs_polling: bool,
     tx_space: usize,
     peer_closed: bool,
-    http: Http,
+    /// When the board first saw the connection (the request deadline runs from here).
+    seen_at: Instant,
+    /// It has one of the `http_max_conns` turns (else it waits in the queue).
+    responder: bool,
+    exchange: Exchange,
+    /// The head was complete and its route accepted it: the body is being read.
+    admitted: bool,
+    response: Option<Vec<u8>>,
+    sent: usize,
+    /// The response answers a request not read to its end: linger after it.
+    linger: bool,
+    /// Lingering: read and discard until the peer closes or this time.
+    closing_until: Option<Instant>,
 }
 
 impl SamSocket {
@@ -331,7 +241,22 @@ impl SamSocket {
             needs_polling: false,
             tx_space: 0,
             peer_closed: false,
-            http: Http::default(),
+            seen_at: Instant::now(),
+            responder: false,
+            exchange: Exchange::default(),
+            admitted: false,
+            response: None,
+            sent: 0,
+            linger: false,
+            closing_until: None,
+        }
+    }
+
+    /// The body length of an admitted upload still arriving (reserved on the card).
+    fn reserved(&self) -> usize {
+        match self.exchange.head() {
+            Some(r) if self.admitted && self.response.is_none() && r.path == UPLOAD => r.body_len(),
+            _ => 0,
         }
     }
 }
@@ -363,7 +288,9 @@ impl Sam {
         {
             let mut files = shared.files.lock().unwrap_or_else(|e| e.into_inner());
             for (name, content) in &config.files {
-                files.insert(name.clone(), content.clone());
+                if let Ok(name) = card::normalise(name, false) {
+                    files.insert(name, content.clone());
+                }
             }
         }
         Sam {
@@ -538,7 +465,7 @@ impl Sam {
             remote_ip: 0,
             protocol: Protocol::Http.value(),
             port: self.config.http_port,
-            max_connections: self.config.http_max_conns,
+            max_connections: self.config.http_max_conns + self.config.http_queue,
         };
         let before = self.shared.messages.lock().map(|m| m.len()).unwrap_or(0);
         if let Err(code) = self.cmd(Command::NetworkListen, 0, 0, &lcd.encode(), 0) {
@@ -607,6 +534,7 @@ impl Sam {
         let was_active = self.sockets[i].phase == Phase::Active;
         match st.state {
             netpool::ConnState::Connected | netpool::ConnState::OtherEndClosed => {
+                let now = Instant::now();
                 if !was_active {
                     self.sockets[i] = SamSocket::new();
                     self.sockets[i].phase = Phase::Active;
@@ -617,12 +545,22 @@ impl Sam {
                 if st.state == netpool::ConnState::OtherEndClosed {
                     s.peer_closed = true;
                 }
-                if st.bytes_available > 0 {
+                if !self.take_turn(i, now) {
+                    return false;
+                }
+                let s = &self.sockets[i];
+                let reading = s.response.is_none() || s.closing_until.is_some();
+                if st.bytes_available > 0 && reading {
                     let room = (st.bytes_available as usize).min(MAX_DATA_LENGTH);
                     match self.cmd(Command::ConnRead, i, 0, &[], room) {
                         Ok((_, data)) => {
-                            let max = self.config.max_upload;
-                            self.sockets[i].http.feed(&data, max);
+                            let s = &mut self.sockets[i];
+                            // Lingering: the bytes are discarded.
+                            if s.response.is_none() {
+                                if let Err(e) = s.exchange.feed(&data, now) {
+                                    self.respond_error(i, e, true);
+                                }
+                            }
                         }
                         Err(_) => {
                             self.abort(i);
@@ -630,7 +568,7 @@ impl Sam {
                         }
                     }
                 }
-                self.serve(i);
+                self.serve(i, now);
                 true
             }
             netpool::ConnState::Aborted => {
@@ -649,36 +587,124 @@ impl Sam {
         }
     }
 
-    fn serve(&mut self, i: usize) {
-        if self.sockets[i].http.response.is_none() {
-            match self.sockets[i].http.state() {
-                Parse::More => {
-                    if self.sockets[i].peer_closed {
-                        // Gone before a whole request arrived.
-                        let _ = self.cmd(Command::ConnClose, i, 0, &[], 0);
-                        self.sockets[i] = SamSocket::new();
+    /// Give the socket a turn if one is free. A socket still waiting when the
+    /// request deadline passes is answered 503. Returns whether it has a turn (or a
+    /// response to send).
+    fn take_turn(&mut self, i: usize, now: Instant) -> bool {
+        let s = &self.sockets[i];
+        if s.responder || s.response.is_some() {
+            return true;
+        }
+        let turns = self.sockets.iter().filter(|s| s.responder).count();
+        if turns < usize::from(self.config.http_max_conns) {
+            self.sockets[i].responder = true;
+            return true;
+        }
+        if now.saturating_duration_since(s.seen_at) >= self.config.request_deadline {
+            bump(&self.shared.stats.busy);
+            let e = HttpError::new(503, "server busy: try again");
+            self.respond_error(i, e, true);
+            return true;
+        }
+        false
+    }
+
+    /// Answer with an error; `unread`: the request was not read to its end.
+    fn respond_error(&mut self, i: usize, e: HttpError, unread: bool) {
+        match e.status {
+            408 => bump(&self.shared.stats.timed_out),
+            503 => {}
+            507 => bump(&self.shared.stats.card_full),
+            _ => bump(&self.shared.stats.bad_requests),
+        }
+        let s = &mut self.sockets[i];
+        s.response = Some(http::response(
+            e.status,
+            "application/json",
+            &error_body(e.message),
+            e.allow,
+            false,
+        ));
+        s.linger = unread;
+    }
+
+    /// Why a request still arriving must be answered now, if it must.
+    fn overdue(&self, i: usize, now: Instant) -> Option<(HttpError, bool)> {
+        let s = &self.sockets[i];
+        let x = &s.exchange;
+        if s.peer_closed {
+            // Gone before the whole request arrived.
+            return x
+                .started()
+                .then_some((HttpError::new(400, "request ended before it was complete"), false));
+        }
+        let since = |t: Option<Instant>| now.saturating_duration_since(t.unwrap_or(now));
+        match x.head() {
+            None if now.saturating_duration_since(s.seen_at) >= self.config.request_deadline => Some((
+                HttpError::new(408, "request head not complete in time"),
+                x.started(),
+            )),
+            None => None,
+            Some(_) => {
+                let stall = self.config.body_stall;
+                if since(x.body_moved_at) >= stall {
+                    return Some((HttpError::new(408, "request body stalled"), true));
+                }
+                let elapsed = since(x.head_done_at);
+                let due = elapsed.saturating_sub(stall).as_secs_f64() * f64::from(self.config.min_body_rate);
+                ((x.body_received() as f64) < due)
+                    .then_some((HttpError::new(408, "request body too slow"), true))
+            }
+        }
+    }
+
+    fn serve(&mut self, i: usize, now: Instant) {
+        if self.sockets[i].response.is_none() {
+            let s = &mut self.sockets[i];
+            if !s.admitted {
+                if let Some(head) = s.exchange.head() {
+                    let unread = s.exchange.body_received() < head.body_len();
+                    match self.admit(i) {
+                        Ok(()) => self.sockets[i].admitted = true,
+                        Err(e) => self.respond_error(i, e, unread),
                     }
-                    return;
-                }
-                Parse::Bad(why) => {
-                    bump(&self.shared.stats.bad_requests);
-                    let body = json!({"err": 1, "error": why});
-                    self.sockets[i].http.response = Some(json_response(400, &body));
-                }
-                Parse::Done(req) => {
-                    let body = std::mem::take(&mut self.sockets[i].http.body);
-                    let resp = self.handle(&req, body);
-                    self.sockets[i].http.response = Some(resp);
                 }
             }
+            let s = &mut self.sockets[i];
+            if s.response.is_none() {
+                match s.exchange.take_complete() {
+                    Some((req, body)) => {
+                        let resp = self.handle(&req, body);
+                        self.sockets[i].response = Some(resp);
+                    }
+                    None => match self.overdue(i, now) {
+                        Some((e, unread)) => self.respond_error(i, e, unread),
+                        None if self.sockets[i].peer_closed => {
+                            // Gone without a byte: nothing to answer.
+                            let _ = self.cmd(Command::ConnClose, i, 0, &[], 0);
+                            self.sockets[i] = SamSocket::new();
+                            return;
+                        }
+                        None => return,
+                    },
+                }
+            }
+        }
+        if let Some(until) = self.sockets[i].closing_until {
+            // Lingering after the response: close once the client did, or at the limit.
+            if self.sockets[i].peer_closed || now >= until {
+                let _ = self.cmd(Command::ConnClose, i, 0, &[], 0);
+                self.sockets[i] = SamSocket::new();
+            }
+            return;
         }
         // Send within the space the module promised.
         loop {
             let s = &mut self.sockets[i];
-            let Some(resp) = s.http.response.as_ref() else {
+            let Some(resp) = s.response.as_ref() else {
                 return;
             };
-            let left = resp.len() - s.http.sent;
+            let left = resp.len() - s.sent;
             if left == 0 {
                 break;
             }
@@ -686,11 +712,11 @@ impl Sam {
             if n == 0 {
                 return;
             }
-            let chunk = resp[s.http.sent..s.http.sent + n].to_vec();
+            let chunk = resp[s.sent..s.sent + n].to_vec();
             match self.cmd(Command::ConnWrite, i, 0, &chunk, 0) {
                 Ok((k, _)) if k >= 0 && k as usize <= n => {
                     let s = &mut self.sockets[i];
-                    s.http.sent += k as usize;
+                    s.sent += k as usize;
                     s.tx_space -= k as usize;
                     if k == 0 {
                         return;
@@ -702,37 +728,99 @@ impl Sam {
                 }
             }
         }
-        // Everything is with the module: push, close.
+        // Everything is with the module: push, then close (or linger first).
         let _ = self.cmd(Command::ConnWrite, i, FLAG_PUSH, &[], 0);
-        let _ = self.cmd(Command::ConnClose, i, 0, &[], 0);
         bump(&self.shared.stats.responses);
+        let s = &mut self.sockets[i];
+        if s.linger && !s.peer_closed {
+            s.closing_until = Some(now + LINGER);
+            return;
+        }
+        let _ = self.cmd(Command::ConnClose, i, 0, &[], 0);
         self.sockets[i] = SamSocket::new();
     }
 
     // -------------------------------------------------------------- the HTTP API
 
+    /// Check a complete head before its body is read: route, method, length, name,
+    /// room on the card.
+    fn admit(&self, i: usize) -> Result<(), HttpError> {
+        let Some(req) = self.sockets[i].exchange.head() else {
+            return Ok(());
+        };
+        let path = req.path.as_str();
+        if GET_ROUTES.contains(&path) {
+            if !matches!(req.method.as_str(), "GET" | "HEAD") {
+                return Err(HttpError {
+                    allow: Some("GET, HEAD"),
+                    ..HttpError::new(405, "method not allowed")
+                });
+            }
+            if req.body_len() > http::MAX_HEAD {
+                return Err(HttpError::new(413, "body too large"));
+            }
+            return Ok(());
+        }
+        if path != UPLOAD {
+            return Err(HttpError::new(404, "not found"));
+        }
+        if req.method != "POST" {
+            return Err(HttpError {
+                allow: Some("POST"),
+                ..HttpError::new(405, "method not allowed")
+            });
+        }
+        let Some(len) = req.content_length else {
+            return Err(HttpError::new(411, "an upload needs Content-Length"));
+        };
+        if len > self.config.max_upload {
+            return Err(HttpError::new(413, "upload larger than the board accepts"));
+        }
+        let name = req.param("name").ok_or(HttpError::new(400, "missing name"))?;
+        let name = card::normalise(name, false).map_err(|e| HttpError::new(400, e.message()))?;
+        let in_flight: usize = (0..self.sockets.len())
+            .filter(|&j| j != i)
+            .map(|j| self.sockets[j].reserved())
+            .sum();
+        let files = self.shared.files.lock().unwrap_or_else(|e| e.into_inner());
+        let used = card::used(&files, Some(&name)) + in_flight;
+        if used.saturating_add(len) > self.config.card_capacity {
+            return Err(HttpError::new(507, "SD card full"));
+        }
+        Ok(())
+    }
+
+    /// The response to a complete, admitted request.
     fn handle(&mut self, req: &Request, body: Vec<u8>) -> Vec<u8> {
+        let head_only = req.method == "HEAD";
+        let r = self.route(req, body);
+        http::response(r.status, r.content_type, &r.body, None, head_only)
+    }
+
+    fn route(&mut self, req: &Request, body: Vec<u8>) -> HttpReply {
         let bad = |stats: &SamStats, why: &str| {
             bump(&stats.bad_requests);
-            json_response(400, &json!({"err": 1, "error": why}))
+            json_reply(400, &json!({"err": 1, "error": why}))
         };
-        match (req.method.as_str(), req.path.as_str()) {
-            ("GET", "/rr_connect") => json_response(
+        match req.path.as_str() {
+            "/rr_connect" => json_reply(
                 200,
                 &json!({"err": 0, "sessionTimeout": 8000, "boardType": "duetwifi102", "apiLevel": 1,
                         "sessionKey": 0}),
             ),
-            ("GET", "/rr_model") => {
+            "/rr_model" => {
                 let key = req.param("key").unwrap_or("");
                 let flags = req.param("flags").unwrap_or("");
-                json_response(
+                json_reply(
                     200,
                     &json!({"key": key, "flags": flags, "result": self.model(key)}),
                 )
             }
-            ("POST", "/rr_upload") => {
-                let Some(name) = req.param("name") else {
-                    return bad(&self.shared.stats, "missing name");
+            UPLOAD => {
+                // Admitted: the name is good and the card had room for it.
+                let name = match req.param("name").map(|n| card::normalise(n, false)) {
+                    Some(Ok(n)) => n,
+                    _ => return bad(&self.shared.stats, "bad name"),
                 };
                 let expected = match req.param("crc32") {
                     Some(hex) => match u32::from_str_radix(hex.trim_start_matches("0x"), 16) {
@@ -744,38 +832,45 @@ impl Sam {
                 let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&body);
                 if expected.is_some_and(|e| e != crc) {
                     bump(&self.shared.stats.uploads_bad_crc);
-                    return json_response(200, &json!({"err": 1}));
+                    return json_reply(200, &json!({"err": 1}));
                 }
                 bump(&self.shared.stats.uploads_ok);
                 self.shared
                     .files
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(name.to_string(), body);
-                json_response(200, &json!({"err": 0}))
+                    .insert(name, body);
+                json_reply(200, &json!({"err": 0}))
             }
-            ("GET", "/rr_download") => {
+            "/rr_download" => {
                 let Some(name) = req.param("name") else {
                     return bad(&self.shared.stats, "missing name");
                 };
+                let name = match card::normalise(name, false) {
+                    Ok(n) => n,
+                    Err(e) => return bad(&self.shared.stats, e.message()),
+                };
                 let files = self.shared.files.lock().unwrap_or_else(|e| e.into_inner());
-                match files.get(name) {
-                    Some(content) => http_response(200, "application/octet-stream", content),
-                    None => json_response(404, &json!({"err": 1})),
+                match files.get(&name) {
+                    Some(content) => HttpReply {
+                        status: 200,
+                        content_type: "application/octet-stream",
+                        body: content.clone(),
+                    },
+                    None => json_reply(404, &json!({"err": 1})),
                 }
             }
-            ("GET", "/rr_filelist") => {
+            "/rr_filelist" => {
                 let Some(dir) = req.param("dir") else {
                     return bad(&self.shared.stats, "missing dir");
                 };
-                json_response(200, &self.file_list(dir))
+                match card::normalise(dir, true) {
+                    Ok(dir) => json_reply(200, &self.file_list(&dir)),
+                    Err(e) => bad(&self.shared.stats, e.message()),
+                }
             }
-            ("GET", "/rr_diag") => self.diag(),
-            (
-                _,
-                "/rr_connect" | "/rr_model" | "/rr_upload" | "/rr_download" | "/rr_filelist" | "/rr_diag",
-            ) => json_response(405, &json!({"err": 1, "error": "method not allowed"})),
-            _ => json_response(404, &json!({"err": 1, "error": "not found"})),
+            "/rr_diag" => self.diag(),
+            _ => json_reply(404, &json!({"err": 1, "error": "not found"})),
         }
     }
 
@@ -833,14 +928,14 @@ impl Sam {
     }
 
     /// `diagnostics` over SPI; the module's report arrives on its UART.
-    fn diag(&mut self) -> Vec<u8> {
+    fn diag(&mut self) -> HttpReply {
         while self.uart.try_recv().is_ok() {}
         if let Err(code) = self.cmd(Command::Diagnostics, 0, 0, &[], 0) {
-            return json_response(503, &json!({"err": 1, "error": format!("diagnostics: {code}")}));
+            return json_reply(503, &json!({"err": 1, "error": format!("diagnostics: {code}")}));
         }
         match self.uart.recv_timeout(Duration::from_millis(500)) {
-            Ok(msg) => json_response(200, &super::diag_json(&msg)),
-            Err(_) => json_response(503, &json!({"err": 1, "error": "no diagnostics from the module"})),
+            Ok(msg) => json_reply(200, &super::diag_json(&msg)),
+            Err(_) => json_reply(503, &json!({"err": 1, "error": "no diagnostics from the module"})),
         }
     }
 }

@@ -438,10 +438,15 @@ fn serve(
             if let Some(command) = response.command {
                 SHARED.post(command);
             }
-            let line = conn.request.split(|&b| b == b'\r').next().unwrap_or(&[]);
-            let line = String::from_utf8_lossy(&line[..line.len().min(60)]);
-            if response.status >= 400 || !line.starts_with("GET") {
-                println!("[web] {line} -> {} {:?}", response.status, response.command);
+            // The peer's bytes, escaped: no terminal escape sequence reaches the log.
+            let line = web::request_line(&conn.request);
+            if response.status >= 400 || !line.starts_with(b"GET") {
+                println!(
+                    "[web] {} -> {} {:?}",
+                    line.escape_ascii(),
+                    response.status,
+                    response.command
+                );
             }
             SERVED.fetch_add(1, Ordering::AcqRel);
             conn.response.clear();

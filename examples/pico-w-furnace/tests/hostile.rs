@@ -1,0 +1,276 @@
+//! Hostile and sloppy clients against `furnace-sim` (the firmware's web handlers on
+//! netpool over OS sockets), over kernel TCP on 127.0.0.1.
+//!
+//! One test per case: cross-site requests cannot change state (a form POST from
+//! another page, a foreign `Origin`, a `Content-Type` that is not exactly JSON),
+//! invalid JSON numbers, escape sequences in the log, blank lines, an oversized
+//! header, and what a browser's parallel connections get. Every wait is bounded; no
+//! test passes or fails on how fast the machine is.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::Sim;
+
+/// Read one response (head and `Content-Length` body) or until EOF / error, at most
+/// `timeout`. A reset after the response was received does not matter.
+fn read_response(s: &mut TcpStream, timeout: Duration) -> Vec<u8> {
+    let end = Instant::now() + timeout;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if complete(&buf) {
+            break;
+        }
+    }
+    buf
+}
+
+fn complete(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    buf.len() >= end + 4 + len
+}
+
+fn status_of(buf: &[u8]) -> Option<u16> {
+    std::str::from_utf8(buf.get(9..12)?).ok()?.parse().ok()
+}
+
+/// The simulator, once it serves (bounded retries in `Sim::state`).
+fn started(extra: &[&str]) -> Sim {
+    let sim = Sim::start(extra);
+    let _ = sim.state();
+    sim
+}
+
+/// Send `raw` on a new connection and read the response (bounded).
+fn exchange(sim: &Sim, raw: &[u8]) -> (Option<u16>, String) {
+    let mut s = TcpStream::connect_timeout(&sim.addr, Duration::from_secs(5)).expect("connect");
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(raw);
+    let buf = read_response(&mut s, Duration::from_secs(15));
+    (status_of(&buf), String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn post(sim: &Sim, path: &str, extra_headers: &str, body: &str) -> (Option<u16>, String) {
+    let raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
+        sim.addr,
+        body.len()
+    );
+    exchange(sim, raw.as_bytes())
+}
+
+/// Poll the state until `pred` holds (bounded); the last state either way.
+fn state_until(sim: &Sim, tries: usize, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let mut s = sim.state();
+    for _ in 0..tries {
+        if pred(&s) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+        s = sim.state();
+    }
+    s
+}
+
+/// A simulator whose cutoff has tripped and latched, with the furnace back below the
+/// reset threshold (a reset would be honoured).
+fn latched_sim() -> Sim {
+    let sim = Sim::start(&[
+        "--speed",
+        "1000",
+        "--duration-s",
+        "120",
+        "--runaway-at-s",
+        "1200",
+        "--runaway-for-s",
+        "1500",
+    ]);
+    let s = state_until(&sim, 1200, |s| {
+        s["overheat_latched"] == true && s["temp_c"].as_f64().is_some_and(|t| t < 800.0)
+    });
+    assert_eq!(s["overheat_latched"], true, "the cutoff never latched: {s}");
+    sim
+}
+
+#[test]
+fn a_cross_site_form_post_cannot_reset_the_latched_cutoff() {
+    let sim = latched_sim();
+    // What an HTML form on another page makes the browser send.
+    let form = "Origin: http://evil.example\r\nContent-Type: application/x-www-form-urlencoded\r\n";
+    let (status, text) = post(&sim, "/api/reset-cutoff", form, "x=1");
+    assert!(matches!(status, Some(403 | 415)), "{text}");
+    // The same form without an Origin (older browsers, some privacy settings).
+    let no_origin = "Content-Type: application/x-www-form-urlencoded\r\n";
+    let (status, text) = post(&sim, "/api/reset-cutoff", no_origin, "x=1");
+    assert_eq!(status, Some(415), "{text}");
+    // text/plain is a "simple" type too: no preflight, so it must not work either.
+    let (status, text) = post(&sim, "/api/reset-cutoff", "Content-Type: text/plain\r\n", "{}");
+    assert_eq!(status, Some(415), "{text}");
+    let (status, text) = post(&sim, "/api/reset-cutoff", "", "");
+    assert_eq!(status, Some(415), "no Content-Type: {text}");
+    // A JSON request from a foreign origin.
+    let foreign = "Origin: http://evil.example\r\nContent-Type: application/json\r\n";
+    let (status, text) = post(&sim, "/api/reset-cutoff", foreign, "{}");
+    assert_eq!(status, Some(403), "{text}");
+    // Several control cycles later the latch still holds and no reset was seen.
+    let cycles = sim.state()["cycles"].as_u64().unwrap();
+    let s = state_until(&sim, 400, |s| s["cycles"].as_u64().unwrap() >= cycles + 5);
+    assert_eq!(s["overheat_latched"], true, "{s}");
+    assert_ne!(s["last_command"], "cutoff-reset", "{s}");
+    // The page's own request (same origin, JSON) still works.
+    let own = format!(
+        "Origin: http://{}\r\nContent-Type: application/json\r\n",
+        sim.addr
+    );
+    let (status, text) = post(&sim, "/api/reset-cutoff", &own, "");
+    assert_eq!(status, Some(202), "{text}");
+    let s = state_until(&sim, 400, |s| s["overheat_latched"] == false);
+    assert_eq!(s["overheat_latched"], false, "{s}");
+}
+
+#[test]
+fn the_setpoint_takes_only_json_from_this_origin() {
+    let sim = started(&["--speed", "50", "--duration-s", "60"]);
+    let body = r#"{"setpoint_c":300}"#;
+    for ct in [
+        "",
+        "Content-Type: application/jsonx\r\n",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        "Content-Type: text/plain\r\n",
+        "Content-Type: application/json-seq\r\n",
+    ] {
+        let (status, text) = post(&sim, "/api/setpoint", ct, body);
+        assert_eq!(status, Some(415), "{ct:?}: {text}");
+    }
+    for origin in ["http://evil.example", "null", "http://127.0.0.1.evil.example"] {
+        let h = format!("Origin: {origin}\r\nContent-Type: application/json\r\n");
+        let (status, text) = post(&sim, "/api/setpoint", &h, body);
+        assert_eq!(status, Some(403), "{origin}: {text}");
+    }
+    let s = sim.state();
+    assert_eq!(s["setpoint_c"], 250, "{s}");
+    // JSON with parameters, any case, from the page's own origin: accepted.
+    let own = format!(
+        "Origin: http://{}\r\nContent-Type: Application/JSON; charset=utf-8\r\n",
+        sim.addr
+    );
+    let (status, text) = post(&sim, "/api/setpoint", &own, body);
+    assert_eq!(status, Some(202), "{text}");
+}
+
+#[test]
+fn invalid_json_numbers_are_refused() {
+    let sim = started(&["--speed", "50", "--duration-s", "60"]);
+    let json = "Content-Type: application/json\r\n";
+    for body in [
+        r#"{"setpoint_c":0300}"#,
+        r#"{"setpoint_c":+300}"#,
+        r#"{"setpoint_c":-0300}"#,
+        r#"{"setpoint_c":300.}"#,
+        r#"{"setpoint_c":.5e3}"#,
+        r#"{"setpoint_c":3e}"#,
+        r#"{"setpoint_c":00}"#,
+    ] {
+        let (status, text) = post(&sim, "/api/setpoint", json, body);
+        assert_eq!(status, Some(400), "{body}: {text}");
+    }
+    let (status, text) = post(&sim, "/api/setpoint", json, r#"{"setpoint_c":3.0e2}"#);
+    assert_eq!(status, Some(202), "{text}");
+}
+
+#[test]
+fn request_bytes_are_escaped_in_the_log() {
+    let mut sim = started(&["--speed", "50", "--duration-s", "60", "--print-every-s", "100"]);
+    // A terminal escape (clear screen, set title) in the request line.
+    let (status, _) = exchange(&sim, b"GET /\x1b[2J\x1b]0;pwned\x07 HTTP/1.1\r\n\r\n");
+    assert_eq!(status, Some(400));
+    let (status, _) = exchange(&sim, b"POST /\x1b[31mred HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(status, Some(400));
+    assert!(
+        sim.wait_for_line(Duration::from_secs(10), |l| l.contains("red")),
+        "{:#?}",
+        sim.output
+    );
+    let web: Vec<&String> = sim.output.iter().filter(|l| l.starts_with("[web]")).collect();
+    assert!(
+        web.iter().all(|l| !l.bytes().any(|b| b < 0x20 || b == 0x7f)),
+        "{web:#?}"
+    );
+    assert!(web.iter().any(|l| l.contains(r"\x1b[31mred")), "{web:#?}");
+}
+
+#[test]
+fn blank_lines_alone_get_400_at_once() {
+    let sim = started(&["--speed", "50", "--duration-s", "60"]);
+    // Without waiting for the request deadline (408): nothing more will make it valid.
+    let (status, text) = exchange(&sim, b"\r\n\r\n");
+    assert_eq!(status, Some(400), "{text}");
+    let (status, text) = exchange(&sim, b"\n\n");
+    assert_eq!(status, Some(400), "{text}");
+    // One leading blank line is tolerated (RFC 9112 2.2).
+    let (status, text) = exchange(&sim, b"\r\nGET /api/state HTTP/1.1\r\n\r\n");
+    assert_eq!(status, Some(200), "{text}");
+}
+
+#[test]
+fn an_oversized_header_gets_431() {
+    let sim = started(&["--speed", "50", "--duration-s", "60"]);
+    let mut raw = b"GET /api/state HTTP/1.1\r\nX-Big: ".to_vec();
+    raw.resize(raw.len() + 64 * 1024, b'a');
+    raw.extend_from_slice(b"\r\n\r\n");
+    let mut s = TcpStream::connect_timeout(&sim.addr, Duration::from_secs(5)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    // The server answers before it has all of it; the rest may meet a reset.
+    let writer = thread::spawn(move || {
+        let _ = w.set_write_timeout(Some(Duration::from_secs(10)));
+        let _ = w.write_all(&raw);
+    });
+    let buf = read_response(&mut s, Duration::from_secs(15));
+    let _ = writer.join();
+    assert_eq!(status_of(&buf), Some(431), "{}", String::from_utf8_lossy(&buf));
+}
+
+#[test]
+fn a_browsers_parallel_connections_beyond_the_cap_are_reset_not_hung() {
+    // Measured and documented (README, "Hostile clients"): the pool holds 4
+    // connections; further ones are accepted and reset at once, so a client never
+    // waits on a connection nobody serves. Six at once, as a browser may open:
+    let sim = started(&["--speed", "50", "--duration-s", "60"]);
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect_timeout(&sim.addr, Duration::from_secs(5)).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    // Two more while all 4 slots hold idle connections: refused promptly (reset or
+    // closed), well before the 5 s request deadline frees a slot.
+    for _ in 0..2 {
+        let (status, text) = exchange(&sim, b"GET /api/state HTTP/1.1\r\n\r\n");
+        assert_eq!(status, None, "served although every slot is busy: {text}");
+    }
+    // After the request deadline the idle ones are answered 408 and the slots free.
+    for mut s in idle {
+        let buf = read_response(&mut s, Duration::from_secs(15));
+        assert_eq!(status_of(&buf), Some(408), "{}", String::from_utf8_lossy(&buf));
+    }
+    assert_eq!(sim.get("/api/state").map(|r| r.0), Some(200));
+}
