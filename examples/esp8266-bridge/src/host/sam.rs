@@ -16,7 +16,7 @@
 //!   then push (zero-length write) and `connClose`; `connAbort` sockets shown
 //!   `aborted`.
 //! - **HTTP**: one request per connection (`Connection: close`), framed by
-//!   [`http`](super::http) (`httparse`). The board serves `http_max_conns`
+//!   [`http`] (`httparse`). The board serves `http_max_conns`
 //!   connections at once and holds up to `http_queue` more waiting (the listen cap is
 //!   the sum; the bridge resets connections beyond it at once). Deadlines: a request
 //!   head must be complete `request_deadline` after the board first saw the
@@ -25,7 +25,7 @@
 //!   `body_stall`, average at least `min_body_rate` bytes/s (408), so a trickle cannot
 //!   hold a slot. Routes are checked when the head is complete, before the body is
 //!   read: 404, 405 with `Allow`, 411 (upload without `Content-Length`), 413, 400 for
-//!   a file name outside the card ([`card::normalise`](super::card::normalise)), 507
+//!   a file name outside the card ([`card::normalise`]), 507
 //!   when the card has no room for the announced length. An error answered before
 //!   the request was read to its end is followed by a short lingering read (at most
 //!   [`LINGER`]), so the client sees the response rather than a reset.
