@@ -507,7 +507,7 @@ mod sizes {
     use std::net::SocketAddr;
 
     use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
-    use netpool::stack::{LinkStatus, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
+    use netpool::stack::{LinkStatus, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue};
     use netpool::{Classify, ErrorClass, Pool};
 
     /// A stack that only has a socket type; never called.
@@ -560,6 +560,7 @@ mod sizes {
     }
     impl<H> TcpAbort for HandleStack<H> {}
     impl<H> TcpSendFlags for HandleStack<H> {}
+    impl<H> TcpPush for HandleStack<H> {}
     impl<H> TcpSendQueue for HandleStack<H> {}
     impl<H> TcpPeerStatus for HandleStack<H> {}
     impl<H> LinkStatus for HandleStack<H> {}

@@ -8,9 +8,18 @@
 //! or O(N) bookkeeping and never across an await. It can live in a `static` and be
 //! shared by every task.
 //!
+//! - The decisions are the [connection core](crate::Pool)'s, shared with the sync
+//!   driver: admission (listeners with per-port caps and one-shot mode, registered
+//!   with [`AsyncPool::listen`]), states, close reasons, counters, events, the stall,
+//!   idle and abandoned timers ([`AsyncPool::reap`], [`AsyncPool::poll_at`]) and the
+//!   error rule. Every [`Config`] field means what it means for [`Pool`](crate::Pool)
+//!   (`coalesce_delay` has nothing to time: this driver keeps no coalescing buffer).
 //! - A connection is a [`Conn`] guard. Dropping it frees its slot (the socket is
 //!   dropped too: the stack closes or aborts it, as its own `Drop` does). For a clean
-//!   end call [`Conn::close`]: FIN within a deadline, else RST.
+//!   end call [`Conn::close`]: the slot is free when it returns and the socket goes
+//!   to a [`Closer`], a bounded background task that sends FIN and, if the peer has
+//!   not finished the close by the closer's deadline, RST. No slot ever waits for a
+//!   peer's ACK (the lingering close that exhausted the ESP8266 bridge's PCBs).
 //! - Every await that talks to the network takes a deadline, measured by the
 //!   caller's [`Timer`].
 //! - A task waiting in [`Conn::read`] wakes with an error as soon as the connection is
@@ -35,15 +44,19 @@ use edge_nal::{TcpAccept, TcpShutdown, TcpSplit};
 use embedded_io_async::{Read, Write};
 use embedded_nal_async::TcpConnect;
 
-use crate::config::Config;
-use crate::error::{Classify, ConnError, ConnectError, ErrorClass};
+use crate::config::{Config, RejectPolicy};
+use crate::error::{Classify, ConnError, ConnectError, ErrorClass, ListenError};
+use crate::event::Event;
 use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
-use crate::listener::{admit, ListenParams, Rejection};
-use crate::reaper::SendProgress;
-use crate::report::{Counters, Report, SlotReport};
+use crate::listener::{ListenOutcome, ListenParams};
+use crate::report::{Counters, ListenerReport, Report};
+use crate::sansio::{AfterError, Core, ListenPlan, Timer as CoreTimer};
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
+
+mod closer;
+pub use closer::{Closer, CloserStats};
 
 /// The caller's clock: what the async driver measures deadlines with (embassy-time,
 /// a hardware timer, `async-io` on the host...).
@@ -98,124 +111,44 @@ fn class_of<E: embedded_io_async::Error>(e: &E) -> ErrorClass {
     e.kind().class()
 }
 
-#[derive(Debug)]
-struct Slot {
-    generation: u32,
-    state: ConnState,
-    port: u16,
-    remote: Option<SocketAddr>,
-    protocol: u8,
-    opened_at: Instant,
-    state_since: Instant,
-    last_activity: Instant,
-    bytes_in: u64,
-    bytes_out: u64,
-    progress: SendProgress,
-    close_reason: Option<CloseReason>,
-    /// Tasks waiting on this connection (a reader and a writer), woken when it dies.
-    wakers: [Option<Waker>; 2],
+/// The core and the wakers of the tasks waiting on each connection.
+struct Inner<const N: usize, const L: usize> {
+    core: Core<N, L>,
+    /// Tasks waiting on a connection (a reader and a writer), woken when it dies.
+    wakers: [[Option<Waker>; 2]; N],
 }
 
-impl Slot {
-    const fn new() -> Self {
-        Slot {
-            generation: 0,
-            state: ConnState::Free,
-            port: 0,
-            remote: None,
-            protocol: 0,
-            opened_at: Instant::ZERO,
-            state_since: Instant::ZERO,
-            last_activity: Instant::ZERO,
-            bytes_in: 0,
-            bytes_out: 0,
-            progress: SendProgress::new(Instant::ZERO),
-            close_reason: None,
-            wakers: [None, None],
-        }
+impl<const N: usize, const L: usize> Inner<N, L> {
+    /// Whether the connection `(slot, generation)` can still carry data.
+    fn live(&self, slot: usize, generation: u32) -> bool {
+        let s = self.core.slot(slot);
+        s.generation == generation && matches!(s.state, ConnState::Connected | ConnState::Connecting)
     }
 
-    fn live(&self, generation: u32) -> bool {
-        self.generation == generation && matches!(self.state, ConnState::Connected | ConnState::Allocated)
-    }
-
-    /// Mark the connection dead with `state` and `reason`, and wake its waiters.
-    fn kill(&mut self, state: ConnState, reason: CloseReason, now: Instant) {
-        if self.close_reason.is_none() || matches!(reason, CloseReason::Stalled | CloseReason::Idle) {
-            self.close_reason = Some(reason);
-        }
-        if self.state != state {
-            self.state = state;
-            self.state_since = now;
-        }
-        for w in self.wakers.iter_mut() {
-            if let Some(w) = w.take() {
-                w.wake();
-            }
-        }
-    }
-
-    fn report(&self, index: usize, now: Instant) -> SlotReport {
-        SlotReport {
-            slot: index as u8,
-            generation: self.generation,
-            state: self.state,
-            local_port: self.port,
-            remote: self.remote,
-            protocol: self.protocol,
-            age: if self.state.is_in_use() {
-                now.saturating_since(self.opened_at)
-            } else {
-                Duration::ZERO
-            },
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
-            idle: now.saturating_since(self.last_activity),
-            buffered: 0,
-            close_reason: self.close_reason,
+    /// Take the wakers of slot `i` if its connection is no longer live; they are
+    /// woken after the critical section.
+    fn take_wakers_if_dead(&mut self, i: usize) -> [Option<Waker>; 2] {
+        let s = self.core.slot(i);
+        if matches!(s.state, ConnState::Connected | ConnState::Connecting) {
+            [None, None]
+        } else {
+            let [a, b] = &mut self.wakers[i];
+            [a.take(), b.take()]
         }
     }
 }
 
-struct Table<const N: usize> {
-    slots: [Slot; N],
-    counters: Counters,
-}
-
-impl<const N: usize> Table<N> {
-    fn occupy(
-        &mut self,
-        state: ConnState,
-        port: u16,
-        remote: Option<SocketAddr>,
-        protocol: u8,
-        now: Instant,
-    ) -> Option<(usize, u32)> {
-        let i = self.slots.iter().position(|s| s.state == ConnState::Free)?;
-        let s = &mut self.slots[i];
-        s.generation = s.generation.wrapping_add(1);
-        s.state = state;
-        s.port = port;
-        s.remote = remote;
-        s.protocol = protocol;
-        s.opened_at = now;
-        s.state_since = now;
-        s.last_activity = now;
-        s.bytes_in = 0;
-        s.bytes_out = 0;
-        s.progress = SendProgress::new(now);
-        s.close_reason = None;
-        s.wakers = [None, None];
-        let in_use = self.slots.iter().filter(|s| s.state.is_in_use()).count() as u32;
-        self.counters.high_water = self.counters.high_water.max(in_use);
-        Some((i, self.slots[i].generation))
+fn wake(wakers: [Option<Waker>; 2]) {
+    for w in wakers.into_iter().flatten() {
+        w.wake();
     }
 }
 
 /// Slot bookkeeping shared by every task: see the [module docs](self).
-pub struct AsyncPool<const N: usize> {
-    config: Config,
-    table: Mutex<RefCell<Table<N>>>,
+///
+/// `N` connection slots, `L` listener entries (ports with their caps).
+pub struct AsyncPool<const N: usize, const L: usize = 1> {
+    inner: Mutex<RefCell<Inner<N, L>>>,
 }
 
 /// Why [`AsyncPool::accept`] returned without a connection.
@@ -226,106 +159,139 @@ pub enum AcceptError {
     Stack(ErrorClass),
     /// The deadline passed.
     TimedOut,
+    /// No listener is registered for the port ([`AsyncPool::listen`]), or a one-shot
+    /// listener already took its connection.
+    NotListening,
 }
 
-impl<const N: usize> AsyncPool<N> {
-    /// Every slot free. `const`, so the pool can be a `static`.
+/// How long a rejected connection's release may take.
+const REJECT_DEADLINE: Duration = Duration::from_secs(1);
+/// After an accept error that only means "try again", wait this long (bounded by the
+/// deadline) before the next try, so a failing acceptor cannot spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+
+impl<const N: usize, const L: usize> AsyncPool<N, L> {
+    /// Every slot free, no listener. `const`, so the pool can be a `static`.
     pub const fn new(config: Config) -> Self {
         AsyncPool {
-            config,
-            table: Mutex::new(RefCell::new(Table {
-                slots: [const { Slot::new() }; N],
-                counters: Counters::ZERO,
+            inner: Mutex::new(RefCell::new(Inner {
+                core: Core::new(config),
+                wakers: [const { [None, None] }; N],
             })),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Table<N>) -> R) -> R {
-        critical_section::with(|cs| f(&mut self.table.borrow_ref_mut(cs)))
+    fn with<R>(&self, f: impl FnOnce(&mut Inner<N, L>) -> R) -> R {
+        critical_section::with(|cs| f(&mut self.inner.borrow_ref_mut(cs)))
+    }
+
+    /// Apply `f` to the core and wake the waiters of slot `i` if the connection died
+    /// (outside the critical section).
+    fn update<R>(&self, i: usize, f: impl FnOnce(&mut Core<N, L>) -> R) -> R {
+        let (r, wakers) = self.with(|t| {
+            let r = f(&mut t.core);
+            (r, t.take_wakers_if_dead(i))
+        });
+        wake(wakers);
+        r
     }
 
     /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> Config {
+        self.with(|t| *t.core.config())
     }
 
-    /// Accept the next connection on `acceptor` (listening on `port`) that `params`
-    /// admit, until `deadline`. Connections beyond the port's cap or the pool are
-    /// accepted and aborted at once (the abort itself is given 1 s), and counted.
+    /// Listen on `port` with `params` (a per-port cap, a protocol tag, persistent or
+    /// one-shot), or change them; `max_conns == 0` stops it. The socket is the
+    /// caller's acceptor, passed to [`accept`](Self::accept).
+    pub fn listen(&self, port: u16, params: ListenParams) -> Result<ListenOutcome, ListenError> {
+        self.with(|t| match t.core.plan_listen(port, params) {
+            ListenPlan::Stop(i) => {
+                t.core.remove_listener(i);
+                Ok(ListenOutcome::Stopped)
+            }
+            ListenPlan::Nothing => Ok(ListenOutcome::Stopped),
+            ListenPlan::TableFull => Err(ListenError::TableFull),
+            ListenPlan::Update(i) => Ok(ListenOutcome::Updated(t.core.set_listener(i, port, params))),
+            ListenPlan::Start(i) => Ok(ListenOutcome::Started(t.core.set_listener(i, port, params))),
+        })
+    }
+
+    /// Accept the next connection on `acceptor` (listening on `port`, registered with
+    /// [`listen`](Self::listen)) that the port's cap and the pool admit, until
+    /// `deadline`. Connections beyond the port's cap or the pool are accepted and
+    /// released at once ([`Config::reject`]; the release is given 1 s) and counted;
+    /// after [`Config::accepts_per_poll`] of them in a row the task yields.
     ///
-    /// A one-shot listener is simply an acceptor the caller drops after the first
-    /// connection: nothing in the pool refers to it.
+    /// A one-shot listener stops after its first connection: later calls for the port
+    /// return [`AcceptError::NotListening`], and the caller drops its acceptor.
     pub async fn accept<'p, 'a, A, T>(
         &'p self,
         acceptor: &'a A,
         port: u16,
-        params: ListenParams,
         timer: &T,
         deadline: Instant,
-    ) -> Result<Conn<'p, A::Socket<'a>, N>, AcceptError>
+    ) -> Result<Conn<'p, A::Socket<'a>, N, L>, AcceptError>
     where
         A: TcpAccept,
         T: Timer,
     {
+        let mut rejected_in_a_row = 0u8;
         loop {
             // Checked here too: an acceptor that fails at once, over and over, must not
             // keep this loop from ever reaching its deadline.
-            if timer.now() >= deadline {
+            let now = timer.now();
+            if now >= deadline {
                 return Err(AcceptError::TimedOut);
+            }
+            if self.with(|t| t.core.listener_index(port)).is_none() {
+                return Err(AcceptError::NotListening);
             }
             let (remote, mut socket) = match with_deadline(timer, deadline, acceptor.accept()).await {
                 Err(TimedOut) => return Err(AcceptError::TimedOut),
                 Ok(Err(e)) => {
                     let class = class_of(&e);
-                    self.with(|t| t.counters.accept_errors = t.counters.accept_errors.wrapping_add(1));
-                    if class.is_retry() {
-                        continue;
+                    self.with(|t| t.core.handle_accept_error(class));
+                    if !class.is_retry() {
+                        return Err(AcceptError::Stack(class));
                     }
-                    return Err(AcceptError::Stack(class));
+                    let retry_at = timer.now() + ACCEPT_RETRY;
+                    timer
+                        .at(if retry_at < deadline { retry_at } else { deadline })
+                        .await;
+                    continue;
                 }
                 Ok(Ok(accepted)) => accepted,
             };
             let now = timer.now();
             let admitted = self.with(|t| {
-                let on_port = t
-                    .slots
-                    .iter()
-                    .filter(|s| s.state.is_in_use() && s.port == port)
-                    .count();
-                let free = t.slots.iter().position(|s| s.state == ConnState::Free);
-                match admit(&params, on_port, free) {
-                    Ok(_) => {
-                        let (i, generation) =
-                            t.occupy(ConnState::Connected, port, Some(remote), params.protocol, now)?;
-                        t.counters.accepted = t.counters.accepted.wrapping_add(1);
-                        Some((i, generation))
-                    }
-                    Err(why) => {
-                        let c = &mut t.counters;
-                        c.rejected = c.rejected.wrapping_add(1);
-                        match why {
-                            Rejection::PortCap => c.rejected_port_cap = c.rejected_port_cap.wrapping_add(1),
-                            Rejection::PoolFull => {
-                                c.rejected_pool_full = c.rejected_pool_full.wrapping_add(1);
-                                c.exhausted = c.exhausted.wrapping_add(1);
-                            }
-                        }
-                        None
-                    }
-                }
+                // The listener may have been stopped while this task waited.
+                let li = t.core.listener_index(port)?;
+                Some(t.core.handle_incoming(li, remote, now))
             });
             match admitted {
-                Some((slot, generation)) => {
-                    return Ok(Conn {
-                        pool: self,
-                        slot,
-                        generation,
-                        socket,
-                    })
-                }
-                None => {
+                Some(Ok(admitted)) => return Ok(Conn::new(self, admitted.handle, socket)),
+                Some(Err(_)) | None => {
                     // Release at once: never leave it holding a PCB.
-                    let _ = with_deadline(timer, now + REJECT_DEADLINE, socket.abort()).await;
+                    let release_by = now + REJECT_DEADLINE;
+                    match self.config().reject {
+                        RejectPolicy::Abort => {
+                            let _ = with_deadline(timer, release_by, socket.abort()).await;
+                        }
+                        RejectPolicy::Close => {
+                            let closed =
+                                with_deadline(timer, release_by, socket.close(edge_nal::Close::Both)).await;
+                            if !matches!(closed, Ok(Ok(()))) {
+                                let _ =
+                                    with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
+                            }
+                        }
+                    }
+                    rejected_in_a_row = rejected_in_a_row.saturating_add(1);
+                    if rejected_in_a_row >= self.config().accepts_per_poll.max(1) {
+                        rejected_in_a_row = 0;
+                        yield_now().await;
+                    }
                 }
             }
         }
@@ -342,7 +308,47 @@ impl<const N: usize> AsyncPool<N> {
         link: LinkState,
         timer: &T,
         timeout: Duration,
-    ) -> Result<Conn<'p, C::Connection<'c>, N>, ConnectError>
+    ) -> Result<Conn<'p, C::Connection<'c>, N, L>, ConnectError>
+    where
+        C: TcpConnect,
+        T: Timer,
+    {
+        self.open(None, connector, remote, protocol, link, timer, timeout)
+            .await
+    }
+
+    /// [`connect`](Self::connect) into slot number `slot` (wire protocols that name
+    /// their sockets; [`ConnectError::SlotInUse`] if it is taken).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn connect_at<'p, 'c, C, T>(
+        &'p self,
+        slot: usize,
+        connector: &'c C,
+        remote: SocketAddr,
+        protocol: u8,
+        link: LinkState,
+        timer: &T,
+        timeout: Duration,
+    ) -> Result<Conn<'p, C::Connection<'c>, N, L>, ConnectError>
+    where
+        C: TcpConnect,
+        T: Timer,
+    {
+        self.open(Some(slot), connector, remote, protocol, link, timer, timeout)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn open<'p, 'c, C, T>(
+        &'p self,
+        want: Option<usize>,
+        connector: &'c C,
+        remote: SocketAddr,
+        protocol: u8,
+        link: LinkState,
+        timer: &T,
+        timeout: Duration,
+    ) -> Result<Conn<'p, C::Connection<'c>, N, L>, ConnectError>
     where
         C: TcpConnect,
         T: Timer,
@@ -351,17 +357,12 @@ impl<const N: usize> AsyncPool<N> {
             return Err(ConnectError::LinkDown);
         }
         let now = timer.now();
-        let Some((slot, generation)) = self.with(|t| {
-            let got = t.occupy(ConnState::Allocated, 0, Some(remote), protocol, now);
-            if got.is_none() {
-                t.counters.exhausted = t.counters.exhausted.wrapping_add(1);
-            } else {
-                t.counters.connects = t.counters.connects.wrapping_add(1);
-            }
-            got
-        }) else {
-            return Err(ConnectError::PoolFull);
-        };
+        let handle = self.with(|t| {
+            let i = t.core.pick_connect_slot(want)?;
+            Ok(t.core
+                .handle_connect_started(i, remote, protocol, false, now + timeout, now))
+        })?;
+        let (slot, generation) = (handle.slot(), handle.generation());
         // Frees the reserved slot if the connect fails, times out, or this future is
         // dropped before it completes (a cancelled connect must not leak its slot).
         let mut reservation = Reservation {
@@ -370,88 +371,106 @@ impl<const N: usize> AsyncPool<N> {
             generation,
             reason: CloseReason::ConnectFailed(ErrorClass::Aborted),
         };
-        let class = match with_deadline(timer, now + timeout, connector.connect(remote)).await {
+        let reason = match with_deadline(timer, now + timeout, connector.connect(remote)).await {
             Ok(Ok(socket)) => {
                 let now = timer.now();
-                self.with(|t| {
-                    let s = &mut t.slots[slot];
-                    s.state = ConnState::Connected;
-                    s.state_since = now;
-                    s.last_activity = now;
-                    s.progress = SendProgress::new(now);
+                let still_ours = self.with(|t| {
+                    let ours = t.core.slot(slot).generation == generation
+                        && t.core.slot(slot).state == ConnState::Connecting;
+                    if ours {
+                        t.core.handle_connected(slot, now);
+                    }
+                    ours
                 });
-                core::mem::forget(reservation);
-                return Ok(Conn {
-                    pool: self,
-                    slot,
-                    generation,
-                    socket,
-                });
+                if still_ours {
+                    core::mem::forget(reservation);
+                    return Ok(Conn::new(self, handle, socket));
+                }
+                // The reaper failed it at its deadline first.
+                CloseReason::ConnectTimeout
             }
-            Ok(Err(e)) => class_of(&e),
-            Err(TimedOut) => ErrorClass::Timeout,
+            Ok(Err(e)) => CloseReason::ConnectFailed(class_of(&e)),
+            Err(TimedOut) => CloseReason::ConnectTimeout,
         };
-        reservation.reason = if class == ErrorClass::Timeout {
-            CloseReason::ConnectTimeout
-        } else {
-            CloseReason::ConnectFailed(class)
-        };
-        Err(ConnectError::Stack(class))
+        reservation.reason = reason;
+        Err(ConnectError::Stack(match reason {
+            CloseReason::ConnectFailed(class) => class,
+            _ => ErrorClass::ConnectionTimedOut,
+        }))
     }
 
-    /// The reaper: give up on connections that stalled (bytes refused by the stack
-    /// for [`Config::stall_grace`] — async stacks expose no send queue, so progress is
-    /// bytes taken) or sat idle past [`Config::idle_timeout`]. Their waiters wake with
-    /// [`ConnError::Closed`]; whoever holds the [`Conn`] drops or aborts it. Call it
-    /// periodically (e.g. every second). Returns how many it gave up on. O(N).
+    /// The reaper: run the core's timers at `now`. Connections that stalled (bytes
+    /// refused by the stack for [`Config::stall_grace`] — async stacks expose no send
+    /// queue, so progress is bytes taken) or sat idle past [`Config::idle_timeout`]
+    /// end (`Aborted`, with the reason); their waiters wake with
+    /// [`ConnError::Closed`] and whoever holds the [`Conn`] drops or aborts it. A
+    /// connect past its deadline fails. A slot left ended past
+    /// [`Config::abandoned_after`] is freed (its `Conn`, if still held, is stale).
+    /// Call it at [`poll_at`](Self::poll_at) (or periodically). Returns how many
+    /// connections it ended. O(N), short critical sections, no I/O.
     pub fn reap(&self, now: Instant) -> u16 {
-        let config = self.config;
-        self.with(|t| {
-            let mut n = 0;
-            for s in t.slots.iter_mut().filter(|s| s.state == ConnState::Connected) {
-                let pending = s.progress.observe(None, 0, now);
-                if s.progress.is_stalled(pending, now, config.stall_grace) {
-                    s.kill(ConnState::Aborted, CloseReason::Stalled, now);
-                    t.counters.reaped = t.counters.reaped.wrapping_add(1);
-                    n += 1;
-                } else if config
-                    .idle_timeout
-                    .is_some_and(|idle| now.saturating_since(s.last_activity) >= idle)
-                {
-                    s.kill(ConnState::Aborted, CloseReason::Idle, now);
-                    t.counters.idle_closed = t.counters.idle_closed.wrapping_add(1);
-                    n += 1;
+        let mut n = 0;
+        for i in 0..N {
+            let ended = self.update(i, |core| {
+                if core.due(i, CoreTimer::Connect, now) {
+                    core.handle_connect_failed(i, CloseReason::ConnectTimeout, now);
+                    return true;
                 }
-            }
-            n
-        })
+                if core.due(i, CoreTimer::Stall, now) && core.handle_stall_reading(i, None, 0, now) {
+                    core.handle_gave_up(i, CloseReason::Stalled, now);
+                    return true;
+                }
+                for timer in [CoreTimer::Idle, CoreTimer::Abandoned] {
+                    if let Some((_, reason)) = core.handle_expired(i, timer, now) {
+                        if timer == CoreTimer::Abandoned {
+                            core.handle_released(i, reason, now);
+                        } else {
+                            core.handle_gave_up(i, reason, now);
+                        }
+                        return true;
+                    }
+                }
+                false
+            });
+            n += u16::from(ended);
+        }
+        n
+    }
+
+    /// The earliest time at which [`reap`](Self::reap) has work (it may be past:
+    /// reap now). `None` while no timer runs.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.with(|t| t.core.poll_timeout())
+    }
+
+    /// The next per-connection event not yet drained. See [`crate::event`].
+    pub fn poll_event(&self) -> Option<Event> {
+        self.with(|t| t.core.poll_event())
     }
 
     /// Counters (with `in_use` counted now). Short critical section, O(N).
     pub fn counters(&self) -> Counters {
-        self.with(|t| {
-            let mut c = t.counters;
-            c.in_use = t.slots.iter().filter(|s| s.state.is_in_use()).count() as u32;
-            c
-        })
+        self.with(|t| t.core.counters())
     }
 
     /// Free slots now.
     pub fn free_slots(&self) -> usize {
-        self.with(|t| t.slots.iter().filter(|s| !s.state.is_in_use()).count())
+        self.with(|t| t.core.free_slots())
     }
 
-    /// A snapshot of every slot (listeners belong to the tasks, so there are none here).
-    pub fn report(&self, now: Instant) -> Report<N, 0> {
+    /// A snapshot of every slot and listener entry.
+    pub fn report(&self, now: Instant) -> Report<N, L> {
         self.with(|t| Report {
             at: now,
-            slots: core::array::from_fn(|i| t.slots[i].report(i, now)),
-            listeners: [],
-            counters: {
-                let mut c = t.counters;
-                c.in_use = t.slots.iter().filter(|s| s.state.is_in_use()).count() as u32;
-                c
-            },
+            slots: core::array::from_fn(|i| t.core.report(i, 0, now)),
+            listeners: core::array::from_fn(|i| {
+                t.core.listener(i).map(|l| ListenerReport {
+                    port: l.port,
+                    params: l.params,
+                    open: t.core.open_on_port(l.port) as u8,
+                })
+            }),
+            counters: t.core.counters(),
             link: LinkState::Unknown,
         })
     }
@@ -459,44 +478,29 @@ impl<const N: usize> AsyncPool<N> {
     /// The error a dead or stale connection reports.
     fn error_for(&self, slot: usize, generation: u32) -> ConnError {
         self.with(|t| {
-            let s = &t.slots[slot];
-            if s.generation != generation {
+            if t.core.slot(slot).generation != generation {
                 return ConnError::Stale;
             }
-            crate::handle::ended_error(s.state, s.close_reason)
+            t.core.error_for(slot)
         })
     }
 
-    /// Apply an error's disposition to the slot (the same rule as the sync pool's)
-    /// and wake its waiters.
+    /// Apply an error's disposition to the slot (the core's rule) and wake its
+    /// waiters.
     fn on_error(&self, slot: usize, generation: u32, class: ErrorClass, now: Instant) {
-        self.with(|t| {
-            let s = &mut t.slots[slot];
-            let Some((state, reason)) = crate::handle::after_error(class) else {
-                return;
-            };
-            if s.generation != generation {
-                return;
+        self.update(slot, |core| {
+            if core.slot(slot).generation == generation && core.slot(slot).state.is_in_use() {
+                let _: AfterError = core.handle_error(slot, class, now);
             }
-            if s.state == ConnState::Connected {
-                let c = &mut t.counters;
-                if state == ConnState::OtherEndClosed {
-                    c.peer_closed = c.peer_closed.wrapping_add(1);
-                } else {
-                    c.aborted = c.aborted.wrapping_add(1);
-                }
-            }
-            s.kill(state, reason, now);
-        })
+        });
     }
 
     /// Resolves once the connection is no longer live; registers waiter `which`.
     async fn dead(&self, slot: usize, generation: u32, which: usize) {
         poll_fn(|cx| {
             self.with(|t| {
-                let s = &mut t.slots[slot];
-                if s.live(generation) {
-                    s.wakers[which] = Some(cx.waker().clone());
+                if t.live(slot, generation) {
+                    t.wakers[slot][which] = Some(cx.waker().clone());
                     Poll::Pending
                 } else {
                     Poll::Ready(())
@@ -506,54 +510,67 @@ impl<const N: usize> AsyncPool<N> {
         .await
     }
 
-    fn free(&self, slot: usize, generation: u32, now: Instant) {
-        self.with(|t| {
-            let s = &mut t.slots[slot];
-            if s.generation == generation && s.state != ConnState::Free {
-                if s.close_reason.is_none() {
-                    s.close_reason = Some(CloseReason::Closed);
+    /// The application is done with the connection: free its slot.
+    fn free(&self, slot: usize, generation: u32, reason: CloseReason, now: Instant) {
+        self.update(slot, |core| {
+            let s = core.slot(slot);
+            if s.generation == generation && s.state.is_in_use() {
+                if reason == CloseReason::Aborted {
+                    let _ = core.handle_app_close(s.handle(slot), true);
                 }
-                s.kill(ConnState::Free, CloseReason::Closed, now);
-            }
-        })
-    }
-}
-
-/// A slot reserved (`Allocated`) for a connect under way; freed on drop.
-struct Reservation<'p, const N: usize> {
-    pool: &'p AsyncPool<N>,
-    slot: usize,
-    generation: u32,
-    reason: CloseReason,
-}
-
-impl<const N: usize> Drop for Reservation<'_, N> {
-    fn drop(&mut self) {
-        self.pool.with(|t| {
-            let s = &mut t.slots[self.slot];
-            if s.generation == self.generation && s.state == ConnState::Allocated {
-                s.close_reason = Some(self.reason);
-                s.state = ConnState::Free;
-                t.counters.connect_failed = t.counters.connect_failed.wrapping_add(1);
+                core.handle_released(slot, reason, now);
             }
         });
     }
 }
 
-/// How long a rejected connection's abort may take.
-const REJECT_DEADLINE: Duration = Duration::from_secs(1);
+/// Complete on the second poll: lets the executor run other tasks.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// A slot reserved (`Connecting`) for a connect under way; freed on drop.
+struct Reservation<'p, const N: usize, const L: usize> {
+    pool: &'p AsyncPool<N, L>,
+    slot: usize,
+    generation: u32,
+    reason: CloseReason,
+}
+
+impl<const N: usize, const L: usize> Drop for Reservation<'_, N, L> {
+    fn drop(&mut self) {
+        let (slot, generation, reason) = (self.slot, self.generation, self.reason);
+        self.pool.update(slot, |core| {
+            let s = core.slot(slot);
+            if s.generation == generation && s.state.is_in_use() {
+                let now = core.clock();
+                core.handle_connect_failed(slot, reason, now);
+                core.handle_released(slot, reason, now);
+            }
+        });
+    }
+}
 
 /// One side of a connection's I/O, shared by [`Conn`] and its split halves.
-struct Side<'p, const N: usize> {
-    pool: &'p AsyncPool<N>,
+struct Side<'p, const N: usize, const L: usize> {
+    pool: &'p AsyncPool<N, L>,
     slot: usize,
     generation: u32,
 }
 
-impl<const N: usize> Side<'_, N> {
+impl<const N: usize, const L: usize> Side<'_, N, L> {
     fn check(&self) -> Result<(), ConnError> {
-        let live = self.pool.with(|t| t.slots[self.slot].live(self.generation));
-        if live {
+        if self.pool.with(|t| t.live(self.slot, self.generation)) {
             Ok(())
         } else {
             Err(self.pool.error_for(self.slot, self.generation))
@@ -572,9 +589,9 @@ impl<const N: usize> Side<'_, N> {
             return Ok(0);
         }
         let io = select(r.read(buf), self.pool.dead(self.slot, self.generation, 0));
-        let now_res = with_deadline(timer, deadline, io).await;
+        let res = with_deadline(timer, deadline, io).await;
         let now = timer.now();
-        match now_res {
+        match res {
             Err(TimedOut) => Err(ConnError::TimedOut),
             Ok(Either::Second(())) => Err(self.pool.error_for(self.slot, self.generation)),
             Ok(Either::First(Ok(0))) => {
@@ -584,20 +601,31 @@ impl<const N: usize> Side<'_, N> {
             }
             Ok(Either::First(Ok(n))) => {
                 self.pool.with(|t| {
-                    let s = &mut t.slots[self.slot];
-                    if s.generation == self.generation {
-                        s.bytes_in += n as u64;
-                        s.last_activity = now;
+                    if t.core.slot(self.slot).generation == self.generation {
+                        t.core.handle_read(self.slot, n, now);
                     }
                 });
                 Ok(n)
             }
             Ok(Either::First(Err(e))) => {
-                let class = class_of(&e);
-                self.pool.on_error(self.slot, self.generation, class, now);
+                self.pool.on_error(self.slot, self.generation, class_of(&e), now);
                 Err(self.pool.error_for(self.slot, self.generation))
             }
         }
+    }
+
+    /// Record a write's outcome in the core (progress, activity, the stall watch).
+    fn written(&self, taken: usize, requested: usize, now: Instant) {
+        self.pool.with(|t| {
+            if t.core.slot(self.slot).generation != self.generation {
+                return;
+            }
+            let grace = t.core.config().stall_grace;
+            let tx = t.core.tx_mut(self.slot);
+            tx.progress.on_handed(taken, now, grace);
+            tx.progress.set_blocked(taken < requested, now, grace);
+            t.core.handle_written(self.slot, taken, now);
+        });
     }
 
     async fn write<W: Write, T: Timer>(
@@ -614,7 +642,7 @@ impl<const N: usize> Side<'_, N> {
             let io = select(w.write(data), self.pool.dead(self.slot, self.generation, 1));
             match with_deadline(timer, deadline, io).await {
                 Err(TimedOut) => {
-                    self.pool.with(|t| t.slots[self.slot].progress.blocked = true);
+                    self.written(0, data.len(), timer.now());
                     return Err(ConnError::TimedOut);
                 }
                 Ok(Either::Second(())) => return Err(self.pool.error_for(self.slot, self.generation)),
@@ -631,64 +659,82 @@ impl<const N: usize> Side<'_, N> {
                 }
                 Ok(Either::First(Ok(n))) => taken = n.min(data.len()),
             }
-            let now = timer.now();
-            self.pool.with(|t| {
-                let s = &mut t.slots[self.slot];
-                if s.generation == self.generation {
-                    s.bytes_out += taken as u64;
-                    s.last_activity = now;
-                    s.progress.on_handed(taken, now);
-                    s.progress.blocked = taken < data.len();
-                }
-            });
+            self.written(taken, data.len(), timer.now());
         }
         if push {
             let io = select(w.flush(), self.pool.dead(self.slot, self.generation, 1));
             match with_deadline(timer, deadline, io).await {
                 // The bytes were taken; the flush simply did not finish in time.
-                Err(TimedOut) => {}
-                Ok(Either::Second(())) => {}
+                Err(TimedOut) | Ok(Either::Second(())) | Ok(Either::First(Ok(()))) => {}
                 Ok(Either::First(Err(e))) => {
                     self.pool
                         .on_error(self.slot, self.generation, class_of(&e), timer.now())
                 }
-                Ok(Either::First(Ok(()))) => {}
             }
         }
         Ok(taken)
     }
 }
 
-/// A connection: its socket and its slot. Dropping it frees the slot.
-pub struct Conn<'p, S, const N: usize> {
-    pool: &'p AsyncPool<N>,
+/// A connection's claim on its slot: freed when dropped.
+struct SlotGuard<'p, const N: usize, const L: usize> {
+    pool: &'p AsyncPool<N, L>,
     slot: usize,
     generation: u32,
+    /// How the slot is released when the guard drops.
+    reason: CloseReason,
+}
+
+impl<const N: usize, const L: usize> Drop for SlotGuard<'_, N, L> {
+    /// Frees the slot. Without a clock here, the time is the latest the pool saw.
+    fn drop(&mut self) {
+        let now = self.pool.with(|t| t.core.clock());
+        self.pool.free(self.slot, self.generation, self.reason, now);
+    }
+}
+
+/// A connection: its socket and its slot. Dropping it frees the slot (the socket is
+/// dropped right after: the stack closes or aborts it as its own `Drop` does).
+pub struct Conn<'p, S, const N: usize, const L: usize = 1> {
+    guard: SlotGuard<'p, N, L>,
     socket: S,
 }
 
-impl<'p, S, const N: usize> Conn<'p, S, N> {
-    fn side(&self) -> Side<'p, N> {
+impl<'p, S, const N: usize, const L: usize> Conn<'p, S, N, L> {
+    fn new(pool: &'p AsyncPool<N, L>, handle: ConnHandle, socket: S) -> Self {
+        Conn {
+            guard: SlotGuard {
+                pool,
+                slot: handle.slot(),
+                generation: handle.generation(),
+                reason: CloseReason::Closed,
+            },
+            socket,
+        }
+    }
+
+    fn side(&self) -> Side<'p, N, L> {
         Side {
-            pool: self.pool,
-            slot: self.slot,
-            generation: self.generation,
+            pool: self.guard.pool,
+            slot: self.guard.slot,
+            generation: self.guard.generation,
         }
     }
 
     /// The handle of this connection's slot (for reports and wire protocols).
     pub fn handle(&self) -> ConnHandle {
         ConnHandle {
-            slot: self.slot as u8,
-            generation: self.generation,
+            slot: self.guard.slot as u8,
+            generation: self.guard.generation,
         }
     }
 
     /// The connection's state as the pool sees it.
     pub fn state(&self) -> ConnState {
-        self.pool.with(|t| {
-            let s = &t.slots[self.slot];
-            if s.generation == self.generation {
+        let (slot, generation) = (self.guard.slot, self.guard.generation);
+        self.guard.pool.with(|t| {
+            let s = t.core.slot(slot);
+            if s.generation == generation {
                 s.state
             } else {
                 ConnState::Free
@@ -698,7 +744,8 @@ impl<'p, S, const N: usize> Conn<'p, S, N> {
 
     /// The peer's address.
     pub fn remote(&self) -> Option<SocketAddr> {
-        self.pool.with(|t| t.slots[self.slot].remote)
+        let slot = self.guard.slot;
+        self.guard.pool.with(|t| t.core.slot(slot).remote.addr())
     }
 
     /// The socket, for what netpool does not wrap.
@@ -707,7 +754,7 @@ impl<'p, S, const N: usize> Conn<'p, S, N> {
     }
 }
 
-impl<S: Read + Write, const N: usize> Conn<'_, S, N> {
+impl<S: Read + Write, const N: usize, const L: usize> Conn<'_, S, N, L> {
     /// Read into `buf` until `deadline`. Returns the bytes read (at least one),
     /// [`ConnError::PeerGone`] once the peer has closed and everything it sent was
     /// read, [`ConnError::TimedOut`] at the deadline, or the connection's error as soon
@@ -752,63 +799,73 @@ impl<S: Read + Write, const N: usize> Conn<'_, S, N> {
     }
 }
 
-impl<S: TcpShutdown, const N: usize> Conn<'_, S, N> {
-    /// Close: FIN, waiting until `deadline` for the stack to finish it; if it cannot,
-    /// abort (RST). The slot is free when this returns, either way.
-    pub async fn close<T: Timer>(mut self, timer: &T, deadline: Instant) {
-        let graceful = with_deadline(timer, deadline, self.socket.close(edge_nal::Close::Write)).await;
-        if !matches!(graceful, Ok(Ok(()))) {
-            let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, self.socket.abort()).await;
+impl<S: TcpShutdown, const N: usize, const L: usize> Conn<'_, S, N, L> {
+    /// Close now: the slot is free when this returns, and the socket goes to
+    /// `closer`, which sends FIN and, if the close has not finished by its deadline,
+    /// RST. When the closer is full (all its `K` places busy) the socket is aborted
+    /// here instead (RST; counted in [`CloserStats::overflow`]), so a close never
+    /// waits for a peer.
+    pub async fn close<T: Timer, const K: usize>(self, closer: &Closer<S, K>, timer: &T) {
+        let Conn { guard, socket } = self;
+        drop(guard); // frees the slot: reason Closed
+        if let Err(mut socket) = closer.offer(socket) {
+            let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
         }
-        self.pool.free(self.slot, self.generation, timer.now());
+    }
+
+    /// Close in the calling task: the slot is freed first, then FIN is given until
+    /// `linger` and RST after it. For sockets that cannot go to a shared [`Closer`]
+    /// (e.g. a socket type that is not `Send` and so cannot sit in a `static`); the
+    /// pool never waits for the peer, but the calling task does, for up to `linger`.
+    pub async fn close_in_task<T: Timer>(self, timer: &T, linger: Duration) {
+        let Conn { guard, mut socket } = self;
+        drop(guard); // frees the slot: reason Closed
+        let graceful = with_deadline(timer, timer.now() + linger, socket.close(edge_nal::Close::Write)).await;
+        if !matches!(graceful, Ok(Ok(()))) {
+            let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
+        }
     }
 
     /// Abort (RST) now; the slot is free when this returns.
-    pub async fn abort<T: Timer>(mut self, timer: &T) {
-        let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, self.socket.abort()).await;
-        self.pool.with(|t| {
-            // Counted once: a connection the reaper or an error already ended is not
-            // aborted again.
-            if t.slots[self.slot].live(self.generation) {
-                t.counters.aborted = t.counters.aborted.wrapping_add(1);
-            }
-        });
-        self.pool.free(self.slot, self.generation, timer.now());
+    pub async fn abort<T: Timer>(self, timer: &T) {
+        let Conn {
+            mut guard,
+            mut socket,
+        } = self;
+        guard.reason = CloseReason::Aborted;
+        drop(guard);
+        let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
     }
 }
 
-impl<S: TcpSplit, const N: usize> Conn<'_, S, N> {
+impl<S: TcpSplit, const N: usize, const L: usize> Conn<'_, S, N, L> {
     /// Split into a reader and a writer for two tasks. When either learns the
     /// connection is dead, the other wakes with the error.
-    pub fn split(&mut self) -> (ConnReader<'_, S::Read<'_>, N>, ConnWriter<'_, S::Write<'_>, N>) {
+    pub fn split(
+        &mut self,
+    ) -> (
+        ConnReader<'_, S::Read<'_>, N, L>,
+        ConnWriter<'_, S::Write<'_>, N, L>,
+    ) {
+        let (side, side2) = (self.side(), self.side());
         let (r, w) = self.socket.split();
-        let side = Side {
-            pool: self.pool,
-            slot: self.slot,
-            generation: self.generation,
-        };
-        let side2 = Side {
-            pool: self.pool,
-            slot: self.slot,
-            generation: self.generation,
-        };
         (ConnReader { side, r }, ConnWriter { side: side2, w })
     }
 }
 
 /// The reading half of a [`Conn`] (see [`Conn::split`]).
-pub struct ConnReader<'p, R, const N: usize> {
-    side: Side<'p, N>,
+pub struct ConnReader<'p, R, const N: usize, const L: usize = 1> {
+    side: Side<'p, N, L>,
     r: R,
 }
 
 /// The writing half of a [`Conn`] (see [`Conn::split`]).
-pub struct ConnWriter<'p, W, const N: usize> {
-    side: Side<'p, N>,
+pub struct ConnWriter<'p, W, const N: usize, const L: usize = 1> {
+    side: Side<'p, N, L>,
     w: W,
 }
 
-impl<R: Read, const N: usize> ConnReader<'_, R, N> {
+impl<R: Read, const N: usize, const L: usize> ConnReader<'_, R, N, L> {
     /// As [`Conn::read`].
     pub async fn read<T: Timer>(
         &mut self,
@@ -820,7 +877,7 @@ impl<R: Read, const N: usize> ConnReader<'_, R, N> {
     }
 }
 
-impl<W: Write, const N: usize> ConnWriter<'_, W, N> {
+impl<W: Write, const N: usize, const L: usize> ConnWriter<'_, W, N, L> {
     /// As [`Conn::write`].
     pub async fn write<T: Timer>(
         &mut self,
@@ -830,15 +887,5 @@ impl<W: Write, const N: usize> ConnWriter<'_, W, N> {
         deadline: Instant,
     ) -> Result<usize, ConnError> {
         self.side.write(&mut self.w, data, push, timer, deadline).await
-    }
-}
-
-impl<S, const N: usize> Drop for Conn<'_, S, N> {
-    /// Frees the slot. The socket is dropped right after: the stack closes or aborts
-    /// it as its own `Drop` does (use [`Conn::close`] for a FIN within a deadline).
-    /// Without a clock here, the slot's state time is its last activity.
-    fn drop(&mut self) {
-        let now = self.pool.with(|t| t.slots[self.slot].last_activity);
-        self.pool.free(self.slot, self.generation, now);
     }
 }

@@ -47,6 +47,12 @@ pub struct Config {
     pub accepts_per_poll: u8,
     /// How connections that cannot be served are released. Default [`RejectPolicy::Abort`].
     pub reject: RejectPolicy,
+    /// Keep a connection the pool ended itself (send stall, idle timeout) in its end
+    /// state, `Aborted` with the reason, until the application closes the handle,
+    /// instead of freeing the slot at once. The socket is released at once either way.
+    /// For wire protocols whose peer must see every socket's end before its number
+    /// is reused (see [`Pool::poll_event`](crate::Pool::poll_event)). Default: off.
+    pub hold_ended: bool,
 }
 
 impl Config {
@@ -59,6 +65,7 @@ impl Config {
             coalesce_delay: Duration::from_millis(200),
             accepts_per_poll: 4,
             reject: RejectPolicy::Abort,
+            hold_ended: false,
         }
     }
 
@@ -94,6 +101,13 @@ impl Config {
     #[must_use]
     pub const fn with_accepts_per_poll(mut self, n: u8) -> Self {
         self.accepts_per_poll = if n == 0 { 1 } else { n };
+        self
+    }
+
+    /// Set [`hold_ended`](Self::hold_ended).
+    #[must_use]
+    pub const fn with_hold_ended(mut self, hold: bool) -> Self {
+        self.hold_ended = hold;
         self
     }
 

@@ -8,7 +8,7 @@
 //! | disposition | classes | what the pool does |
 //! |---|---|---|
 //! | [`Retry`](Disposition::Retry) | `WouldBlock`, `Timeout` | nothing; not an error, try again later |
-//! | [`PeerGone`](Disposition::PeerGone) | `Reset`, `Closed`, `ConnectionLost`, `Aborted` | slot → `OtherEndClosed`; received data stays readable |
+//! | [`PeerGone`](Disposition::PeerGone) | `Reset`, `Closed`, `ConnectionLost`, `ConnectionTimedOut`, `Aborted` | slot → `OtherEndClosed`; received data stays readable |
 //! | [`Fatal`](Disposition::Fatal) | everything else | stack socket released, slot → `Aborted` |
 //!
 //! ```
@@ -30,8 +30,12 @@ use embedded_nal::TcpErrorKind;
 pub enum ErrorClass {
     /// Nothing can be done right now (buffer full, nothing received). Retry.
     WouldBlock,
-    /// A stack-internal wait expired. Retry.
+    /// A stack-internal wait expired (a read or write timeout). Retry.
     Timeout,
+    /// The stack gave up on the connection for good: the handshake or the
+    /// retransmissions timed out (smoltcp `TimedOut`, `ETIMEDOUT`). During a connect
+    /// this fails the connect at once; on an open connection the peer is gone.
+    ConnectionTimedOut,
     /// The peer reset the connection (RST).
     Reset,
     /// The connection is closed in this direction (FIN seen, broken pipe).
@@ -71,9 +75,11 @@ impl ErrorClass {
     pub const fn disposition(self) -> Disposition {
         match self {
             ErrorClass::WouldBlock | ErrorClass::Timeout => Disposition::Retry,
-            ErrorClass::Reset | ErrorClass::Closed | ErrorClass::ConnectionLost | ErrorClass::Aborted => {
-                Disposition::PeerGone
-            }
+            ErrorClass::Reset
+            | ErrorClass::Closed
+            | ErrorClass::ConnectionLost
+            | ErrorClass::ConnectionTimedOut
+            | ErrorClass::Aborted => Disposition::PeerGone,
             ErrorClass::Refused
             | ErrorClass::NoRoute
             | ErrorClass::OutOfResources
@@ -101,6 +107,7 @@ impl ErrorClass {
             ErrorClass::Reset => "reset",
             ErrorClass::Closed => "closed",
             ErrorClass::ConnectionLost => "connection-lost",
+            ErrorClass::ConnectionTimedOut => "connection-timed-out",
             ErrorClass::Aborted => "aborted",
             ErrorClass::Refused => "refused",
             ErrorClass::NoRoute => "no-route",
@@ -180,7 +187,8 @@ impl Classify for std::io::ErrorKind {
         use std::io::ErrorKind as K;
         match self {
             K::WouldBlock | K::Interrupted => ErrorClass::WouldBlock,
-            K::TimedOut => ErrorClass::Timeout,
+            // Non-blocking sockets report ETIMEDOUT only when the connection timed out.
+            K::TimedOut => ErrorClass::ConnectionTimedOut,
             K::ConnectionReset => ErrorClass::Reset,
             K::BrokenPipe | K::UnexpectedEof | K::WriteZero => ErrorClass::Closed,
             K::NotConnected => ErrorClass::ConnectionLost,
@@ -354,7 +362,9 @@ mod tests {
     fn std_io_kinds() {
         use std::io::ErrorKind as K;
         assert!(K::WouldBlock.class().is_retry());
-        assert!(K::TimedOut.class().is_retry());
+        // ETIMEDOUT: the connection failed for good, never "try again".
+        assert_eq!(K::TimedOut.class(), ErrorClass::ConnectionTimedOut);
+        assert!(!K::TimedOut.class().is_retry());
         for k in [
             K::ConnectionReset,
             K::ConnectionAborted,
@@ -423,6 +433,10 @@ pub enum ConnectError {
     PoolFull,
     /// The stack refused (no socket/PCB, bad address...).
     Stack(ErrorClass),
+    /// [`Pool::connect_at`](crate::Pool::connect_at): the chosen slot is in use.
+    SlotInUse,
+    /// [`Pool::connect_at`](crate::Pool::connect_at): there is no slot with that number.
+    NoSuchSlot,
 }
 
 impl fmt::Display for ConnectError {
@@ -431,6 +445,8 @@ impl fmt::Display for ConnectError {
             ConnectError::LinkDown => f.write_str("link down"),
             ConnectError::PoolFull => f.write_str("connection pool full"),
             ConnectError::Stack(c) => write!(f, "stack refused the connection ({c})"),
+            ConnectError::SlotInUse => f.write_str("the chosen slot is in use"),
+            ConnectError::NoSuchSlot => f.write_str("no slot with that number"),
         }
     }
 }

@@ -89,16 +89,17 @@ extern crate std;
 pub mod asynch;
 mod config;
 pub mod error;
+pub mod event;
 mod handle;
 pub mod link;
 mod listener;
 mod pool;
 pub mod reaper;
 mod report;
+mod sansio;
 pub mod shared;
 #[cfg(feature = "sim")]
 pub mod sim;
-mod slot;
 pub mod stack;
 pub mod state;
 pub mod time;
@@ -106,6 +107,7 @@ pub mod write;
 
 pub use config::{Config, RejectPolicy};
 pub use error::{Classify, ConnError, ConnectError, Disposition, ErrorClass, ListenError, LwipErr};
+pub use event::{Event, EventKind};
 pub use handle::{CloseReason, ConnHandle, ListenerId};
 pub use link::{LinkState, LinkStatus};
 pub use listener::{ListenMode, ListenOutcome, ListenParams, Rejection};

@@ -59,15 +59,6 @@ impl ListenParams {
     }
 }
 
-/// One listening socket.
-#[derive(Debug)]
-pub(crate) struct Listener<Sock> {
-    pub port: u16,
-    pub params: ListenParams,
-    pub socket: Sock,
-    pub generation: u16,
-}
-
 /// Why an incoming connection is turned away.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -76,19 +67,6 @@ pub enum Rejection {
     PortCap,
     /// No free connection slot.
     PoolFull,
-}
-
-/// Decide what to do with a connection arriving on a port with `on_port`
-/// connections already open: serve it in `free_slot`, or reject it.
-pub(crate) fn admit(
-    params: &ListenParams,
-    on_port: usize,
-    free_slot: Option<usize>,
-) -> Result<usize, Rejection> {
-    if on_port >= params.max_conns as usize {
-        return Err(Rejection::PortCap);
-    }
-    free_slot.ok_or(Rejection::PoolFull)
 }
 
 /// What [`Pool::listen`](crate::Pool::listen) did.
@@ -101,19 +79,4 @@ pub enum ListenOutcome {
     Updated(ListenerId),
     /// `max_conns` was 0: the port's listener (if any) was stopped.
     Stopped,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn admission_checks_the_port_cap_before_the_pool() {
-        let p = ListenParams::new(2);
-        assert_eq!(admit(&p, 0, Some(3)), Ok(3));
-        assert_eq!(admit(&p, 1, Some(0)), Ok(0));
-        assert_eq!(admit(&p, 2, Some(0)), Err(Rejection::PortCap));
-        assert_eq!(admit(&p, 0, None), Err(Rejection::PoolFull));
-        assert_eq!(admit(&ListenParams::new(0), 0, Some(0)), Err(Rejection::PortCap));
-    }
 }

@@ -12,27 +12,56 @@
 //! coalescing buffer, or refused at the last write) and there has been no progress for
 //! [`Config::stall_grace`](crate::Config::stall_grace). A slow peer that keeps
 //! draining makes progress within every grace period and is never reaped.
+//!
+//! The watch is armed when bytes are handed over, buffered or refused, read at once
+//! (the baseline) and then every `grace / 8` while armed (so a stack whose send-queue query is costly is not
+//! asked on every poll; a reap comes at most `grace / 8` late, never early).
+//! [`Pool::poll_at`](crate::Pool::poll_at) returns exactly the next reading. A
+//! reading finds progress (the clock restarts), nothing pending (the watch is
+//! disarmed), or a stall. Until the first reading shows whether the stack reports its
+//! send queue, bytes handed over are not counted as progress.
 
+use crate::sansio::Stamp;
 use crate::time::{Duration, Instant};
 
-/// Send-side progress of one connection.
+/// What a reading of a connection's send progress found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing pending: the watch is disarmed until bytes are handed over again.
+    Idle,
+    /// Bytes pending and progress within the grace.
+    Alive,
+    /// Bytes pending and no progress for the whole grace.
+    Stalled,
+}
+
+/// How progress is judged for one connection.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Mode {
+    /// No reading yet: nothing counts as progress until one says which.
+    Unknown,
+    /// The stack reports its send queue: progress is acknowledged bytes.
+    Acked,
+    /// It does not: progress is bytes the stack takes.
+    Taken,
+}
+
+/// Send-side progress of one connection (16 bytes).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SendProgress {
-    /// Bytes the stack has taken from netpool (ever).
-    pub handed: u64,
-    /// Highest acknowledged byte count seen (only with a send-queue reading).
-    pub acked: u64,
-    /// Last time anything moved (or nothing was pending).
-    pub last_progress: Instant,
-    /// The last write attempt could not hand over everything it was given.
+    /// Bytes the stack has taken from netpool (wrapping).
+    handed: u32,
+    /// Acknowledged byte count at the last reading (wrapping; send-queue stacks).
+    acked: u32,
+    /// Last time anything moved (or when the watch was armed).
+    last_progress: Stamp,
+    /// When the next reading is due (while armed).
+    next_reading: Stamp,
+    /// The last write could not hand over everything it was given.
     pub blocked: bool,
-    /// When [`observe`](Self::observe) last ran.
-    pub sampled_at: Option<Instant>,
-    /// What the last reading found: bytes pending.
-    pub pending: bool,
-    /// The last reading came from the stack's send queue (then only acknowledgements
-    /// are progress, not bytes handed over).
-    pub acked_mode: bool,
+    /// Bytes may be pending: readings are due.
+    armed: bool,
+    mode: Mode,
 }
 
 impl SendProgress {
@@ -40,69 +69,99 @@ impl SendProgress {
         SendProgress {
             handed: 0,
             acked: 0,
-            last_progress: now,
+            last_progress: Stamp::of(now),
+            next_reading: Stamp::of(now),
             blocked: false,
-            sampled_at: None,
-            pending: false,
-            acked_mode: false,
+            armed: false,
+            mode: Mode::Unknown,
         }
     }
 
-    /// Whether a new reading is due: readings are taken every `grace / 8` at most,
-    /// so a stack whose send-queue query is costly is not asked on every poll. This
-    /// delays a reap by at most `grace / 8`; it never makes one earlier.
-    pub fn sample_due(&self, now: Instant, grace: Duration) -> bool {
-        match self.sampled_at {
-            None => true,
-            Some(t) => now.saturating_since(t).as_millis() >= grace.as_millis() / 8,
+    /// Time between readings: an eighth of the grace (at least 1 ms).
+    fn step(grace: Duration) -> Duration {
+        Duration::from_millis((grace.as_millis() / 8).max(1))
+    }
+
+    fn arm(&mut self, now: Instant, grace: Duration) {
+        if !self.armed {
+            self.armed = true;
+            self.last_progress = Stamp::of(now);
+            // The first reading at once: it sets the baseline of acknowledged bytes.
+            self.next_reading = Stamp::of(now);
+            let _ = grace;
         }
     }
 
-    /// The stack took `n` bytes. Progress only without send-queue readings: with
-    /// them, a peer that acknowledges nothing is stalled however much is written.
-    pub fn on_handed(&mut self, n: usize, now: Instant) {
+    /// The stack took `n` bytes. Progress only for stacks without a send queue:
+    /// with one, a peer that acknowledges nothing is stalled however much is written.
+    pub fn on_handed(&mut self, n: usize, now: Instant, grace: Duration) {
         if n > 0 {
-            self.handed += n as u64;
-            if !self.acked_mode {
-                self.last_progress = now;
+            self.handed = self.handed.wrapping_add(n as u32);
+            self.arm(now, grace);
+            if self.mode == Mode::Taken {
+                self.last_progress = Stamp::of(now);
             }
         }
     }
 
-    /// Take a progress reading. `queue` is the stack's send-queue depth if it can tell,
-    /// `buffered` the bytes waiting in netpool's coalescing buffer. Returns whether
-    /// anything is pending.
-    pub fn observe(&mut self, queue: Option<usize>, buffered: usize, now: Instant) -> bool {
-        self.sampled_at = Some(now);
-        self.acked_mode = queue.is_some();
+    /// Record whether the last write left bytes the stack refused.
+    pub fn set_blocked(&mut self, blocked: bool, now: Instant, grace: Duration) {
+        self.blocked = blocked;
+        if blocked {
+            self.arm(now, grace);
+        }
+    }
+
+    /// Bytes are waiting in netpool's coalescing buffer: watch them.
+    pub fn on_buffered(&mut self, now: Instant, grace: Duration) {
+        self.arm(now, grace);
+    }
+
+    /// When the next reading is due (`None`: nothing can be pending).
+    pub fn deadline(&self) -> Option<Stamp> {
+        self.armed.then_some(self.next_reading)
+    }
+
+    /// Take a reading. `queue` is the stack's send-queue depth if it can tell,
+    /// `buffered` the bytes waiting in netpool's coalescing buffer.
+    pub fn observe(
+        &mut self,
+        queue: Option<usize>,
+        buffered: usize,
+        now: Instant,
+        grace: Duration,
+    ) -> Verdict {
         let pending = match queue {
             Some(q) => {
-                let acked = self.handed.saturating_sub(q as u64);
-                if acked > self.acked {
+                self.mode = Mode::Acked;
+                let acked = self.handed.wrapping_sub(q as u32);
+                if acked != self.acked {
                     self.acked = acked;
-                    self.last_progress = now;
+                    self.last_progress = Stamp::of(now);
                 }
                 q > 0 || buffered > 0
             }
-            None => buffered > 0 || self.blocked,
+            None => {
+                if self.mode == Mode::Unknown && self.handed != 0 {
+                    // The first reading of a stack without a send queue: what it took
+                    // before counted.
+                    self.last_progress = Stamp::of(now);
+                }
+                self.mode = Mode::Taken;
+                buffered > 0 || self.blocked
+            }
         };
-        if !pending || !self.pending {
-            // Nothing to send is not a stall: the clock starts when data waits.
-            self.last_progress = now;
+        if !pending {
+            self.armed = false;
+            return Verdict::Idle;
         }
-        self.pending = pending;
-        pending
-    }
-
-    /// Whether a connection with `pending` bytes has made no progress for `grace`.
-    pub fn is_stalled(&self, pending: bool, now: Instant, grace: Duration) -> bool {
-        pending && now.saturating_since(self.last_progress) >= grace
-    }
-
-    /// When the stall verdict could next change: bytes were pending at the last
-    /// reading (or no reading was taken yet).
-    pub fn deadline(&self, grace: Duration) -> Option<Instant> {
-        (self.pending || self.sampled_at.is_none()).then_some(self.last_progress + grace)
+        self.armed = true;
+        self.next_reading = Stamp::of(now).plus(Self::step(grace));
+        if self.last_progress.plus(grace).reached(now) {
+            Verdict::Stalled
+        } else {
+            Verdict::Alive
+        }
     }
 }
 
@@ -116,77 +175,95 @@ mod tests {
         Instant::from_millis(s * 1000)
     }
 
+    /// Read at every deadline up to `until` (as a pool sleeping until `poll_at`
+    /// would); returns the time of the stall verdict, if any.
+    fn drive(
+        p: &mut SendProgress,
+        mut queue: impl FnMut(Instant) -> Option<usize>,
+        until: Instant,
+    ) -> Option<Instant> {
+        let mut now = at(0);
+        while let Some(d) = p.deadline() {
+            now = d.instant(now);
+            if now > until {
+                return None;
+            }
+            if p.observe(queue(now), 0, now, GRACE) == Verdict::Stalled {
+                return Some(now);
+            }
+        }
+        None
+    }
+
     #[test]
     fn vanished_peer_with_queued_bytes_is_stalled_after_the_grace() {
         let mut p = SendProgress::new(at(0));
-        p.on_handed(5000, at(0));
-        // The clock starts at the first reading that finds bytes waiting.
-        assert!(p.observe(Some(5000), 0, at(1)));
-        assert!(p.observe(Some(5000), 0, at(10)));
-        assert!(!p.is_stalled(true, at(10), GRACE));
-        assert!(p.observe(Some(5000), 0, at(11)));
-        assert!(p.is_stalled(true, at(11), GRACE));
+        p.on_handed(5000, at(1), GRACE);
+        let reaped = drive(&mut p, |_| Some(5000), at(100)).expect("reaped");
+        assert!(
+            reaped >= at(11) && reaped <= Instant::from_millis(11_000 + 1_250),
+            "{reaped}"
+        );
     }
 
     #[test]
     fn slow_peer_that_keeps_acknowledging_is_never_stalled() {
         let mut p = SendProgress::new(at(0));
-        p.on_handed(100_000, at(0));
-        let mut queue = 100_000usize;
-        for s in 1..=1000 {
-            queue -= 100; // 100 bytes acknowledged every 9 s: slow, alive
-            let t = at(s * 9);
-            let pending = p.observe(Some(queue), 0, t);
-            assert!(!p.is_stalled(pending, t, GRACE), "reaped a draining peer at {s}");
-        }
+        p.on_handed(100_000, at(0), GRACE);
+        // 100 bytes acknowledged every 9 s: slow, alive.
+        let reaped = drive(
+            &mut p,
+            |t| Some(100_000 - 100 * (t.as_millis() / 9_000) as usize),
+            at(9_000),
+        );
+        assert_eq!(reaped, None);
     }
 
     #[test]
-    fn idle_connection_with_nothing_queued_is_never_stalled() {
+    fn idle_connection_with_nothing_queued_is_never_watched() {
         let mut p = SendProgress::new(at(0));
-        for s in 0..100 {
-            let pending = p.observe(Some(0), 0, at(s * 60));
-            assert!(!pending);
-            assert!(!p.is_stalled(pending, at(s * 60), GRACE));
-        }
-        // Fallback mode too.
-        let pending = p.observe(None, 0, at(10_000));
-        assert!(!p.is_stalled(pending, at(10_000), GRACE));
-    }
-
-    #[test]
-    fn readings_are_rate_limited_to_an_eighth_of_the_grace() {
-        let mut p = SendProgress::new(at(0));
-        assert!(p.sample_due(at(0), GRACE));
-        p.observe(Some(0), 0, at(0));
-        assert!(!p.sample_due(Instant::from_millis(1249), GRACE));
-        assert!(p.sample_due(Instant::from_millis(1250), GRACE));
+        assert_eq!(p.deadline(), None);
+        p.on_handed(10, at(1), GRACE);
+        assert_eq!(p.observe(Some(0), 0, at(2), GRACE), Verdict::Idle);
+        assert_eq!(p.deadline(), None);
+        let mut fallback = SendProgress::new(at(0));
+        assert_eq!(fallback.observe(None, 0, at(10_000), GRACE), Verdict::Idle);
     }
 
     #[test]
     fn writing_more_is_not_progress_when_acknowledgements_can_be_read() {
         let mut p = SendProgress::new(at(0));
-        p.on_handed(10, at(0));
-        assert!(p.observe(Some(10), 0, at(0)));
-        for s in 1..=8u64 {
-            p.on_handed(10, at(s)); // the application trickles; the peer acks nothing
-            let pending = p.observe(Some(10 + 10 * s as usize), 0, at(s));
-            assert!(!p.is_stalled(pending, at(s), GRACE), "{s}");
+        p.on_handed(10, at(0), GRACE);
+        // The application trickles 10 bytes a second; the peer acknowledges nothing.
+        for s in 1..=9u64 {
+            p.on_handed(10, at(s), GRACE);
         }
-        let pending = p.observe(Some(100), 0, at(10));
-        assert!(p.is_stalled(pending, at(10), GRACE));
+        let reaped = drive(&mut p, |_| Some(100), at(100)).expect("reaped");
+        assert!(
+            reaped >= at(10) && reaped <= Instant::from_millis(11_250),
+            "{reaped}"
+        );
     }
 
     #[test]
     fn fallback_counts_bytes_taken_as_progress() {
         let mut p = SendProgress::new(at(0));
-        p.blocked = true;
-        assert!(p.observe(None, 0, at(1)));
-        p.on_handed(10, at(8));
-        assert!(!p.is_stalled(true, at(17), GRACE));
-        assert!(p.is_stalled(true, at(18), GRACE));
+        p.set_blocked(true, at(1), GRACE);
+        assert_eq!(p.observe(None, 0, at(2), GRACE), Verdict::Alive);
+        p.on_handed(10, at(8), GRACE);
+        assert_eq!(p.observe(None, 0, at(17), GRACE), Verdict::Alive);
+        assert_eq!(p.observe(None, 0, at(18), GRACE), Verdict::Stalled);
         // Bytes waiting in the coalescing buffer are pending too.
-        p.blocked = false;
-        assert!(p.observe(None, 3, at(18)));
+        p.set_blocked(false, at(18), GRACE);
+        assert_eq!(p.observe(None, 3, at(18), GRACE), Verdict::Stalled);
+        assert_eq!(p.observe(None, 0, at(19), GRACE), Verdict::Idle);
+    }
+
+    #[test]
+    fn a_refused_write_arms_the_fallback_watch() {
+        let mut p = SendProgress::new(at(0));
+        assert_eq!(p.deadline(), None);
+        p.set_blocked(true, at(2), GRACE);
+        assert_eq!(p.deadline(), Some(Stamp::of(at(2))));
     }
 }

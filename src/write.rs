@@ -23,34 +23,33 @@
 //! message with a push (or [`Pool::flush`](crate::Pool::flush) until it succeeds)
 //! before closing.
 //!
-//! On a stack with a native flag, `flush` has nothing to hand over: bytes sent with
-//! MORE belong to the stack, which sends them on the next push or after its own
-//! coalescing delay (Linux: 200 ms).
+//! On a stack with a native flag, bytes sent with MORE belong to the stack, which
+//! sends them on the next push or after its own coalescing delay (Linux: 200 ms).
+//! [`Pool::flush`](crate::Pool::flush) asks it to send them now through
+//! [`TcpPush`](crate::stack::TcpPush) (lwIP `tcp_output`; Linux: a zero-byte send
+//! without `MSG_MORE`), so an application that ends a message late does not need to
+//! keep a byte back to carry the push.
 
 use embedded_nal::nb;
 
+use crate::config::Config;
 use crate::error::{Classify, ErrorClass};
-use crate::reaper::SendProgress;
+use crate::sansio::{Stamp, TxTimers};
 use crate::stack::{SendFlag, Stack};
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 
 /// netpool's coalescing buffer for one connection (fallback for stacks without a
-/// native MORE flag).
+/// native MORE flag). Only the bytes: when they are due is the core's
+/// [`TxTimers::flush_due`].
 #[derive(Debug)]
 pub(crate) struct Coalescer<const TX: usize> {
     buf: heapless::Vec<u8, TX>,
-    /// When the oldest buffered byte arrived.
-    since: Option<Instant>,
-    /// A push arrived while bytes were still buffered: flush as soon as possible.
-    push_pending: bool,
 }
 
 impl<const TX: usize> Coalescer<TX> {
     pub const fn new() -> Self {
         Coalescer {
             buf: heapless::Vec::new(),
-            since: None,
-            push_pending: false,
         }
     }
 
@@ -67,14 +66,10 @@ impl<const TX: usize> Coalescer<TX> {
     }
 
     /// Copy in as much of `data` as fits; returns how much.
-    pub fn append(&mut self, data: &[u8], push: bool, now: Instant) -> usize {
+    pub fn append(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(TX - self.buf.len());
         // Cannot fail: n fits by construction.
         let _ = self.buf.extend_from_slice(&data[..n]);
-        if n > 0 && self.since.is_none() {
-            self.since = Some(now);
-        }
-        self.push_pending |= push && n > 0;
         n
     }
 
@@ -84,57 +79,20 @@ impl<const TX: usize> Coalescer<TX> {
         let len = self.buf.len();
         self.buf.copy_within(n.., 0);
         self.buf.truncate(len - n);
-        if self.buf.is_empty() {
-            self.since = None;
-            self.push_pending = false;
-        }
     }
 
     /// Forget the last `n` bytes (appended by a write that then did not take them).
     pub fn drop_tail(&mut self, n: usize) {
         let keep = self.buf.len().saturating_sub(n);
         self.buf.truncate(keep);
-        if self.buf.is_empty() {
-            self.since = None;
-            self.push_pending = false;
-        }
     }
 
     pub fn is_full(&self) -> bool {
         self.buf.len() == TX
     }
 
-    /// Whether the buffer must be handed to the stack now.
-    pub fn is_due(&self, now: Instant, delay: Duration) -> bool {
-        match self.since {
-            None => false,
-            Some(t) => self.push_pending || self.is_full() || now.saturating_since(t) >= delay,
-        }
-    }
-
-    /// When the buffer becomes due by age.
-    pub fn deadline(&self, delay: Duration) -> Option<Instant> {
-        self.since.map(|t| t + delay)
-    }
-
     pub fn clear(&mut self) {
-        self.consume(self.buf.len());
-    }
-}
-
-/// The send side of one connection: coalescing buffer plus progress.
-#[derive(Debug)]
-pub(crate) struct TxSide<const TX: usize> {
-    pub coalescer: Coalescer<TX>,
-    pub progress: SendProgress,
-}
-
-impl<const TX: usize> TxSide<TX> {
-    pub const fn new(now: Instant) -> Self {
-        TxSide {
-            coalescer: Coalescer::new(),
-            progress: SendProgress::new(now),
-        }
+        self.buf.clear();
     }
 }
 
@@ -145,6 +103,41 @@ impl<const TX: usize> TxSide<TX> {
 pub(crate) struct WriteOutcome {
     pub taken: usize,
     pub error: Option<ErrorClass>,
+}
+
+/// The send side of one connection as the write path sees it: the driver's buffer
+/// and the core's timers.
+pub(crate) struct TxSide<'a, const TX: usize> {
+    pub buf: &'a mut Coalescer<TX>,
+    pub timers: &'a mut TxTimers,
+    pub config: &'a Config,
+}
+
+impl<const TX: usize> TxSide<'_, TX> {
+    /// The stack took `n` bytes.
+    fn handed(&mut self, n: usize, now: Instant) {
+        self.timers.progress.on_handed(n, now, self.config.stall_grace);
+    }
+
+    /// Bytes joined an empty buffer: they are due after the coalescing delay.
+    fn buffered(&mut self, was_empty: bool, now: Instant) {
+        if !self.buf.is_empty() {
+            if was_empty || self.timers.flush_due.is_none() {
+                self.timers.flush_due = Some(Stamp::of(now).plus(self.config.coalesce_delay));
+            }
+            self.timers.progress.on_buffered(now, self.config.stall_grace);
+        }
+    }
+
+    /// After a flush attempt: nothing left, or try again after the coalescing delay
+    /// (never at once: a stack that refuses is not asked again in a loop).
+    fn after_flush(&mut self, now: Instant) {
+        self.timers.flush_due = if self.buf.is_empty() {
+            None
+        } else {
+            Some(Stamp::of(now).plus(self.config.coalesce_delay))
+        };
+    }
 }
 
 /// One stack send; a would-block (or timeout) is zero bytes, not an error.
@@ -177,16 +170,42 @@ fn send_once<S: Stack>(
 pub(crate) fn flush<S: Stack, const TX: usize>(
     stack: &mut S,
     sock: &mut S::TcpSocket,
-    tx: &mut TxSide<TX>,
+    tx: &mut TxSide<'_, TX>,
     now: Instant,
 ) -> Result<usize, ErrorClass> {
-    if tx.coalescer.is_empty() {
+    if tx.buf.is_empty() {
         return Ok(0);
     }
-    let n = send_once(stack, sock, tx.coalescer.bytes(), None)?;
-    tx.coalescer.consume(n);
-    tx.progress.on_handed(n, now);
+    let n = send_once(stack, sock, tx.buf.bytes(), None)?;
+    tx.buf.consume(n);
+    tx.handed(n, now);
+    tx.after_flush(now);
     Ok(n)
+}
+
+/// Push: hand over what netpool buffers, then ask the stack to send what it holds
+/// now ([`TcpPush`](crate::stack::TcpPush); a no-op on stacks that send at once).
+/// `Ok(true)` once nothing is left in netpool's buffer.
+pub(crate) fn push_now<S: Stack, const TX: usize>(
+    stack: &mut S,
+    sock: &mut S::TcpSocket,
+    tx: &mut TxSide<'_, TX>,
+    now: Instant,
+) -> Result<bool, ErrorClass> {
+    flush(stack, sock, tx, now)?;
+    if !tx.buf.is_empty() {
+        return Ok(false);
+    }
+    tx.timers.flush_due = None;
+    if !S::NATIVE_FLAGS {
+        // Everything went out with plain sends: nothing is held back by the stack.
+        return Ok(true);
+    }
+    match stack.push(sock) {
+        Ok(()) | Err(nb::Error::WouldBlock) => Ok(true),
+        Err(nb::Error::Other(e)) if e.class().is_retry() => Ok(true),
+        Err(nb::Error::Other(e)) => Err(e.class()),
+    }
 }
 
 /// The write contract. At most three stack calls, whatever happens: a flush of older
@@ -205,7 +224,7 @@ pub(crate) fn flush<S: Stack, const TX: usize>(
 pub(crate) fn write<S: Stack, const TX: usize>(
     stack: &mut S,
     sock: &mut S::TcpSocket,
-    tx: &mut TxSide<TX>,
+    tx: &mut TxSide<'_, TX>,
     data: &[u8],
     push: bool,
     now: Instant,
@@ -216,58 +235,71 @@ pub(crate) fn write<S: Stack, const TX: usize>(
     };
     if data.is_empty() {
         if push {
-            out.error = flush(stack, sock, tx, now).err();
+            out.error = push_now(stack, sock, tx, now).err();
         }
         return out;
     }
 
-    if S::NATIVE_FLAGS && tx.coalescer.is_empty() {
+    if S::NATIVE_FLAGS && tx.buf.is_empty() {
         // The stack coalesces: pass the flag, take what it takes.
         match send_once(stack, sock, data, Some(SendFlag::from_push(push))) {
             Ok(n) => {
-                tx.progress.on_handed(n, now);
+                tx.handed(n, now);
                 out.taken = n;
+                // The stack holds MORE bytes until a push: netpool pushes them when
+                // the coalescing delay expires (the one coalescing timer).
+                if push && n == data.len() {
+                    tx.timers.flush_due = None;
+                } else if n > 0 && tx.timers.flush_due.is_none() {
+                    tx.timers.flush_due = Some(Stamp::of(now).plus(tx.config.coalesce_delay));
+                }
             }
             Err(class) => out.error = Some(class),
         }
-    } else if data.len() <= TX - tx.coalescer.len() {
+    } else if data.len() <= TX - tx.buf.len() {
         // Fits behind what is buffered: join it. A push (or a full buffer) hands the
         // whole buffer over in one stack call.
-        let older = tx.coalescer.len();
-        tx.coalescer.append(data, push, now);
+        let older = tx.buf.len();
+        tx.buf.append(data);
         out.taken = data.len();
-        if push || tx.coalescer.is_full() {
+        if push || tx.buf.is_full() {
             match flush(stack, sock, tx, now) {
                 Err(class) => {
                     out.error = Some(class);
                     out.taken = 0;
+                    tx.buf.drop_tail(data.len());
                 }
                 Ok(sent) if push => {
                     // Keep only older bytes; what of this push the stack refused is
                     // not taken.
                     out.taken = sent.saturating_sub(older);
-                    tx.coalescer.drop_tail(data.len() - out.taken);
+                    tx.buf.drop_tail(data.len() - out.taken);
+                    tx.after_flush(now);
                 }
                 Ok(_) => {}
             }
+        } else {
+            tx.buffered(older == 0, now);
         }
     } else {
         // Does not fit: older buffered bytes go first, always.
         if let Err(class) = flush(stack, sock, tx, now) {
             out.error = Some(class);
-            tx.progress.blocked = true;
+            tx.timers.progress.set_blocked(true, now, tx.config.stall_grace);
             return out;
         }
-        if tx.coalescer.is_empty() {
-            // Nothing to coalesce with and too big to buffer: straight to the stack.
-            match send_once(stack, sock, data, None) {
+        if tx.buf.is_empty() {
+            // Nothing to coalesce with and too big to buffer: straight to the stack,
+            // with the caller's flag (MORE when more follows).
+            let flag = S::NATIVE_FLAGS.then_some(SendFlag::from_push(push));
+            match send_once(stack, sock, data, flag) {
                 Ok(n) => {
-                    tx.progress.on_handed(n, now);
+                    tx.handed(n, now);
                     out.taken = n;
                 }
                 Err(class) => {
                     out.error = Some(class);
-                    tx.progress.blocked = true;
+                    tx.timers.progress.set_blocked(true, now, tx.config.stall_grace);
                     return out;
                 }
             }
@@ -275,17 +307,22 @@ pub(crate) fn write<S: Stack, const TX: usize>(
         // Under MORE, keep what fits for later (a push's rest is not taken).
         if out.taken < data.len() && !push {
             let direct = out.taken;
-            let added = tx.coalescer.append(&data[direct..], false, now);
+            let was_empty = tx.buf.is_empty();
+            let added = tx.buf.append(&data[direct..]);
             out.taken += added;
-            if tx.coalescer.is_full() {
+            tx.buffered(was_empty, now);
+            if tx.buf.is_full() {
                 if let Err(class) = flush(stack, sock, tx, now) {
                     out.error = Some(class);
                     out.taken = direct;
+                    tx.buf.drop_tail(added);
                 }
             }
         }
     }
-    tx.progress.blocked = out.taken < data.len();
+    tx.timers
+        .progress
+        .set_blocked(out.taken < data.len(), now, tx.config.stall_grace);
     out
 }
 
@@ -296,25 +333,23 @@ mod tests {
     #[test]
     fn coalescer_keeps_order_and_reports_what_fits() {
         let mut c = Coalescer::<8>::new();
-        let t = Instant::from_millis(5);
-        assert_eq!(c.append(b"hello", false, t), 5);
-        assert_eq!(c.append(b"world", false, t), 3);
+        assert_eq!(c.append(b"hello"), 5);
+        assert_eq!(c.append(b"world"), 3);
         assert!(c.is_full());
         assert_eq!(c.bytes(), b"hellowor");
         c.consume(3);
         assert_eq!(c.bytes(), b"lowor");
-        assert!(!c.is_due(t, Duration::from_millis(200)));
-        assert!(c.is_due(Instant::from_millis(205), Duration::from_millis(200)));
+        c.drop_tail(2);
+        assert_eq!(c.bytes(), b"low");
         c.consume(100);
         assert!(c.is_empty());
-        assert_eq!(c.deadline(Duration::from_millis(1)), None);
     }
 
     #[test]
     fn zero_capacity_coalescer_takes_nothing() {
         let mut c = Coalescer::<0>::new();
-        assert_eq!(c.append(b"x", true, Instant::ZERO), 0);
+        assert_eq!(c.append(b"x"), 0);
         assert!(c.is_empty());
-        assert!(!c.is_due(Instant::from_millis(1_000_000), Duration::ZERO));
+        assert!(c.is_full());
     }
 }

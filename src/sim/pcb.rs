@@ -26,7 +26,7 @@ use smoltcp::time::Instant as SmolInstant;
 
 use crate::link::{LinkState, LinkStatus};
 use crate::stack::smoltcp::{PcbInfo, PcbOwner, SmolError, SmolSocket, SmoltcpStack};
-use crate::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
+use crate::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue};
 
 /// What happens when a PCB is needed and none is free.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -255,6 +255,8 @@ impl<const M: usize> TcpSendFlags for PcbLimited<'_, M> {
         self.inner.send_flagged(s, data, flag)
     }
 }
+
+impl<const M: usize> TcpPush for PcbLimited<'_, M> {}
 
 impl<const M: usize> TcpSendQueue for PcbLimited<'_, M> {
     fn send_queue(&mut self, s: &SmolSocket) -> Option<usize> {

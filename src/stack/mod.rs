@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | [`TcpAbort`] | send RST, free the PCB at once | `close` (FIN) |
 //! | [`TcpSendFlags`] | pass MORE/PUSH to the stack | netpool coalesces in a per-slot buffer |
+//! | [`TcpPush`] | send what MORE writes left queued, now | nothing to do (plain sends are not held) |
 //! | [`TcpSendQueue`] | bytes taken but not yet acknowledged | stall detection on write progress |
 //! | [`TcpPeerStatus`] | FIN/RST seen without reading | detected on the next read or write |
 //! | [`LinkStatus`] | link up/down read from the driver | "unknown", treated as up |
@@ -92,6 +93,21 @@ pub trait TcpSendFlags: TcpClientStack {
     }
 }
 
+/// "Send now": make the stack transmit what earlier MORE writes left queued, without
+/// writing more (lwIP `tcp_output`; Linux: `TCP_NODELAY` pushes pending frames).
+///
+/// Netpool calls it from [`Pool::flush`](crate::Pool::flush) and when its coalescing
+/// delay expires after MORE writes, so the application never has to hold a byte back
+/// to carry a late push and no stack needs its own corking timer. Only called on
+/// stacks with [`TcpSendFlags::NATIVE_FLAGS`]. Fallback: nothing to do.
+pub trait TcpPush: TcpClientStack {
+    /// Transmit queued data now. Default: `Ok(())`.
+    fn push(&mut self, socket: &mut Self::TcpSocket) -> nb::Result<(), Self::Error> {
+        let _ = socket;
+        Ok(())
+    }
+}
+
 /// Send-queue depth: the progress signal of the reaper.
 ///
 /// Fallback: `None`; netpool then judges progress by the bytes the stack takes.
@@ -139,12 +155,18 @@ pub trait TcpPeerStatus: TcpClientStack {
 /// returns `Ok(0)` for "nothing yet" must be adapted, or every idle connection would
 /// look closed by its peer.
 pub trait Stack:
-    TcpFullStack<Error: Classify> + TcpAbort + TcpSendFlags + TcpSendQueue + TcpPeerStatus + LinkStatus
+    TcpFullStack<Error: Classify> + TcpAbort + TcpSendFlags + TcpPush + TcpSendQueue + TcpPeerStatus + LinkStatus
 {
 }
 
 impl<T> Stack for T where
-    T: TcpFullStack<Error: Classify> + TcpAbort + TcpSendFlags + TcpSendQueue + TcpPeerStatus + LinkStatus
+    T: TcpFullStack<Error: Classify>
+        + TcpAbort
+        + TcpSendFlags
+        + TcpPush
+        + TcpSendQueue
+        + TcpPeerStatus
+        + LinkStatus
 {
 }
 
@@ -159,10 +181,18 @@ impl<T> Stack for T where
 ///
 /// ```
 /// use netpool::stack::Plain;
-/// use netpool::{Classify, ErrorClass};
-/// # fn demo<S: embedded_nal::TcpFullStack<Error = std::io::Error>>(stack: S) {
-/// // A stack whose error is `std::io::Error` (feature `std`) classifies precisely:
-/// let stack = Plain::with_classifier(stack, |e: &std::io::Error| e.kind().class());
+/// use netpool::Classify;
+/// /// A driver's error that knows its embedded-io kind.
+/// #[derive(Debug)]
+/// struct DriverError(embedded_io::ErrorKind);
+/// impl embedded_nal::TcpError for DriverError {
+///     fn kind(&self) -> embedded_nal::TcpErrorKind {
+///         embedded_nal::TcpErrorKind::Other
+///     }
+/// }
+/// # fn demo<S: embedded_nal::TcpFullStack<Error = DriverError>>(stack: S) {
+/// // Classify by the embedded-io kind: a reset is "peer gone", not fatal.
+/// let stack = Plain::with_classifier(stack, |e: &DriverError| e.0.class());
 /// # let _ = stack; }
 /// ```
 pub struct Plain<S: TcpClientStack> {
@@ -292,6 +322,7 @@ impl<S: TcpFullStack> TcpFullStack for Plain<S> {
 
 impl<S: TcpClientStack> TcpAbort for Plain<S> {}
 impl<S: TcpClientStack> TcpSendFlags for Plain<S> {}
+impl<S: TcpClientStack> TcpPush for Plain<S> {}
 impl<S: TcpClientStack> TcpSendQueue for Plain<S> {}
 impl<S: TcpClientStack> TcpPeerStatus for Plain<S> {}
 impl<S: TcpClientStack> LinkStatus for Plain<S> {

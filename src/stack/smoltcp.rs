@@ -153,7 +153,9 @@ use ::smoltcp::time::{Duration, Instant};
 use ::smoltcp::wire::IpEndpoint;
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 
-use super::{LinkState, LinkStatus, PeerStatus, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
+use super::{
+    LinkState, LinkStatus, PeerStatus, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue,
+};
 use crate::error::{Classify, ErrorClass};
 
 /// Sockets armed per listener unless [`SmoltcpStack::with_backlog`] sets another number.
@@ -199,7 +201,8 @@ pub enum SmolError {
     /// [`Refused`](ErrorClass::Refused).
     Refused,
     /// Connect failed: the socket's smoltcp timeout expired before the handshake
-    /// completed. Class [`Timeout`](ErrorClass::Timeout).
+    /// completed. Class [`ConnectionTimedOut`](ErrorClass::ConnectionTimedOut): the
+    /// connection failed for good.
     TimedOut,
     /// The connection was reset by the peer. Class [`Reset`](ErrorClass::Reset).
     Reset,
@@ -266,7 +269,7 @@ impl Classify for SmolError {
             SmolError::Unaddressable => ErrorClass::NoRoute,
             SmolError::AddressInUse => ErrorClass::AddressInUse,
             SmolError::Refused => ErrorClass::Refused,
-            SmolError::TimedOut => ErrorClass::Timeout,
+            SmolError::TimedOut => ErrorClass::ConnectionTimedOut,
             SmolError::Reset => ErrorClass::Reset,
             SmolError::ConnectionLost => ErrorClass::ConnectionLost,
             SmolError::Closed => ErrorClass::Closed,
@@ -1229,6 +1232,9 @@ impl<const M: usize> TcpAbort for SmoltcpStack<'_, M> {
 /// sends whatever the window allows), so netpool coalesces `More` writes itself.
 impl<const M: usize> TcpSendFlags for SmoltcpStack<'_, M> {}
 
+/// Nothing to push: smoltcp sends whatever its window allows at the next poll.
+impl<const M: usize> TcpPush for SmoltcpStack<'_, M> {}
+
 /// Native: `tcp::Socket::send_queue`. smoltcp removes bytes from the transmit buffer
 /// only when they are acknowledged, so its length is exactly "taken but not yet
 /// acknowledged" (unsent plus in flight). `None` for sockets that are neither
@@ -1873,7 +1879,9 @@ mod tests {
             r => Some(other(r)),
         });
         assert_eq!(e, SmolError::TimedOut);
-        assert!(e.class().is_retry());
+        // A connect that timed out failed for good: not "try again later".
+        assert_eq!(e.class(), ErrorClass::ConnectionTimedOut);
+        assert!(!e.class().is_retry());
         assert!(net.now - t0 >= timeout);
         net.stack.abort(c).unwrap();
         net.step();
@@ -1992,7 +2000,7 @@ mod tests {
             (E::Unaddressable, ErrorClass::NoRoute),
             (E::AddressInUse, ErrorClass::AddressInUse),
             (E::Refused, ErrorClass::Refused),
-            (E::TimedOut, ErrorClass::Timeout),
+            (E::TimedOut, ErrorClass::ConnectionTimedOut),
             (E::Reset, ErrorClass::Reset),
             (E::ConnectionLost, ErrorClass::ConnectionLost),
             (E::Closed, ErrorClass::Closed),

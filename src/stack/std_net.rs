@@ -78,7 +78,7 @@ use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
-    LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue,
+    LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue,
 };
 use crate::error::{Classify, ErrorClass};
 
@@ -613,6 +613,19 @@ impl TcpSendFlags for StdStack {
             0
         };
         self.send_with(socket, data, flags)
+    }
+}
+
+/// Native: setting `TCP_NODELAY` (already on) makes Linux push the frames that
+/// `MSG_MORE` sends left pending, at once.
+impl TcpPush for StdStack {
+    fn push(&mut self, socket: &mut StdSocket) -> nb::Result<(), StdError> {
+        match &socket.inner {
+            Inner::Connected { sock, .. } => {
+                sock.set_tcp_nodelay(true).map_err(|e| nb::Error::Other(e.into()))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

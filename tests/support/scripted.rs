@@ -70,7 +70,8 @@ use std::net::SocketAddr;
 
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 use netpool::stack::{
-    LinkState, LinkStatus, PeerStatus, Plain, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue,
+    LinkState, LinkStatus, PeerStatus, Plain, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags,
+    TcpSendQueue,
 };
 use netpool::{Classify, ErrorClass};
 
@@ -239,6 +240,8 @@ pub enum Call {
     Accept(SockId),
     SendQueue(SockId),
     PeerStatus(SockId),
+    /// A push of what MORE sends left queued (`TcpPush`).
+    Push(SockId),
 }
 
 // -------------------------------------------------------------------------------------
@@ -1128,6 +1131,14 @@ impl TcpSendFlags for ScriptedStack {
 
     fn send_flagged(&mut self, sock: &mut SockId, data: &[u8], flag: SendFlag) -> NbResult<usize> {
         self.send_logged(*sock, data, Some(flag))
+    }
+}
+
+/// Records the push; the scripted peer receives MORE bytes at once anyway.
+impl TcpPush for ScriptedStack {
+    fn push(&mut self, sock: &mut SockId) -> NbResult<()> {
+        self.record(Call::Push(*sock));
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ use core::marker::PhantomData;
 use core::net::{SocketAddr, SocketAddrV4};
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
-use netpool::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
+use netpool::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue};
 use netpool::{Classify, Duration, Instant, LinkState, LinkStatus, LwipErr};
 
 use crate::error::LwipError;
@@ -542,6 +542,13 @@ impl TcpSendFlags for LwipStack {
             0 if !data.is_empty() => Err(nb::Error::WouldBlock),
             n => Ok(n),
         }
+    }
+}
+
+/// Native: `tcp_output` — what MORE writes left queued goes out now (an empty push).
+impl TcpPush for LwipStack {
+    fn push(&mut self, socket: &mut LwipSocket) -> nb::Result<(), LwipError> {
+        self.send_flagged(socket, &[], SendFlag::Push).map(|_| ())
     }
 }
 

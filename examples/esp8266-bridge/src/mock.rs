@@ -33,7 +33,7 @@ use embedded_hal::digital::{ErrorType as PinErrorType, InputPin, OutputPin};
 use embedded_hal::spi::{ErrorType as SpiErrorType, Operation, SpiDevice};
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 use netpool::stack::{
-    LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue,
+    LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue,
 };
 use netpool::{Classify, ErrorClass};
 
@@ -423,6 +423,9 @@ impl TcpSendFlags for MockStack {
 }
 
 impl TcpSendQueue for MockStack {}
+
+/// Nothing to push: the mock delivers every byte at once.
+impl TcpPush for MockStack {}
 
 impl TcpPeerStatus for MockStack {
     fn peer_status(&mut self, s: &MockSocket) -> PeerStatus {

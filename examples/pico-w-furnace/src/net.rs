@@ -305,7 +305,9 @@ pub async fn web_server<const H: usize>(
     shared: &Shared<H>,
 ) -> ! {
     let timer = EmbassyTimer;
+    // Every task registers the same listener: the first starts it, the rest update it.
     let params = ListenParams::new(WEB_TASKS as u8);
+    let _ = POOL.listen(HTTP_PORT, params);
     let mut buffers = Buffers {
         request: [0u8; REQUEST_BUF],
         response: [0u8; RESPONSE_BUF],
@@ -318,13 +320,16 @@ pub async fn web_server<const H: usize>(
         }
         set_phase(id, Phase::Accepting, timer.now());
         let deadline = timer.now() + ACCEPT_WINDOW;
-        match POOL.accept(&acceptor, HTTP_PORT, params, &timer, deadline).await {
+        match POOL.accept(&acceptor, HTTP_PORT, &timer, deadline).await {
             Ok(conn) => {
                 net_log!(debug, "web[{}]: connection {}", id, conn.handle());
                 serve(id, conn, &timer, &mut buffers, shared).await;
                 record(|r| r.tasks[id % WEB_TASKS].connections += 1);
             }
             Err(AcceptError::TimedOut) => {}
+            Err(AcceptError::NotListening) => {
+                let _ = POOL.listen(HTTP_PORT, params);
+            }
             Err(AcceptError::Stack(class)) => {
                 record(|r| r.stats.accept_failed += 1);
                 net_log!(warn, "web[{}]: accept failed: {}", id, class);
@@ -406,7 +411,8 @@ async fn serve<const H: usize>(
     match written {
         Ok(()) => {
             record(|r| r.stats.written += 1);
-            conn.close(timer, timer.now() + CLOSE_TIMEOUT).await
+            // The slot is free at once; this task gives the FIN up to CLOSE_TIMEOUT.
+            conn.close_in_task(timer, CLOSE_TIMEOUT).await
         }
         Err(e) => {
             record(|r| {

@@ -1,0 +1,761 @@
+//! The connection core: every decision of the pool, with no I/O (sans-IO).
+//!
+//! [`Core`] owns the slot table (generations, states, close reasons, timers,
+//! progress), the listener table (ports, caps, modes), the counters and the
+//! per-connection events. It never touches a socket: the drivers
+//! ([`Pool`](crate::Pool) over embedded-nal, [`AsyncPool`](crate::asynch::AsyncPool)
+//! over embedded-nal-async / edge-nal) do the I/O, tell the core what happened
+//! through its `handle_*(…, now)` methods and carry out what it decides.
+//!
+//! Call order for a driver:
+//!
+//! 1. incoming connection on listener `l` → [`Core::handle_incoming`]: a slot, or a
+//!    [`Rejection`] (release the socket at once);
+//! 2. outgoing connection → [`Core::pick_connect_slot`], then (stack accepted)
+//!    [`Core::handle_connect_started`]; later [`Core::handle_connected`] or
+//!    [`Core::handle_connect_failed`];
+//! 3. each I/O result → [`Core::handle_read`], [`Core::handle_written`],
+//!    [`Core::handle_peer_fin`], [`Core::handle_error`];
+//! 4. timers: [`Core::due`] says which of a slot's [`Timer`]s has expired;
+//!    [`Core::handle_stall_reading`] and [`Core::handle_expired`] decide what to do;
+//!    [`Core::poll_timeout`] is the earliest of all of them — exactly the time at
+//!    which one of these calls will return something new;
+//! 5. the slot ends → [`Core::handle_released`] (frees it, or keeps it in its end
+//!    state until the application acknowledges it when
+//!    [`Config::hold_ended`](crate::Config::hold_ended) is set).
+
+mod slot;
+mod stamp;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use slot::{event_bits, Remote, Slot, TxTimers};
+pub(crate) use stamp::Stamp;
+
+use core::net::SocketAddr;
+
+use crate::config::Config;
+use crate::error::{ConnError, ConnectError, ErrorClass};
+use crate::event::{Event, EventKind};
+use crate::handle::{CloseReason, ConnHandle, ListenerId};
+use crate::listener::{ListenMode, ListenParams, Rejection};
+use crate::reaper::{SendProgress, Verdict};
+use crate::report::{Counters, SlotReport};
+use crate::state::ConnState;
+use crate::time::Instant;
+
+/// How a socket is given back to the stack.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// FIN, after handing over coalesced bytes.
+    Close,
+    /// RST where the stack can.
+    Abort,
+}
+
+/// What an error does to a connection (the [`Disposition`](crate::Disposition)
+/// applied).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum AfterError {
+    /// Not an error: nothing changes.
+    Retry,
+    /// The peer is gone: `OtherEndClosed`, nothing more can be sent; keep the socket
+    /// so received bytes stay readable.
+    PeerGone,
+    /// Fatal: abort the socket now; the slot is `Aborted`.
+    Abort,
+}
+
+/// The timers of one slot. [`Core::poll_timeout`] is the earliest of them all.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// An outgoing connection's deadline.
+    Connect,
+    /// Coalesced bytes are due at the stack.
+    Flush,
+    /// A send-progress reading is due (the stall verdict).
+    Stall,
+    /// No traffic for [`Config::idle_timeout`].
+    Idle,
+    /// An ended connection left unclosed for [`Config::abandoned_after`].
+    Abandoned,
+}
+
+impl Timer {
+    pub const ALL: [Timer; 5] = [
+        Timer::Connect,
+        Timer::Flush,
+        Timer::Stall,
+        Timer::Idle,
+        Timer::Abandoned,
+    ];
+}
+
+/// One entry of the listener table (the driver keeps the socket, if any).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ListenerEntry {
+    pub port: u16,
+    pub params: ListenParams,
+    pub generation: u16,
+}
+
+/// What [`Core::plan_listen`] decided.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ListenPlan {
+    /// Start a new listener in entry `i` (the driver opens its socket first).
+    Start(usize),
+    /// Replace the parameters of entry `i`.
+    Update(usize),
+    /// Stop entry `i`.
+    Stop(usize),
+    /// `max_conns == 0` for a port with no listener: nothing to do.
+    Nothing,
+    /// Every entry is in use.
+    TableFull,
+}
+
+/// An admitted incoming connection.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Admitted {
+    pub handle: ConnHandle,
+    /// The listener was one-shot and is now stopped (close its socket).
+    pub listener_stopped: bool,
+}
+
+/// The sans-IO connection core: see the [module docs](self).
+pub(crate) struct Core<const N: usize, const L: usize> {
+    slots: [Slot; N],
+    listeners: [Option<ListenerEntry>; L],
+    listener_generation: u16,
+    counters: Counters,
+    config: Config,
+    /// The latest `now` the core was given (deadlines are reported relative to it).
+    clock: Instant,
+    /// Where the next event scan starts (round robin over slots).
+    event_cursor: u8,
+}
+
+impl<const N: usize, const L: usize> Core<N, L> {
+    const CAPACITY_FITS: () = assert!(
+        N <= u8::MAX as usize && L <= u8::MAX as usize,
+        "a pool has at most 255 connection and 255 listener slots"
+    );
+
+    /// An empty table.
+    pub const fn new(config: Config) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::CAPACITY_FITS;
+        Core {
+            slots: [const { Slot::new() }; N],
+            listeners: [const { None }; L],
+            listener_generation: 0,
+            counters: Counters::ZERO,
+            config,
+            clock: Instant::ZERO,
+            event_cursor: 0,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if now > self.clock {
+            self.clock = now;
+        }
+    }
+
+    /// The latest `now` the core was given.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub fn clock(&self) -> Instant {
+        self.clock
+    }
+
+    pub fn slot(&self, i: usize) -> &Slot {
+        &self.slots[i]
+    }
+
+    pub fn tx_mut(&mut self, i: usize) -> &mut TxTimers {
+        &mut self.slots[i].tx
+    }
+
+    // ------------------------------------------------------------ listeners
+
+    pub fn listener_index(&self, port: u16) -> Option<usize> {
+        self.listeners
+            .iter()
+            .position(|l| l.as_ref().is_some_and(|l| l.port == port))
+    }
+
+    pub fn listener(&self, i: usize) -> Option<ListenerEntry> {
+        self.listeners.get(i).copied().flatten()
+    }
+
+    /// What `listen(port, params)` must do.
+    pub fn plan_listen(&self, port: u16, params: ListenParams) -> ListenPlan {
+        match (self.listener_index(port), params.max_conns) {
+            (Some(i), 0) => ListenPlan::Stop(i),
+            (Some(i), _) => ListenPlan::Update(i),
+            (None, 0) => ListenPlan::Nothing,
+            (None, _) => match self.listeners.iter().position(Option::is_none) {
+                Some(i) => ListenPlan::Start(i),
+                None => ListenPlan::TableFull,
+            },
+        }
+    }
+
+    /// Carry out [`ListenPlan::Start`] or [`ListenPlan::Update`].
+    pub fn set_listener(&mut self, i: usize, port: u16, params: ListenParams) -> ListenerId {
+        let generation = match self.listeners[i] {
+            Some(l) if l.port == port => l.generation,
+            _ => {
+                self.listener_generation = self.listener_generation.wrapping_add(1);
+                self.listener_generation
+            }
+        };
+        self.listeners[i] = Some(ListenerEntry {
+            port,
+            params,
+            generation,
+        });
+        ListenerId {
+            index: i as u8,
+            generation,
+        }
+    }
+
+    pub fn remove_listener(&mut self, i: usize) {
+        self.listeners[i] = None;
+    }
+
+    /// Connections open on `port` that count against its cap.
+    pub fn open_on_port(&self, port: u16) -> usize {
+        self.slots.iter().filter(|s| s.counts_against(port)).count()
+    }
+
+    // ------------------------------------------------------------ admission
+
+    /// An incoming connection arrived on listener `li`: serve it in a free slot, or
+    /// reject it (the driver releases it at once). Counted either way.
+    pub fn handle_incoming(
+        &mut self,
+        li: usize,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> Result<Admitted, Rejection> {
+        self.tick(now);
+        let Some(l) = self.listener(li) else {
+            // Cannot happen through the drivers; refuse rather than serve unlisted.
+            return Err(self.count_rejection(Rejection::PortCap));
+        };
+        if self.open_on_port(l.port) >= l.params.max_conns as usize {
+            return Err(self.count_rejection(Rejection::PortCap));
+        }
+        let Some(i) = self.free_slot() else {
+            return Err(self.count_rejection(Rejection::PoolFull));
+        };
+        let handle = self.occupy(
+            i,
+            ConnState::Connected,
+            false,
+            l.port,
+            remote,
+            l.params.protocol,
+            now,
+        );
+        self.slots[i].events |= event_bits::ACCEPTED;
+        self.counters.accepted = self.counters.accepted.wrapping_add(1);
+        let listener_stopped = l.params.mode == ListenMode::OneShot;
+        if listener_stopped {
+            self.listeners[li] = None;
+        }
+        Ok(Admitted {
+            handle,
+            listener_stopped,
+        })
+    }
+
+    fn count_rejection(&mut self, why: Rejection) -> Rejection {
+        let c = &mut self.counters;
+        c.rejected = c.rejected.wrapping_add(1);
+        match why {
+            Rejection::PortCap => c.rejected_port_cap = c.rejected_port_cap.wrapping_add(1),
+            Rejection::PoolFull => {
+                c.rejected_pool_full = c.rejected_pool_full.wrapping_add(1);
+                c.exhausted = c.exhausted.wrapping_add(1);
+            }
+        }
+        why
+    }
+
+    /// An error from the stack's accept (retry classes are not counted).
+    pub fn handle_accept_error(&mut self, class: ErrorClass) {
+        if !class.is_retry() {
+            self.counters.accept_errors = self.counters.accept_errors.wrapping_add(1);
+        }
+    }
+
+    // ------------------------------------------------------------ connect
+
+    /// The slot an outgoing connection will take: `want` if given and free, else the
+    /// first free one. Nothing is taken yet.
+    pub fn pick_connect_slot(&mut self, want: Option<usize>) -> Result<usize, ConnectError> {
+        match want {
+            Some(i) if i >= N => Err(ConnectError::NoSuchSlot),
+            Some(i) if self.slots[i].state.is_in_use() => Err(ConnectError::SlotInUse),
+            Some(i) => Ok(i),
+            None => self.free_slot().ok_or_else(|| {
+                self.counters.exhausted = self.counters.exhausted.wrapping_add(1);
+                ConnectError::PoolFull
+            }),
+        }
+    }
+
+    /// The stack started (or completed) the connect: the slot is taken.
+    pub fn handle_connect_started(
+        &mut self,
+        i: usize,
+        remote: SocketAddr,
+        protocol: u8,
+        established: bool,
+        deadline: Instant,
+        now: Instant,
+    ) -> ConnHandle {
+        let state = if established {
+            ConnState::Connected
+        } else {
+            ConnState::Connecting
+        };
+        let h = self.occupy(i, state, true, 0, remote, protocol, now);
+        self.slots[i].connect_deadline = Stamp::of(deadline);
+        self.counters.connects = self.counters.connects.wrapping_add(1);
+        if established {
+            self.slots[i].events |= event_bits::CONNECTED;
+        }
+        h
+    }
+
+    /// The stack refused the connect before a slot was taken.
+    pub fn handle_connect_refused(&mut self) {
+        self.counters.connects = self.counters.connects.wrapping_add(1);
+        self.counters.connect_failed = self.counters.connect_failed.wrapping_add(1);
+    }
+
+    pub fn handle_connected(&mut self, i: usize, now: Instant) {
+        self.tick(now);
+        let s = &mut self.slots[i];
+        if s.state == ConnState::Connecting {
+            s.set_state(ConnState::Connected, now);
+            s.touch(now);
+            s.tx.progress = SendProgress::new(now);
+            s.events |= event_bits::CONNECTED;
+        }
+    }
+
+    /// The connect failed or timed out: the socket is released; the slot stays
+    /// `Aborted` with the reason until the application closes it.
+    pub fn handle_connect_failed(&mut self, i: usize, reason: CloseReason, now: Instant) {
+        self.tick(now);
+        let s = &mut self.slots[i];
+        if s.state.is_in_use() && s.state != ConnState::Aborted {
+            s.can_send = false;
+            s.tx.flush_due = None;
+            s.note_reason(reason);
+            s.set_state(ConnState::Aborted, now);
+            s.events |= event_bits::CONNECT_FAILED;
+            self.counters.connect_failed = self.counters.connect_failed.wrapping_add(1);
+        }
+    }
+
+    // ------------------------------------------------------------ handles
+
+    /// The slot a handle names, if the handle is not stale (its connection may have
+    /// ended: the slot is then `Free`).
+    pub fn slot_of(&self, h: ConnHandle) -> Result<usize, ConnError> {
+        match self.slots.get(h.slot()) {
+            Some(slot) if slot.generation == h.generation => Ok(h.slot()),
+            _ => Err(ConnError::Stale),
+        }
+    }
+
+    /// The slot of a handle whose connection has not ended.
+    pub fn live(&self, h: ConnHandle) -> Result<usize, ConnError> {
+        let i = self.slot_of(h)?;
+        let slot = &self.slots[i];
+        if !slot.state.is_in_use() {
+            return Err(ConnError::Closed(
+                slot.close_reason.unwrap_or(CloseReason::Closed),
+            ));
+        }
+        Ok(i)
+    }
+
+    /// The error a handle operation reports for a slot's current state.
+    pub fn error_for(&self, i: usize) -> ConnError {
+        let s = &self.slots[i];
+        crate::handle::ended_error(s.state, s.close_reason)
+    }
+
+    /// What a read that found nothing reports: wait, unless the connection is
+    /// already known dead (a write or the reaper found out), in which case the
+    /// reader learns it at once.
+    pub fn nothing_to_read(&self, i: usize) -> Option<ConnError> {
+        let s = &self.slots[i];
+        (s.state == ConnState::OtherEndClosed && !s.can_send).then(|| self.error_for(i))
+    }
+
+    // ------------------------------------------------------------ traffic
+
+    pub fn handle_read(&mut self, i: usize, n: usize, now: Instant) {
+        self.tick(now);
+        let s = &mut self.slots[i];
+        s.bytes_in = s.bytes_in.wrapping_add(n as u32);
+        if n > 0 {
+            s.touch(now);
+        }
+    }
+
+    /// A write took `taken` bytes (progress and the flush timer were updated by the
+    /// write path on [`TxTimers`]).
+    pub fn handle_written(&mut self, i: usize, taken: usize, now: Instant) {
+        self.tick(now);
+        let s = &mut self.slots[i];
+        s.bytes_out = s.bytes_out.wrapping_add(taken as u32);
+        if taken > 0 {
+            s.touch(now);
+        }
+    }
+
+    /// The peer sent FIN: `OtherEndClosed`, still writable (half-close). Returns
+    /// whether this was news.
+    pub fn handle_peer_fin(&mut self, i: usize, now: Instant) -> bool {
+        self.tick(now);
+        let s = &mut self.slots[i];
+        if s.state != ConnState::Connected {
+            return false;
+        }
+        s.set_state(ConnState::OtherEndClosed, now);
+        s.note_reason(CloseReason::PeerGone(ErrorClass::Closed));
+        s.events |= event_bits::PEER_CLOSED;
+        self.counters.peer_closed = self.counters.peer_closed.wrapping_add(1);
+        true
+    }
+
+    /// Apply an error's [`Disposition`](crate::Disposition) to a connection: the one
+    /// rule of both drivers.
+    pub fn handle_error(&mut self, i: usize, class: ErrorClass, now: Instant) -> AfterError {
+        self.tick(now);
+        let s = &mut self.slots[i];
+        match crate::handle::after_error(class) {
+            None => AfterError::Retry,
+            Some((ConnState::OtherEndClosed, reason)) => {
+                s.can_send = false;
+                s.tx.flush_due = None;
+                s.note_reason(reason);
+                if s.state == ConnState::Connected {
+                    s.set_state(ConnState::OtherEndClosed, now);
+                    s.events |= event_bits::PEER_CLOSED;
+                    self.counters.peer_closed = self.counters.peer_closed.wrapping_add(1);
+                }
+                AfterError::PeerGone
+            }
+            Some((_, reason)) => {
+                let counted = s.is_open() || s.state == ConnState::Connecting;
+                s.can_send = false;
+                s.tx.flush_due = None;
+                s.note_reason(reason);
+                s.set_state(ConnState::Aborted, now);
+                if counted {
+                    s.events |= event_bits::ABORTED;
+                    self.counters.aborted = self.counters.aborted.wrapping_add(1);
+                }
+                AfterError::Abort
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ timers
+
+    /// When `timer` of slot `i` expires, if it is running.
+    pub fn deadline(&self, i: usize, timer: Timer) -> Option<Stamp> {
+        let s = &self.slots[i];
+        let c = &self.config;
+        match timer {
+            Timer::Connect => (s.state == ConnState::Connecting).then_some(s.connect_deadline),
+            Timer::Flush => (s.is_open() && s.can_send).then_some(s.tx.flush_due).flatten(),
+            Timer::Stall => (s.is_open() && s.can_send)
+                .then(|| s.tx.progress.deadline())
+                .flatten(),
+            Timer::Idle => s
+                .is_open()
+                .then_some(c.idle_timeout)
+                .flatten()
+                .map(|d| s.last_activity.plus(d)),
+            Timer::Abandoned => {
+                let ended = matches!(s.state, ConnState::OtherEndClosed | ConnState::Aborted);
+                let after = c.abandoned_after.filter(|_| ended)?;
+                // A half-closed connection still moving data is in use, not abandoned.
+                let since = if s.can_send {
+                    s.state_since.later(s.last_activity)
+                } else {
+                    s.state_since
+                };
+                Some(since.plus(after))
+            }
+        }
+    }
+
+    /// Whether `timer` of slot `i` has expired at `now`.
+    pub fn due(&self, i: usize, timer: Timer, now: Instant) -> bool {
+        self.deadline(i, timer).is_some_and(|d| d.reached(now))
+    }
+
+    /// The earliest deadline of every running timer: the first time at which a
+    /// [`due`](Self::due) check returns `true` (it may already have passed).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        for i in 0..N {
+            for timer in Timer::ALL {
+                if let Some(d) = self.deadline(i, timer) {
+                    let t = d.instant(self.clock);
+                    earliest = Some(earliest.map_or(t, |e| e.min(t)));
+                }
+            }
+        }
+        earliest
+    }
+
+    /// The stall reading of slot `i` (its [`Timer::Stall`] expired): `queue` is the
+    /// stack's send-queue depth if it can tell, `buffered` netpool's coalesced bytes.
+    /// Returns `true` when the connection is stalled and must be reaped (counted).
+    pub fn handle_stall_reading(
+        &mut self,
+        i: usize,
+        queue: Option<usize>,
+        buffered: usize,
+        now: Instant,
+    ) -> bool {
+        self.tick(now);
+        let grace = self.config.stall_grace;
+        let stalled = self.slots[i].tx.progress.observe(queue, buffered, now, grace) == Verdict::Stalled;
+        if stalled {
+            self.counters.reaped = self.counters.reaped.wrapping_add(1);
+        }
+        stalled
+    }
+
+    /// The pool's decision for an expired [`Timer::Idle`] or [`Timer::Abandoned`]
+    /// (counted): how to release the socket and the reason to record.
+    pub fn handle_expired(&mut self, i: usize, timer: Timer, now: Instant) -> Option<(Release, CloseReason)> {
+        self.tick(now);
+        if !self.due(i, timer, now) {
+            return None;
+        }
+        let c = &mut self.counters;
+        match timer {
+            Timer::Idle => {
+                c.idle_closed = c.idle_closed.wrapping_add(1);
+                Some((Release::Close, CloseReason::Idle))
+            }
+            Timer::Abandoned => {
+                c.abandoned = c.abandoned.wrapping_add(1);
+                Some((Release::Abort, CloseReason::Abandoned))
+            }
+            Timer::Connect => Some((Release::Abort, CloseReason::ConnectTimeout)),
+            Timer::Flush | Timer::Stall => None,
+        }
+    }
+
+    // ------------------------------------------------------------ ending
+
+    /// The application closes (or aborts) a connection: `Ok(Some(i))` when slot `i`
+    /// must be released now, `Ok(None)` when it has already ended (idempotent).
+    pub fn handle_app_close(&mut self, h: ConnHandle, abort: bool) -> Result<Option<usize>, ConnError> {
+        match self.live(h) {
+            Ok(i) => {
+                if abort && self.slots[i].state != ConnState::Aborted {
+                    self.counters.aborted = self.counters.aborted.wrapping_add(1);
+                }
+                Ok(Some(i))
+            }
+            Err(ConnError::Closed(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The driver released slot `i`'s socket (`reason` says who decided). The slot
+    /// is free — unless the pool decided it, [`Config::hold_ended`] is set and the
+    /// application has not closed it: then it stays `Aborted` (with the reason and a
+    /// [`EventKind::Reaped`] event) until the application closes the handle.
+    pub fn handle_released(&mut self, i: usize, reason: CloseReason, now: Instant) {
+        self.tick(now);
+        let hold = self.config.hold_ended;
+        let s = &mut self.slots[i];
+        s.can_send = false;
+        s.tx.flush_due = None;
+        match reason {
+            CloseReason::Closed | CloseReason::Aborted => s.note_reason(reason),
+            _ => s.close_reason = Some(reason),
+        }
+        let pool_decision = matches!(reason, CloseReason::Stalled | CloseReason::Idle);
+        if pool_decision {
+            s.events |= event_bits::REAPED;
+        }
+        if pool_decision && hold {
+            s.set_state(ConnState::Aborted, now);
+        } else {
+            s.events &= !event_bits::ACCEPTED;
+            s.set_state(ConnState::Free, now);
+        }
+    }
+
+    /// The async driver's reaper ended a connection whose socket a task still holds:
+    /// `Aborted` with `reason` (counted by the timer that decided it) until the task
+    /// drops or closes its guard.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub fn handle_gave_up(&mut self, i: usize, reason: CloseReason, now: Instant) {
+        self.tick(now);
+        let s = &mut self.slots[i];
+        s.can_send = false;
+        s.tx.flush_due = None;
+        s.close_reason = Some(reason);
+        s.events |= event_bits::REAPED;
+        s.set_state(ConnState::Aborted, now);
+    }
+
+    // ------------------------------------------------------------ events
+
+    /// The next per-connection event not yet drained (round robin over slots).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        for k in 0..N {
+            let i = (self.event_cursor as usize + k) % N;
+            let s = &mut self.slots[i];
+            if s.events == 0 {
+                continue;
+            }
+            let bit = s.events & s.events.wrapping_neg();
+            s.events &= !bit;
+            self.event_cursor = ((i + 1) % N) as u8;
+            let kind = match bit {
+                event_bits::ACCEPTED => EventKind::Accepted,
+                event_bits::CONNECTED => EventKind::Connected,
+                event_bits::CONNECT_FAILED => EventKind::ConnectFailed,
+                event_bits::PEER_CLOSED => EventKind::PeerClosed,
+                event_bits::REAPED => EventKind::Reaped,
+                _ => EventKind::Aborted,
+            };
+            return Some(Event {
+                handle: s.handle(i),
+                kind,
+                reason: s.close_reason,
+            });
+        }
+        None
+    }
+
+    /// The next accepted connection not yet handed out (drains its
+    /// [`EventKind::Accepted`] event).
+    pub fn take_accepted(&mut self) -> Option<usize> {
+        let i = self
+            .slots
+            .iter()
+            .position(|s| s.events & event_bits::ACCEPTED != 0 && s.state.is_in_use())?;
+        self.slots[i].events &= !event_bits::ACCEPTED;
+        Some(i)
+    }
+
+    // ------------------------------------------------------------ queries
+
+    pub fn free_slot(&self) -> Option<usize> {
+        self.slots.iter().position(|s| !s.state.is_in_use())
+    }
+
+    pub fn free_slots(&self) -> usize {
+        self.slots.iter().filter(|s| !s.state.is_in_use()).count()
+    }
+
+    pub fn handles(&self) -> impl Iterator<Item = ConnHandle> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state.is_in_use())
+            .map(|(i, s)| s.handle(i))
+    }
+
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        c.in_use = (N - self.free_slots()) as u32;
+        c
+    }
+
+    pub fn count_dropped_on_close(&mut self, bytes: usize) {
+        self.counters.dropped_on_close = self.counters.dropped_on_close.wrapping_add(bytes as u32);
+    }
+
+    pub fn report(&self, i: usize, buffered: usize, now: Instant) -> SlotReport {
+        let s = &self.slots[i];
+        SlotReport {
+            slot: i as u8,
+            generation: s.generation,
+            state: s.state,
+            local_port: s.port,
+            remote: s.remote.addr(),
+            protocol: s.protocol,
+            age: s.age(now),
+            bytes_in: u64::from(s.bytes_in),
+            bytes_out: u64::from(s.bytes_out),
+            idle: s.last_activity.elapsed(now),
+            buffered: buffered.min(u16::MAX as usize) as u16,
+            close_reason: s.close_reason,
+        }
+    }
+
+    // ------------------------------------------------------------ internals
+
+    #[allow(clippy::too_many_arguments)]
+    fn occupy(
+        &mut self,
+        i: usize,
+        state: ConnState,
+        outgoing: bool,
+        port: u16,
+        remote: SocketAddr,
+        protocol: u8,
+        now: Instant,
+    ) -> ConnHandle {
+        self.tick(now);
+        let s = &mut self.slots[i];
+        let generation = s.generation.wrapping_add(1);
+        *s = Slot {
+            generation,
+            state,
+            protocol,
+            events: 0,
+            can_send: true,
+            outgoing,
+            close_reason: None,
+            port,
+            remote: Remote::of(remote),
+            opened_at: Stamp::of(now),
+            state_since: Stamp::of(now),
+            last_activity: Stamp::of(now),
+            connect_deadline: Stamp::of(now),
+            tx: TxTimers {
+                progress: SendProgress::new(now),
+                flush_due: None,
+            },
+            bytes_in: 0,
+            bytes_out: 0,
+        };
+        let in_use = (N - self.free_slots()) as u32;
+        if in_use > self.counters.high_water {
+            self.counters.high_water = in_use;
+        }
+        self.slots[i].handle(i)
+    }
+}

@@ -1,0 +1,270 @@
+//! The core alone: no stack, no sockets. Random sequences of driver inputs must keep
+//! the table consistent, respect every cap, count every decision, and keep
+//! `poll_timeout` exact: after the timers due at `now` are handled, the next timeout
+//! is strictly later (a firmware sleeping until it never spins).
+
+use core::net::{Ipv4Addr, SocketAddr};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::time::Duration;
+
+const N: usize = 4;
+const L: usize = 2;
+const PORTS: [u16; 2] = [80, 21];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Listen {
+        port: usize,
+        cap: u8,
+        one_shot: bool,
+    },
+    Incoming {
+        port: usize,
+    },
+    Connect {
+        slot: Option<usize>,
+        established: bool,
+    },
+    Connected {
+        slot: usize,
+    },
+    Read {
+        slot: usize,
+        n: usize,
+    },
+    Write {
+        slot: usize,
+        taken: usize,
+        refused: bool,
+        buffered: bool,
+    },
+    PeerFin {
+        slot: usize,
+    },
+    Error {
+        slot: usize,
+        class: usize,
+    },
+    Close {
+        slot: usize,
+        abort: bool,
+    },
+    Advance {
+        ms: u64,
+    },
+}
+
+const CLASSES: [ErrorClass; 6] = [
+    ErrorClass::WouldBlock,
+    ErrorClass::Timeout,
+    ErrorClass::Reset,
+    ErrorClass::Closed,
+    ErrorClass::ConnectionTimedOut,
+    ErrorClass::Fatal,
+];
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..2usize, 0..4u8, any::<bool>()).prop_map(|(port, cap, one_shot)| Op::Listen {
+            port,
+            cap,
+            one_shot
+        }),
+        (0..2usize).prop_map(|port| Op::Incoming { port }),
+        (proptest::option::of(0..N + 1), any::<bool>())
+            .prop_map(|(slot, established)| Op::Connect { slot, established }),
+        (0..N).prop_map(|slot| Op::Connected { slot }),
+        (0..N, 0..100usize).prop_map(|(slot, n)| Op::Read { slot, n }),
+        (0..N, 0..100usize, any::<bool>(), any::<bool>()).prop_map(|(slot, taken, refused, buffered)| {
+            Op::Write {
+                slot,
+                taken,
+                refused,
+                buffered,
+            }
+        }),
+        (0..N).prop_map(|slot| Op::PeerFin { slot }),
+        (0..N, 0..CLASSES.len()).prop_map(|(slot, class)| Op::Error { slot, class }),
+        (0..N, any::<bool>()).prop_map(|(slot, abort)| Op::Close { slot, abort }),
+        (0..20_000u64).prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
+fn config() -> impl Strategy<Value = Config> {
+    (any::<bool>(), any::<bool>(), 1..20_000u64).prop_map(|(idle, hold, grace)| {
+        Config::new()
+            .with_stall_grace(Duration::from_millis(grace))
+            .with_idle_timeout(idle.then_some(Duration::from_secs(7)))
+            .with_hold_ended(hold)
+    })
+}
+
+fn remote() -> SocketAddr {
+    SocketAddr::new(Ipv4Addr::new(192, 0, 2, 1).into(), 4000)
+}
+
+/// What a driver does at `now`: every due timer handled as the sync pool does,
+/// with a stack whose send queue never drains (so stall readings can reap).
+fn run_timers(core: &mut Core<N, L>, now: Instant) {
+    for i in 0..N {
+        if core.due(i, Timer::Connect, now) {
+            core.handle_connect_failed(i, CloseReason::ConnectTimeout, now);
+        }
+        if core.due(i, Timer::Flush, now) {
+            core.tx_mut(i).flush_due = None; // the stack took the coalesced bytes
+        }
+        if core.due(i, Timer::Stall, now) && core.handle_stall_reading(i, Some(1), 0, now) {
+            core.handle_released(i, CloseReason::Stalled, now);
+        }
+        for timer in [Timer::Idle, Timer::Abandoned] {
+            if let Some((_, reason)) = core.handle_expired(i, timer, now) {
+                core.handle_released(i, reason, now);
+            }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn the_core_stays_consistent_and_its_timeout_is_exact(config in config(), ops in proptest::collection::vec(op(), 1..80)) {
+        let mut core: Core<N, L> = Core::new(config);
+        let mut now = Instant::from_millis(1);
+        let mut incoming = 0u32;
+        for op in ops {
+            match op {
+                Op::Listen { port, cap, one_shot } => {
+                    let mode = if one_shot { ListenMode::OneShot } else { ListenMode::Persistent };
+                    let params = ListenParams::new(cap).with_mode(mode);
+                    match core.plan_listen(PORTS[port], params) {
+                        ListenPlan::Start(i) | ListenPlan::Update(i) => { core.set_listener(i, PORTS[port], params); }
+                        ListenPlan::Stop(i) => core.remove_listener(i),
+                        ListenPlan::Nothing | ListenPlan::TableFull => {}
+                    }
+                }
+                Op::Incoming { port } => {
+                    if let Some(li) = core.listener_index(PORTS[port]) {
+                        incoming += 1;
+                        let cap = core.listener(li).map(|l| l.params.max_conns as usize).unwrap_or(0);
+                        let before = core.open_on_port(PORTS[port]);
+                        match core.handle_incoming(li, remote(), now) {
+                            Ok(_) => prop_assert!(before < cap && core.open_on_port(PORTS[port]) <= cap),
+                            Err(Rejection::PortCap) => prop_assert!(before >= cap),
+                            Err(Rejection::PoolFull) => prop_assert_eq!(core.free_slots(), 0),
+                        }
+                    }
+                }
+                Op::Connect { slot, established } => {
+                    if let Ok(i) = core.pick_connect_slot(slot) {
+                        let h = core.handle_connect_started(i, remote(), 1, established, now + Duration::from_secs(3), now);
+                        prop_assert_eq!(h.slot(), i);
+                    }
+                }
+                Op::Connected { slot } => core.handle_connected(slot, now),
+                Op::Read { slot, n } => if core.slot(slot).is_open() { core.handle_read(slot, n, now) },
+                Op::Write { slot, taken, refused, buffered } => {
+                    if core.slot(slot).is_open() && core.slot(slot).can_send {
+                        let grace = core.config().stall_grace;
+                        let delay = core.config().coalesce_delay;
+                        let tx = core.tx_mut(slot);
+                        tx.progress.on_handed(taken, now, grace);
+                        tx.progress.set_blocked(refused, now, grace);
+                        if buffered && tx.flush_due.is_none() {
+                            tx.flush_due = Some(Stamp::of(now).plus(delay));
+                        }
+                        core.handle_written(slot, taken, now);
+                    }
+                }
+                Op::PeerFin { slot } => { core.handle_peer_fin(slot, now); }
+                Op::Error { slot, class } => if core.slot(slot).state.is_in_use() {
+                    core.handle_error(slot, CLASSES[class], now);
+                },
+                Op::Close { slot, abort } => {
+                    let h = core.slot(slot).handle(slot);
+                    if let Ok(Some(i)) = core.handle_app_close(h, abort) {
+                        let reason = if abort { CloseReason::Aborted } else { CloseReason::Closed };
+                        core.handle_released(i, reason, now);
+                        prop_assert_eq!(core.slot(i).state, ConnState::Free);
+                    }
+                }
+                Op::Advance { ms } => now = now + Duration::from_millis(ms),
+            }
+            run_timers(&mut core, now);
+
+            // The table and the counters agree.
+            let c = core.counters();
+            let in_use = (0..N).filter(|&i| core.slot(i).state.is_in_use()).count();
+            prop_assert_eq!(c.in_use as usize, in_use);
+            prop_assert!(c.high_water as usize >= in_use);
+            prop_assert_eq!(c.accepted + c.rejected, incoming);
+            prop_assert_eq!(c.rejected, c.rejected_port_cap + c.rejected_pool_full);
+            // Exact and never in the past once its work is done: no spin.
+            if let Some(t) = core.poll_timeout() {
+                prop_assert!(t > now, "poll_timeout {} not after {} with nothing left to do", t, now);
+                let due_then = (0..N).any(|i| Timer::ALL.iter().any(|&tm| core.due(i, tm, t)));
+                prop_assert!(due_then, "nothing is due at poll_timeout {}", t);
+            }
+            for i in 0..N {
+                for tm in Timer::ALL {
+                    prop_assert!(!core.due(i, tm, now), "{:?} of slot {} still due at {}", tm, i, now);
+                }
+            }
+        }
+        // Closing every handle frees every slot.
+        for i in 0..N {
+            let h = core.slot(i).handle(i);
+            if let Ok(Some(i)) = core.handle_app_close(h, false) {
+                core.handle_released(i, CloseReason::Closed, now);
+            }
+        }
+        prop_assert_eq!(core.free_slots(), N);
+    }
+}
+
+#[test]
+fn admission_checks_the_port_cap_before_the_pool() {
+    let mut core: Core<1, 1> = Core::new(Config::new());
+    let now = Instant::from_millis(1);
+    core.set_listener(0, 80, ListenParams::new(0));
+    assert_eq!(core.handle_incoming(0, remote(), now), Err(Rejection::PortCap));
+    core.set_listener(0, 80, ListenParams::new(2));
+    assert!(core.handle_incoming(0, remote(), now).is_ok());
+    assert_eq!(core.handle_incoming(0, remote(), now), Err(Rejection::PoolFull));
+    let c = core.counters();
+    assert_eq!((c.accepted, c.rejected_port_cap, c.rejected_pool_full), (1, 1, 1));
+}
+
+#[test]
+fn events_are_drained_once_each_and_hold_keeps_a_reaped_slot() {
+    let mut core: Core<2, 1> = Core::new(Config::new().with_hold_ended(true));
+    let now = Instant::from_millis(1);
+    core.set_listener(0, 80, ListenParams::new(2));
+    let a = core.handle_incoming(0, remote(), now).unwrap().handle;
+    core.handle_peer_fin(a.slot(), now);
+    let e1 = core.poll_event().unwrap();
+    let e2 = core.poll_event().unwrap();
+    assert_eq!((e1.handle, e1.kind), (a, crate::EventKind::Accepted));
+    assert_eq!((e2.handle, e2.kind), (a, crate::EventKind::PeerClosed));
+    assert_eq!(core.poll_event(), None);
+    // Reaped by the pool: kept, Aborted with the reason, until the application closes it.
+    core.handle_released(a.slot(), CloseReason::Stalled, now);
+    assert_eq!(core.slot(a.slot()).state, ConnState::Aborted);
+    assert_eq!(core.poll_event().map(|e| e.kind), Some(crate::EventKind::Reaped));
+    assert_eq!(core.handle_app_close(a, false), Ok(Some(a.slot())));
+    core.handle_released(a.slot(), CloseReason::Closed, now);
+    assert_eq!(core.slot(a.slot()).state, ConnState::Free);
+    assert_eq!(core.slot(a.slot()).close_reason, Some(CloseReason::Stalled));
+}
+
+#[test]
+fn connect_at_takes_the_chosen_slot_or_says_why_not() {
+    let mut core: Core<2, 1> = Core::new(Config::new());
+    assert_eq!(core.pick_connect_slot(Some(5)), Err(ConnectError::NoSuchSlot));
+    assert_eq!(core.pick_connect_slot(Some(1)), Ok(1));
+    let now = Instant::from_millis(1);
+    core.handle_connect_started(1, remote(), 0, false, now + Duration::from_secs(1), now);
+    assert_eq!(core.pick_connect_slot(Some(1)), Err(ConnectError::SlotInUse));
+    assert_eq!(core.pick_connect_slot(None), Ok(0));
+}
