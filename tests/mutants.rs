@@ -113,7 +113,7 @@ fn plain_refused_push_is_reaped_although_nothing_is_buffered() {
     assert_eq!(buffered(&pool, h, t(0)), 0);
     // The application waits for the stack; only the refusal says bytes are pending.
     pool.poll(t(1));
-    pool.poll(t(8_000));
+    pool.poll(t(7_999));
     assert_eq!(pool.state(h), Ok(ConnState::Connected), "reaped before the grace");
     pool.poll(t(PAST_GRACE));
     assert_eq!(
@@ -315,11 +315,12 @@ fn plain_more_write_larger_than_the_buffer_keeps_its_rest_for_later() {
     assert_eq!(pool.write(h, &data, false, t(0)), Ok(100 + TX));
     assert_eq!(sim(&pool).peer_received(peer), &data[..100]);
     assert_eq!(buffered(&pool, h, t(0)) as usize, TX);
-    // The peer drains; the full buffer is due and goes out at the next poll.
+    // The peer drains; the buffered rest goes out by the coalescing delay.
     sim_mut(&mut pool).peer_ack_all(peer);
     pool.poll(t(1));
+    pool.poll(t(0) + Config::new().coalesce_delay);
     assert_eq!(sim(&pool).peer_received(peer), &data[..164]);
-    assert_eq!(pool.write(h, &data[164..], true, t(2)), Ok(36));
+    assert_eq!(pool.write(h, &data[164..], true, t(300)), Ok(36));
     assert_eq!(sim(&pool).peer_received(peer), data);
 }
 
@@ -569,8 +570,9 @@ fn plain_diagnostics_do_no_io_and_show_buffered_bytes() {
     assert_eq!(slot, report.slots[h.slot()]);
     assert_eq!((slot.buffered, slot.bytes_out), (6, 6));
     assert!(text.contains("buffered 6"), "{text}");
-    // The coalescing deadline is a timer the application must wake for.
-    assert_eq!(pool.poll_at(), Some(t(1) + Config::new().coalesce_delay));
+    // The coalescing deadline is a timer the application must wake for by then.
+    let wake = pool.poll_at().expect("buffered bytes need a timer");
+    assert!(wake <= t(1) + Config::new().coalesce_delay, "{wake:?}");
 }
 
 // ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
 use netpool::stack::{
-    LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue,
+    LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue,
 };
 
 use crate::support::scripted::{PeerId, ScriptedError, ScriptedStack, SockId};
@@ -104,6 +104,12 @@ impl TcpSendFlags for AcceptLog {
         flag: SendFlag,
     ) -> nb::Result<usize, ScriptedError> {
         self.inner.send_flagged(sock, data, flag)
+    }
+}
+
+impl TcpPush for AcceptLog {
+    fn push(&mut self, sock: &mut SockId) -> nb::Result<(), ScriptedError> {
+        self.inner.push(sock)
     }
 }
 
