@@ -620,10 +620,9 @@ impl<const N: usize, const L: usize> Side<'_, N, L> {
             if t.core.slot(self.slot).generation != self.generation {
                 return;
             }
-            let grace = t.core.config().stall_grace;
             let tx = t.core.tx_mut(self.slot);
-            tx.progress.on_handed(taken, now, grace);
-            tx.progress.set_blocked(taken < requested, now, grace);
+            tx.progress.on_handed(taken, now);
+            tx.progress.set_blocked(taken < requested, now);
             t.core.handle_written(self.slot, taken, now);
         });
     }

@@ -82,22 +82,21 @@ impl SendProgress {
         Duration::from_millis((grace.as_millis() / 8).max(1))
     }
 
-    fn arm(&mut self, now: Instant, grace: Duration) {
+    fn arm(&mut self, now: Instant) {
         if !self.armed {
             self.armed = true;
             self.last_progress = Stamp::of(now);
             // The first reading at once: it sets the baseline of acknowledged bytes.
             self.next_reading = Stamp::of(now);
-            let _ = grace;
         }
     }
 
     /// The stack took `n` bytes. Progress only for stacks without a send queue:
     /// with one, a peer that acknowledges nothing is stalled however much is written.
-    pub fn on_handed(&mut self, n: usize, now: Instant, grace: Duration) {
+    pub fn on_handed(&mut self, n: usize, now: Instant) {
         if n > 0 {
             self.handed = self.handed.wrapping_add(n as u32);
-            self.arm(now, grace);
+            self.arm(now);
             if self.mode == Mode::Taken {
                 self.last_progress = Stamp::of(now);
             }
@@ -105,16 +104,16 @@ impl SendProgress {
     }
 
     /// Record whether the last write left bytes the stack refused.
-    pub fn set_blocked(&mut self, blocked: bool, now: Instant, grace: Duration) {
+    pub fn set_blocked(&mut self, blocked: bool, now: Instant) {
         self.blocked = blocked;
         if blocked {
-            self.arm(now, grace);
+            self.arm(now);
         }
     }
 
     /// Bytes are waiting in netpool's coalescing buffer: watch them.
-    pub fn on_buffered(&mut self, now: Instant, grace: Duration) {
-        self.arm(now, grace);
+    pub fn on_buffered(&mut self, now: Instant) {
+        self.arm(now);
     }
 
     /// When the next reading is due (`None`: nothing can be pending).
@@ -198,7 +197,7 @@ mod tests {
     #[test]
     fn vanished_peer_with_queued_bytes_is_stalled_after_the_grace() {
         let mut p = SendProgress::new(at(0));
-        p.on_handed(5000, at(1), GRACE);
+        p.on_handed(5000, at(1));
         let reaped = drive(&mut p, |_| Some(5000), at(100)).expect("reaped");
         assert!(
             reaped >= at(11) && reaped <= Instant::from_millis(11_000 + 1_250),
@@ -209,7 +208,7 @@ mod tests {
     #[test]
     fn slow_peer_that_keeps_acknowledging_is_never_stalled() {
         let mut p = SendProgress::new(at(0));
-        p.on_handed(100_000, at(0), GRACE);
+        p.on_handed(100_000, at(0));
         // 100 bytes acknowledged every 9 s: slow, alive.
         let reaped = drive(
             &mut p,
@@ -223,7 +222,7 @@ mod tests {
     fn idle_connection_with_nothing_queued_is_never_watched() {
         let mut p = SendProgress::new(at(0));
         assert_eq!(p.deadline(), None);
-        p.on_handed(10, at(1), GRACE);
+        p.on_handed(10, at(1));
         assert_eq!(p.observe(Some(0), 0, at(2), GRACE), Verdict::Idle);
         assert_eq!(p.deadline(), None);
         let mut fallback = SendProgress::new(at(0));
@@ -233,10 +232,10 @@ mod tests {
     #[test]
     fn writing_more_is_not_progress_when_acknowledgements_can_be_read() {
         let mut p = SendProgress::new(at(0));
-        p.on_handed(10, at(0), GRACE);
+        p.on_handed(10, at(0));
         // The application trickles 10 bytes a second; the peer acknowledges nothing.
         for s in 1..=9u64 {
-            p.on_handed(10, at(s), GRACE);
+            p.on_handed(10, at(s));
         }
         let reaped = drive(&mut p, |_| Some(100), at(100)).expect("reaped");
         assert!(
@@ -248,13 +247,13 @@ mod tests {
     #[test]
     fn fallback_counts_bytes_taken_as_progress() {
         let mut p = SendProgress::new(at(0));
-        p.set_blocked(true, at(1), GRACE);
+        p.set_blocked(true, at(1));
         assert_eq!(p.observe(None, 0, at(2), GRACE), Verdict::Alive);
-        p.on_handed(10, at(8), GRACE);
+        p.on_handed(10, at(8));
         assert_eq!(p.observe(None, 0, at(17), GRACE), Verdict::Alive);
         assert_eq!(p.observe(None, 0, at(18), GRACE), Verdict::Stalled);
         // Bytes waiting in the coalescing buffer are pending too.
-        p.set_blocked(false, at(18), GRACE);
+        p.set_blocked(false, at(18));
         assert_eq!(p.observe(None, 3, at(18), GRACE), Verdict::Stalled);
         assert_eq!(p.observe(None, 0, at(19), GRACE), Verdict::Idle);
     }
@@ -263,7 +262,7 @@ mod tests {
     fn a_refused_write_arms_the_fallback_watch() {
         let mut p = SendProgress::new(at(0));
         assert_eq!(p.deadline(), None);
-        p.set_blocked(true, at(2), GRACE);
+        p.set_blocked(true, at(2));
         assert_eq!(p.deadline(), Some(Stamp::of(at(2))));
     }
 }

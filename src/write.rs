@@ -116,7 +116,7 @@ pub(crate) struct TxSide<'a, const TX: usize> {
 impl<const TX: usize> TxSide<'_, TX> {
     /// The stack took `n` bytes.
     fn handed(&mut self, n: usize, now: Instant) {
-        self.timers.progress.on_handed(n, now, self.config.stall_grace);
+        self.timers.progress.on_handed(n, now);
     }
 
     /// Bytes joined an empty buffer: they are due after the coalescing delay.
@@ -125,7 +125,7 @@ impl<const TX: usize> TxSide<'_, TX> {
             if was_empty || self.timers.flush_due.is_none() {
                 self.timers.flush_due = Some(Stamp::of(now).plus(self.config.coalesce_delay));
             }
-            self.timers.progress.on_buffered(now, self.config.stall_grace);
+            self.timers.progress.on_buffered(now);
         }
     }
 
@@ -285,7 +285,7 @@ pub(crate) fn write<S: Stack, const TX: usize>(
         // Does not fit: older buffered bytes go first, always.
         if let Err(class) = flush(stack, sock, tx, now) {
             out.error = Some(class);
-            tx.timers.progress.set_blocked(true, now, tx.config.stall_grace);
+            tx.timers.progress.set_blocked(true, now);
             return out;
         }
         if tx.buf.is_empty() {
@@ -299,7 +299,7 @@ pub(crate) fn write<S: Stack, const TX: usize>(
                 }
                 Err(class) => {
                     out.error = Some(class);
-                    tx.timers.progress.set_blocked(true, now, tx.config.stall_grace);
+                    tx.timers.progress.set_blocked(true, now);
                     return out;
                 }
             }
@@ -320,9 +320,7 @@ pub(crate) fn write<S: Stack, const TX: usize>(
             }
         }
     }
-    tx.timers
-        .progress
-        .set_blocked(out.taken < data.len(), now, tx.config.stall_grace);
+    tx.timers.progress.set_blocked(out.taken < data.len(), now);
     out
 }
 

@@ -363,8 +363,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
         self.tick(now);
         let s = &mut self.slots[i];
         if s.state.is_in_use() && s.state != ConnState::Aborted {
-            s.can_send = false;
-            s.tx.flush_due = None;
+            s.stop_sending();
             s.note_reason(reason);
             s.set_state(ConnState::Aborted, now);
             s.events |= event_bits::CONNECT_FAILED;
@@ -454,8 +453,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
         match crate::handle::after_error(class) {
             None => AfterError::Retry,
             Some((ConnState::OtherEndClosed, reason)) => {
-                s.can_send = false;
-                s.tx.flush_due = None;
+                s.stop_sending();
                 s.note_reason(reason);
                 if s.state == ConnState::Connected {
                     s.set_state(ConnState::OtherEndClosed, now);
@@ -466,8 +464,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
             }
             Some((_, reason)) => {
                 let counted = s.is_open() || s.state == ConnState::Connecting;
-                s.can_send = false;
-                s.tx.flush_due = None;
+                s.stop_sending();
                 s.note_reason(reason);
                 s.set_state(ConnState::Aborted, now);
                 if counted {
@@ -566,8 +563,8 @@ impl<const N: usize, const L: usize> Core<N, L> {
                 c.abandoned = c.abandoned.wrapping_add(1);
                 Some((Release::Abort, CloseReason::Abandoned))
             }
-            Timer::Connect => Some((Release::Abort, CloseReason::ConnectTimeout)),
-            Timer::Flush | Timer::Stall => None,
+            // The drivers fail connects and read stalls themselves (I/O first).
+            Timer::Connect | Timer::Flush | Timer::Stall => None,
         }
     }
 
@@ -596,8 +593,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
         self.tick(now);
         let hold = self.config.hold_ended;
         let s = &mut self.slots[i];
-        s.can_send = false;
-        s.tx.flush_due = None;
+        s.stop_sending();
         match reason {
             CloseReason::Closed | CloseReason::Aborted => s.note_reason(reason),
             _ => s.close_reason = Some(reason),
@@ -621,8 +617,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
     pub fn handle_gave_up(&mut self, i: usize, reason: CloseReason, now: Instant) {
         self.tick(now);
         let s = &mut self.slots[i];
-        s.can_send = false;
-        s.tx.flush_due = None;
+        s.stop_sending();
         s.close_reason = Some(reason);
         s.events |= event_bits::REAPED;
         s.set_state(ConnState::Aborted, now);

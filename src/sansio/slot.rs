@@ -125,6 +125,12 @@ impl Slot {
         }
     }
 
+    /// Nothing more can be sent: no writes, and nothing left to flush.
+    pub fn stop_sending(&mut self) {
+        self.can_send = false;
+        self.tx.flush_due = None;
+    }
+
     pub fn touch(&mut self, now: Instant) {
         self.last_activity = Stamp::of(now);
     }

@@ -166,11 +166,10 @@ proptest! {
                 Op::Read { slot, n } => if core.slot(slot).is_open() { core.handle_read(slot, n, now) },
                 Op::Write { slot, taken, refused, buffered } => {
                     if core.slot(slot).is_open() && core.slot(slot).can_send {
-                        let grace = core.config().stall_grace;
                         let delay = core.config().coalesce_delay;
                         let tx = core.tx_mut(slot);
-                        tx.progress.on_handed(taken, now, grace);
-                        tx.progress.set_blocked(refused, now, grace);
+                        tx.progress.on_handed(taken, now);
+                        tx.progress.set_blocked(refused, now);
                         if buffered && tx.flush_due.is_none() {
                             tx.flush_due = Some(Stamp::of(now).plus(delay));
                         }
