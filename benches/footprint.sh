@@ -100,6 +100,7 @@ P82T=$(symsize NETPOOL_SIZE_POOL_8_2_256 "$POOL_ELF")
 P1620=$(symsize NETPOOL_SIZE_POOL_16_2_0 "$POOL_ELF")
 P162T=$(symsize NETPOOL_SIZE_POOL_16_2_256 "$POOL_ELF")
 P840=$(symsize NETPOOL_SIZE_POOL_8_4_0 "$POOL_ELF")
+SOCKET=$(symsize NETPOOL_SIZE_SOCKET_SLOT "$POOL_ELF")
 SLOT0=$(((P1620 - P820) / 8))
 SLOTT=$(((P162T - P82T) / 8))
 LISTENER=$(((P840 - P820) / 2))
@@ -115,8 +116,8 @@ if ((JSON)); then
     printf '\n  },\n  "flash": {"raw": %d, "pool": %d, "delta": %d},\n' "$RAW_FLASH" "$POOL_FLASH" \
         $((POOL_FLASH - RAW_FLASH))
     printf '  "text_delta": %d,\n  "text_delta_mem_builtins": %d,\n' "$TEXT_DELTA" "$MEM_DELTA"
-    printf '  "size_of": {"pool_8_2_0": %d, "pool_8_2_256": %d, "per_slot_tx0": %d, "per_slot_tx256": %d, "per_listener": %d}\n}\n' \
-        "$P820" "$P82T" "$SLOT0" "$SLOTT" "$LISTENER"
+    printf '  "size_of": {"pool_8_2_0": %d, "pool_8_2_256": %d, "per_slot_tx0": %d, "per_slot_tx256": %d, "per_slot_beyond_socket_tx0": %d, "per_listener": %d}\n}\n' \
+        "$P820" "$P82T" "$SLOT0" "$SLOTT" $((SLOT0 - SOCKET)) "$LISTENER"
     exit 0
 fi
 
@@ -136,6 +137,7 @@ echo
 echo "size_of on $TARGET (socket handle: u32):"
 printf '  %-22s %6d bytes\n' "Pool<S, 8, 2, 0>" "$P820" "Pool<S, 8, 2, 256>" "$P82T"
 printf '  %-22s %6d bytes (TX = 0), %d bytes (TX = 256)\n' "per slot" "$SLOT0" "$SLOTT"
+printf '  %-22s %6d bytes (TX = 0; plus %d for the slot'"'"'s Option<socket>)\n' "beyond the socket" $((SLOT0 - SOCKET)) "$SOCKET"
 printf '  %-22s %6d bytes\n' "per listener" "$LISTENER"
 echo
 echo "ELF files: $RAW_ELF $POOL_ELF"

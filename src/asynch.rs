@@ -358,7 +358,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
         }
         let now = timer.now();
         let handle = self.with(|t| {
-            let i = t.core.pick_connect_slot(want)?;
+            let i = t.core.pick_connect_slot(want, remote)?;
             Ok(t.core
                 .handle_connect_started(i, remote, protocol, false, now + timeout, now))
         })?;
@@ -416,7 +416,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
                     core.handle_connect_failed(i, CloseReason::ConnectTimeout, now);
                     return true;
                 }
-                if core.due(i, CoreTimer::Stall, now) && core.handle_stall_reading(i, None, 0, now) {
+                if core.due(i, CoreTimer::Stall, now) && core.handle_stall_reading(i, None, now) {
                     core.handle_gave_up(i, CloseReason::Stalled, now);
                     return true;
                 }
@@ -462,7 +462,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
     pub fn report(&self, now: Instant) -> Report<N, L> {
         self.with(|t| Report {
             at: now,
-            slots: core::array::from_fn(|i| t.core.report(i, 0, now)),
+            slots: core::array::from_fn(|i| t.core.report(i, now)),
             listeners: core::array::from_fn(|i| {
                 t.core.listener(i).map(|l| ListenerReport {
                     port: l.port,
@@ -620,9 +620,9 @@ impl<const N: usize, const L: usize> Side<'_, N, L> {
             if t.core.slot(self.slot).generation != self.generation {
                 return;
             }
-            let tx = t.core.tx_mut(self.slot);
-            tx.progress.on_handed(taken, now);
-            tx.progress.set_blocked(taken < requested, now);
+            let progress = &mut t.core.slot_mut(self.slot).progress;
+            progress.on_handed(taken, now);
+            progress.set_blocked(taken < requested, now);
             t.core.handle_written(self.slot, taken, now);
         });
     }

@@ -437,6 +437,8 @@ pub enum ConnectError {
     SlotInUse,
     /// [`Pool::connect_at`](crate::Pool::connect_at): there is no slot with that number.
     NoSuchSlot,
+    /// An IPv6 address while the `ipv6` feature is off. Nothing was sent.
+    UnsupportedAddress,
 }
 
 impl fmt::Display for ConnectError {
@@ -447,6 +449,7 @@ impl fmt::Display for ConnectError {
             ConnectError::Stack(c) => write!(f, "stack refused the connection ({c})"),
             ConnectError::SlotInUse => f.write_str("the chosen slot is in use"),
             ConnectError::NoSuchSlot => f.write_str("no slot with that number"),
+            ConnectError::UnsupportedAddress => f.write_str("IPv6 address without the `ipv6` feature"),
         }
     }
 }

@@ -67,6 +67,8 @@ pub enum Rejection {
     PortCap,
     /// No free connection slot.
     PoolFull,
+    /// An IPv6 peer while the `ipv6` feature is off.
+    UnsupportedAddress,
 }
 
 /// What [`Pool::listen`](crate::Pool::listen) did.

@@ -81,8 +81,15 @@ pub struct Pool<S: Stack, const N: usize, const L: usize, const TX: usize = 256>
 }
 
 impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX> {
+    const BUFFER_FITS: () = assert!(
+        TX <= u16::MAX as usize,
+        "a coalescing buffer holds at most 65 535 bytes"
+    );
+
     /// A pool over `stack`, with every slot free and no listener.
     pub const fn new(stack: S, config: Config) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::BUFFER_FITS;
         Pool {
             stack,
             core: Core::new(config),
@@ -197,7 +204,6 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
                 Ok(admitted) => {
                     let i = admitted.handle.slot();
                     self.sockets[i] = Some(socket);
-                    self.buffers[i].clear();
                     summary.accepted += 1;
                     if admitted.listener_stopped {
                         self.stop_listener(li);
@@ -283,7 +289,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         if !self.link.allows_connect() {
             return Err(ConnectError::LinkDown);
         }
-        let i = self.core.pick_connect_slot(want)?;
+        let i = self.core.pick_connect_slot(want, remote)?;
         let mut socket = self.stack.socket().map_err(|e| ConnectError::Stack(e.class()))?;
         let established = match self.stack.connect(&mut socket, remote) {
             Ok(()) => true,
@@ -296,7 +302,6 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
             }
         };
         self.sockets[i] = Some(socket);
-        self.buffers[i].clear();
         Ok(self
             .core
             .handle_connect_started(i, remote, protocol, established, now + timeout, now))
@@ -380,7 +385,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         let config = *self.core.config();
         let mut tx = TxSide {
             buf: &mut self.buffers[i],
-            timers: self.core.tx_mut(i),
+            slot: self.core.slot_mut(i),
             config: &config,
         };
         let out = write::write(&mut self.stack, socket, &mut tx, data, push, now);
@@ -413,7 +418,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
             Err(e) => return Err(e),
         };
         let i = self.core.live(h).map_err(nb::Error::Other)?;
-        if taken == data.len() && self.buffers[i].is_empty() {
+        if taken == data.len() && self.core.buffered(i) == 0 {
             self.close(h, now).map_err(nb::Error::Other)?;
         }
         Ok(taken)
@@ -426,7 +431,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     pub fn flush(&mut self, h: ConnHandle, now: Instant) -> nb::Result<(), ConnError> {
         self.write(h, &[], true, now)?;
         let i = self.core.live(h).map_err(nb::Error::Other)?;
-        if self.buffers[i].is_empty() {
+        if self.core.buffered(i) == 0 {
             Ok(())
         } else {
             Err(nb::Error::WouldBlock)
@@ -466,12 +471,12 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
                         let config = *self.core.config();
                         let mut tx = TxSide {
                             buf: &mut self.buffers[i],
-                            timers: self.core.tx_mut(i),
+                            slot: self.core.slot_mut(i),
                             config: &config,
                         };
                         let _ = write::flush(&mut self.stack, &mut socket, &mut tx, now);
                     }
-                    self.core.count_dropped_on_close(self.buffers[i].len());
+                    self.core.count_dropped_on_close(self.core.buffered(i));
                     self.stack.close(socket)
                 }
                 Release::Abort => self.stack.abort(socket),
@@ -479,7 +484,6 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
             // The socket is the stack's again whatever it says; nothing to retry.
             let _ = result;
         }
-        self.buffers[i].clear();
         self.core.handle_released(i, reason, now);
     }
 
@@ -489,7 +493,6 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         if let Some(socket) = self.sockets[i].take() {
             let _ = self.stack.abort(socket);
         }
-        self.buffers[i].clear();
     }
 
     /// Shut the pool down: close every connection (FIN after handing over coalesced
@@ -578,7 +581,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         if self.core.due(i, Timer::Flush, now) {
             let mut tx = TxSide {
                 buf: &mut self.buffers[i],
-                timers: self.core.tx_mut(i),
+                slot: self.core.slot_mut(i),
                 config: &config,
             };
             if let Err(class) = write::push_now(&mut self.stack, socket, &mut tx, now) {
@@ -604,10 +607,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
 
         if self.core.due(i, Timer::Stall, now) {
             let queue = self.sockets[i].as_ref().and_then(|s| self.stack.send_queue(s));
-            if self
-                .core
-                .handle_stall_reading(i, queue, self.buffers[i].len(), now)
-            {
+            if self.core.handle_stall_reading(i, queue, now) {
                 self.release(i, Release::Abort, CloseReason::Stalled, now);
                 summary.closed += 1;
                 return;
@@ -643,7 +643,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         match self.core.handle_error(i, class, now) {
             AfterError::Retry => {}
             // The peer is gone: keep the socket so received data stays readable.
-            AfterError::PeerGone => self.buffers[i].clear(),
+            AfterError::PeerGone => {}
             AfterError::Abort => self.abort_socket(i),
         }
     }
@@ -669,7 +669,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     /// One stack call; no side effects.
     pub fn send_queue(&mut self, h: ConnHandle) -> Result<Option<usize>, ConnError> {
         let i = self.core.live(h)?;
-        let buffered = self.buffers[i].len();
+        let buffered = self.core.buffered(i);
         let Some(socket) = self.sockets[i].as_ref() else {
             return Ok(Some(buffered));
         };
@@ -688,7 +688,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
 
     /// One slot's report (`None` if `slot >= N`).
     pub fn slot_report(&self, slot: usize, now: Instant) -> Option<SlotReport> {
-        (slot < N).then(|| self.core.report(slot, self.buffers[slot].len(), now))
+        (slot < N).then(|| self.core.report(slot, now))
     }
 
     /// Free slots now.
@@ -710,7 +710,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     pub fn report(&self, now: Instant) -> Report<N, L> {
         Report {
             at: now,
-            slots: core::array::from_fn(|i| self.core.report(i, self.buffers[i].len(), now)),
+            slots: core::array::from_fn(|i| self.core.report(i, now)),
             listeners: core::array::from_fn(|i| {
                 self.core.listener(i).map(|l| ListenerReport {
                     port: l.port,

@@ -35,18 +35,17 @@ pub(crate) enum Verdict {
     Stalled,
 }
 
-/// How progress is judged for one connection.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Mode {
-    /// No reading yet: nothing counts as progress until one says which.
-    Unknown,
-    /// The stack reports its send queue: progress is acknowledged bytes.
-    Acked,
-    /// It does not: progress is bytes the stack takes.
-    Taken,
-}
+/// Bits of [`SendProgress::bits`].
+const BLOCKED: u8 = 1 << 0;
+const ARMED: u8 = 1 << 1;
+/// A reading showed the stack reports its send queue: progress is acknowledged bytes.
+const MODE_ACKED: u8 = 1 << 2;
+/// A reading showed it does not: progress is bytes the stack takes.
+const MODE_TAKEN: u8 = 1 << 3;
 
-/// Send-side progress of one connection (16 bytes).
+/// Send-side progress of one connection (20 bytes on 32-bit targets).
+///
+/// Until a reading has set `MODE_ACKED` or `MODE_TAKEN`, nothing counts as progress.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SendProgress {
     /// Bytes the stack has taken from netpool (wrapping).
@@ -57,11 +56,11 @@ pub(crate) struct SendProgress {
     last_progress: Stamp,
     /// When the next reading is due (while armed).
     next_reading: Stamp,
-    /// The last write could not hand over everything it was given.
-    pub blocked: bool,
-    /// Bytes may be pending: readings are due.
-    armed: bool,
-    mode: Mode,
+    /// Bytes waiting in netpool's coalescing buffer: pending bytes too. Kept here, in
+    /// the core's slot record, so the buffer itself is only the driver's `[u8; TX]`.
+    pub buffered: u16,
+    /// `BLOCKED`, `ARMED`, `MODE_ACKED`, `MODE_TAKEN`.
+    bits: u8,
 }
 
 impl SendProgress {
@@ -71,10 +70,26 @@ impl SendProgress {
             acked: 0,
             last_progress: Stamp::of(now),
             next_reading: Stamp::of(now),
-            blocked: false,
-            armed: false,
-            mode: Mode::Unknown,
+            buffered: 0,
+            bits: 0,
         }
+    }
+
+    fn has(&self, bit: u8) -> bool {
+        self.bits & bit != 0
+    }
+
+    fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.bits |= bit;
+        } else {
+            self.bits &= !bit;
+        }
+    }
+
+    /// The last write could not hand over everything it was given.
+    pub fn blocked(&self) -> bool {
+        self.has(BLOCKED)
     }
 
     /// Time between readings: an eighth of the grace (at least 1 ms).
@@ -83,8 +98,8 @@ impl SendProgress {
     }
 
     fn arm(&mut self, now: Instant) {
-        if !self.armed {
-            self.armed = true;
+        if !self.has(ARMED) {
+            self.set(ARMED, true);
             self.last_progress = Stamp::of(now);
             // The first reading at once: it sets the baseline of acknowledged bytes.
             self.next_reading = Stamp::of(now);
@@ -97,7 +112,7 @@ impl SendProgress {
         if n > 0 {
             self.handed = self.handed.wrapping_add(n as u32);
             self.arm(now);
-            if self.mode == Mode::Taken {
+            if self.has(MODE_TAKEN) {
                 self.last_progress = Stamp::of(now);
             }
         }
@@ -105,56 +120,56 @@ impl SendProgress {
 
     /// Record whether the last write left bytes the stack refused.
     pub fn set_blocked(&mut self, blocked: bool, now: Instant) {
-        self.blocked = blocked;
+        self.set(BLOCKED, blocked);
         if blocked {
             self.arm(now);
         }
     }
 
-    /// Bytes are waiting in netpool's coalescing buffer: watch them.
-    pub fn on_buffered(&mut self, now: Instant) {
-        self.arm(now);
+    /// `n` bytes wait in netpool's coalescing buffer now: watch them if any.
+    pub fn set_buffered(&mut self, n: usize, now: Instant) {
+        self.buffered = n.min(u16::MAX as usize) as u16;
+        if n > 0 {
+            self.arm(now);
+        }
     }
 
     /// When the next reading is due (`None`: nothing can be pending).
     pub fn deadline(&self) -> Option<Stamp> {
-        self.armed.then_some(self.next_reading)
+        self.has(ARMED).then_some(self.next_reading)
     }
 
-    /// Take a reading. `queue` is the stack's send-queue depth if it can tell,
-    /// `buffered` the bytes waiting in netpool's coalescing buffer.
-    pub fn observe(
-        &mut self,
-        queue: Option<usize>,
-        buffered: usize,
-        now: Instant,
-        grace: Duration,
-    ) -> Verdict {
+    /// Take a reading. `queue` is the stack's send-queue depth if it can tell; bytes
+    /// in netpool's coalescing buffer ([`buffered`](Self::buffered)) are pending too.
+    pub fn observe(&mut self, queue: Option<usize>, now: Instant, grace: Duration) -> Verdict {
+        let buffered = self.buffered > 0;
         let pending = match queue {
             Some(q) => {
-                self.mode = Mode::Acked;
+                self.set(MODE_ACKED, true);
+                self.set(MODE_TAKEN, false);
                 let acked = self.handed.wrapping_sub(q as u32);
                 if acked != self.acked {
                     self.acked = acked;
                     self.last_progress = Stamp::of(now);
                 }
-                q > 0 || buffered > 0
+                q > 0 || buffered
             }
             None => {
-                if self.mode == Mode::Unknown && self.handed != 0 {
+                if !self.has(MODE_ACKED | MODE_TAKEN) && self.handed != 0 {
                     // The first reading of a stack without a send queue: what it took
                     // before counted.
                     self.last_progress = Stamp::of(now);
                 }
-                self.mode = Mode::Taken;
-                buffered > 0 || self.blocked
+                self.set(MODE_TAKEN, true);
+                self.set(MODE_ACKED, false);
+                buffered || self.blocked()
             }
         };
         if !pending {
-            self.armed = false;
+            self.set(ARMED, false);
             return Verdict::Idle;
         }
-        self.armed = true;
+        self.set(ARMED, true);
         self.next_reading = Stamp::of(now).plus(Self::step(grace));
         if self.last_progress.plus(grace).reached(now) {
             Verdict::Stalled
@@ -187,7 +202,7 @@ mod tests {
             if now > until {
                 return None;
             }
-            if p.observe(queue(now), 0, now, GRACE) == Verdict::Stalled {
+            if p.observe(queue(now), now, GRACE) == Verdict::Stalled {
                 return Some(now);
             }
         }
@@ -223,10 +238,10 @@ mod tests {
         let mut p = SendProgress::new(at(0));
         assert_eq!(p.deadline(), None);
         p.on_handed(10, at(1));
-        assert_eq!(p.observe(Some(0), 0, at(2), GRACE), Verdict::Idle);
+        assert_eq!(p.observe(Some(0), at(2), GRACE), Verdict::Idle);
         assert_eq!(p.deadline(), None);
         let mut fallback = SendProgress::new(at(0));
-        assert_eq!(fallback.observe(None, 0, at(10_000), GRACE), Verdict::Idle);
+        assert_eq!(fallback.observe(None, at(10_000), GRACE), Verdict::Idle);
     }
 
     #[test]
@@ -248,14 +263,16 @@ mod tests {
     fn fallback_counts_bytes_taken_as_progress() {
         let mut p = SendProgress::new(at(0));
         p.set_blocked(true, at(1));
-        assert_eq!(p.observe(None, 0, at(2), GRACE), Verdict::Alive);
+        assert_eq!(p.observe(None, at(2), GRACE), Verdict::Alive);
         p.on_handed(10, at(8));
-        assert_eq!(p.observe(None, 0, at(17), GRACE), Verdict::Alive);
-        assert_eq!(p.observe(None, 0, at(18), GRACE), Verdict::Stalled);
+        assert_eq!(p.observe(None, at(17), GRACE), Verdict::Alive);
+        assert_eq!(p.observe(None, at(18), GRACE), Verdict::Stalled);
         // Bytes waiting in the coalescing buffer are pending too.
         p.set_blocked(false, at(18));
-        assert_eq!(p.observe(None, 3, at(18), GRACE), Verdict::Stalled);
-        assert_eq!(p.observe(None, 0, at(19), GRACE), Verdict::Idle);
+        p.set_buffered(3, at(18));
+        assert_eq!(p.observe(None, at(18), GRACE), Verdict::Stalled);
+        p.set_buffered(0, at(19));
+        assert_eq!(p.observe(None, at(19), GRACE), Verdict::Idle);
     }
 
     #[test]

@@ -22,6 +22,7 @@ macro_rules! counter_fields {
             rejected: "Incoming connections turned away (accepted from the stack and released at once).",
             rejected_port_cap: "... of which because the port's cap was reached.",
             rejected_pool_full: "... of which because no slot was free.",
+            rejected_address: "... of which because the peer is IPv6 and the `ipv6` feature is off.",
             reaped: "Connections reaped for a send stall.",
             idle_closed: "Connections closed by the idle timeout.",
             peer_closed: "Connections whose peer went away (FIN, RST, lost, stack abort).",

@@ -34,65 +34,23 @@ use embedded_nal::nb;
 
 use crate::config::Config;
 use crate::error::{Classify, ErrorClass};
-use crate::sansio::{Stamp, TxTimers};
+use crate::sansio::{Slot, Stamp};
 use crate::stack::{SendFlag, Stack};
 use crate::time::Instant;
 
 /// netpool's coalescing buffer for one connection (fallback for stacks without a
-/// native MORE flag). Only the bytes: when they are due is the core's
-/// [`TxTimers::flush_due`].
+/// native MORE flag): only the bytes. How many are in use is the core's slot record's
+/// (`SendProgress::buffered`): the core counts them as pending for the reaper and
+/// reports them, and a pool with `TX = 0` pays nothing here. (A hand-kept length
+/// instead of `heapless::Vec` for exactly that reason.)
 #[derive(Debug)]
 pub(crate) struct Coalescer<const TX: usize> {
-    buf: heapless::Vec<u8, TX>,
+    bytes: [u8; TX],
 }
 
 impl<const TX: usize> Coalescer<TX> {
     pub const fn new() -> Self {
-        Coalescer {
-            buf: heapless::Vec::new(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf
-    }
-
-    /// Copy in as much of `data` as fits; returns how much.
-    pub fn append(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(TX - self.buf.len());
-        // Cannot fail: n fits by construction.
-        let _ = self.buf.extend_from_slice(&data[..n]);
-        n
-    }
-
-    /// Forget the first `n` bytes (the stack took them).
-    pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.buf.len());
-        let len = self.buf.len();
-        self.buf.copy_within(n.., 0);
-        self.buf.truncate(len - n);
-    }
-
-    /// Forget the last `n` bytes (appended by a write that then did not take them).
-    pub fn drop_tail(&mut self, n: usize) {
-        let keep = self.buf.len().saturating_sub(n);
-        self.buf.truncate(keep);
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.buf.len() == TX
-    }
-
-    pub fn clear(&mut self) {
-        self.buf.clear();
+        Coalescer { bytes: [0; TX] }
     }
 }
 
@@ -106,37 +64,77 @@ pub(crate) struct WriteOutcome {
 }
 
 /// The send side of one connection as the write path sees it: the driver's buffer
-/// and the core's timers.
+/// and the core's slot record.
 pub(crate) struct TxSide<'a, const TX: usize> {
     pub buf: &'a mut Coalescer<TX>,
-    pub timers: &'a mut TxTimers,
+    pub slot: &'a mut Slot,
     pub config: &'a Config,
 }
 
 impl<const TX: usize> TxSide<'_, TX> {
-    /// The stack took `n` bytes.
-    fn handed(&mut self, n: usize, now: Instant) {
-        self.timers.progress.on_handed(n, now);
+    /// Bytes buffered.
+    pub fn len(&self) -> usize {
+        usize::from(self.slot.progress.buffered)
     }
 
-    /// Bytes joined an empty buffer: they are due after the coalescing delay.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn is_full(&self) -> bool {
+        self.len() == TX
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf.bytes[..self.len()]
+    }
+
+    fn set_len(&mut self, len: usize, now: Instant) {
+        self.slot.progress.set_buffered(len, now);
+    }
+
+    /// Copy in as much of `data` as fits; returns how much.
+    fn append(&mut self, data: &[u8], now: Instant) -> usize {
+        let len = self.len();
+        let n = data.len().min(TX - len);
+        self.buf.bytes[len..len + n].copy_from_slice(&data[..n]);
+        self.set_len(len + n, now);
+        n
+    }
+
+    /// Forget the first `n` bytes (the stack took them).
+    fn consume(&mut self, n: usize, now: Instant) {
+        let len = self.len();
+        let n = n.min(len);
+        self.buf.bytes.copy_within(n..len, 0);
+        self.set_len(len - n, now);
+    }
+
+    /// Forget the last `n` bytes (appended by a write that then did not take them).
+    fn drop_tail(&mut self, n: usize, now: Instant) {
+        let keep = self.len().saturating_sub(n);
+        self.set_len(keep, now);
+    }
+
+    /// The stack took `n` bytes.
+    fn handed(&mut self, n: usize, now: Instant) {
+        self.slot.progress.on_handed(n, now);
+    }
+
+    /// Bytes joined the buffer: they are due after the coalescing delay, counted from
+    /// the oldest.
     fn buffered(&mut self, was_empty: bool, now: Instant) {
-        if !self.buf.is_empty() {
-            if was_empty || self.timers.flush_due.is_none() {
-                self.timers.flush_due = Some(Stamp::of(now).plus(self.config.coalesce_delay));
-            }
-            self.timers.progress.on_buffered(now);
+        if !self.is_empty() && (was_empty || self.slot.flush_due().is_none()) {
+            let due = Stamp::of(now).plus(self.config.coalesce_delay);
+            self.slot.set_flush_due(Some(due));
         }
     }
 
     /// After a flush attempt: nothing left, or try again after the coalescing delay
     /// (never at once: a stack that refuses is not asked again in a loop).
     fn after_flush(&mut self, now: Instant) {
-        self.timers.flush_due = if self.buf.is_empty() {
-            None
-        } else {
-            Some(Stamp::of(now).plus(self.config.coalesce_delay))
-        };
+        let due = (!self.is_empty()).then(|| Stamp::of(now).plus(self.config.coalesce_delay));
+        self.slot.set_flush_due(due);
     }
 }
 
@@ -173,11 +171,11 @@ pub(crate) fn flush<S: Stack, const TX: usize>(
     tx: &mut TxSide<'_, TX>,
     now: Instant,
 ) -> Result<usize, ErrorClass> {
-    if tx.buf.is_empty() {
+    if tx.is_empty() {
         return Ok(0);
     }
-    let n = send_once(stack, sock, tx.buf.bytes(), None)?;
-    tx.buf.consume(n);
+    let n = send_once(stack, sock, tx.bytes(), None)?;
+    tx.consume(n, now);
     tx.handed(n, now);
     tx.after_flush(now);
     Ok(n)
@@ -193,10 +191,10 @@ pub(crate) fn push_now<S: Stack, const TX: usize>(
     now: Instant,
 ) -> Result<bool, ErrorClass> {
     flush(stack, sock, tx, now)?;
-    if !tx.buf.is_empty() {
+    if !tx.is_empty() {
         return Ok(false);
     }
-    tx.timers.flush_due = None;
+    tx.slot.set_flush_due(None);
     if !S::NATIVE_FLAGS {
         // Everything went out with plain sends: nothing is held back by the stack.
         return Ok(true);
@@ -240,7 +238,7 @@ pub(crate) fn write<S: Stack, const TX: usize>(
         return out;
     }
 
-    if S::NATIVE_FLAGS && tx.buf.is_empty() {
+    if S::NATIVE_FLAGS && tx.is_empty() {
         // The stack coalesces: pass the flag, take what it takes.
         match send_once(stack, sock, data, Some(SendFlag::from_push(push))) {
             Ok(n) => {
@@ -249,31 +247,32 @@ pub(crate) fn write<S: Stack, const TX: usize>(
                 // The stack holds MORE bytes until a push: netpool pushes them when
                 // the coalescing delay expires (the one coalescing timer).
                 if push && n == data.len() {
-                    tx.timers.flush_due = None;
-                } else if n > 0 && tx.timers.flush_due.is_none() {
-                    tx.timers.flush_due = Some(Stamp::of(now).plus(tx.config.coalesce_delay));
+                    tx.slot.set_flush_due(None);
+                } else if n > 0 && tx.slot.flush_due().is_none() {
+                    let due = Stamp::of(now).plus(tx.config.coalesce_delay);
+                    tx.slot.set_flush_due(Some(due));
                 }
             }
             Err(class) => out.error = Some(class),
         }
-    } else if data.len() <= TX - tx.buf.len() {
+    } else if data.len() <= TX - tx.len() {
         // Fits behind what is buffered: join it. A push (or a full buffer) hands the
         // whole buffer over in one stack call.
-        let older = tx.buf.len();
-        tx.buf.append(data);
+        let older = tx.len();
+        tx.append(data, now);
         out.taken = data.len();
-        if push || tx.buf.is_full() {
+        if push || tx.is_full() {
             match flush(stack, sock, tx, now) {
                 Err(class) => {
                     out.error = Some(class);
                     out.taken = 0;
-                    tx.buf.drop_tail(data.len());
+                    tx.drop_tail(data.len(), now);
                 }
                 Ok(sent) if push => {
                     // Keep only older bytes; what of this push the stack refused is
                     // not taken.
                     out.taken = sent.saturating_sub(older);
-                    tx.buf.drop_tail(data.len() - out.taken);
+                    tx.drop_tail(data.len() - out.taken, now);
                     tx.after_flush(now);
                 }
                 Ok(_) => {}
@@ -285,10 +284,10 @@ pub(crate) fn write<S: Stack, const TX: usize>(
         // Does not fit: older buffered bytes go first, always.
         if let Err(class) = flush(stack, sock, tx, now) {
             out.error = Some(class);
-            tx.timers.progress.set_blocked(true, now);
+            tx.slot.progress.set_blocked(true, now);
             return out;
         }
-        if tx.buf.is_empty() {
+        if tx.is_empty() {
             // Nothing to coalesce with and too big to buffer: straight to the stack,
             // with the caller's flag (MORE when more follows).
             let flag = S::NATIVE_FLAGS.then_some(SendFlag::from_push(push));
@@ -299,7 +298,7 @@ pub(crate) fn write<S: Stack, const TX: usize>(
                 }
                 Err(class) => {
                     out.error = Some(class);
-                    tx.timers.progress.set_blocked(true, now);
+                    tx.slot.progress.set_blocked(true, now);
                     return out;
                 }
             }
@@ -307,20 +306,20 @@ pub(crate) fn write<S: Stack, const TX: usize>(
         // Under MORE, keep what fits for later (a push's rest is not taken).
         if out.taken < data.len() && !push {
             let direct = out.taken;
-            let was_empty = tx.buf.is_empty();
-            let added = tx.buf.append(&data[direct..]);
+            let was_empty = tx.is_empty();
+            let added = tx.append(&data[direct..], now);
             out.taken += added;
             tx.buffered(was_empty, now);
-            if tx.buf.is_full() {
+            if tx.is_full() {
                 if let Err(class) = flush(stack, sock, tx, now) {
                     out.error = Some(class);
                     out.taken = direct;
-                    tx.buf.drop_tail(added);
+                    tx.drop_tail(added, now);
                 }
             }
         }
     }
-    tx.timers.progress.set_blocked(out.taken < data.len(), now);
+    tx.slot.progress.set_blocked(out.taken < data.len(), now);
     out
 }
 
@@ -328,26 +327,38 @@ pub(crate) fn write<S: Stack, const TX: usize>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn coalescer_keeps_order_and_reports_what_fits() {
-        let mut c = Coalescer::<8>::new();
-        assert_eq!(c.append(b"hello"), 5);
-        assert_eq!(c.append(b"world"), 3);
-        assert!(c.is_full());
-        assert_eq!(c.bytes(), b"hellowor");
-        c.consume(3);
-        assert_eq!(c.bytes(), b"lowor");
-        c.drop_tail(2);
-        assert_eq!(c.bytes(), b"low");
-        c.consume(100);
-        assert!(c.is_empty());
+    fn side<'a, const TX: usize>(
+        buf: &'a mut Coalescer<TX>,
+        slot: &'a mut Slot,
+        config: &'a Config,
+    ) -> TxSide<'a, TX> {
+        TxSide { buf, slot, config }
     }
 
     #[test]
-    fn zero_capacity_coalescer_takes_nothing() {
-        let mut c = Coalescer::<0>::new();
-        assert_eq!(c.append(b"x"), 0);
-        assert!(c.is_empty());
-        assert!(c.is_full());
+    fn coalescer_keeps_order_and_reports_what_fits() {
+        let (mut buf, mut slot, config) = (Coalescer::<8>::new(), Slot::new(), Config::new());
+        let mut tx = side(&mut buf, &mut slot, &config);
+        let t = Instant::from_millis(5);
+        assert_eq!(tx.append(b"hello", t), 5);
+        assert_eq!(tx.append(b"world", t), 3);
+        assert!(tx.is_full());
+        assert_eq!(tx.bytes(), b"hellowor");
+        tx.consume(3, t);
+        assert_eq!(tx.bytes(), b"lowor");
+        tx.drop_tail(2, t);
+        assert_eq!(tx.bytes(), b"low");
+        tx.consume(100, t);
+        assert!(tx.is_empty());
+        assert_eq!(slot.progress.buffered, 0);
+    }
+
+    #[test]
+    fn zero_capacity_coalescer_takes_nothing_and_costs_nothing() {
+        assert_eq!(core::mem::size_of::<Coalescer<0>>(), 0);
+        let (mut buf, mut slot, config) = (Coalescer::<0>::new(), Slot::new(), Config::new());
+        let mut tx = side(&mut buf, &mut slot, &config);
+        assert_eq!(tx.append(b"x", Instant::ZERO), 0);
+        assert!(tx.is_empty() && tx.is_full());
     }
 }

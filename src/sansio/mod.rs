@@ -29,7 +29,7 @@ mod stamp;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use slot::{event_bits, Remote, Slot, TxTimers};
+pub(crate) use slot::{event_bits, Remote, Slot};
 pub(crate) use stamp::Stamp;
 
 use core::net::SocketAddr;
@@ -180,8 +180,9 @@ impl<const N: usize, const L: usize> Core<N, L> {
         &self.slots[i]
     }
 
-    pub fn tx_mut(&mut self, i: usize) -> &mut TxTimers {
-        &mut self.slots[i].tx
+    /// Slot `i`, for the write path (send progress, coalesced bytes, flush deadline).
+    pub fn slot_mut(&mut self, i: usize) -> &mut Slot {
+        &mut self.slots[i]
     }
 
     // ------------------------------------------------------------ listeners
@@ -259,15 +260,11 @@ impl<const N: usize, const L: usize> Core<N, L> {
         let Some(i) = self.free_slot() else {
             return Err(self.count_rejection(Rejection::PoolFull));
         };
-        let handle = self.occupy(
-            i,
-            ConnState::Connected,
-            false,
-            l.port,
-            remote,
-            l.params.protocol,
-            now,
-        );
+        let Some(remote) = Remote::of(remote) else {
+            return Err(self.count_rejection(Rejection::UnsupportedAddress));
+        };
+        let protocol = l.params.protocol;
+        let handle = self.occupy(i, ConnState::Connected, false, l.port, remote, protocol, now, now);
         self.slots[i].events |= event_bits::ACCEPTED;
         self.counters.accepted = self.counters.accepted.wrapping_add(1);
         let listener_stopped = l.params.mode == ListenMode::OneShot;
@@ -289,6 +286,9 @@ impl<const N: usize, const L: usize> Core<N, L> {
                 c.rejected_pool_full = c.rejected_pool_full.wrapping_add(1);
                 c.exhausted = c.exhausted.wrapping_add(1);
             }
+            Rejection::UnsupportedAddress => {
+                c.rejected_address = c.rejected_address.wrapping_add(1);
+            }
         }
         why
     }
@@ -304,7 +304,14 @@ impl<const N: usize, const L: usize> Core<N, L> {
 
     /// The slot an outgoing connection will take: `want` if given and free, else the
     /// first free one. Nothing is taken yet.
-    pub fn pick_connect_slot(&mut self, want: Option<usize>) -> Result<usize, ConnectError> {
+    pub fn pick_connect_slot(
+        &mut self,
+        want: Option<usize>,
+        remote: SocketAddr,
+    ) -> Result<usize, ConnectError> {
+        if Remote::of(remote).is_none() {
+            return Err(ConnectError::UnsupportedAddress);
+        }
         match want {
             Some(i) if i >= N => Err(ConnectError::NoSuchSlot),
             Some(i) if self.slots[i].state.is_in_use() => Err(ConnectError::SlotInUse),
@@ -331,8 +338,9 @@ impl<const N: usize, const L: usize> Core<N, L> {
         } else {
             ConnState::Connecting
         };
-        let h = self.occupy(i, state, true, 0, remote, protocol, now);
-        self.slots[i].connect_deadline = Stamp::of(deadline);
+        // Checked by `pick_connect_slot`.
+        let remote = Remote::of(remote).unwrap_or(Remote::NONE);
+        let h = self.occupy(i, state, true, 0, remote, protocol, deadline, now);
         self.counters.connects = self.counters.connects.wrapping_add(1);
         if established {
             self.slots[i].events |= event_bits::CONNECTED;
@@ -352,7 +360,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
         if s.state == ConnState::Connecting {
             s.set_state(ConnState::Connected, now);
             s.touch(now);
-            s.tx.progress = SendProgress::new(now);
+            s.progress = SendProgress::new(now);
             s.events |= event_bits::CONNECTED;
         }
     }
@@ -420,7 +428,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
     }
 
     /// A write took `taken` bytes (progress and the flush timer were updated by the
-    /// write path on [`TxTimers`]).
+    /// write path on the slot).
     pub fn handle_written(&mut self, i: usize, taken: usize, now: Instant) {
         self.tick(now);
         let s = &mut self.slots[i];
@@ -483,10 +491,10 @@ impl<const N: usize, const L: usize> Core<N, L> {
         let s = &self.slots[i];
         let c = &self.config;
         match timer {
-            Timer::Connect => (s.state == ConnState::Connecting).then_some(s.connect_deadline),
-            Timer::Flush => (s.is_open() && s.can_send).then_some(s.tx.flush_due).flatten(),
+            Timer::Connect => (s.state == ConnState::Connecting).then(|| s.connect_deadline()),
+            Timer::Flush => (s.is_open() && s.can_send).then(|| s.flush_due()).flatten(),
             Timer::Stall => (s.is_open() && s.can_send)
-                .then(|| s.tx.progress.deadline())
+                .then(|| s.progress.deadline())
                 .flatten(),
             Timer::Idle => s
                 .is_open()
@@ -528,18 +536,12 @@ impl<const N: usize, const L: usize> Core<N, L> {
     }
 
     /// The stall reading of slot `i` (its [`Timer::Stall`] expired): `queue` is the
-    /// stack's send-queue depth if it can tell, `buffered` netpool's coalesced bytes.
+    /// stack's send-queue depth if it can tell (netpool's coalesced bytes count too).
     /// Returns `true` when the connection is stalled and must be reaped (counted).
-    pub fn handle_stall_reading(
-        &mut self,
-        i: usize,
-        queue: Option<usize>,
-        buffered: usize,
-        now: Instant,
-    ) -> bool {
+    pub fn handle_stall_reading(&mut self, i: usize, queue: Option<usize>, now: Instant) -> bool {
         self.tick(now);
         let grace = self.config.stall_grace;
-        let stalled = self.slots[i].tx.progress.observe(queue, buffered, now, grace) == Verdict::Stalled;
+        let stalled = self.slots[i].progress.observe(queue, now, grace) == Verdict::Stalled;
         if stalled {
             self.counters.reaped = self.counters.reaped.wrapping_add(1);
         }
@@ -692,7 +694,12 @@ impl<const N: usize, const L: usize> Core<N, L> {
         self.counters.dropped_on_close = self.counters.dropped_on_close.wrapping_add(bytes as u32);
     }
 
-    pub fn report(&self, i: usize, buffered: usize, now: Instant) -> SlotReport {
+    /// Bytes waiting in netpool's coalescing buffer of slot `i`.
+    pub fn buffered(&self, i: usize) -> usize {
+        usize::from(self.slots[i].progress.buffered)
+    }
+
+    pub fn report(&self, i: usize, now: Instant) -> SlotReport {
         let s = &self.slots[i];
         SlotReport {
             slot: i as u8,
@@ -705,7 +712,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
             bytes_in: u64::from(s.bytes_in),
             bytes_out: u64::from(s.bytes_out),
             idle: s.last_activity.elapsed(now),
-            buffered: buffered.min(u16::MAX as usize) as u16,
+            buffered: s.progress.buffered,
             close_reason: s.close_reason,
         }
     }
@@ -719,34 +726,14 @@ impl<const N: usize, const L: usize> Core<N, L> {
         state: ConnState,
         outgoing: bool,
         port: u16,
-        remote: SocketAddr,
+        remote: Remote,
         protocol: u8,
+        deadline: Instant,
         now: Instant,
     ) -> ConnHandle {
         self.tick(now);
-        let s = &mut self.slots[i];
-        let generation = s.generation.wrapping_add(1);
-        *s = Slot {
-            generation,
-            state,
-            protocol,
-            events: 0,
-            can_send: true,
-            outgoing,
-            close_reason: None,
-            port,
-            remote: Remote::of(remote),
-            opened_at: Stamp::of(now),
-            state_since: Stamp::of(now),
-            last_activity: Stamp::of(now),
-            connect_deadline: Stamp::of(now),
-            tx: TxTimers {
-                progress: SendProgress::new(now),
-                flush_due: None,
-            },
-            bytes_in: 0,
-            bytes_out: 0,
-        };
+        let generation = self.slots[i].generation.wrapping_add(1);
+        self.slots[i] = Slot::occupied(generation, state, outgoing, port, remote, protocol, deadline, now);
         let in_use = (N - self.free_slots()) as u32;
         if in_use > self.counters.high_water {
             self.counters.high_water = in_use;

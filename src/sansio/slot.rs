@@ -9,29 +9,56 @@ use crate::sansio::Stamp;
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
 
-/// A remote address in 20 bytes instead of `SocketAddr`'s 32 (IPv6 flow info and
-/// scope id are not kept: a pool only reports the address).
+/// A peer's address as the slot keeps it: 6 bytes for IPv4; with the `ipv6`
+/// feature, 18 bytes for either family (IPv4 as IPv4-mapped). IPv6 flow info and
+/// scope id are not kept: a pool only reports the address. Port 0 means "none" (no
+/// TCP peer has port 0).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Remote {
-    None,
-    V4([u8; 4], u16),
-    V6([u8; 16], u16),
+pub(crate) struct Remote {
+    #[cfg(not(feature = "ipv6"))]
+    ip: [u8; 4],
+    #[cfg(feature = "ipv6")]
+    ip: [u8; 16],
+    port: u16,
 }
 
 impl Remote {
-    pub const fn of(addr: SocketAddr) -> Remote {
-        match addr {
-            SocketAddr::V4(a) => Remote::V4(a.ip().octets(), a.port()),
-            SocketAddr::V6(a) => Remote::V6(a.ip().octets(), a.port()),
-        }
+    pub const NONE: Remote = Remote {
+        #[cfg(not(feature = "ipv6"))]
+        ip: [0; 4],
+        #[cfg(feature = "ipv6")]
+        ip: [0; 16],
+        port: 0,
+    };
+
+    /// `None` for an address this build cannot keep (IPv6 without the `ipv6` feature).
+    pub fn of(addr: SocketAddr) -> Option<Remote> {
+        let port = addr.port();
+        #[cfg(not(feature = "ipv6"))]
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) => ip.octets(),
+            IpAddr::V6(_) => return None,
+        };
+        #[cfg(feature = "ipv6")]
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
+            IpAddr::V6(ip) => ip.octets(),
+        };
+        Some(Remote { ip, port })
     }
 
     pub fn addr(self) -> Option<SocketAddr> {
-        match self {
-            Remote::None => None,
-            Remote::V4(ip, port) => Some(SocketAddr::new(IpAddr::from(ip), port)),
-            Remote::V6(ip, port) => Some(SocketAddr::new(IpAddr::from(ip), port)),
+        if self.port == 0 {
+            return None;
         }
+        #[cfg(not(feature = "ipv6"))]
+        let ip = IpAddr::from(self.ip);
+        #[cfg(feature = "ipv6")]
+        let ip = {
+            let v6 = core::net::Ipv6Addr::from(self.ip);
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        };
+        Some(SocketAddr::new(ip, self.port))
     }
 }
 
@@ -46,14 +73,6 @@ pub(crate) mod event_bits {
     pub const ABORTED: u8 = 1 << 5;
 }
 
-/// The send side's timers: stall watch and the coalescing deadline.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TxTimers {
-    pub progress: SendProgress,
-    /// When bytes in netpool's coalescing buffer must be handed to the stack.
-    pub flush_due: Option<Stamp>,
-}
-
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Slot {
     pub generation: u32,
@@ -65,6 +84,8 @@ pub(crate) struct Slot {
     pub can_send: bool,
     /// Opened by `connect` (else accepted on `port`).
     pub outgoing: bool,
+    /// `deadline` is the coalesced bytes' flush deadline (while open).
+    flush_set: bool,
     pub close_reason: Option<CloseReason>,
     /// Local port of an accepted connection (0 for outgoing ones).
     pub port: u16,
@@ -72,9 +93,12 @@ pub(crate) struct Slot {
     pub opened_at: Stamp,
     pub state_since: Stamp,
     pub last_activity: Stamp,
-    /// Connect deadline (outgoing connections while `Connecting`).
-    pub connect_deadline: Stamp,
-    pub tx: TxTimers,
+    /// The slot's own deadline: the connect deadline while `Connecting`; the flush
+    /// deadline of coalesced bytes while open (when set). One field, since a slot
+    /// never needs both (64 bytes a slot on 32-bit targets, `ipv6` off).
+    deadline: Stamp,
+    /// Send progress, and the bytes in netpool's coalescing buffer.
+    pub progress: SendProgress,
     pub bytes_in: u32,
     pub bytes_out: u32,
 }
@@ -88,17 +112,15 @@ impl Slot {
             events: 0,
             can_send: false,
             outgoing: false,
+            flush_set: false,
             close_reason: None,
             port: 0,
-            remote: Remote::None,
+            remote: Remote::NONE,
             opened_at: Stamp::ZERO,
             state_since: Stamp::ZERO,
             last_activity: Stamp::ZERO,
-            connect_deadline: Stamp::ZERO,
-            tx: TxTimers {
-                progress: SendProgress::new(Instant::ZERO),
-                flush_due: None,
-            },
+            deadline: Stamp::ZERO,
+            progress: SendProgress::new(Instant::ZERO),
             bytes_in: 0,
             bytes_out: 0,
         }
@@ -125,10 +147,64 @@ impl Slot {
         }
     }
 
+    /// A fresh slot record for a new connection.
+    #[allow(clippy::too_many_arguments)]
+    pub fn occupied(
+        generation: u32,
+        state: ConnState,
+        outgoing: bool,
+        port: u16,
+        remote: Remote,
+        protocol: u8,
+        deadline: Instant,
+        now: Instant,
+    ) -> Slot {
+        Slot {
+            generation,
+            state,
+            protocol,
+            events: 0,
+            can_send: true,
+            outgoing,
+            flush_set: false,
+            close_reason: None,
+            port,
+            remote,
+            opened_at: Stamp::of(now),
+            state_since: Stamp::of(now),
+            last_activity: Stamp::of(now),
+            deadline: Stamp::of(deadline),
+            progress: SendProgress::new(now),
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    /// The connect deadline (meaningful while `Connecting`).
+    pub fn connect_deadline(&self) -> Stamp {
+        self.deadline
+    }
+
+    /// When coalesced bytes must be handed to the stack, if any wait.
+    pub fn flush_due(&self) -> Option<Stamp> {
+        (self.flush_set && self.state != ConnState::Connecting).then_some(self.deadline)
+    }
+
+    pub fn set_flush_due(&mut self, due: Option<Stamp>) {
+        if self.state == ConnState::Connecting {
+            return; // the deadline field is the connect deadline
+        }
+        self.flush_set = due.is_some();
+        if let Some(d) = due {
+            self.deadline = d;
+        }
+    }
+
     /// Nothing more can be sent: no writes, and nothing left to flush.
     pub fn stop_sending(&mut self) {
         self.can_send = false;
-        self.tx.flush_due = None;
+        self.flush_set = false;
+        self.progress.set_buffered(0, Instant::ZERO);
     }
 
     pub fn touch(&mut self, now: Instant) {

@@ -114,9 +114,9 @@ fn run_timers(core: &mut Core<N, L>, now: Instant) {
             core.handle_connect_failed(i, CloseReason::ConnectTimeout, now);
         }
         if core.due(i, Timer::Flush, now) {
-            core.tx_mut(i).flush_due = None; // the stack took the coalesced bytes
+            core.slot_mut(i).set_flush_due(None); // the stack took the coalesced bytes
         }
-        if core.due(i, Timer::Stall, now) && core.handle_stall_reading(i, Some(1), 0, now) {
+        if core.due(i, Timer::Stall, now) && core.handle_stall_reading(i, Some(1), now) {
             core.handle_released(i, CloseReason::Stalled, now);
         }
         for timer in [Timer::Idle, Timer::Abandoned] {
@@ -153,11 +153,12 @@ proptest! {
                             Ok(_) => prop_assert!(before < cap && core.open_on_port(PORTS[port]) <= cap),
                             Err(Rejection::PortCap) => prop_assert!(before >= cap),
                             Err(Rejection::PoolFull) => prop_assert_eq!(core.free_slots(), 0),
+                            Err(Rejection::UnsupportedAddress) => prop_assert!(false, "an IPv4 peer was refused"),
                         }
                     }
                 }
                 Op::Connect { slot, established } => {
-                    if let Ok(i) = core.pick_connect_slot(slot) {
+                    if let Ok(i) = core.pick_connect_slot(slot, remote()) {
                         let h = core.handle_connect_started(i, remote(), 1, established, now + Duration::from_secs(3), now);
                         prop_assert_eq!(h.slot(), i);
                     }
@@ -167,11 +168,11 @@ proptest! {
                 Op::Write { slot, taken, refused, buffered } => {
                     if core.slot(slot).is_open() && core.slot(slot).can_send {
                         let delay = core.config().coalesce_delay;
-                        let tx = core.tx_mut(slot);
-                        tx.progress.on_handed(taken, now);
-                        tx.progress.set_blocked(refused, now);
-                        if buffered && tx.flush_due.is_none() {
-                            tx.flush_due = Some(Stamp::of(now).plus(delay));
+                        let s = core.slot_mut(slot);
+                        s.progress.on_handed(taken, now);
+                        s.progress.set_blocked(refused, now);
+                        if buffered && s.flush_due().is_none() {
+                            s.set_flush_due(Some(Stamp::of(now).plus(delay)));
                         }
                         core.handle_written(slot, taken, now);
                     }
@@ -198,7 +199,7 @@ proptest! {
             prop_assert_eq!(c.in_use as usize, in_use);
             prop_assert!(c.high_water as usize >= in_use);
             prop_assert_eq!(c.accepted + c.rejected, incoming);
-            prop_assert_eq!(c.rejected, c.rejected_port_cap + c.rejected_pool_full);
+            prop_assert_eq!(c.rejected, c.rejected_port_cap + c.rejected_pool_full + c.rejected_address);
             // Exact and never in the past once its work is done: no spin.
             if let Some(t) = core.poll_timeout() {
                 prop_assert!(t > now, "poll_timeout {} not after {} with nothing left to do", t, now);
@@ -260,10 +261,52 @@ fn events_are_drained_once_each_and_hold_keeps_a_reaped_slot() {
 #[test]
 fn connect_at_takes_the_chosen_slot_or_says_why_not() {
     let mut core: Core<2, 1> = Core::new(Config::new());
-    assert_eq!(core.pick_connect_slot(Some(5)), Err(ConnectError::NoSuchSlot));
-    assert_eq!(core.pick_connect_slot(Some(1)), Ok(1));
+    assert_eq!(
+        core.pick_connect_slot(Some(5), remote()),
+        Err(ConnectError::NoSuchSlot)
+    );
+    assert_eq!(core.pick_connect_slot(Some(1), remote()), Ok(1));
     let now = Instant::from_millis(1);
     core.handle_connect_started(1, remote(), 0, false, now + Duration::from_secs(1), now);
-    assert_eq!(core.pick_connect_slot(Some(1)), Err(ConnectError::SlotInUse));
-    assert_eq!(core.pick_connect_slot(None), Ok(0));
+    assert_eq!(
+        core.pick_connect_slot(Some(1), remote()),
+        Err(ConnectError::SlotInUse)
+    );
+    assert_eq!(core.pick_connect_slot(None, remote()), Ok(0));
+}
+
+/// The slot record's size is part of the footprint budget (64 bytes a slot beyond the
+/// socket, `ipv6` off): no pointers inside, so it is the same on 32- and 64-bit targets.
+#[test]
+fn a_slot_record_fits_its_budget() {
+    let expected = if cfg!(feature = "ipv6") { 76 } else { 64 };
+    assert_eq!(core::mem::size_of::<Slot>(), expected);
+}
+
+#[test]
+fn remote_addresses_round_trip_or_are_refused_with_a_reason() {
+    use core::net::Ipv6Addr;
+    let v4 = remote();
+    let v6 = SocketAddr::new(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).into(), 443);
+    assert_eq!(Remote::of(v4).and_then(Remote::addr), Some(v4));
+    let mut core: Core<2, 1> = Core::new(Config::new());
+    let now = Instant::from_millis(1);
+    core.set_listener(0, 80, ListenParams::new(2));
+    if cfg!(feature = "ipv6") {
+        assert_eq!(Remote::of(v6).and_then(Remote::addr), Some(v6));
+        assert!(core.handle_incoming(0, v6, now).is_ok());
+        assert_eq!(core.pick_connect_slot(None, v6), Ok(1));
+    } else {
+        assert_eq!(Remote::of(v6), None);
+        assert_eq!(
+            core.handle_incoming(0, v6, now),
+            Err(Rejection::UnsupportedAddress)
+        );
+        assert_eq!(core.counters().rejected_address, 1);
+        assert_eq!(
+            core.pick_connect_slot(None, v6),
+            Err(ConnectError::UnsupportedAddress)
+        );
+        assert_eq!(core.free_slots(), 2);
+    }
 }

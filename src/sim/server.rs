@@ -8,8 +8,9 @@
 //! - [`Immediate`](ClosePolicy::Immediate) — netpool's: close as soon as the response
 //!   is taken; the slot is free at once.
 //! - [`Lingering`](ClosePolicy::Lingering) — the old firmware's `closePending`: hold the
-//!   slot (and its stack socket) until the peer has acknowledged the response or `max`
-//!   passes (then abort) — optionally also until the connection is found dead.
+//!   slot (and its stack socket) until the peer has acknowledged the response (the
+//!   stack's send queue is empty, also after the peer's FIN) or `max` passes (then
+//!   abort) — optionally also let go as soon as the connection is lost (reset).
 
 use std::vec::Vec;
 
@@ -18,7 +19,7 @@ use crate::pool::Pool;
 use crate::stack::Stack;
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
-use crate::ConnHandle;
+use crate::{CloseReason, ConnHandle, ErrorClass};
 
 /// The status response: headers and a body, [`RESPONSE_LEN`] bytes in all.
 pub const RESPONSE_HEAD: &[u8] =
@@ -41,9 +42,10 @@ pub enum ClosePolicy {
     Lingering {
         /// Longest hold (the old firmware: 4 s).
         max: Duration,
-        /// Also let go as soon as the connection is found dead (reset, closed): what
-        /// the old firmware's "PCB lost" check did. Without it, a peer that resets
-        /// instead of acknowledging holds the slot for the full `max`.
+        /// Also let go as soon as the connection is lost (reset, timed out, aborted;
+        /// a peer's FIN is not a loss): what the old firmware's "PCB lost" check did.
+        /// Without it, a peer that resets instead of acknowledging holds the slot for
+        /// the full `max`.
         free_when_dead: bool,
     },
 }
@@ -167,9 +169,21 @@ impl StatusServer {
                 let ClosePolicy::Lingering { max, free_when_dead } = self.policy else {
                     return self.done(pool, h, now);
                 };
-                let dead = !matches!(pool.state(h), Ok(ConnState::Connected));
-                let acked = matches!(pool.send_queue(h), Ok(Some(0)) | Err(_)) && !dead;
-                if acked || (dead && free_when_dead) {
+                // A peer that sent FIN is not dead: its side is closed, ours still
+                // delivers. Only a reset, a loss or an abort loses the connection (the
+                // old firmware's "PCB lost": lwIP reports those as errors, never a FIN).
+                let lost = match pool.state(h) {
+                    Ok(ConnState::Connected) => false,
+                    Ok(ConnState::OtherEndClosed) => !matches!(
+                        pool.slot_report(h.slot(), now).and_then(|r| r.close_reason),
+                        Some(CloseReason::PeerGone(ErrorClass::Closed))
+                    ),
+                    _ => true,
+                };
+                // Acknowledged: nothing left in the stack's send queue — also after
+                // the peer's FIN, as the old firmware's `send_queue == 0` check did.
+                let acked = !lost && matches!(pool.send_queue(h), Ok(Some(0)));
+                if acked || (lost && free_when_dead) {
                     self.stats.lingered += 1;
                     self.done(pool, h, now)
                 } else if now.saturating_since(*since) >= max {

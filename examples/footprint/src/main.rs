@@ -126,6 +126,8 @@ probe!(NETPOOL_SIZE_POOL_8_2_256, ProbePool<8, 2, 256>);
 probe!(NETPOOL_SIZE_POOL_16_2_0, ProbePool<16, 2, 0>);
 probe!(NETPOOL_SIZE_POOL_16_2_256, ProbePool<16, 2, 256>);
 probe!(NETPOOL_SIZE_POOL_8_4_0, ProbePool<8, 4, 0>);
+// What a slot spends on holding its socket (the pool keeps an `Option` of it).
+probe!(NETPOOL_SIZE_SOCKET_SLOT, Option<Sock>);
 
 /// Referenced from `main` in both builds, so the linker keeps the probes.
 #[inline(always)]
@@ -136,6 +138,7 @@ fn keep_probes() {
         &NETPOOL_SIZE_POOL_16_2_0,
         &NETPOOL_SIZE_POOL_16_2_256,
         &NETPOOL_SIZE_POOL_8_4_0,
+        &NETPOOL_SIZE_SOCKET_SLOT,
     ));
 }
 
