@@ -6,13 +6,15 @@
 //! Call [`Bridge::service`] over and over (the firmware's `loop()`); between calls,
 //! wait for the ready pin's rising edge or at most ~10 ms. One pass:
 //!
-//! 1. **Pool work**: [`Pool::poll`] (accept, connect, flush, reap). When a status
-//!    change is waiting for the SAM, the request pin is pulled low just before the poll
-//!    and raised just after it: the low→high pulse, repeated every 200 ms until the
-//!    SAM fetches it with `networkGetLastError`.
-//! 2. **Sockets**: each socket number `0..8` is the pool slot of the same number. New
-//!    connections are adopted, received bytes are read into the socket's receive
-//!    buffer, buffered bytes the SAM wrote are handed to the pool.
+//! 1. **Pool work**: [`Pool::poll`] (accept, connect, push, reap), then the pool's
+//!    per-connection events ([`Pool::poll_event`]: reaped, connect failed...). When a
+//!    status change is waiting for the SAM, the request pin is pulled low just before
+//!    the poll and raised just after it: the low→high pulse, repeated every 200 ms
+//!    until the SAM fetches it with `networkGetLastError`.
+//! 2. **Sockets**: each socket number `0..8` is the pool slot of the same number, and
+//!    the state the SAM sees is the pool's. New connections are adopted, received bytes
+//!    are read into the socket's receive buffer, buffered bytes the SAM wrote are
+//!    handed to the pool.
 //! 3. **One transfer** when the ready pin is high: chip select low; exchange header
 //!    dwords 0–1; check them and decide the response (**no I/O**: only the socket
 //!    buffers and the pool's bookkeeping are consulted); send the response dword
@@ -26,13 +28,18 @@
 //! - `connWrite` replies with what fits in the bridge's own transmit buffer, before any
 //!   TCP write: every byte accepted is certainly buffered, and `writeBufferSpace` is
 //!   that buffer's free space. The push and close flags count only when every byte
-//!   was accepted. Unpushed bytes go to the pool with MORE, except the last one, kept
-//!   back so a later push (even a zero-length one) has a byte to carry the PSH; if no
-//!   push comes within the pool's coalescing delay, they are pushed anyway.
-//! - `aborted` stays until `connAbort`, also for connections the pool reaped (it frees
-//!   those at once): the socket number then shows `aborted` (a *lost* connection)
-//!   and a new connection that lands in the same pool slot waits, unseen, until the
-//!   SAM has let go of the old one.
+//!   was accepted. Bytes go to the pool as the SAM flagged them: with MORE, or with
+//!   push; a later push (a zero-length write with the push flag) is
+//!   [`Pool::flush`], which makes the stack send what MORE left queued. If no push
+//!   comes, the pool pushes MORE bytes itself after its coalescing delay.
+//! - `aborted` stays until `connAbort` (or `connClose`), also for connections the pool
+//!   reaped: the bridge sets [`Config::hold_ended`](netpool::Config::hold_ended), so a
+//!   reaped connection keeps its slot, `Aborted` with its reason (its socket is
+//!   released at once), until the SAM acknowledges it. A slot number is never reused
+//!   behind the SAM's back.
+//! - `connCreate` replies with a socket number before the connect happens (the SAM
+//!   does not choose it): the bridge picks a number free for the SAM and in the pool,
+//!   and connects into exactly that slot ([`Pool::connect_at`]).
 //! - `otherEndClosed` is reported only once the receive buffer is drained.
 //! - After `connClose` (or a write with close-after-write) the socket reads `free`
 //!   at once; bytes already accepted are still handed to the stack, then the
@@ -52,7 +59,8 @@ use embedded_hal::digital::{InputPin, OutputPin};
 use embedded_hal::spi::SpiDevice;
 use netpool::stack::Stack;
 use netpool::{
-    nb, ConnHandle, ConnState, Duration, Instant, ListenMode, ListenParams, PollSummary, Pool, Report,
+    nb, ConnHandle, ConnState, Duration, EventKind, Instant, ListenMode, ListenParams, PollSummary, Pool,
+    Report,
 };
 
 use crate::protocol::{
@@ -123,7 +131,8 @@ pub struct BridgeStats {
     pub bus_errors: u32,
     /// Request-pin pulses.
     pub request_pulses: u32,
-    /// Connections that ended behind the SAM's back (reaped) and were shown as aborted.
+    /// Connections the pool reaped (send stall, idle timeout) while the SAM held them:
+    /// shown `aborted` until the SAM acknowledged them.
     pub lost: u32,
     /// `connCreate` that failed (reported as aborted plus an error message).
     pub connect_failed: u32,
@@ -182,18 +191,21 @@ impl<const B: usize> Buf<B> {
     }
 }
 
-/// What a socket number shows the SAM.
+/// What a socket number is to the bridge. The state the SAM sees is the pool's
+/// (see `Bridge::wire_state`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Phase {
     /// Nothing (a pool connection in this slot is adopted at the next pass).
     Free,
-    /// A pool connection, shown to the SAM.
+    /// A pool connection, shown to the SAM with the pool's state.
     Open(ConnHandle),
     /// The SAM let go; bytes it wrote are still being handed over, then close.
     Draining(ConnHandle),
-    /// The connection ended without the SAM (reaped, or a failed connect): shown as
-    /// `aborted` until `connAbort` or `connClose`.
-    Lost,
+    /// `connCreate` replied with this number, then the stack refused the connect
+    /// before the pool took the slot: there is no pool connection to mirror, so the
+    /// number shows `aborted` until `connAbort` or `connClose`. (A connection the
+    /// pool accepts into this slot meanwhile is adopted once the SAM has let go.)
+    Refused,
 }
 
 struct Socket<const B: usize> {
@@ -202,10 +214,9 @@ struct Socket<const B: usize> {
     tx: Buf<B>,
     /// The pool said the peer is gone and every byte has been read.
     eof: bool,
-    /// Push the transmit buffer (all bytes of a pushed write were accepted).
+    /// A push is owed: the SAM pushed (every byte of its write was accepted) and the
+    /// push has not yet reached the pool with the last of those bytes, or as a flush.
     push: bool,
-    /// When bytes were last appended to the transmit buffer.
-    appended_at: Instant,
     protocol: u8,
     local_port: u16,
     remote: Option<SocketAddrV4>,
@@ -219,7 +230,6 @@ impl<const B: usize> Socket<B> {
             tx: Buf::new(),
             eof: false,
             push: false,
-            appended_at: Instant::ZERO,
             protocol: 0,
             local_port: 0,
             remote: None,
@@ -332,15 +342,18 @@ where
         "socket buffers hold 2..=65535 bytes"
     );
 
-    /// A bridge over `pool` (its `abandoned_after` is switched off: the SAM decides
-    /// when an aborted or closed connection is freed).
+    /// A bridge over `pool`. Its configuration is adjusted so that the SAM decides
+    /// when a slot is freed: [`hold_ended`](netpool::Config::hold_ended) on (a reaped
+    /// connection keeps its slot, `Aborted`, until the SAM acknowledges it) and
+    /// [`abandoned_after`](netpool::Config::abandoned_after) off. Keep them so if you
+    /// change the pool's configuration later.
     ///
     /// Chip select and the request pin are driven high (idle). The WiFi state starts
     /// `idle`. Call [`start`](Self::start) when the platform is initialised.
     pub fn new(mut pool: Pool<S, SOCKETS, L, TX>, spi: SPI, cs: CS, ready: RDY, request: REQ) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = Self::BUF_FITS;
-        let config = pool.config().with_abandoned_after(None);
+        let config = pool.config().with_abandoned_after(None).with_hold_ended(true);
         pool.set_config(config);
         let mut status = NetworkStatusResponse::default();
         set_c_str(&mut status.version_text, b"netpool-0.1");
@@ -496,6 +509,7 @@ where
             self.last_pulse = Some(now);
             self.stats.request_pulses += 1;
         }
+        self.take_events();
         self.sync_sockets(now);
         let ready = match self.ready.is_high() {
             Ok(r) => r,
@@ -534,6 +548,23 @@ where
 
     // ------------------------------------------------------------------ sockets
 
+    /// Drain the pool's per-connection events: what the SAM must be told beyond the
+    /// state it reads (an error message for a failed connect) and the counters.
+    fn take_events(&mut self) {
+        while let Some(event) = self.pool.poll_event() {
+            let i = event.handle.slot();
+            let shown = self.sockets.get(i).map(|s| s.phase) == Some(Phase::Open(event.handle));
+            match event.kind {
+                EventKind::Reaped if shown => self.stats.lost += 1,
+                EventKind::ConnectFailed if shown => {
+                    self.stats.connect_failed += 1;
+                    self.set_error("Connection creation failed");
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn sync_sockets(&mut self, now: Instant) {
         for i in 0..SOCKETS {
             self.sync_socket(i, now);
@@ -549,10 +580,9 @@ where
             }
             Phase::Open(h) => {
                 if !self.is_live(h) {
-                    // Ended without the SAM (reaped): aborted until it says so.
-                    self.stats.lost += 1;
+                    // Only if the pool was reconfigured to free slots it ends itself.
                     self.stats.bytes_dropped += self.sockets[i].tx.len as u64;
-                    self.sockets[i].reset(Phase::Lost);
+                    self.sockets[i].reset(Phase::Free);
                     return;
                 }
                 self.fill(i, h, now);
@@ -570,7 +600,7 @@ where
                 let _ = self.pool.read(h, &mut scratch, now);
                 self.drain(i, h, now);
             }
-            Phase::Lost => {}
+            Phase::Refused => {}
         }
     }
 
@@ -581,7 +611,6 @@ where
     fn adopt(&mut self, i: usize, h: ConnHandle, now: Instant) {
         let sock = &mut self.sockets[i];
         sock.reset(Phase::Open(h));
-        sock.appended_at = now;
         if let Some(r) = self.pool.slot_report(i, now) {
             sock.protocol = r.protocol;
             sock.local_port = r.local_port;
@@ -606,51 +635,60 @@ where
         }
     }
 
-    /// Hand buffered bytes to the pool; close a draining connection once all are taken.
+    /// Hand buffered bytes to the pool, with MORE unless a push is owed (or the SAM
+    /// let go); then a push owed with nothing left to carry it is a flush. Close a
+    /// draining connection once every byte is taken.
     fn drain(&mut self, i: usize, h: ConnHandle, now: Instant) {
         let draining = matches!(self.sockets[i].phase, Phase::Draining(_));
-        let coalesce = self.pool.config().coalesce_delay;
         let sock = &mut self.sockets[i];
+        let push = sock.push || draining;
         if sock.tx.len > 0 {
-            let overdue = now.saturating_since(sock.appended_at) >= coalesce;
-            let finishing = sock.push || draining || overdue;
-            // Keep one unpushed byte back: a later push needs a byte to carry it.
-            let hold = usize::from(!finishing);
-            if sock.tx.len > hold {
-                let n = sock.tx.len - hold;
-                match self.pool.write(h, &sock.tx.data[..n], finishing, now) {
-                    Ok(taken) => sock.tx.consume(taken),
-                    Err(nb::Error::WouldBlock) => {}
-                    Err(nb::Error::Other(_)) => {
-                        // The connection is gone: nobody will take these bytes.
-                        self.stats.bytes_dropped += sock.tx.len as u64;
-                        sock.tx.clear();
+            match self.pool.write(h, &sock.tx.data[..sock.tx.len], push, now) {
+                Ok(taken) => {
+                    sock.tx.consume(taken);
+                    if sock.tx.len == 0 {
+                        // The push went with the last byte.
+                        sock.push = false;
                     }
+                }
+                Err(nb::Error::WouldBlock) => {}
+                Err(nb::Error::Other(_)) => {
+                    // The connection is gone: nobody will take these bytes.
+                    self.stats.bytes_dropped += sock.tx.len as u64;
+                    sock.tx.clear();
+                    sock.push = false;
                 }
             }
         }
-        if sock.tx.len == 0 {
-            if sock.push {
-                // Coalesced bytes (stacks without a MORE flag) go now.
-                let _ = self.pool.flush(h, now);
-                sock.push = false;
+        if sock.tx.len > 0 {
+            return;
+        }
+        if sock.push {
+            // A late push (bytes already handed over with MORE): the stack sends what
+            // it holds now. Kept owed while the pool still holds bytes the stack
+            // refuses; dropped once the connection has ended.
+            match self.pool.flush(h, now) {
+                Ok(()) | Err(nb::Error::Other(_)) => sock.push = false,
+                Err(nb::Error::WouldBlock) => {}
             }
-            if draining {
-                let _ = self.pool.close(h, now);
-                sock.reset(Phase::Free);
-            }
+        }
+        if draining {
+            let _ = self.pool.close(h, now);
+            sock.reset(Phase::Free);
         }
     }
 
+    /// The state the SAM sees: the pool's, except that `otherEndClosed` waits until
+    /// the receive buffer is drained.
     fn wire_state(&self, i: usize) -> ConnState {
         let sock = &self.sockets[i];
         match sock.phase {
             Phase::Free | Phase::Draining(_) => ConnState::Free,
-            Phase::Lost => ConnState::Aborted,
+            Phase::Refused => ConnState::Aborted,
             Phase::Open(h) => match self.pool.state(h) {
                 Ok(ConnState::OtherEndClosed) if sock.rx.len > 0 || !sock.eof => ConnState::Connected,
-                Ok(s) if s.is_in_use() => s,
-                _ => ConnState::Aborted,
+                Ok(s) => s,
+                Err(_) => ConnState::Free,
             },
         }
     }
@@ -821,15 +859,17 @@ where
                 if !self.wifi_state.link_up() {
                     return Plan::reply(Response::WrongState.code());
                 }
-                // The pool will take its first free slot; it must not be a number the
-                // SAM still holds as aborted.
-                match (0..SOCKETS).find(|&i| self.pool.handle_at(i).is_none()) {
-                    Some(i) if self.sockets[i].phase == Phase::Free => Plan {
+                // The reply names the socket before the connect happens: a number free
+                // for the SAM and in the pool; the connect goes into that very slot.
+                match (0..SOCKETS)
+                    .find(|&i| self.sockets[i].phase == Phase::Free && self.pool.handle_at(i).is_none())
+                {
+                    Some(i) => Plan {
                         response: i as i32,
                         data: DataPhase::FromSam(len),
                         action: Action::Connect(i),
                     },
-                    _ => Plan::reply(Response::Busy.code()),
+                    None => Plan::reply(Response::Busy.code()),
                 }
             }
             Command::NetworkListen => {
@@ -954,7 +994,7 @@ where
                     Phase::Open(h) | Phase::Draining(h) => {
                         let _ = self.pool.abort(h, now);
                     }
-                    Phase::Free | Phase::Lost => {}
+                    Phase::Free | Phase::Refused => {}
                 }
                 self.sockets[i].reset(Phase::Free);
             }
@@ -964,7 +1004,7 @@ where
                     self.sockets[i].phase = Phase::Draining(h);
                     self.drain(i, h, now);
                 }
-                Phase::Lost => self.sockets[i].reset(Phase::Free),
+                Phase::Refused => self.sockets[i].reset(Phase::Free),
                 Phase::Free | Phase::Draining(_) => {}
             },
             Action::Write {
@@ -979,9 +1019,6 @@ where
                 let sock = &mut self.sockets[socket];
                 let n = sock.tx.append(&self.xfer[..len.min(moved)]);
                 self.stats.bytes_from_sam += n as u64;
-                if n > 0 {
-                    sock.appended_at = now;
-                }
                 sock.push |= push;
                 if close {
                     sock.rx.clear();
@@ -1028,22 +1065,20 @@ where
         };
         let remote = SocketAddr::new(IpAddr::V4(lcd.ip()), lcd.port);
         let timeout = self.config.connect_timeout;
-        match self.pool.connect(remote, lcd.protocol, timeout, now) {
-            Ok(h) if h.slot() == i => self.adopt(i, h, now),
-            Ok(h) => {
-                // Cannot happen (the pool takes its first free slot, as predicted);
-                // never show the SAM a connection under the wrong number.
-                let _ = self.pool.abort(h, now);
-                self.connect_failed(i);
+        match self.pool.connect_at(i, remote, lcd.protocol, timeout, now) {
+            Ok(h) => self.adopt(i, h, now),
+            Err(_) => {
+                // Refused before the pool took the slot (no socket, link down, bad
+                // address): the SAM was told number `i`, so it shows `aborted`.
+                self.stats.connect_failed += 1;
+                let sock = &mut self.sockets[i];
+                sock.reset(Phase::Refused);
+                sock.protocol = lcd.protocol;
+                sock.local_port = 0;
+                sock.remote = Some(SocketAddrV4::new(lcd.ip(), lcd.port));
+                self.set_error("Connection creation failed");
             }
-            Err(_) => self.connect_failed(i),
         }
-    }
-
-    fn connect_failed(&mut self, i: usize) {
-        self.stats.connect_failed += 1;
-        self.sockets[i].reset(Phase::Lost);
-        self.set_error("Connection creation failed");
     }
 
     fn listen(&mut self) {
@@ -1074,9 +1109,9 @@ where
             }
             Command::NetworkStartAccessPoint => ModeRequest::StartAccessPoint,
             _ => {
-                // Stop: every connection and listener goes first.
-                // Every pool connection, including one waiting unseen behind a socket
-                // number the SAM still holds as aborted.
+                // Stop: every connection and listener goes first: every pool
+                // connection, including one accepted into the slot of a refused
+                // connect and not yet shown.
                 for i in 0..SOCKETS {
                     if let Some(h) = self.pool.handle_at(i) {
                         let _ = self.pool.abort(h, now);

@@ -129,6 +129,12 @@ pub struct MockConn {
     pub last_flag: Option<SendFlag>,
     /// Sends with the push flag.
     pub pushes: u32,
+    /// Bytes sent with MORE that the stack still holds back, as a native-MORE stack
+    /// does (lwIP's unsent queue): they reach the wire with the next push-flagged
+    /// send or [`TcpPush::push`].
+    pub held: usize,
+    /// [`TcpPush::push`] calls ("send what MORE left queued, now").
+    pub stack_pushes: u32,
     connect_left: u8,
     order: u32,
 }
@@ -149,6 +155,8 @@ impl MockConn {
             peer_reset: false,
             last_flag: None,
             pushes: 0,
+            held: 0,
+            stack_pushes: 0,
             connect_left: 0,
             order: 0,
         }
@@ -163,10 +171,16 @@ impl MockConn {
     pub fn unread(&self) -> usize {
         self.rx_len
     }
+
+    /// Bytes on the wire: everything sent except what the stack holds back (MORE).
+    pub fn on_wire(&self) -> u64 {
+        self.sent_total - self.held as u64
+    }
 }
 
-/// An in-memory TCP stack with scripted peers. Native abort, MORE/PUSH flag and peer
-/// status; no send-queue reading (the reaper judges progress by bytes taken).
+/// An in-memory TCP stack with scripted peers. Native abort, MORE/PUSH flag (MORE
+/// bytes are held until a push, as lwIP holds them), push-now and peer status; no
+/// send-queue reading (the reaper judges progress by bytes taken).
 #[derive(Clone, Debug)]
 pub struct MockStack {
     conns: [MockConn; MOCK_SOCKETS],
@@ -415,8 +429,12 @@ impl TcpSendFlags for MockStack {
         c.sent_len += keep;
         c.sent_total += n as u64;
         c.last_flag = Some(flag);
-        if flag == SendFlag::Push {
-            c.pushes += 1;
+        match flag {
+            SendFlag::Push => {
+                c.pushes += 1;
+                c.held = 0;
+            }
+            SendFlag::More => c.held += n,
         }
         Ok(n)
     }
@@ -424,8 +442,21 @@ impl TcpSendFlags for MockStack {
 
 impl TcpSendQueue for MockStack {}
 
-/// Nothing to push: the mock delivers every byte at once.
-impl TcpPush for MockStack {}
+/// Native: what MORE sends left held goes to the wire now (counted).
+impl TcpPush for MockStack {
+    fn push(&mut self, s: &mut MockSocket) -> nb::Result<(), MockError> {
+        let c = self.get(s)?;
+        if c.peer_reset {
+            return Err(nb::Error::Other(MockError(ErrorClass::Reset)));
+        }
+        if c.kind != MockKind::Connected {
+            return Err(nb::Error::Other(MockError(ErrorClass::ConnectionLost)));
+        }
+        c.stack_pushes += 1;
+        c.held = 0;
+        Ok(())
+    }
+}
 
 impl TcpPeerStatus for MockStack {
     fn peer_status(&mut self, s: &MockSocket) -> PeerStatus {
@@ -682,8 +713,12 @@ pub struct Exercised {
 ///
 /// Panics if an invariant breaks: every served transfer gets a reply header with the
 /// format version and a defined response code, chip select is released, no reply
-/// announces more data than the SAM has room for, and after `networkStop` every slot
-/// is free.
+/// announces more data than the SAM has room for; a socket number `connCreate`
+/// replied with shows that connection (or `aborted`), and the pool connected into
+/// that very slot; a socket the SAM sees in use never reads `free` unless the SAM let
+/// go of it (`connAbort`, `connClose`, a write with close-after-write,
+/// `networkStop`) — a connection the pool reaped stays `aborted` until then; after
+/// `networkStop` every slot is free.
 pub fn exercise(script: &[u8]) -> Exercised {
     use crate::bridge::Bridge;
     use crate::protocol::{Command, Reply, FORMAT_VERSION};
@@ -746,6 +781,9 @@ pub fn exercise(script: &[u8]) -> Exercised {
     let mut steps = 0;
     while !s.0.is_empty() && steps < 4096 {
         steps += 1;
+        let shown: [Option<netpool::ConnState>; 8] = core::array::from_fn(|i| bridge.socket_state(i));
+        // Sockets the SAM lets go of in this step (a bit per socket number).
+        let mut let_go = 0u16;
         let op = s.u8();
         match op % 10 {
             0..=4 => {
@@ -766,9 +804,52 @@ pub fn exercise(script: &[u8]) -> Exercised {
                 let room = header.data_buffer_available as usize;
                 let before = bus.borrow().completed;
                 bus.borrow_mut().arm(&header, &data[..n]);
+                let sock = u16::from(header.socket_number);
+                let_go = match Command::try_from(header.command) {
+                    Ok(Command::ConnAbort | Command::ConnClose) => 1 << sock,
+                    Ok(Command::ConnWrite) if header.close_after_write() => 1 << sock,
+                    Ok(Command::NetworkStop) => u16::MAX,
+                    _ => 0,
+                };
                 bridge.service(Instant::from_millis(now));
                 if bus.borrow().completed > before {
                     check(&bus, room, header.command, n, &mut out);
+                    let reply = bus.borrow().reply().map(|(h, _)| h.response);
+                    if let (Some(socket @ 0..=7), true) =
+                        (reply, header.command == Command::ConnCreate.value())
+                    {
+                        let socket = socket as usize;
+                        let state = bridge.socket_state(socket);
+                        assert!(
+                            matches!(
+                                state,
+                                Some(
+                                    netpool::ConnState::Connecting
+                                        | netpool::ConnState::Connected
+                                        | netpool::ConnState::Aborted
+                                )
+                            ),
+                            "connCreate replied socket {socket}, which reads {state:?}"
+                        );
+                        let wanted = crate::protocol::ListenOrConnectData::decode(&data[..n])
+                            .map(|l| SocketAddr::new(l.ip().into(), l.port));
+                        // Aborted: refused before the pool took a slot, or failed at once.
+                        match bridge.pool().handle_at(socket) {
+                            Some(h) => {
+                                let report = bridge.pool().slot_report(h.slot(), Instant::from_millis(now));
+                                assert_eq!(
+                                    report.and_then(|r| r.remote),
+                                    wanted.ok(),
+                                    "pool slot {socket} holds another connection than the one announced"
+                                );
+                            }
+                            None => assert_eq!(
+                                state,
+                                Some(netpool::ConnState::Aborted),
+                                "socket {socket} shows a connection pool slot {socket} does not hold"
+                            ),
+                        }
+                    }
                 }
             }
             5 => {
@@ -826,6 +907,15 @@ pub fn exercise(script: &[u8]) -> Exercised {
                     crate::protocol::WiFiState::Connected
                 });
                 bridge.service(Instant::from_millis(now));
+            }
+        }
+        for (i, before) in shown.iter().enumerate() {
+            let after = bridge.socket_state(i);
+            if before.is_some_and(netpool::ConnState::is_in_use) && let_go & (1 << i) == 0 {
+                assert!(
+                    after.is_some_and(netpool::ConnState::is_in_use),
+                    "socket {i} went from {before:?} to {after:?} without the SAM letting go"
+                );
             }
         }
     }

@@ -7,7 +7,7 @@ use esp8266_bridge::mock::*;
 use esp8266_bridge::protocol::*;
 use esp8266_bridge::{Bridge, BridgeConfig};
 use netpool::stack::SendFlag;
-use netpool::{Config, Duration, Instant, Pool};
+use netpool::{CloseReason, Config, Duration, Instant, Pool};
 
 type TestBridge<'a> = Bridge<MockStack, MockSpi<'a>, MockCs<'a>, MockReady<'a>, MockRequest<'a>, 4, 0>;
 
@@ -245,20 +245,42 @@ fn write_promises_only_what_is_buffered_and_push_applies_when_all_is_taken() {
     assert_eq!(write(&mut b, &bus, at(4), 0, FLAG_PUSH, &[2u8; 1000]), 548);
     assert_eq!(status(&mut b, &bus, at(5), 0).write_buffer_space, 0);
     assert_eq!(write(&mut b, &bus, at(6), 0, FLAG_PUSH, &[3u8; 10]), 0);
-    // The peer opens its window: the bytes flow, with MORE (no push was applied)...
+    // The peer opens its window: every byte goes to the stack, with MORE (no push was
+    // applied), and the stack holds them...
     b.pool_mut().stack_mut().conn_mut(id).unwrap().window = usize::MAX;
     b.service(at(7));
     let c = b.pool().stack().conn(id).unwrap();
-    assert_eq!(c.sent_total, 2047, "one byte kept back for a later push");
-    assert_eq!(c.last_flag, Some(SendFlag::More));
-    assert_eq!(c.pushes, 0);
-    // ...and a zero-length push is a flush: the kept byte goes with PSH.
+    assert_eq!(c.sent_total, 2048, "nothing kept back");
+    assert_eq!((c.last_flag, c.pushes, c.held), (Some(SendFlag::More), 0, 2048));
+    // ...until a zero-length push, a flush: the stack sends what it holds.
     assert_eq!(write(&mut b, &bus, at(8), 0, FLAG_PUSH, &[]), 0);
     let c = b.pool().stack().conn(id).unwrap();
-    assert_eq!(c.sent_total, 2048);
-    assert_eq!(c.last_flag, Some(SendFlag::Push));
+    assert_eq!((c.sent_total, c.on_wire(), c.stack_pushes), (2048, 2048, 1));
     assert_eq!(&c.sent()[1499..1501], &[1, 2]);
     assert_eq!(b.stats().bytes_from_sam, 2048);
+}
+
+#[test]
+fn a_late_push_reaches_the_wire_without_a_kept_back_byte() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(&mut b, &bus, 50_012);
+    // A response head written with MORE: every byte goes to the stack at once, which
+    // holds them for the body.
+    assert_eq!(write(&mut b, &bus, at(10), 0, 0, b"HTTP/1.1 200 OK\r\n\r\n"), 19);
+    let c = b.pool().stack().conn(id).unwrap();
+    assert_eq!(c.sent(), b"HTTP/1.1 200 OK\r\n\r\n");
+    assert_eq!((c.last_flag, c.held, c.on_wire()), (Some(SendFlag::More), 19, 0));
+    assert_eq!(b.buffered(0), Some((0, 0)), "the bridge keeps no byte back");
+    // The SAM ends the message late with a zero-length push: on the wire at once,
+    // long before the pool's coalescing delay, with no byte to carry the push.
+    assert_eq!(write(&mut b, &bus, at(20), 0, FLAG_PUSH, &[]), 0);
+    let c = b.pool().stack().conn(id).unwrap();
+    assert_eq!((c.held, c.on_wire(), c.stack_pushes, c.pushes), (0, 19, 1, 0));
+    // The push is not repeated on later passes.
+    b.service(at(30));
+    b.service(at(10 + 300));
+    assert_eq!(b.pool().stack().conn(id).unwrap().stack_pushes, 1);
 }
 
 #[test]
@@ -267,13 +289,14 @@ fn unpushed_bytes_go_out_after_the_coalescing_delay() {
     let mut b = bridge(&bus);
     let id = connected(&mut b, &bus, 50_004);
     assert_eq!(write(&mut b, &bus, at(10), 0, 0, b"hello"), 5);
-    assert_eq!(b.pool().stack().conn(id).unwrap().sent(), b"hell");
+    let c = b.pool().stack().conn(id).unwrap();
+    assert_eq!((c.sent(), c.held), (&b"hello"[..], 5));
     b.service(at(100));
-    assert_eq!(b.pool().stack().conn(id).unwrap().sent_total, 4);
+    assert_eq!(b.pool().stack().conn(id).unwrap().held, 5);
+    // The pool's coalescing delay (200 ms) expires: it pushes them itself.
     b.service(at(10 + 200));
     let c = b.pool().stack().conn(id).unwrap();
-    assert_eq!(c.sent(), b"hello");
-    assert_eq!(c.last_flag, Some(SendFlag::Push));
+    assert_eq!((c.on_wire(), c.held, c.stack_pushes), (5, 0, 1));
 }
 
 #[test]
@@ -346,44 +369,97 @@ fn abort_frees_the_slot_with_a_reset() {
 }
 
 #[test]
-fn a_reaped_connection_stays_aborted_until_conn_abort_and_hides_its_successor() {
+fn a_reaped_connection_is_reported_aborted_until_the_sam_acknowledges() {
     let bus = RefCell::new(MockBus::new());
     let mut b = bridge(&bus);
     let id = connected(&mut b, &bus, 50_008);
+    let h = b.pool().handle_at(0).unwrap();
     b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 0;
     assert_eq!(write(&mut b, &bus, at(10), 0, FLAG_PUSH, &[9u8; 100]), 100);
-    // Stall grace is 2 s: the pool reaps the non-reader and frees its slot...
+    // Stall grace is 2 s: the pool reaps the non-reader, releases its socket (RST)...
     let mut t = 10;
-    while b.stats().lost == 0 && t < 5_000 {
+    while b.pool().counters().reaped == 0 && t < 5_000 {
         t += 100;
         b.service(at(t));
     }
-    assert_eq!(b.stats().lost, 1);
-    assert!(b.pool().counters().reaped >= 1);
-    // ...a new connection takes pool slot 0...
-    let id2 = b.pool_mut().stack_mut().incoming(HTTP, peer(50_009)).unwrap();
-    b.service(at(t + 1));
-    assert_eq!(b.pool().free_slots(), 7);
-    // ...but the SAM still sees the old one, aborted, until it aborts it.
-    let s = status(&mut b, &bus, at(t + 2), 0);
-    assert_eq!(s.state, ConnState::Aborted);
+    assert_eq!(b.pool().counters().reaped, 1);
+    assert_eq!(b.stats().lost, 1, "the Reaped event was seen");
+    assert_eq!(b.stats().bytes_dropped, 100);
+    assert_eq!(
+        b.pool().stack().conn(id).unwrap().kind,
+        MockKind::Released { aborted: true }
+    );
+    // ...but keeps the slot: the pool's own state is what the SAM sees, for as long
+    // as the SAM takes.
+    for k in 1..=3 {
+        b.service(at(t + k * 60_000));
+    }
+    t += 180_000;
+    assert_eq!(b.pool().state(h), Ok(ConnState::Aborted));
+    let report = b.pool().slot_report(0, at(t)).unwrap();
+    assert_eq!(report.close_reason, Some(CloseReason::Stalled));
+    let s = status(&mut b, &bus, at(t + 1), 0);
+    assert_eq!((s.state, s.remote_port), (ConnState::Aborted, 50_008));
     assert_eq!(s.other_end_closed_sockets, 1);
-    assert_eq!(s.remote_port, 50_008, "still the old connection");
+    assert_eq!(s.write_buffer_space, 0);
+    assert_eq!(write(&mut b, &bus, at(t + 2), 0, FLAG_PUSH, b"late"), -4);
+    // The slot number is not reused behind the SAM's back: a new connection gets
+    // another slot, shown at once under its own number.
+    let id2 = b.pool_mut().stack_mut().incoming(HTTP, peer(50_009)).unwrap();
+    b.service(at(t + 3));
+    assert_eq!(b.pool().free_slots(), 6);
+    let s = status(&mut b, &bus, at(t + 4), 1);
+    assert_eq!((s.state, s.remote_port), (ConnState::Connected, 50_009));
+    assert_eq!(b.pool().stack().conn(id2).unwrap().kind, MockKind::Connected);
+    assert_eq!(status(&mut b, &bus, at(t + 5), 0).state, ConnState::Aborted);
+    // The SAM acknowledges with connAbort: now the slot is free.
     assert_eq!(
         cmd(
             &mut b,
             &bus,
-            at(t + 3),
+            at(t + 6),
             SamHeader::new(Command::ConnAbort, 0, 0, 0, 0, 0),
             &[]
         )
         .0,
         0
     );
-    b.service(at(t + 4));
-    let s = status(&mut b, &bus, at(t + 5), 0);
-    assert_eq!((s.state, s.remote_port), (ConnState::Connected, 50_009));
-    assert_eq!(b.pool().stack().conn(id2).unwrap().kind, MockKind::Connected);
+    assert_eq!(b.pool().state(h), Ok(ConnState::Free));
+    assert!(b.pool().handle_at(0).is_none());
+    assert_eq!(status(&mut b, &bus, at(t + 7), 0).state, ConnState::Free);
+    assert_eq!(b.pool().free_slots(), 7);
+}
+
+#[test]
+fn an_idle_timeout_is_held_too_and_conn_close_acknowledges_it() {
+    let bus = RefCell::new(MockBus::new());
+    let config = Config::new().with_idle_timeout(Some(Duration::from_secs(1)));
+    let pool = Pool::new(MockStack::new(), config);
+    let mut b: TestBridge<'_> = Bridge::new(
+        pool,
+        MockSpi(&bus),
+        MockCs(&bus),
+        MockReady(&bus),
+        MockRequest(&bus),
+    );
+    b.set_wifi_state(WiFiState::Connected);
+    let id = connected(&mut b, &bus, 50_013);
+    b.service(at(1_500));
+    assert_eq!(b.pool().counters().idle_closed, 1);
+    assert_eq!(b.stats().lost, 1);
+    assert_eq!(
+        b.pool().stack().conn(id).unwrap().kind,
+        MockKind::Released { aborted: false }
+    );
+    assert_eq!(status(&mut b, &bus, at(1_501), 0).state, ConnState::Aborted);
+    assert_eq!(
+        b.pool().slot_report(0, at(1_501)).unwrap().close_reason,
+        Some(CloseReason::Idle)
+    );
+    let close = SamHeader::new(Command::ConnClose, 0, 0, 0, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(1_502), close, &[]).0, 0);
+    assert_eq!(status(&mut b, &bus, at(1_503), 0).state, ConnState::Free);
+    assert_eq!(b.pool().free_slots(), 8);
 }
 
 #[test]
@@ -484,31 +560,78 @@ fn failed_and_timed_out_connects_show_aborted_and_an_error() {
     let h = SamHeader::new(Command::ConnCreate, 0, 0, 12, 0, 0);
     b.pool_mut().stack_mut().connect_mode = ConnectMode::Refuse;
     assert_eq!(cmd(&mut b, &bus, at(0), h, &lcd.encode()).0, 0);
-    assert_eq!(status(&mut b, &bus, at(1), 0).state, ConnState::Aborted);
+    let s = status(&mut b, &bus, at(1), 0);
+    assert_eq!((s.state, s.remote_port), (ConnState::Aborted, 80));
     assert_eq!(b.last_error(), Some("Connection creation failed"));
-    // Socket 0 is still held (aborted): the next connect gets socket 1.
+    let fetch = SamHeader::new(Command::NetworkGetLastError, 0, 0, 0, 100, 0);
+    assert!(cmd(&mut b, &bus, at(2), fetch, &[]).0 > 0);
+    // Socket 0 is still held (aborted): the next connect gets socket 1, and the
+    // pool connects into slot 1 (its first free slot would be 0).
     b.pool_mut().stack_mut().connect_mode = ConnectMode::Never;
-    assert_eq!(
-        cmd(&mut b, &bus, at(2), h, &lcd.encode()).0,
-        -8,
-        "pool slot 0 is the SAM's aborted socket"
-    );
-    assert_eq!(
-        cmd(
-            &mut b,
-            &bus,
-            at(3),
-            SamHeader::new(Command::ConnAbort, 0, 0, 0, 0, 0),
-            &[]
-        )
-        .0,
-        0
-    );
-    assert_eq!(cmd(&mut b, &bus, at(4), h, &lcd.encode()).0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(3), h, &lcd.encode()).0, 1);
+    assert!(b.pool().handle_at(0).is_none());
+    assert!(b.pool().handle_at(1).is_some());
     b.service(at(5_000));
-    assert_eq!(status(&mut b, &bus, at(5_001), 0).state, ConnState::Connecting);
+    assert_eq!(status(&mut b, &bus, at(5_001), 1).state, ConnState::Connecting);
+    // The connect times out (10 s): aborted, with an error message for the SAM.
     b.service(at(10_005));
-    assert_eq!(status(&mut b, &bus, at(10_006), 0).state, ConnState::Aborted);
+    assert_eq!(status(&mut b, &bus, at(10_006), 1).state, ConnState::Aborted);
+    assert_eq!(b.last_error(), Some("Connection creation failed"));
+    assert_eq!(b.stats().connect_failed, 2);
+    for socket in [0, 1] {
+        let abort = SamHeader::new(Command::ConnAbort, socket, 0, 0, 0, 0);
+        assert_eq!(cmd(&mut b, &bus, at(10_007), abort, &[]).0, 0);
+        assert_eq!(status(&mut b, &bus, at(10_008), socket).state, ConnState::Free);
+    }
+    assert_eq!(b.pool().free_slots(), 8);
+}
+
+#[test]
+fn conn_create_connects_into_the_socket_number_it_replied() {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    // Socket 0: an accepted connection the SAM has closed while its bytes still go
+    // out (it reads `free`, the pool slot is still in use).
+    let id = connected(&mut b, &bus, 50_014);
+    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 0;
+    let flags = FLAG_PUSH | FLAG_CLOSE_AFTER_WRITE;
+    assert_eq!(write(&mut b, &bus, at(2), 0, flags, b"bye"), 3);
+    assert_eq!(status(&mut b, &bus, at(3), 0).state, ConnState::Free);
+    assert!(b.pool().handle_at(0).is_some());
+    // Socket 1: a refused connect the SAM has not acknowledged (pool slot 1 free).
+    let lcd = ListenOrConnectData {
+        remote_ip: ip_to_wire(Ipv4Addr::new(10, 0, 0, 3)),
+        protocol: Protocol::Telnet.value(),
+        port: 23,
+        max_connections: 0,
+    };
+    let create = SamHeader::new(Command::ConnCreate, 0, 0, 12, 0, 0);
+    b.pool_mut().stack_mut().connect_mode = ConnectMode::Refuse;
+    assert_eq!(cmd(&mut b, &bus, at(4), create, &lcd.encode()).0, 1);
+    assert!(b.pool().handle_at(1).is_none());
+    // The next connect is announced as socket 2 and lands in pool slot 2.
+    b.pool_mut().stack_mut().connect_mode = ConnectMode::After(0);
+    assert_eq!(cmd(&mut b, &bus, at(5), create, &lcd.encode()).0, 2);
+    let h = b.pool().handle_at(2).expect("the pool connected into slot 2");
+    assert_eq!(h.slot(), 2);
+    assert!(b.pool().handle_at(1).is_none());
+    let s = status(&mut b, &bus, at(6), 2);
+    assert_eq!(
+        (s.state, s.remote_port, s.protocol),
+        (ConnState::Connected, 23, 2)
+    );
+    // An incoming connection now takes pool slot 1 but stays unseen: the SAM still
+    // holds number 1 as aborted. It is shown once the SAM lets go.
+    assert_eq!(listen(&mut b, &bus, at(7), HTTP, 0, 4), 0);
+    b.pool_mut().stack_mut().incoming(HTTP, peer(50_015)).unwrap();
+    b.service(at(8));
+    assert!(b.pool().handle_at(1).is_some());
+    assert_eq!(status(&mut b, &bus, at(9), 1).state, ConnState::Aborted);
+    let abort = SamHeader::new(Command::ConnAbort, 1, 0, 0, 0, 0);
+    assert_eq!(cmd(&mut b, &bus, at(10), abort, &[]).0, 0);
+    b.service(at(11));
+    let s = status(&mut b, &bus, at(12), 1);
+    assert_eq!((s.state, s.remote_port), (ConnState::Connected, 50_015));
 }
 
 #[test]

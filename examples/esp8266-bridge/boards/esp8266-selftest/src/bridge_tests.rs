@@ -10,7 +10,7 @@ use esp8266_bridge::mock::*;
 use esp8266_bridge::protocol::*;
 use esp8266_bridge::{Bridge, ModeRequest};
 use netpool::stack::SendFlag;
-use netpool::{Config, ConnState, Duration, Instant, Pool};
+use netpool::{CloseReason, Config, ConnState, Duration, Instant, Pool};
 
 use crate::harness::{Ctx, Outcome, Test};
 use crate::{ensure, ensure_eq};
@@ -36,6 +36,7 @@ pub const TESTS: &[Test] = &[
         "write_promises_only_what_is_buffered_and_push_applies_when_all_is_taken",
         write_promises,
     ),
+    ("a_late_push_reaches_the_wire_without_a_kept_back_byte", late_push),
     (
         "unpushed_bytes_go_out_after_the_coalescing_delay",
         unpushed_bytes_go_out,
@@ -50,8 +51,12 @@ pub const TESTS: &[Test] = &[
     ),
     ("abort_frees_the_slot_with_a_reset", abort_frees_the_slot),
     (
-        "a_reaped_connection_stays_aborted_until_conn_abort",
+        "a_reaped_connection_is_reported_aborted_until_the_sam_acknowledges",
         reaped_connection_stays_aborted,
+    ),
+    (
+        "an_idle_timeout_is_held_too_and_conn_close_acknowledges_it",
+        idle_timeout_held,
     ),
     (
         "listeners_have_caps_ftp_data_is_one_shot_and_zero_stops",
@@ -68,6 +73,10 @@ pub const TESTS: &[Test] = &[
     (
         "failed_and_timed_out_connects_show_aborted_and_an_error",
         failed_connects,
+    ),
+    (
+        "conn_create_connects_into_the_socket_number_it_replied",
+        connect_into_replied_slot,
     ),
     (
         "network_status_is_168_bytes_and_host_name_takes_exactly_64",
@@ -413,20 +422,54 @@ fn write_promises(t: &mut Ctx<'_>) -> Outcome {
     ensure_eq!(t, write(t, &mut b, &bus, at(4), 0, FLAG_PUSH, &[2u8; 1000])?, 548);
     ensure_eq!(t, status(t, &mut b, &bus, at(5), 0)?.write_buffer_space, 0);
     ensure_eq!(t, write(t, &mut b, &bus, at(6), 0, FLAG_PUSH, &[3u8; 10])?, 0);
-    // The peer opens its window: the bytes flow, with MORE (no push was applied)...
+    // The peer opens its window: every byte goes to the stack, with MORE (no push was
+    // applied), and the stack holds them...
     window(&mut b, id, usize::MAX);
     b.service(at(7));
     let c = conn(&b, id);
-    ensure_eq!(t, c.sent_total, 2047, "one byte kept back for a later push");
-    ensure_eq!(t, c.last_flag, Some(SendFlag::More));
-    ensure_eq!(t, c.pushes, 0);
-    // ...and a zero-length push is a flush: the kept byte goes with PSH.
+    ensure_eq!(t, c.sent_total, 2048, "nothing kept back");
+    ensure_eq!(
+        t,
+        (c.last_flag, c.pushes, c.held),
+        (Some(SendFlag::More), 0, 2048)
+    );
+    // ...until a zero-length push, a flush: the stack sends what it holds.
     ensure_eq!(t, write(t, &mut b, &bus, at(8), 0, FLAG_PUSH, &[])?, 0);
     let c = conn(&b, id);
-    ensure_eq!(t, c.sent_total, 2048);
-    ensure_eq!(t, c.last_flag, Some(SendFlag::Push));
+    ensure_eq!(t, (c.sent_total, c.on_wire(), c.stack_pushes), (2048, 2048, 1));
     ensure_eq!(t, &c.sent()[1499..1501], &[1, 2]);
     ensure_eq!(t, b.stats().bytes_from_sam, 2048);
+    Ok(())
+}
+
+fn late_push(t: &mut Ctx<'_>) -> Outcome {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    let id = connected(t, &mut b, &bus, 50_012)?;
+    // A response head written with MORE: every byte goes to the stack at once, which
+    // holds them for the body.
+    ensure_eq!(
+        t,
+        write(t, &mut b, &bus, at(10), 0, 0, b"HTTP/1.1 200 OK\r\n\r\n")?,
+        19
+    );
+    let c = conn(&b, id);
+    ensure_eq!(t, c.sent(), b"HTTP/1.1 200 OK\r\n\r\n");
+    ensure_eq!(
+        t,
+        (c.last_flag, c.held, c.on_wire()),
+        (Some(SendFlag::More), 19, 0)
+    );
+    ensure_eq!(t, b.buffered(0), Some((0, 0)), "the bridge keeps no byte back");
+    // The SAM ends the message late with a zero-length push: on the wire at once,
+    // long before the pool's coalescing delay, with no byte to carry the push.
+    ensure_eq!(t, write(t, &mut b, &bus, at(20), 0, FLAG_PUSH, &[])?, 0);
+    let c = conn(&b, id);
+    ensure_eq!(t, (c.held, c.on_wire(), c.stack_pushes, c.pushes), (0, 19, 1, 0));
+    // The push is not repeated on later passes.
+    b.service(at(30));
+    b.service(at(10 + 300));
+    ensure_eq!(t, conn(&b, id).stack_pushes, 1);
     Ok(())
 }
 
@@ -435,13 +478,14 @@ fn unpushed_bytes_go_out(t: &mut Ctx<'_>) -> Outcome {
     let mut b = bridge(&bus);
     let id = connected(t, &mut b, &bus, 50_004)?;
     ensure_eq!(t, write(t, &mut b, &bus, at(10), 0, 0, b"hello")?, 5);
-    ensure_eq!(t, conn(&b, id).sent(), b"hell");
+    let c = conn(&b, id);
+    ensure_eq!(t, (c.sent(), c.held), (&b"hello"[..], 5));
     b.service(at(100));
-    ensure_eq!(t, conn(&b, id).sent_total, 4);
+    ensure_eq!(t, conn(&b, id).held, 5);
+    // The pool's coalescing delay (200 ms) expires: it pushes them itself.
     b.service(at(10 + 200));
     let c = conn(&b, id);
-    ensure_eq!(t, c.sent(), b"hello");
-    ensure_eq!(t, c.last_flag, Some(SendFlag::Push));
+    ensure_eq!(t, (c.on_wire(), c.held, c.stack_pushes), (5, 0, 1));
     Ok(())
 }
 
@@ -501,33 +545,87 @@ fn reaped_connection_stays_aborted(t: &mut Ctx<'_>) -> Outcome {
     let bus = RefCell::new(MockBus::new());
     let mut b = bridge(&bus);
     let id = connected(t, &mut b, &bus, 50_008)?;
+    let h = b.pool().handle_at(0);
+    ensure!(t, h.is_some());
+    let h = h.unwrap_or_else(|| unreachable!());
     window(&mut b, id, 0);
     ensure_eq!(t, write(t, &mut b, &bus, at(10), 0, FLAG_PUSH, &[9u8; 100])?, 100);
-    // Stall grace is 2 s: the pool reaps the non-reader and frees its slot...
+    // Stall grace is 2 s: the pool reaps the non-reader, releases its socket (RST)...
     let mut now = 10;
-    while b.stats().lost == 0 && now < 5_000 {
+    while b.pool().counters().reaped == 0 && now < 5_000 {
         now += 100;
         b.service(at(now));
     }
-    ensure_eq!(t, b.stats().lost, 1);
-    ensure!(t, b.pool().counters().reaped >= 1);
-    // ...a new connection takes pool slot 0...
+    ensure_eq!(t, b.pool().counters().reaped, 1);
+    ensure_eq!(t, b.stats().lost, 1, "the Reaped event was seen");
+    ensure_eq!(t, b.stats().bytes_dropped, 100);
+    ensure_eq!(t, conn(&b, id).kind, MockKind::Released { aborted: true });
+    // ...but keeps the slot: the pool's own state is what the SAM sees, for as long
+    // as the SAM takes.
+    for k in 1..=3 {
+        b.service(at(now + k * 60_000));
+    }
+    now += 180_000;
+    ensure_eq!(t, b.pool().state(h), Ok(ConnState::Aborted));
+    let reason = b.pool().slot_report(0, at(now)).and_then(|r| r.close_reason);
+    ensure_eq!(t, reason, Some(CloseReason::Stalled));
+    let s = status(t, &mut b, &bus, at(now + 1), 0)?;
+    ensure_eq!(t, (s.state, s.remote_port), (ConnState::Aborted, 50_008));
+    ensure_eq!(t, s.other_end_closed_sockets, 1);
+    ensure_eq!(t, s.write_buffer_space, 0);
+    ensure_eq!(t, write(t, &mut b, &bus, at(now + 2), 0, FLAG_PUSH, b"late")?, -4);
+    // The slot number is not reused behind the SAM's back: a new connection gets
+    // another slot, shown at once under its own number.
     let id2 = b.pool_mut().stack_mut().incoming(HTTP, peer(50_009));
     ensure!(t, id2.is_some());
     let id2 = id2.unwrap_or_default();
-    b.service(at(now + 1));
-    ensure_eq!(t, b.pool().free_slots(), 7);
-    // ...but the SAM still sees the old one, aborted, until it aborts it.
-    let s = status(t, &mut b, &bus, at(now + 2), 0)?;
-    ensure_eq!(t, s.state, ConnState::Aborted);
-    ensure_eq!(t, s.other_end_closed_sockets, 1);
-    ensure_eq!(t, s.remote_port, 50_008, "still the old connection");
-    let abort = SamHeader::new(Command::ConnAbort, 0, 0, 0, 0, 0);
-    ensure_eq!(t, code(t, &mut b, &bus, at(now + 3), abort, &[])?, 0);
-    b.service(at(now + 4));
-    let s = status(t, &mut b, &bus, at(now + 5), 0)?;
+    b.service(at(now + 3));
+    ensure_eq!(t, b.pool().free_slots(), 6);
+    let s = status(t, &mut b, &bus, at(now + 4), 1)?;
     ensure_eq!(t, (s.state, s.remote_port), (ConnState::Connected, 50_009));
     ensure_eq!(t, conn(&b, id2).kind, MockKind::Connected);
+    ensure_eq!(
+        t,
+        status(t, &mut b, &bus, at(now + 5), 0)?.state,
+        ConnState::Aborted
+    );
+    // The SAM acknowledges with connAbort: now the slot is free.
+    let abort = SamHeader::new(Command::ConnAbort, 0, 0, 0, 0, 0);
+    ensure_eq!(t, code(t, &mut b, &bus, at(now + 6), abort, &[])?, 0);
+    ensure_eq!(t, b.pool().state(h), Ok(ConnState::Free));
+    ensure!(t, b.pool().handle_at(0).is_none());
+    ensure_eq!(t, status(t, &mut b, &bus, at(now + 7), 0)?.state, ConnState::Free);
+    ensure_eq!(t, b.pool().free_slots(), 7);
+    Ok(())
+}
+
+fn idle_timeout_held(t: &mut Ctx<'_>) -> Outcome {
+    let bus = RefCell::new(MockBus::new());
+    let config = Config::new().with_idle_timeout(Some(Duration::from_secs(1)));
+    let mut b: TestBridge<'_> = Bridge::new(
+        Pool::new(MockStack::new(), config),
+        MockSpi(&bus),
+        MockCs(&bus),
+        MockReady(&bus),
+        MockRequest(&bus),
+    );
+    b.set_wifi_state(WiFiState::Connected);
+    let id = connected(t, &mut b, &bus, 50_013)?;
+    b.service(at(1_500));
+    ensure_eq!(t, b.pool().counters().idle_closed, 1);
+    ensure_eq!(t, b.stats().lost, 1);
+    ensure_eq!(t, conn(&b, id).kind, MockKind::Released { aborted: false });
+    ensure_eq!(
+        t,
+        status(t, &mut b, &bus, at(1_501), 0)?.state,
+        ConnState::Aborted
+    );
+    let reason = b.pool().slot_report(0, at(1_501)).and_then(|r| r.close_reason);
+    ensure_eq!(t, reason, Some(CloseReason::Idle));
+    let close = SamHeader::new(Command::ConnClose, 0, 0, 0, 0, 0);
+    ensure_eq!(t, code(t, &mut b, &bus, at(1_502), close, &[])?, 0);
+    ensure_eq!(t, status(t, &mut b, &bus, at(1_503), 0)?.state, ConnState::Free);
+    ensure_eq!(t, b.pool().free_slots(), 8);
     Ok(())
 }
 
@@ -636,26 +734,90 @@ fn failed_connects(t: &mut Ctx<'_>) -> Outcome {
     let h = SamHeader::new(Command::ConnCreate, 0, 0, 12, 0, 0);
     b.pool_mut().stack_mut().connect_mode = ConnectMode::Refuse;
     ensure_eq!(t, code(t, &mut b, &bus, at(0), h, &lcd.encode())?, 0);
-    ensure_eq!(t, status(t, &mut b, &bus, at(1), 0)?.state, ConnState::Aborted);
+    let s = status(t, &mut b, &bus, at(1), 0)?;
+    ensure_eq!(t, (s.state, s.remote_port), (ConnState::Aborted, 80));
     ensure_eq!(t, b.last_error(), Some("Connection creation failed"));
-    // Socket 0 is still held (aborted): pool slot 0 is the SAM's aborted socket.
+    let fetch = SamHeader::new(Command::NetworkGetLastError, 0, 0, 0, 100, 0);
+    ensure!(t, code(t, &mut b, &bus, at(2), fetch, &[])? > 0);
+    // Socket 0 is still held (aborted): the next connect gets socket 1, and the
+    // pool connects into slot 1 (its first free slot would be 0).
     b.pool_mut().stack_mut().connect_mode = ConnectMode::Never;
-    ensure_eq!(t, code(t, &mut b, &bus, at(2), h, &lcd.encode())?, -8);
-    let abort = SamHeader::new(Command::ConnAbort, 0, 0, 0, 0, 0);
-    ensure_eq!(t, code(t, &mut b, &bus, at(3), abort, &[])?, 0);
-    ensure_eq!(t, code(t, &mut b, &bus, at(4), h, &lcd.encode())?, 0);
+    ensure_eq!(t, code(t, &mut b, &bus, at(3), h, &lcd.encode())?, 1);
+    ensure!(t, b.pool().handle_at(0).is_none());
+    ensure!(t, b.pool().handle_at(1).is_some());
     b.service(at(5_000));
     ensure_eq!(
         t,
-        status(t, &mut b, &bus, at(5_001), 0)?.state,
+        status(t, &mut b, &bus, at(5_001), 1)?.state,
         ConnState::Connecting
     );
+    // The connect times out (10 s): aborted, with an error message for the SAM.
     b.service(at(10_005));
     ensure_eq!(
         t,
-        status(t, &mut b, &bus, at(10_006), 0)?.state,
+        status(t, &mut b, &bus, at(10_006), 1)?.state,
         ConnState::Aborted
     );
+    ensure_eq!(t, b.last_error(), Some("Connection creation failed"));
+    ensure_eq!(t, b.stats().connect_failed, 2);
+    for socket in [0, 1] {
+        let abort = SamHeader::new(Command::ConnAbort, socket, 0, 0, 0, 0);
+        ensure_eq!(t, code(t, &mut b, &bus, at(10_007), abort, &[])?, 0);
+        ensure_eq!(
+            t,
+            status(t, &mut b, &bus, at(10_008), socket)?.state,
+            ConnState::Free
+        );
+    }
+    ensure_eq!(t, b.pool().free_slots(), 8);
+    Ok(())
+}
+
+fn connect_into_replied_slot(t: &mut Ctx<'_>) -> Outcome {
+    let bus = RefCell::new(MockBus::new());
+    let mut b = bridge(&bus);
+    // Socket 0: an accepted connection the SAM has closed while its bytes still go
+    // out (it reads `free`, the pool slot is still in use).
+    let id = connected(t, &mut b, &bus, 50_014)?;
+    window(&mut b, id, 0);
+    let flags = FLAG_PUSH | FLAG_CLOSE_AFTER_WRITE;
+    ensure_eq!(t, write(t, &mut b, &bus, at(2), 0, flags, b"bye")?, 3);
+    ensure_eq!(t, status(t, &mut b, &bus, at(3), 0)?.state, ConnState::Free);
+    ensure!(t, b.pool().handle_at(0).is_some());
+    // Socket 1: a refused connect the SAM has not acknowledged (pool slot 1 free).
+    let lcd = ListenOrConnectData {
+        remote_ip: ip_to_wire(Ipv4Addr::new(10, 0, 0, 3)),
+        protocol: Protocol::Telnet.value(),
+        port: 23,
+        max_connections: 0,
+    };
+    let create = SamHeader::new(Command::ConnCreate, 0, 0, 12, 0, 0);
+    b.pool_mut().stack_mut().connect_mode = ConnectMode::Refuse;
+    ensure_eq!(t, code(t, &mut b, &bus, at(4), create, &lcd.encode())?, 1);
+    ensure!(t, b.pool().handle_at(1).is_none());
+    // The next connect is announced as socket 2 and lands in pool slot 2.
+    b.pool_mut().stack_mut().connect_mode = ConnectMode::After(0);
+    ensure_eq!(t, code(t, &mut b, &bus, at(5), create, &lcd.encode())?, 2);
+    ensure_eq!(t, b.pool().handle_at(2).map(|h| h.slot()), Some(2));
+    ensure!(t, b.pool().handle_at(1).is_none());
+    let s = status(t, &mut b, &bus, at(6), 2)?;
+    ensure_eq!(
+        t,
+        (s.state, s.remote_port, s.protocol),
+        (ConnState::Connected, 23, 2)
+    );
+    // An incoming connection now takes pool slot 1 but stays unseen: the SAM still
+    // holds number 1 as aborted. It is shown once the SAM lets go.
+    ensure_eq!(t, listen(t, &mut b, &bus, at(7), HTTP, 0, 4)?, 0);
+    ensure!(t, b.pool_mut().stack_mut().incoming(HTTP, peer(50_015)).is_some());
+    b.service(at(8));
+    ensure!(t, b.pool().handle_at(1).is_some());
+    ensure_eq!(t, status(t, &mut b, &bus, at(9), 1)?.state, ConnState::Aborted);
+    let abort = SamHeader::new(Command::ConnAbort, 1, 0, 0, 0, 0);
+    ensure_eq!(t, code(t, &mut b, &bus, at(10), abort, &[])?, 0);
+    b.service(at(11));
+    let s = status(t, &mut b, &bus, at(12), 1)?;
+    ensure_eq!(t, (s.state, s.remote_port), (ConnState::Connected, 50_015));
     Ok(())
 }
 
