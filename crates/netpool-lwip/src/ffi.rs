@@ -284,8 +284,6 @@ struct Slot {
     /// The port bound or listened on.
     port: u16,
     remote: Option<SocketAddrV4>,
-    /// The clock when data written with MORE first stayed unsent (no `tcp_output`).
-    corked_since: Option<u32>,
     /// Bytes the peer acknowledged (sent callback).
     acked: u64,
 }
@@ -301,7 +299,6 @@ impl Slot {
         err: ERR_OK,
         port: 0,
         remote: None,
-        corked_since: None,
         acked: 0,
     };
 
@@ -587,7 +584,6 @@ unsafe extern "C" fn on_err(arg: *mut c_void, err: i8) {
             return;
         }
         slot.err = if err == ERR_OK { ERR_CLSD } else { err };
-        slot.corked_since = None;
         let pending = matches!(slot.kind, Kind::Pending { .. });
         let e = &mut r.events;
         match err {
@@ -746,7 +742,6 @@ pub(crate) struct View {
     pub port: u16,
     pub remote: Option<SocketAddrV4>,
     pub acked: u64,
-    pub corked_since: Option<u32>,
 }
 
 pub(crate) fn view(s: LwipSocket) -> Result<View, LwipError> {
@@ -762,7 +757,6 @@ pub(crate) fn view(s: LwipSocket) -> Result<View, LwipError> {
             port: slot.port,
             remote: slot.remote,
             acked: slot.acked,
-            corked_since: slot.corked_since,
         })
     })
 }
@@ -942,66 +936,12 @@ pub(crate) fn write(s: LwipSocket, data: &[u8], more: bool) -> Result<usize, Lwi
             err => return Err(LwipError::Lwip(LwipErr(err))),
         }
     }
-    if more {
-        if taken > 0 {
-            let now = clock();
-            with(|r| {
-                if let Ok(i) = r.resolve(s) {
-                    r.slots[i].corked_since.get_or_insert(now);
-                }
-            });
-        }
-    } else {
-        output_pcb(s, pcb);
+    if !more {
+        // SAFETY: live PCB (checked above in this same call); tcp_output only sends.
+        // An error (no route, no memory) leaves the data queued for lwIP's timers.
+        let _ = unsafe { tcp_output(p) };
     }
     Ok(taken)
-}
-
-/// `tcp_output`: send what is queued (a push).
-fn output_pcb(s: LwipSocket, pcb: Pcb) {
-    with(|r| {
-        if let Ok(i) = r.resolve(s) {
-            r.slots[i].corked_since = None;
-        }
-    });
-    // SAFETY: live PCB (checked by the caller in this same call); tcp_output only
-    // sends. An error (no route, no memory) leaves the data queued for lwIP's timers.
-    let _ = unsafe { tcp_output(pcb.0.as_ptr()) };
-}
-
-/// `tcp_output` for every connection whose MORE data has waited `delay_ms` or more.
-/// Returns how many were pushed.
-pub(crate) fn flush_corked(delay_ms: u32) -> usize {
-    let now = clock();
-    let mut due: [Option<(LwipSocket, Pcb)>; MAX_SOCKETS] = [None; MAX_SOCKETS];
-    with(|r| {
-        for (i, (slot, out)) in r.slots.iter().zip(due.iter_mut()).enumerate() {
-            if let (Some(since), Some(pcb)) = (slot.corked_since, slot.pcb) {
-                if now.wrapping_sub(since) >= delay_ms {
-                    *out = Some((LwipSocket::new(i as u16, slot.generation), pcb));
-                }
-            }
-        }
-    });
-    let mut n = 0;
-    for (s, pcb) in due.into_iter().flatten() {
-        output_pcb(s, pcb);
-        n += 1;
-    }
-    n
-}
-
-/// The earliest clock value at which [`flush_corked`] has work.
-pub(crate) fn next_cork_deadline(delay_ms: u32) -> Option<u32> {
-    let now = clock();
-    with(|r| {
-        r.slots
-            .iter()
-            .filter(|s| s.pcb.is_some())
-            .filter_map(|s| s.corked_since)
-            .map(|since| since.wrapping_add(delay_ms))
-            .min_by_key(|at| at.wrapping_sub(now) as i32)
-    })
 }
 
 /// What a read found.

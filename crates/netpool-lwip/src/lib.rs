@@ -44,9 +44,11 @@
 //! * **MORE/push.** `TCP_WRITE_FLAG_MORE` is passed exactly when the pool says MORE
 //!   (then lwIP sets no PSH and the data may wait, unsent, to be coalesced with the
 //!   next write); a push writes without it (PSH on the last segment) and calls
-//!   `tcp_output`. Data left waiting by MORE is sent by [`LwipStack::poll`] after the
-//!   coalescing delay ([`LwipStack::with_coalesce_delay`], 200 ms). Nagle is off on
-//!   every connection: the application decides.
+//!   `tcp_output`. Data left waiting by MORE goes out with the next push, or when the
+//!   pool's [`coalesce_delay`](netpool::Config::coalesce_delay) expires: the pool then
+//!   calls [`TcpPush::push`](netpool::stack::TcpPush::push), an empty push
+//!   (`tcp_output`). The backend keeps no timer of its own. Nagle is off on every
+//!   connection: the application decides.
 //! * **Partial writes are exact.** A write takes at most `tcp_sndbuf` bytes and returns
 //!   what lwIP took; `ERR_MEM` from `tcp_write` (segment queue full) is a would-block,
 //!   not an error.
@@ -67,7 +69,7 @@
 //!
 //! // The main loop, with the firmware's millisecond clock.
 //! # let now = Instant::ZERO;
-//! pool.stack_mut().poll(now); // lwIP clock (bundled) + coalescing deadline
+//! pool.stack_mut().poll(now); // lwIP clock (bundled)
 //! pool.poll(now);
 //! while let Some(conn) = pool.accept_next() {
 //!     let _ = pool.write(conn.handle, b"hello\r\n", true, now);
@@ -99,7 +101,7 @@ mod stack;
 
 pub use error::LwipError;
 pub use ffi::{Events, LwipConfig, SendQueue, MAX_SOCKETS};
-pub use stack::{LwipSocket, LwipStack, LwipStats, TcpState, DEFAULT_BACKLOG, DEFAULT_COALESCE_DELAY};
+pub use stack::{LwipSocket, LwipStack, LwipStats, TcpState, DEFAULT_BACKLOG};
 
 /// The version of the lwIP compiled in (feature `bundled`), as lwIP's
 /// `LWIP_VERSION_STRING` spells it ("d": a development snapshot after the release).

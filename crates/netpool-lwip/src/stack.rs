@@ -16,11 +16,6 @@ use crate::ffi::{self, Events, Kind, LwipConfig, Read, SendQueue, ERR_ABRT, ERR_
 /// [`LwipStack::with_backlog`] says otherwise (the ESP8266 bridge's 8).
 pub const DEFAULT_BACKLOG: u8 = 8;
 
-/// How long data written with MORE may wait for a push before the backend sends it
-/// anyway, unless [`LwipStack::with_coalesce_delay`] says otherwise (Linux's
-/// `TCP_CORK` cap).
-pub const DEFAULT_COALESCE_DELAY: Duration = Duration::from_millis(200);
-
 /// A socket of [`LwipStack`]: a `Copy` token (table index + generation).
 ///
 /// It names a fresh or bound socket, a listener (after [`listen`](TcpFullStack::listen))
@@ -166,7 +161,6 @@ pub struct LwipStack {
     /// lwIP's clock at this stack's `Instant::ZERO`.
     epoch: u32,
     backlog: u8,
-    coalesce_delay_ms: u32,
     link: LinkState,
     config: LwipConfig,
     _one_context: PhantomData<*const ()>,
@@ -174,8 +168,7 @@ pub struct LwipStack {
 
 impl LwipStack {
     /// Take the process's lwIP (with feature `bundled`: initialise it on first use).
-    /// Backlog [`DEFAULT_BACKLOG`], coalescing delay [`DEFAULT_COALESCE_DELAY`], link
-    /// state unknown.
+    /// Backlog [`DEFAULT_BACKLOG`], link state unknown.
     pub fn new() -> Result<Self, LwipError> {
         if !ffi::acquire() {
             return Err(LwipError::InUse);
@@ -183,7 +176,6 @@ impl LwipStack {
         Ok(LwipStack {
             epoch: ffi::clock(),
             backlog: DEFAULT_BACKLOG,
-            coalesce_delay_ms: DEFAULT_COALESCE_DELAY.as_millis() as u32,
             link: LinkState::Unknown,
             config: ffi::config(),
             _one_context: PhantomData,
@@ -196,14 +188,6 @@ impl LwipStack {
     #[must_use]
     pub fn with_backlog(mut self, backlog: u8) -> Self {
         self.backlog = backlog.max(1);
-        self
-    }
-
-    /// How long data written with [`SendFlag::More`] may wait for a push before
-    /// [`poll`](Self::poll) sends it (`tcp_output`) anyway.
-    #[must_use]
-    pub fn with_coalesce_delay(mut self, delay: Duration) -> Self {
-        self.coalesce_delay_ms = delay.as_millis().min(u64::from(u32::MAX)) as u32;
         self
     }
 
@@ -232,12 +216,14 @@ impl LwipStack {
     // ------------------------------------------------------------ driving
 
     /// The backend's periodic work at `now` (this stack's time base, like the pool's):
-    /// advance lwIP's clock (`sys_now`, feature `bundled`) and send data written with
-    /// MORE that has waited for a push longer than the coalescing delay. Call it from
-    /// the main loop, before [`Pool::poll`](netpool::Pool::poll).
+    /// advance lwIP's clock (`sys_now`, feature `bundled`). Call it from the main loop,
+    /// before [`Pool::poll`](netpool::Pool::poll).
+    ///
+    /// Data written with MORE that no push follows is not this backend's business:
+    /// the pool pushes it ([`TcpPush`], `tcp_output`) when its
+    /// [`coalesce_delay`](netpool::Config::coalesce_delay) expires.
     pub fn poll(&mut self, now: Instant) {
         ffi::set_clock(self.epoch.wrapping_add(now.as_millis() as u32));
-        ffi::flush_corked(self.coalesce_delay_ms);
     }
 
     /// Run lwIP's timers that are due (`sys_check_timeouts`): retransmissions, delayed
@@ -248,19 +234,18 @@ impl LwipStack {
         ffi::check_timeouts();
     }
 
-    /// When [`poll`](Self::poll) (and, bundled, `check_timeouts`)
-    /// is next due, given that it is `now`: lwIP's next timer and the next coalescing
-    /// deadline. `None`: only when a packet arrives.
+    /// When (bundled) `check_timeouts` is next due, given that it is `now`: lwIP's
+    /// next timer. `None`: only when a packet arrives (and always without `bundled`,
+    /// where the firmware runs lwIP's timers). The pool's own deadlines, the
+    /// coalescing delay among them, are [`Pool::poll_at`](netpool::Pool::poll_at).
     pub fn poll_at(&self, now: Instant) -> Option<Instant> {
-        let clock = ffi::clock();
-        let after =
-            |at: u32| now + Duration::from_millis(u64::from((at.wrapping_sub(clock) as i32).max(0) as u32));
-        let cork = ffi::next_cork_deadline(self.coalesce_delay_ms).map(after);
         #[cfg(feature = "bundled")]
-        let timers = ffi::sleeptime().map(|ms| now + Duration::from_millis(u64::from(ms)));
+        return ffi::sleeptime().map(|ms| now + Duration::from_millis(u64::from(ms)));
         #[cfg(not(feature = "bundled"))]
-        let timers = None;
-        [cork, timers].into_iter().flatten().min()
+        {
+            let _ = now;
+            None
+        }
     }
 
     // ------------------------------------------------------------ diagnostics
@@ -395,7 +380,6 @@ impl fmt::Debug for LwipStack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LwipStack")
             .field("backlog", &self.backlog)
-            .field("coalesce_delay_ms", &self.coalesce_delay_ms)
             .field("link", &self.link)
             .field("census", &ffi::census())
             .finish_non_exhaustive()
