@@ -32,6 +32,11 @@
 //!   and [`Disposition`](crate::Disposition).
 //!
 //! There is no MORE flag in embedded-io-async: `push` means "flush now".
+//!
+//! An RST is only as good as the stack's `TcpShutdown::abort`: edge-nal-std 0.7's does
+//! nothing (the socket's drop then closes with FIN), so on that host backend rejected
+//! and aborted connections end with FIN; wrap its socket with a zero-linger abort if
+//! the difference matters (the test suite does).
 
 use core::cell::RefCell;
 use core::future::{poll_fn, Future};
@@ -51,7 +56,7 @@ use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
 use crate::listener::{ListenOutcome, ListenParams};
 use crate::report::{Counters, ListenerReport, Report};
-use crate::sansio::{AfterError, Core, ListenPlan, Timer as CoreTimer};
+use crate::sansio::{AfterError, Core, ListenPlan, Release, Timer as CoreTimer};
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
 
@@ -118,23 +123,43 @@ struct Inner<const N: usize, const L: usize> {
     wakers: [[Option<Waker>; 2]; N],
 }
 
+/// Who waits on a connection: its reader or its writer (the index of its waker).
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Waiter {
+    Reader = 0,
+    Writer = 1,
+}
+
+/// Whether a connection in `slot` can still serve `who`: a reader until the peer
+/// closed or the connection ended; a writer also after the peer's FIN (a
+/// half-close, as in the sync pool) until sending is no longer possible.
+fn serves(s: &crate::sansio::Slot, who: Waiter) -> bool {
+    match who {
+        Waiter::Reader => matches!(s.state, ConnState::Connected | ConnState::Connecting),
+        Waiter::Writer => {
+            s.can_send
+                && matches!(
+                    s.state,
+                    ConnState::Connected | ConnState::Connecting | ConnState::OtherEndClosed
+                )
+        }
+    }
+}
+
 impl<const N: usize, const L: usize> Inner<N, L> {
-    /// Whether the connection `(slot, generation)` can still carry data.
-    fn live(&self, slot: usize, generation: u32) -> bool {
+    /// Whether the connection `(slot, generation)` can still serve `who`.
+    fn alive_for(&self, slot: usize, generation: u32, who: Waiter) -> bool {
         let s = self.core.slot(slot);
-        s.generation == generation && matches!(s.state, ConnState::Connected | ConnState::Connecting)
+        s.generation == generation && serves(s, who)
     }
 
-    /// Take the wakers of slot `i` if its connection is no longer live; they are
-    /// woken after the critical section.
+    /// Take the wakers of slot `i` whose waiters the connection can no longer serve;
+    /// they are woken after the critical section.
     fn take_wakers_if_dead(&mut self, i: usize) -> [Option<Waker>; 2] {
-        let s = self.core.slot(i);
-        if matches!(s.state, ConnState::Connected | ConnState::Connecting) {
-            [None, None]
-        } else {
-            let [a, b] = &mut self.wakers[i];
-            [a.take(), b.take()]
-        }
+        let s = *self.core.slot(i);
+        let [reader, writer] = &mut self.wakers[i];
+        let take = |w: &mut Option<Waker>, who| if serves(&s, who) { None } else { w.take() };
+        [take(reader, Waiter::Reader), take(writer, Waiter::Writer)]
     }
 }
 
@@ -270,7 +295,12 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
                 Some(t.core.handle_incoming(li, remote, now))
             });
             match admitted {
-                Some(Ok(admitted)) => return Ok(Conn::new(self, admitted.handle, socket)),
+                Some(Ok(admitted)) => {
+                    // Handed out here, as `Pool::accept_next` does: the Accepted event
+                    // is drained.
+                    self.with(|t| t.core.claim_accepted(admitted.handle.slot()));
+                    return Ok(Conn::new(self, admitted.handle, socket));
+                }
                 Some(Err(_)) | None => {
                     // Release at once: never leave it holding a PCB.
                     let release_by = now + REJECT_DEADLINE;
@@ -495,12 +525,12 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
         });
     }
 
-    /// Resolves once the connection is no longer live; registers waiter `which`.
-    async fn dead(&self, slot: usize, generation: u32, which: usize) {
+    /// Resolves once the connection can no longer serve `who`; registers its waker.
+    async fn dead(&self, slot: usize, generation: u32, who: Waiter) {
         poll_fn(|cx| {
             self.with(|t| {
-                if t.live(slot, generation) {
-                    t.wakers[slot][which] = Some(cx.waker().clone());
+                if t.alive_for(slot, generation, who) {
+                    t.wakers[slot][who as usize] = Some(cx.waker().clone());
                     Poll::Pending
                 } else {
                     Poll::Ready(())
@@ -569,8 +599,8 @@ struct Side<'p, const N: usize, const L: usize> {
 }
 
 impl<const N: usize, const L: usize> Side<'_, N, L> {
-    fn check(&self) -> Result<(), ConnError> {
-        if self.pool.with(|t| t.live(self.slot, self.generation)) {
+    fn check(&self, who: Waiter) -> Result<(), ConnError> {
+        if self.pool.with(|t| t.alive_for(self.slot, self.generation, who)) {
             Ok(())
         } else {
             Err(self.pool.error_for(self.slot, self.generation))
@@ -584,19 +614,27 @@ impl<const N: usize, const L: usize> Side<'_, N, L> {
         timer: &T,
         deadline: Instant,
     ) -> Result<usize, ConnError> {
-        self.check()?;
+        self.check(Waiter::Reader)?;
         if buf.is_empty() {
             return Ok(0);
         }
-        let io = select(r.read(buf), self.pool.dead(self.slot, self.generation, 0));
+        let io = select(
+            r.read(buf),
+            self.pool.dead(self.slot, self.generation, Waiter::Reader),
+        );
         let res = with_deadline(timer, deadline, io).await;
         let now = timer.now();
         match res {
             Err(TimedOut) => Err(ConnError::TimedOut),
             Ok(Either::Second(())) => Err(self.pool.error_for(self.slot, self.generation)),
             Ok(Either::First(Ok(0))) => {
-                self.pool
-                    .on_error(self.slot, self.generation, ErrorClass::Closed, now);
+                // The peer's FIN: OtherEndClosed, still writable (half-close), as in
+                // the sync pool.
+                self.pool.update(self.slot, |core| {
+                    if core.slot(self.slot).generation == self.generation {
+                        core.handle_peer_fin(self.slot, now);
+                    }
+                });
                 Err(ConnError::PeerGone(ErrorClass::Closed))
             }
             Ok(Either::First(Ok(n))) => {
@@ -635,10 +673,13 @@ impl<const N: usize, const L: usize> Side<'_, N, L> {
         timer: &T,
         deadline: Instant,
     ) -> Result<usize, ConnError> {
-        self.check()?;
+        self.check(Waiter::Writer)?;
         let mut taken = 0;
         if !data.is_empty() {
-            let io = select(w.write(data), self.pool.dead(self.slot, self.generation, 1));
+            let io = select(
+                w.write(data),
+                self.pool.dead(self.slot, self.generation, Waiter::Writer),
+            );
             match with_deadline(timer, deadline, io).await {
                 Err(TimedOut) => {
                     self.written(0, data.len(), timer.now());
@@ -661,7 +702,10 @@ impl<const N: usize, const L: usize> Side<'_, N, L> {
             self.written(taken, data.len(), timer.now());
         }
         if push {
-            let io = select(w.flush(), self.pool.dead(self.slot, self.generation, 1));
+            let io = select(
+                w.flush(),
+                self.pool.dead(self.slot, self.generation, Waiter::Writer),
+            );
             match with_deadline(timer, deadline, io).await {
                 // The bytes were taken; the flush simply did not finish in time.
                 Err(TimedOut) | Ok(Either::Second(())) | Ok(Either::First(Ok(()))) => {}
@@ -751,6 +795,19 @@ impl<'p, S, const N: usize, const L: usize> Conn<'p, S, N, L> {
     pub fn socket_mut(&mut self) -> &mut S {
         &mut self.socket
     }
+
+    /// How this connection's socket is released when the application closes it
+    /// (the core's rule); RST if its slot was freed and reused meanwhile (abandoned).
+    fn release(&self) -> Release {
+        let (slot, generation) = (self.guard.slot, self.guard.generation);
+        self.guard.pool.with(|t| {
+            if t.core.slot(slot).generation == generation {
+                t.core.release_on_close(slot)
+            } else {
+                Release::Abort
+            }
+        })
+    }
 }
 
 impl<S: Read + Write, const N: usize, const L: usize> Conn<'_, S, N, L> {
@@ -804,7 +861,14 @@ impl<S: TcpShutdown, const N: usize, const L: usize> Conn<'_, S, N, L> {
     /// RST. When the closer is full (all its `K` places busy) the socket is aborted
     /// here instead (RST; counted in [`CloserStats::overflow`]), so a close never
     /// waits for a peer.
+    ///
+    /// A connection the pool or the stack already gave up on (send stall, fatal
+    /// error, abandoned) is aborted instead, as the sync pool does when it reaps:
+    /// its queued bytes are not worth sending.
     pub async fn close<T: Timer, const K: usize>(self, closer: &Closer<S, K>, timer: &T) {
+        if self.release() == Release::Abort {
+            return self.abort(timer).await;
+        }
         let Conn { guard, socket } = self;
         drop(guard); // frees the slot: reason Closed
         if let Err(mut socket) = closer.offer(socket) {
@@ -816,7 +880,11 @@ impl<S: TcpShutdown, const N: usize, const L: usize> Conn<'_, S, N, L> {
     /// `linger` and RST after it. For sockets that cannot go to a shared [`Closer`]
     /// (e.g. a socket type that is not `Send` and so cannot sit in a `static`); the
     /// pool never waits for the peer, but the calling task does, for up to `linger`.
+    /// A connection already given up on is aborted, as with [`close`](Self::close).
     pub async fn close_in_task<T: Timer>(self, timer: &T, linger: Duration) {
+        if self.release() == Release::Abort {
+            return self.abort(timer).await;
+        }
         let Conn { guard, mut socket } = self;
         drop(guard); // frees the slot: reason Closed
         let graceful = with_deadline(timer, timer.now() + linger, socket.close(edge_nal::Close::Write)).await;

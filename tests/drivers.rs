@@ -1281,19 +1281,9 @@ rule_tests!(
     connections_beyond_the_port_cap_are_released_and_counted,
     a_one_shot_listener_stops_after_its_first_connection,
     a_peer_fin_keeps_received_data_readable,
-    #[async_pool(
-        ignore = "the async driver refuses writes after a peer FIN with PeerGone(Closed): \
-        its Side::check accepts only Connected/Connecting, where the sync pool lets a half-closed \
-        connection (OtherEndClosed, can_send) still send"
-    )]
     a_half_closed_connection_can_still_answer,
     a_reset_peer_is_peer_gone_not_fatal,
     a_peer_that_never_reads_is_reaped_after_the_grace,
-    #[async_pool(
-        ignore = "Conn::close on a connection the reaper ended (Aborted, Stalled) hands \
-        the socket to the Closer for a graceful FIN, so the dead peer's queued bytes are still \
-        sent; the sync pool aborts it (RST) when it reaps"
-    )]
     a_reaped_connection_is_aborted,
     a_slow_reader_that_keeps_draining_is_not_reaped,
     the_idle_timeout_ends_a_silent_connection,

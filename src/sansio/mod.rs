@@ -587,6 +587,21 @@ impl<const N: usize, const L: usize> Core<N, L> {
         }
     }
 
+    /// How the socket of a connection the application closes now is released: RST
+    /// when the pool or the stack already gave up on it (send stall, fatal error,
+    /// abandoned) — what the sync pool does when it decides — FIN otherwise (an open
+    /// or half-closed connection, or one the idle timeout ended).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub fn release_on_close(&self, i: usize) -> Release {
+        let s = &self.slots[i];
+        match (s.state, s.close_reason) {
+            (ConnState::Aborted, Some(CloseReason::Idle)) => Release::Close,
+            (ConnState::Aborted, _) => Release::Abort,
+            (ConnState::Free, Some(CloseReason::Abandoned)) => Release::Abort,
+            _ => Release::Close,
+        }
+    }
+
     /// The driver released slot `i`'s socket (`reason` says who decided). The slot
     /// is free — unless the pool decided it, [`Config::hold_ended`] is set and the
     /// application has not closed it: then it stays `Aborted` (with the reason and a
@@ -662,8 +677,14 @@ impl<const N: usize, const L: usize> Core<N, L> {
             .slots
             .iter()
             .position(|s| s.events & event_bits::ACCEPTED != 0 && s.state.is_in_use())?;
-        self.slots[i].events &= !event_bits::ACCEPTED;
+        self.claim_accepted(i);
         Some(i)
+    }
+
+    /// The accepted connection in slot `i` was handed to the application: its
+    /// [`EventKind::Accepted`] event is drained (the async driver's `accept`).
+    pub fn claim_accepted(&mut self, i: usize) {
+        self.slots[i].events &= !event_bits::ACCEPTED;
     }
 
     // ------------------------------------------------------------ queries

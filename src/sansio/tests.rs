@@ -310,3 +310,20 @@ fn remote_addresses_round_trip_or_are_refused_with_a_reason() {
         assert_eq!(core.free_slots(), 2);
     }
 }
+
+#[test]
+fn an_application_close_aborts_what_was_given_up_on_and_closes_the_rest() {
+    let mut core: Core<3, 1> = Core::new(Config::new().with_hold_ended(true));
+    let now = Instant::from_millis(1);
+    core.set_listener(0, 80, ListenParams::new(3));
+    let open = core.handle_incoming(0, remote(), now).unwrap().handle.slot();
+    let stalled = core.handle_incoming(0, remote(), now).unwrap().handle.slot();
+    let idle = core.handle_incoming(0, remote(), now).unwrap().handle.slot();
+    core.handle_gave_up(stalled, CloseReason::Stalled, now);
+    core.handle_gave_up(idle, CloseReason::Idle, now);
+    assert_eq!(core.release_on_close(open), Release::Close);
+    assert_eq!(core.release_on_close(stalled), Release::Abort);
+    assert_eq!(core.release_on_close(idle), Release::Close);
+    core.handle_error(open, ErrorClass::Fatal, now);
+    assert_eq!(core.release_on_close(open), Release::Abort);
+}
