@@ -56,7 +56,7 @@ use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
 use crate::listener::{ListenOutcome, ListenParams};
 use crate::report::{Counters, ListenerReport, Report};
-use crate::sansio::{AfterError, Core, ListenPlan, Release, Timer as CoreTimer};
+use crate::sansio::{AfterError, Core, Release, Timer as CoreTimer};
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
 
@@ -230,16 +230,8 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
     /// one-shot), or change them; `max_conns == 0` stops it. The socket is the
     /// caller's acceptor, passed to [`accept`](Self::accept).
     pub fn listen(&self, port: u16, params: ListenParams) -> Result<ListenOutcome, ListenError> {
-        self.with(|t| match t.core.plan_listen(port, params) {
-            ListenPlan::Stop(i) => {
-                t.core.remove_listener(i);
-                Ok(ListenOutcome::Stopped)
-            }
-            ListenPlan::Nothing => Ok(ListenOutcome::Stopped),
-            ListenPlan::TableFull => Err(ListenError::TableFull),
-            ListenPlan::Update(i) => Ok(ListenOutcome::Updated(t.core.set_listener(i, port, params))),
-            ListenPlan::Start(i) => Ok(ListenOutcome::Started(t.core.set_listener(i, port, params))),
-        })
+        // The acceptor is the caller's: no socket to open or close here.
+        self.with(|t| t.core.handle_listen(port, params, |_| Ok(())))
     }
 
     /// Accept the next connection on `acceptor` (listening on `port`, registered with

@@ -39,8 +39,11 @@ pub struct Config {
     /// Free `Aborted` / `OtherEndClosed` slots the application has not closed after
     /// this long, so a forgotten handle cannot hold a slot forever. Default 30 s.
     pub abandoned_after: Option<Duration>,
-    /// Longest time coalesced (`MORE`) bytes wait in netpool's buffer before they are
-    /// sent anyway (fallback coalescing only; Linux's `TCP_CORK` cap). Default 200 ms.
+    /// Longest time `MORE` bytes wait before they are sent anyway (Linux's `TCP_CORK`
+    /// cap): in netpool's coalescing buffer on stacks without a MORE flag, or in the
+    /// stack itself on stacks with one (then netpool pushes them with
+    /// [`TcpPush`](crate::stack::TcpPush)). Also the retry interval when a stack
+    /// refuses a flush. Default 200 ms.
     pub coalesce_delay: Duration,
     /// At most this many connections are taken from each listener's backlog per
     /// [`poll`](crate::Pool::poll), so one poll is bounded. Default 4.

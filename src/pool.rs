@@ -11,7 +11,7 @@ use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
 use crate::listener::{ListenOutcome, ListenParams};
 use crate::report::{Counters, ListenerReport, Report, SlotReport};
-use crate::sansio::{AfterError, Core, ListenPlan, Release, Timer};
+use crate::sansio::{AfterError, Core, ListenerIo, Release, Timer};
 use crate::stack::{PeerStatus, Stack};
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
@@ -136,28 +136,28 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     /// # Ok(()) }
     /// ```
     pub fn listen(&mut self, port: u16, params: ListenParams) -> Result<ListenOutcome, ListenError> {
-        match self.core.plan_listen(port, params) {
-            ListenPlan::Stop(i) => {
-                self.stop_listener(i);
-                Ok(ListenOutcome::Stopped)
+        let (stack, sockets) = (&mut self.stack, &mut self.listener_sockets);
+        self.core.handle_listen(port, params, |io| match io {
+            ListenerIo::Close(i) => {
+                if let Some(socket) = sockets[i].take() {
+                    let _ = stack.close(socket);
+                }
+                Ok(())
             }
-            ListenPlan::Nothing => Ok(ListenOutcome::Stopped),
-            ListenPlan::TableFull => Err(ListenError::TableFull),
-            ListenPlan::Update(i) => Ok(ListenOutcome::Updated(self.core.set_listener(i, port, params))),
-            ListenPlan::Start(i) => {
-                let mut socket = self.stack.socket().map_err(|e| ListenError::Stack(e.class()))?;
-                let bound = match self.stack.bind(&mut socket, port) {
-                    Ok(()) => self.stack.listen(&mut socket),
+            ListenerIo::Open(i) => {
+                let mut socket = stack.socket().map_err(|e| ListenError::Stack(e.class()))?;
+                let bound = match stack.bind(&mut socket, port) {
+                    Ok(()) => stack.listen(&mut socket),
                     Err(e) => Err(e),
                 };
                 if let Err(e) = bound {
-                    let _ = self.stack.close(socket);
+                    let _ = stack.close(socket);
                     return Err(ListenError::Stack(e.class()));
                 }
-                self.listener_sockets[i] = Some(socket);
-                Ok(ListenOutcome::Started(self.core.set_listener(i, port, params)))
+                sockets[i] = Some(socket);
+                Ok(())
             }
-        }
+        })
     }
 
     /// Stop listening on `port`. Returns whether a listener was stopped.

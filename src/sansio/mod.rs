@@ -35,10 +35,10 @@ pub(crate) use stamp::Stamp;
 use core::net::SocketAddr;
 
 use crate::config::Config;
-use crate::error::{ConnError, ConnectError, ErrorClass};
+use crate::error::{ConnError, ConnectError, ErrorClass, ListenError};
 use crate::event::{Event, EventKind};
 use crate::handle::{CloseReason, ConnHandle, ListenerId};
-use crate::listener::{ListenMode, ListenParams, Rejection};
+use crate::listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
 use crate::reaper::{SendProgress, Verdict};
 use crate::report::{Counters, SlotReport};
 use crate::state::ConnState;
@@ -112,6 +112,15 @@ pub(crate) enum ListenPlan {
     Nothing,
     /// Every entry is in use.
     TableFull,
+}
+
+/// The I/O a listener table change needs from the driver (entry index).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ListenerIo {
+    /// Open the listening socket of entry `i`.
+    Open(usize),
+    /// Close the listening socket of entry `i` (stopped).
+    Close(usize),
 }
 
 /// An admitted incoming connection.
@@ -207,6 +216,31 @@ impl<const N: usize, const L: usize> Core<N, L> {
                 Some(i) => ListenPlan::Start(i),
                 None => ListenPlan::TableFull,
             },
+        }
+    }
+
+    /// `listen(port, params)` for both drivers: decide, ask the driver for the I/O
+    /// (`io`: open the listening socket of a new entry, close a stopped one's), and
+    /// update the table. A failed open leaves the table as it was.
+    pub fn handle_listen(
+        &mut self,
+        port: u16,
+        params: ListenParams,
+        io: impl FnOnce(ListenerIo) -> Result<(), ListenError>,
+    ) -> Result<ListenOutcome, ListenError> {
+        match self.plan_listen(port, params) {
+            ListenPlan::Stop(i) => {
+                self.remove_listener(i);
+                io(ListenerIo::Close(i))?;
+                Ok(ListenOutcome::Stopped)
+            }
+            ListenPlan::Nothing => Ok(ListenOutcome::Stopped),
+            ListenPlan::TableFull => Err(ListenError::TableFull),
+            ListenPlan::Update(i) => Ok(ListenOutcome::Updated(self.set_listener(i, port, params))),
+            ListenPlan::Start(i) => {
+                io(ListenerIo::Open(i))?;
+                Ok(ListenOutcome::Started(self.set_listener(i, port, params)))
+            }
         }
     }
 
