@@ -56,6 +56,17 @@ struct State<S, const K: usize> {
 /// assert_eq!(CLOSER.stats().closing, 0);
 /// # }
 /// ```
+///
+/// A `static` needs a `Sync` closer, so a `Send` socket type. With one that is not
+/// `Send` (edge-nal-embassy's `TcpSocket` holds raw pointers into its stack), build the
+/// closer with `new` (a plain `const fn`) in a `StaticCell` or any other `'static`
+/// place on the executor that owns the sockets, and pass the `&'static Closer` to the
+/// tasks that close and to the one that runs it: embassy-executor's `Spawner::spawn`
+/// takes tasks whose arguments are not `Send`. Other threads then cannot reach it; if
+/// they need the counters, copy [`stats`](Self::stats) out. The sockets it takes must
+/// be `'static` as well: edge-nal-embassy's sockets borrow their `TcpAccept`, so that
+/// needs a `'static` place too. The Pico W furnace example
+/// (`examples/pico-w-furnace/src/net.rs`) does both.
 pub struct Closer<S, const K: usize> {
     state: Mutex<RefCell<State<S, K>>>,
     linger: Duration,

@@ -3,30 +3,47 @@
 //!
 //! [`WEB_TASKS`] tasks accept through one netpool [`AsyncPool`] ([`POOL`]) with
 //! edge-nal-embassy's `TcpAccept`, read one request within [`REQUEST_TIMEOUT`], render
-//! it with [`crate::web`] from copies of the shared state, write the response within
-//! [`WRITE_TIMEOUT`] and close (FIN within [`CLOSE_TIMEOUT`], else RST). A link task
+//! it with [`crate::web`] from copies of the shared state, hand the response to the
+//! stack within [`WRITE_TIMEOUT`] and close with [`Conn::close`](netpool::asynch::Conn::close): the slot and the task
+//! are free at once, and the socket goes to a background [`Closer`] ([`WebCloser`],
+//! [`CLOSING`] places, its own task: [`closer_task`]) that delivers the rest of the
+//! response and the FIN within [`CLOSE_TIMEOUT`], else resets. A link task
 //! ([`link_and_reaper`]) publishes the link state read from the stack and runs the
 //! pool's reaper every [`TICK`].
 //!
 //! What the caller provides is the board: the embassy-net [`Stack`] over its driver
-//! (CYW43 on the Pico W, a TAP device on the host), the socket buffers, the executor
+//! (CYW43 on the Pico W, a TAP device on the host), the socket buffers ([`TcpBuffers`],
+//! [`Resources`]: room for the web tasks' and the closer's sockets), the acceptor and
+//! the closer in `StaticCell`s (see [`WebCloser`] for why not `static`s), the executor
 //! and its tasks (embassy tasks cannot be generic, so each binary declares its own
-//! and calls [`web_server`] and [`link_and_reaper`] from them):
+//! and calls [`web_server`], [`closer_task`] and [`link_and_reaper`] from them):
 //!
 //! ```ignore
 //! #[embassy_executor::task(pool_size = WEB_TASKS)]
-//! async fn web_task(id: usize, stack: Stack<'static>, acceptor: TcpAccept<'static>) -> ! {
-//!     pico_w_furnace::net::web_server(id, stack, acceptor, &SHARED).await
+//! async fn web_task(
+//!     id: usize,
+//!     stack: Stack<'static>,
+//!     acceptor: &'static TcpAccept<'static>,
+//!     closer: &'static WebCloser<'static>,
+//! ) -> ! {
+//!     pico_w_furnace::net::web_server(id, stack, acceptor, closer, &SHARED).await
+//! }
+//!
+//! #[embassy_executor::task]
+//! async fn closer_task(closer: &'static WebCloser<'static>) -> ! {
+//!     pico_w_furnace::net::closer_task(closer).await
 //! }
 //! ```
 //!
 //! Nothing here is awaited by the control loop: the web tasks render from copies
 //! (`Shared::snapshot`, `Shared::copy_history`) and post commands to the mailbox.
 //! What the tasks did is counted in [`stats`] and [`tasks`] (a critical section each),
-//! next to the pool's own [`AsyncPool::report`].
+//! next to the pool's own [`AsyncPool::report`] and the closer's counters
+//! ([`closer_stats`]).
 //!
-//! netpool's async API is used in three places only: the accept in [`web_server`],
-//! the connection I/O in `serve`, the reaper in [`link_and_reaper`].
+//! netpool's async API is used in four places only: the accept in [`web_server`],
+//! the connection I/O and the close in `serve`, the closer in [`closer_task`], the
+//! reaper in [`link_and_reaper`].
 
 use core::cell::Cell;
 
@@ -34,7 +51,7 @@ use critical_section::Mutex;
 use edge_nal::TcpBind;
 use edge_nal_embassy::{Tcp, TcpAccept, TcpError, TcpSocket};
 use embassy_net::Stack;
-use netpool::asynch::{AcceptError, AsyncPool, Timer};
+use netpool::asynch::{AcceptError, AsyncPool, Closer, CloserStats, Timer};
 use netpool::{ConnError, Duration, Instant, LinkState, ListenParams};
 
 use crate::history::History;
@@ -63,20 +80,29 @@ macro_rules! net_log {
 pub const HTTP_PORT: u16 = 80;
 /// Web tasks, netpool slots and TCP sockets (one per concurrent connection).
 pub const WEB_TASKS: usize = 4;
+/// Sockets the [`WebCloser`] finishes at once (`K` of netpool's [`Closer`]): closed
+/// connections whose FIN (and the tail of their response) is still under way, each
+/// keeping its TCP buffers ([`TCP_TX`] + [`TCP_RX`] = 3 KiB) and its embassy-net socket
+/// until it is done. One per web task: four slow browsers can be finishing while the
+/// four tasks serve the next ones; a fifth close while all four are busy is reset at
+/// once (counted in [`CloserStats::overflow`]).
+pub const CLOSING: usize = WEB_TASKS;
 /// Per-socket TCP transmit buffer.
 pub const TCP_TX: usize = 2048;
 /// Per-socket TCP receive buffer.
 pub const TCP_RX: usize = 1024;
-/// The TCP socket buffers the web tasks' sockets take (one set per task).
-pub type TcpBuffers = edge_nal_embassy::TcpBuffers<WEB_TASKS, TCP_TX, TCP_RX>;
-/// embassy-net's socket storage: the web tasks' sockets, DHCP and one spare.
-pub type Resources = embassy_net::StackResources<{ WEB_TASKS + 2 }>;
+/// The TCP socket buffers: one set per web task and one per closing socket.
+pub type TcpBuffers = edge_nal_embassy::TcpBuffers<{ WEB_TASKS + CLOSING }, TCP_TX, TCP_RX>;
+/// embassy-net's socket storage: the web tasks' sockets, the closing ones, DHCP and
+/// one spare.
+pub type Resources = embassy_net::StackResources<{ WEB_TASKS + CLOSING + 2 }>;
 
 /// A request must arrive completely within this time of its accept (else 408).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The whole response must be handed to the stack within this time (else RST).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// FIN (and the peer's ACK of everything) within this time, else RST.
+/// The [`WebCloser`]'s linger: the rest of the response, FIN, the peer's ACK of it all
+/// and the peer's own FIN within this time of the close, else RST.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// An accept gives up and starts again after this long (re-checking the link).
 pub const ACCEPT_WINDOW: Duration = Duration::from_secs(30);
@@ -98,6 +124,26 @@ pub static POOL: AsyncPool<WEB_TASKS> = AsyncPool::new(
         .with_idle_timeout(Some(IDLE_TIMEOUT))
         .with_stall_grace(STALL_GRACE),
 );
+
+/// The background closer of the web server's sockets ([`CLOSING`] at once, each given
+/// [`CLOSE_TIMEOUT`]); create it with [`closer`] and run it with [`closer_task`].
+///
+/// It lives in a `StaticCell`, not a `static`: edge-nal-embassy's `TcpSocket` holds
+/// raw pointers and a `&RefCell` stack, so it is not `Send`, the `Closer` holding
+/// them is not `Sync`, and a `static` must be. That is no loss here: the sockets
+/// (and the embassy-net stack they point into) belong to one thread-mode executor
+/// anyway, and embassy-executor 0.10's `Spawner::spawn` takes tasks whose arguments
+/// are not `Send` (only `SendSpawner` asks for `Send`), so a `&'static WebCloser`
+/// is passed to the web tasks and the closer task like the `Stack`. Being `!Sync`
+/// keeps the reference on that executor: other threads (the host binary's report)
+/// read the counters [`closer_task`] publishes ([`closer_stats`]). The sockets it
+/// takes must be `'static` too, so the acceptor they borrow lives in a `StaticCell`.
+pub type WebCloser<'d> = Closer<TcpSocket<'d>, CLOSING>;
+
+/// An idle [`WebCloser`] with the [`CLOSE_TIMEOUT`] linger.
+pub const fn closer<'d>() -> WebCloser<'d> {
+    Closer::new(CLOSE_TIMEOUT)
+}
 
 /// netpool's clock: embassy-time, in milliseconds.
 #[derive(Copy, Clone, Debug, Default)]
@@ -135,7 +181,7 @@ pub enum Phase {
     Reading,
     /// Writing a response.
     Writing,
-    /// Closing (FIN) or aborting a connection.
+    /// Handing a connection to the closer (FIN), or aborting it (RST).
     Closing,
 }
 
@@ -184,7 +230,7 @@ pub struct WebStats {
     pub read_failed: u32,
     /// Requests the handlers answered with nothing (aborted).
     pub empty_response: u32,
-    /// Responses written completely, then closed.
+    /// Responses handed to the stack completely, then closed through the closer.
     pub written: u32,
     /// Responses not written completely (the peer reset, the reaper gave up, or
     /// [`WRITE_TIMEOUT`]): aborted.
@@ -193,12 +239,18 @@ pub struct WebStats {
     pub write_timed_out: u32,
     /// Accepts that failed (the stack's error).
     pub accept_failed: u32,
+    /// Of `written`: closes that found the closer full ([`CLOSING`] sockets closing),
+    /// so the task waited for the peer to acknowledge the response itself (within
+    /// [`WRITE_TIMEOUT`]) before the close, which resets it unless room came up.
+    pub closer_full: u32,
 }
 
 #[derive(Copy, Clone)]
 struct Record {
     stats: WebStats,
     tasks: [TaskStatus; WEB_TASKS],
+    /// The closer's counters as last published (`None`: never yet).
+    closer: Option<CloserStats>,
 }
 
 static RECORD: Mutex<Cell<Record>> = Mutex::new(Cell::new(Record {
@@ -215,12 +267,14 @@ static RECORD: Mutex<Cell<Record>> = Mutex::new(Cell::new(Record {
         write_failed: 0,
         write_timed_out: 0,
         accept_failed: 0,
+        closer_full: 0,
     },
     tasks: [TaskStatus {
         phase: Phase::Starting,
         since: Instant::ZERO,
         connections: 0,
     }; WEB_TASKS],
+    closer: None,
 }));
 
 fn record(f: impl FnOnce(&mut Record)) {
@@ -249,6 +303,18 @@ pub fn stats() -> WebStats {
 /// Every web task's phase.
 pub fn tasks() -> [TaskStatus; WEB_TASKS] {
     critical_section::with(|cs| RECORD.borrow(cs).get().tasks)
+}
+
+/// The [`WebCloser`]'s counters as last published: by a web task right after each
+/// close, and by [`closer_task`] every [`TICK`] (so a close that finished or was
+/// reset shows within a tick). Readable from any thread, unlike the closer.
+pub fn closer_stats() -> CloserStats {
+    critical_section::with(|cs| RECORD.borrow(cs).get().closer).unwrap_or_default()
+}
+
+fn publish_closer_stats(closer: &WebCloser<'_>) {
+    let stats = closer.stats();
+    record(|r| r.closer = Some(stats));
 }
 
 // ------------------------------------------------------------------- the tasks' bodies
@@ -296,12 +362,29 @@ pub async fn link_and_reaper<const H: usize>(stack: Stack<'_>, shared: &Shared<H
     }
 }
 
+/// The closer's task body: close the sockets the web tasks hand to `closer` (FIN
+/// within [`CLOSE_TIMEOUT`], else RST), and publish its counters every [`TICK`] for
+/// [`closer_stats`]; forever.
+pub async fn closer_task(closer: &WebCloser<'_>) -> ! {
+    let timer = EmbassyTimer;
+    let publish = async {
+        loop {
+            publish_closer_stats(closer);
+            embassy_time::Timer::after(TICK).await;
+        }
+    };
+    let (never, _) = embassy_futures::join::join(closer.run(&timer), publish).await;
+    never
+}
+
 /// Web task number `id` (of [`WEB_TASKS`]): accept through the pool, serve one
-/// request, close; forever. Its buffers live in the caller's task storage.
-pub async fn web_server<const H: usize>(
+/// request, close through `closer`; forever. Its buffers live in the caller's task
+/// storage.
+pub async fn web_server<'a, const H: usize>(
     id: usize,
     stack: Stack<'_>,
-    acceptor: TcpAccept<'_>,
+    acceptor: &'a TcpAccept<'_>,
+    closer: &WebCloser<'a>,
     shared: &Shared<H>,
 ) -> ! {
     let timer = EmbassyTimer;
@@ -320,10 +403,10 @@ pub async fn web_server<const H: usize>(
         }
         set_phase(id, Phase::Accepting, timer.now());
         let deadline = timer.now() + ACCEPT_WINDOW;
-        match POOL.accept(&acceptor, HTTP_PORT, &timer, deadline).await {
+        match POOL.accept(acceptor, HTTP_PORT, &timer, deadline).await {
             Ok(conn) => {
                 net_log!(debug, "web[{}]: connection {}", id, conn.handle());
-                serve(id, conn, &timer, &mut buffers, shared).await;
+                serve(id, conn, closer, &timer, &mut buffers, shared).await;
                 record(|r| r.tasks[id % WEB_TASKS].connections += 1);
             }
             Err(AcceptError::TimedOut) => {}
@@ -348,9 +431,10 @@ struct Buffers<const H: usize> {
 type Conn<'a> = netpool::asynch::Conn<'static, TcpSocket<'a>, WEB_TASKS>;
 
 /// Read one request (until complete, full, ended or timed out), answer, close.
-async fn serve<const H: usize>(
+async fn serve<'a, const H: usize>(
     id: usize,
-    mut conn: Conn<'_>,
+    mut conn: Conn<'a>,
+    closer: &WebCloser<'a>,
     timer: &EmbassyTimer,
     buf: &mut Buffers<H>,
     shared: &Shared<H>,
@@ -404,15 +488,23 @@ async fn serve<const H: usize>(
         return;
     }
     set_phase(id, Phase::Writing, timer.now());
-    let written = conn
-        .write_all(&buf.response[..response.len], timer, timer.now() + WRITE_TIMEOUT)
-        .await;
+    let write_deadline = timer.now() + WRITE_TIMEOUT;
+    let written = hand_over(&mut conn, &buf.response[..response.len], timer, write_deadline).await;
     set_phase(id, Phase::Closing, timer.now());
     match written {
         Ok(()) => {
             record(|r| r.stats.written += 1);
-            // The slot is free at once; this task gives the FIN up to CLOSE_TIMEOUT.
-            conn.close_in_task(timer, CLOSE_TIMEOUT).await
+            if closer.stats().closing as usize >= CLOSING {
+                // No room: `close` would reset at once and the stack would drop what it
+                // still holds of the response. Wait for the peer's ACK of it here
+                // (bounded by the write deadline), so at worst the FIN is lost.
+                record(|r| r.stats.closer_full += 1);
+                let _ = conn.write(&[], true, timer, write_deadline).await;
+            }
+            // The slot and this task are free when this returns; the closer sends what
+            // the stack still holds and the FIN, or resets at CLOSE_TIMEOUT.
+            conn.close(closer, timer).await;
+            publish_closer_stats(closer);
         }
         Err(e) => {
             record(|r| {
@@ -425,6 +517,24 @@ async fn serve<const H: usize>(
             conn.abort(timer).await;
         }
     }
+}
+
+/// Give all of `data` to the stack by `deadline`, without waiting for the peer to
+/// acknowledge it: no push, since embassy-net's flush waits for the peer's ACK and the
+/// close that follows flushes anyway (in the closer, not in this task). A response
+/// longer than the send buffer still waits here for the peer to take all but the last
+/// buffer's worth.
+async fn hand_over(
+    conn: &mut Conn<'_>,
+    mut data: &[u8],
+    timer: &EmbassyTimer,
+    deadline: Instant,
+) -> Result<(), ConnError> {
+    while !data.is_empty() {
+        let n = conn.write(data, false, timer, deadline).await?;
+        data = &data[n..];
+    }
+    Ok(())
 }
 
 fn count_response(response: &Response, incomplete: Option<Incomplete>) {

@@ -10,13 +10,19 @@
 //! - a client that asks for the page and never reads (small receive window): the
 //!   reaper gives up on it (stall grace) and its slot comes back;
 //! - a client that connects and never sends: 408 at the request deadline;
+//! - a client that reads its response and the server's FIN but never closes its side:
+//!   while the background closer still waits for that client's FIN (`closer_closing`
+//!   in the report), the slot is free and every web task is back in `accept`; the
+//!   closer resets it at its linger deadline and the client sees the reset;
 //! - 6 parallel browser-style clients (more than the 4 web tasks): each request is
 //!   served, or its connection refused by the stack (no accept armed) and retried as
 //!   a browser does;
 //!
 //! then: every slot free, every web task back in `accept` having served, every
-//! accepted connection accounted for in exactly one outcome, and the control loop's
-//! watchdog fed throughout (the binary's watchdog model exits the process if not).
+//! accepted connection accounted for in exactly one outcome, every written response
+//! closed through the closer (finished, reset, or reset at once when it was full),
+//! and the control loop's watchdog fed throughout (the binary's watchdog model exits
+//! the process if not).
 //!
 //! Needs root, iproute2, curl, /dev/net/tun and chromium, so it is `#[ignore]`d unless
 //! asked for with `--ignored` (CI's "TAP tests" section does); asked for, it fails,
@@ -279,6 +285,113 @@ fn browser_get(path: &str) -> (u16, u32) {
     panic!("{path}: refused 5 times");
 }
 
+/// Whether every web task is in `accept` (the report's `tasks`).
+fn all_accepting(r: &HashMap<String, String>) -> bool {
+    r["tasks"].split(',').all(|t| t.starts_with("accepting:"))
+}
+
+/// A client that reads its whole response, sees the server's FIN and never closes:
+/// the closer keeps waiting for the client's FIN while the web task that served it is
+/// already back in `accept` with its slot free. The observation is made while the
+/// closer's linger runs, so on a machine too slow to ask within it the client is
+/// retried (at most 3 clients); then the closer resets every one of them.
+fn closer_finishes_while_tasks_accept(host: &mut Host) {
+    // Earlier clients' closes first (bounded wait), so what closes now is ours.
+    let mut before = host.report();
+    for _ in 0..40 {
+        if num(&before, "closer_closing") == 0 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+        before = host.report();
+    }
+    assert_eq!(num(&before, "closer_closing"), 0, "{before:?}");
+    let mut held = Vec::new();
+    let mut seen = None;
+    for _ in 0..3 {
+        let mut s = TcpStream::connect_timeout(&device(), Duration::from_secs(5)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET /api/state HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = Vec::new();
+        // To the server's FIN (end of stream); the client's side stays open.
+        s.read_to_end(&mut buf).expect("response and FIN");
+        assert_eq!(status_of(&buf).unwrap(), 200);
+        held.push(s);
+        // The closer's counters are published after each close and every tick: ask
+        // until they show this client closing with every task back in accept, or the
+        // closer has already reset it (too late to see; try another client).
+        let ours_reset = |r: &HashMap<String, String>| {
+            num(r, "closer_reset") >= num(&before, "closer_reset") + held.len() as u64
+        };
+        for _ in 0..40 {
+            let r = host.report();
+            let ours_handed = num(&r, "closer_handed") >= num(&before, "closer_handed") + held.len() as u64;
+            if ours_handed && num(&r, "closer_closing") >= 1 && all_accepting(&r) && !ours_reset(&r) {
+                seen = Some(r);
+                break;
+            }
+            if ours_reset(&r) {
+                println!("the closer reset the client before it was seen closing: {r:?}");
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        if seen.is_some() {
+            break;
+        }
+    }
+    let seen = seen.expect(
+        "never saw the closer closing the client that keeps its side open with every web task back in accept",
+    );
+    println!("while the closer waits for the client's FIN: {seen:?}");
+    assert_eq!(
+        num(&seen, "free_slots"),
+        WEB_TASKS as u64,
+        "the slot is free while its socket is still closing: {seen:?}"
+    );
+    assert!(
+        num(&seen, "closer_handed") > num(&before, "closer_handed"),
+        "{seen:?}"
+    );
+    // The closer gives up at its linger deadline: RST, counted.
+    let mut after = host.report();
+    for _ in 0..40 {
+        if num(&after, "closer_reset") >= num(&before, "closer_reset") + held.len() as u64
+            && num(&after, "closer_closing") == 0
+        {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+        after = host.report();
+    }
+    println!("after the closer's deadline: {after:?}");
+    assert_eq!(
+        num(&after, "closer_reset"),
+        num(&before, "closer_reset") + held.len() as u64,
+        "the closer reset every client that kept its side open: {after:?}"
+    );
+    assert_eq!(num(&after, "closer_closing"), 0, "{after:?}");
+    assert_eq!(
+        num(&after, "closer_overflow"),
+        num(&before, "closer_overflow"),
+        "{after:?}"
+    );
+    // The clients see the reset: their next write fails (the first may still be
+    // queued if the RST is in flight; bounded retries).
+    for mut s in held {
+        let mut failed = false;
+        for _ in 0..10 {
+            if s.write_all(b"x").is_err() {
+                failed = true;
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        assert!(failed, "the client holding its side open was never reset");
+    }
+}
+
 #[test]
 #[ignore = "needs root, iproute2, /dev/net/tun, chromium; opt in with --ignored (CI runs it in its TAP section)"]
 fn furnace_web_server_on_embassy_net_over_tap() {
@@ -430,6 +543,8 @@ fn furnace_web_server_on_embassy_net_over_tap() {
     assert_eq!(num(&after, "free_slots"), WEB_TASKS as u64, "{after:?}");
     drop(non_reader);
 
+    closer_finishes_while_tasks_accept(&mut host);
+
     // --- Six parallel browser-style clients, five requests each.
     let clients: Vec<_> = (0..6)
         .map(|c| {
@@ -452,7 +567,8 @@ fn furnace_web_server_on_embassy_net_over_tap() {
     let mut end = host.report();
     for _ in 0..40 {
         if num(&end, "free_slots") == WEB_TASKS as u64
-            && end["tasks"].split(',').all(|t| t.starts_with("accepting:"))
+            && all_accepting(&end)
+            && num(&end, "closer_closing") == 0
         {
             break;
         }
@@ -498,6 +614,26 @@ fn furnace_web_server_on_embassy_net_over_tap() {
         "the pool never turned a connection away: {end:?}"
     );
     assert_eq!(num(&end, "accept_failed"), 0, "{end:?}");
+    // Every response written was closed through the closer, and every close it took
+    // ended (FIN completed, or reset at the linger deadline).
+    assert_eq!(
+        num(&end, "written"),
+        num(&end, "closer_handed") + num(&end, "closer_overflow"),
+        "{end:?}"
+    );
+    assert_eq!(num(&end, "closer_closing"), 0, "{end:?}");
+    assert_eq!(
+        num(&end, "closer_handed"),
+        num(&end, "closer_finished") + num(&end, "closer_reset"),
+        "{end:?}"
+    );
+    assert!(num(&end, "closer_finished") > 0, "{end:?}");
+    // The closer resets at once only closes that found it full, and those waited for
+    // the peer's ACK of the whole response first (nothing the client needs is lost).
+    assert!(
+        num(&end, "closer_overflow") <= num(&end, "closer_full"),
+        "{end:?}"
+    );
     // The control loop kept cycling and feeding the watchdog through all of it.
     assert!(num(&end, "feeds") > num(&start, "feeds"), "{end:?}");
     assert_eq!(

@@ -1,7 +1,8 @@
 //! The network side (feature `wifi`), all in the thread-mode executor: CYW43439 over
 //! PIO SPI, embassy-net with DHCP, a join/rejoin loop, and the tasks of
-//! [`pico_w_furnace::net`] — the link/reaper tick and the web UI on port 80
-//! ([`WEB_TASKS`] tasks accepting through one netpool `AsyncPool`). This file is the
+//! [`pico_w_furnace::net`] — the link/reaper tick, the web UI on port 80
+//! ([`WEB_TASKS`] tasks accepting through one netpool `AsyncPool`) and the background
+//! closer that finishes their connections' FINs. This file is the
 //! board bring-up only; the web server is the library's module, the same code the
 //! host runs over a TAP device (`furnace-net-host`, test `tap_net`).
 //!
@@ -21,7 +22,7 @@ use embassy_rp::peripherals::{DMA_CH0, PIN_23, PIN_24, PIN_25, PIN_29, PIO0};
 use embassy_rp::pio::{self, Pio};
 use embassy_rp::{bind_interrupts, dma, Peri};
 use netpool::LinkState;
-use pico_w_furnace::net::{self, Resources, TcpBuffers, WEB_TASKS};
+use pico_w_furnace::net::{self, Resources, TcpBuffers, WebCloser, WEB_TASKS};
 use static_cell::StaticCell;
 
 use crate::SHARED;
@@ -122,9 +123,16 @@ pub async fn net_main(spawner: Spawner, p: Peripherals) {
     static BUFFERS: StaticCell<TcpBuffers> = StaticCell::new();
     static TCP: StaticCell<Tcp<'static>> = StaticCell::new();
     let tcp: &'static Tcp<'static> = TCP.init(Tcp::new(stack, BUFFERS.init(TcpBuffers::new())));
-    let acceptor = unwrap!(net::listen(tcp).await);
+    // `'static` sockets borrow a `'static` acceptor; the closer that takes them is not
+    // `Sync` (edge-nal-embassy sockets are not `Send`), so it cannot be a `static`: a
+    // `StaticCell` each (see `WebCloser`).
+    static ACCEPTOR: StaticCell<TcpAccept<'static>> = StaticCell::new();
+    static CLOSER: StaticCell<WebCloser<'static>> = StaticCell::new();
+    let acceptor: &'static TcpAccept<'static> = ACCEPTOR.init(unwrap!(net::listen(tcp).await));
+    let closer: &'static WebCloser<'static> = CLOSER.init(net::closer());
+    spawner.spawn(unwrap!(closer_task(closer)));
     for id in 0..WEB_TASKS {
-        spawner.spawn(unwrap!(web_task(id, stack, acceptor)));
+        spawner.spawn(unwrap!(web_task(id, stack, acceptor, closer)));
     }
 
     // Join, and rejoin whenever the driver reports the link down.
@@ -154,9 +162,20 @@ async fn link_task(stack: Stack<'static>) -> ! {
     net::link_and_reaper(stack, &SHARED).await
 }
 
+/// The background closer of the web tasks' connections ([`net::closer_task`]).
+#[embassy_executor::task]
+async fn closer_task(closer: &'static WebCloser<'static>) -> ! {
+    net::closer_task(closer).await
+}
+
 /// One of [`WEB_TASKS`] HTTP servers ([`net::web_server`]); its buffers live in this
 /// task's static storage.
 #[embassy_executor::task(pool_size = WEB_TASKS)]
-async fn web_task(id: usize, stack: Stack<'static>, acceptor: TcpAccept<'static>) -> ! {
-    net::web_server(id, stack, acceptor, &SHARED).await
+async fn web_task(
+    id: usize,
+    stack: Stack<'static>,
+    acceptor: &'static TcpAccept<'static>,
+    closer: &'static WebCloser<'static>,
+) -> ! {
+    net::web_server(id, stack, acceptor, closer, &SHARED).await
 }

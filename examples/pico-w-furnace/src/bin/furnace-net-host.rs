@@ -12,8 +12,8 @@
 //!   watchdog model. It meets the network side only in [`Shared`] and the critical
 //!   sections both take, as on the chip.
 //! - **network** — the main thread's executor: embassy-net's runner over the TAP
-//!   device, [`net::link_and_reaper`] and [`WEB_TASKS`] tasks running
-//!   [`net::web_server`].
+//!   device, [`net::link_and_reaper`], [`WEB_TASKS`] tasks running
+//!   [`net::web_server`] and the closer task running [`net::closer_task`].
 //!
 //! The **watchdog model** (a plain thread) checks every 50 ms that the control loop
 //! fed it within the firmware's watchdog timeout (four control periods); if not, it
@@ -21,7 +21,8 @@
 //!
 //! Diagnostics: each line `report` on stdin prints one line
 //! `report key=value ...` (the pool's counters and slots, what the web tasks did,
-//! each task's phase, the control loop's cycles and feeds). Request lines are logged
+//! each task's phase, the closer's counters `closer_*`, the control loop's cycles and
+//! feeds). Request lines are logged
 //! at debug level (`web[N]: GET / -> 200 (6400 B)`).
 //!
 //! ```text
@@ -46,7 +47,7 @@ use embassy_time::{Duration, Ticker};
 use netpool::asynch::Timer as _;
 use pico_w_furnace::control::{Config, Controller, Outputs};
 use pico_w_furnace::cycle::{ControlLoop, CONTROL_PERIOD_MS};
-use pico_w_furnace::net::{self, EmbassyTimer, Resources, TcpBuffers, WEB_TASKS};
+use pico_w_furnace::net::{self, EmbassyTimer, Resources, TcpBuffers, WebCloser, WEB_TASKS};
 use pico_w_furnace::shared::Shared;
 use pico_w_furnace::thermal::{Furnace, FurnaceParams};
 use static_cell::StaticCell;
@@ -163,9 +164,19 @@ async fn link_task(stack: Stack<'static>) -> ! {
     net::link_and_reaper(stack, &SHARED).await
 }
 
+#[embassy_executor::task]
+async fn closer_task(closer: &'static WebCloser<'static>) -> ! {
+    net::closer_task(closer).await
+}
+
 #[embassy_executor::task(pool_size = WEB_TASKS)]
-async fn web_task(id: usize, stack: Stack<'static>, acceptor: TcpAccept<'static>) -> ! {
-    net::web_server(id, stack, acceptor, &SHARED).await
+async fn web_task(
+    id: usize,
+    stack: Stack<'static>,
+    acceptor: &'static TcpAccept<'static>,
+    closer: &'static WebCloser<'static>,
+) -> ! {
+    net::web_server(id, stack, acceptor, closer, &SHARED).await
 }
 
 /// The board bring-up, host flavour: the TAP device with a static address instead of
@@ -188,15 +199,21 @@ async fn net_main(spawner: Spawner, device: TunTapDevice, address: Ipv4Cidr) {
     static BUFFERS: StaticCell<TcpBuffers> = StaticCell::new();
     static TCP: StaticCell<Tcp<'static>> = StaticCell::new();
     let tcp: &'static Tcp<'static> = TCP.init(Tcp::new(stack, BUFFERS.init(TcpBuffers::new())));
-    let acceptor = match net::listen(tcp).await {
-        Ok(a) => a,
+    // As on the chip: the acceptor and the closer (not `Sync`: see `WebCloser`) in
+    // `StaticCell`s, so the sockets and the closer holding them are `'static`.
+    static ACCEPTOR: StaticCell<TcpAccept<'static>> = StaticCell::new();
+    static CLOSER: StaticCell<WebCloser<'static>> = StaticCell::new();
+    let acceptor: &'static TcpAccept<'static> = match net::listen(tcp).await {
+        Ok(a) => ACCEPTOR.init(a),
         Err(e) => {
             eprintln!("furnace-net-host: cannot listen: {e}");
             std::process::exit(1);
         }
     };
+    let closer: &'static WebCloser<'static> = CLOSER.init(net::closer());
+    spawner.spawn(closer_task(closer).expect("one closer task"));
     for id in 0..WEB_TASKS {
-        spawner.spawn(web_task(id, stack, acceptor).expect("WEB_TASKS web tasks"));
+        spawner.spawn(web_task(id, stack, acceptor, closer).expect("WEB_TASKS web tasks"));
     }
 }
 
@@ -270,6 +287,7 @@ fn report() -> String {
     let pool = net::POOL.report(timer.now());
     let c = pool.counters;
     let w = net::stats();
+    let closer = net::closer_stats();
     let mut s = String::from("report");
     let mut kv = |k: &str, v: &dyn std::fmt::Display| {
         let _ = write!(s, " {k}={v}");
@@ -299,6 +317,13 @@ fn report() -> String {
         ("write_failed", w.write_failed),
         ("write_timed_out", w.write_timed_out),
         ("accept_failed", w.accept_failed),
+        ("closer_full", w.closer_full),
+        ("closer_handed", closer.handed),
+        ("closer_finished", closer.finished),
+        ("closer_reset", closer.reset),
+        ("closer_overflow", closer.overflow),
+        ("closer_closing", closer.closing),
+        ("closer_high_water", closer.high_water),
         ("cycles", SHARED.cycles()),
         ("feeds", FEEDS.load(Ordering::Acquire)),
     ] {
