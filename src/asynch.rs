@@ -868,23 +868,6 @@ impl<S: TcpShutdown, const N: usize, const L: usize> Conn<'_, S, N, L> {
         }
     }
 
-    /// Close in the calling task: the slot is freed first, then FIN is given until
-    /// `linger` and RST after it. For sockets that cannot go to a shared [`Closer`]
-    /// (e.g. a socket type that is not `Send` and so cannot sit in a `static`); the
-    /// pool never waits for the peer, but the calling task does, for up to `linger`.
-    /// A connection already given up on is aborted, as with [`close`](Self::close).
-    pub async fn close_in_task<T: Timer>(self, timer: &T, linger: Duration) {
-        if self.release() == Release::Abort {
-            return self.abort(timer).await;
-        }
-        let Conn { guard, mut socket } = self;
-        drop(guard); // frees the slot: reason Closed
-        let graceful = with_deadline(timer, timer.now() + linger, socket.close(edge_nal::Close::Write)).await;
-        if !matches!(graceful, Ok(Ok(()))) {
-            let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
-        }
-    }
-
     /// Abort (RST) now; the slot is free when this returns.
     pub async fn abort<T: Timer>(self, timer: &T) {
         let Conn {

@@ -382,11 +382,11 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         let Some(socket) = self.sockets[i].as_mut() else {
             return Err(nb::Error::Other(self.core.error_for(i)));
         };
-        let config = *self.core.config();
+        let (slot, config) = self.core.send_side(i);
         let mut tx = TxSide {
             buf: &mut self.buffers[i],
-            slot: self.core.slot_mut(i),
-            config: &config,
+            slot,
+            config,
         };
         let out = write::write(&mut self.stack, socket, &mut tx, data, push, now);
         self.core.handle_written(i, out.taken, now);
@@ -468,11 +468,11 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
             let result = match how {
                 Release::Close => {
                     if self.core.slot(i).can_send {
-                        let config = *self.core.config();
+                        let (slot, config) = self.core.send_side(i);
                         let mut tx = TxSide {
                             buf: &mut self.buffers[i],
-                            slot: self.core.slot_mut(i),
-                            config: &config,
+                            slot,
+                            config,
                         };
                         let _ = write::flush(&mut self.stack, &mut socket, &mut tx, now);
                     }
@@ -576,13 +576,13 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         let Some(socket) = self.sockets[i].as_mut() else {
             return;
         };
-        let config = *self.core.config();
 
         if self.core.due(i, Timer::Flush, now) {
+            let (slot, config) = self.core.send_side(i);
             let mut tx = TxSide {
                 buf: &mut self.buffers[i],
-                slot: self.core.slot_mut(i),
-                config: &config,
+                slot,
+                config,
             };
             if let Err(class) = write::push_now(&mut self.stack, socket, &mut tx, now) {
                 self.on_error_counted(i, class, now, summary);

@@ -159,25 +159,99 @@ impl<S: TcpShutdown, const K: usize> Closer<S, K> {
     async fn worker<T: Timer>(&self, id: usize, timer: &T) {
         loop {
             let mut socket = self.next(id).await;
+            // Counts the close as done even if `run` is dropped mid-close.
+            let mut closing = Closing {
+                closer: self,
+                finished: false,
+            };
             let graceful = with_deadline(
                 timer,
                 timer.now() + self.linger,
                 socket.close(edge_nal::Close::Both),
             )
             .await;
-            let finished = matches!(graceful, Ok(Ok(())));
-            if !finished {
+            closing.finished = matches!(graceful, Ok(Ok(())));
+            if !closing.finished {
                 let _ = with_deadline(timer, timer.now() + Duration::from_secs(1), socket.abort()).await;
             }
             drop(socket);
-            self.with(|s| {
-                s.in_progress -= 1;
-                if finished {
-                    s.stats.finished = s.stats.finished.wrapping_add(1);
-                } else {
-                    s.stats.reset = s.stats.reset.wrapping_add(1);
-                }
-            });
+            drop(closing);
         }
+    }
+}
+
+/// One socket a worker is closing: leaves the closing count when dropped (the close
+/// finished, or `run` was dropped mid-close), counted as finished or reset.
+struct Closing<'c, S, const K: usize> {
+    closer: &'c Closer<S, K>,
+    finished: bool,
+}
+
+impl<S, const K: usize> Drop for Closing<'_, S, K> {
+    fn drop(&mut self) {
+        let finished = self.finished;
+        self.closer.with(|s| {
+            s.in_progress -= 1;
+            if finished {
+                s.stats.finished = s.stats.finished.wrapping_add(1);
+            } else {
+                s.stats.reset = s.stats.reset.wrapping_add(1);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::future::{pending, Future};
+    use core::pin::pin;
+    use core::task::{Context, Waker};
+
+    use super::*;
+    use crate::time::Instant;
+
+    /// A socket whose graceful close never completes (a peer that never ACKs the FIN).
+    struct Stuck;
+
+    impl embedded_io_async::ErrorType for Stuck {
+        type Error = embedded_io_async::ErrorKind;
+    }
+
+    impl TcpShutdown for Stuck {
+        async fn close(&mut self, _: edge_nal::Close) -> Result<(), Self::Error> {
+            pending().await
+        }
+        async fn abort(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    /// A clock that stands still: no deadline ever passes.
+    struct Still;
+
+    impl Timer for Still {
+        fn now(&self) -> Instant {
+            Instant::ZERO
+        }
+        async fn at(&self, _: Instant) {
+            pending().await
+        }
+    }
+
+    #[test]
+    fn a_run_dropped_mid_close_leaves_nothing_counted_as_closing() {
+        let closer: Closer<Stuck, 2> = Closer::new(Duration::from_secs(2));
+        assert!(closer.offer(Stuck).is_ok());
+        {
+            let mut run = pin!(closer.run(&Still));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(run.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(closer.stats().closing, 1, "the worker holds the socket");
+        }
+        let stats = closer.stats();
+        assert_eq!((stats.closing, stats.handed, stats.reset), (0, 1, 1));
+        // Both places are free again.
+        assert!(closer.offer(Stuck).is_ok() && closer.offer(Stuck).is_ok());
+        assert!(closer.offer(Stuck).is_err());
     }
 }

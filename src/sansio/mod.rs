@@ -142,6 +142,8 @@ pub(crate) struct Core<const N: usize, const L: usize> {
     clock: Instant,
     /// Where the next event scan starts (round robin over slots).
     event_cursor: u8,
+    /// Slots not `Free` (kept by `occupy` and `handle_released`, so counting is O(1)).
+    in_use: u8,
 }
 
 impl<const N: usize, const L: usize> Core<N, L> {
@@ -162,6 +164,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
             config,
             clock: Instant::ZERO,
             event_cursor: 0,
+            in_use: 0,
         }
     }
 
@@ -189,9 +192,16 @@ impl<const N: usize, const L: usize> Core<N, L> {
         &self.slots[i]
     }
 
-    /// Slot `i`, for the write path (send progress, coalesced bytes, flush deadline).
+    /// Slot `i`, for the async write path (send progress).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub fn slot_mut(&mut self, i: usize) -> &mut Slot {
         &mut self.slots[i]
+    }
+
+    /// Slot `i` and the configuration together, for the write path (no copy of the
+    /// configuration on the hot path).
+    pub fn send_side(&mut self, i: usize) -> (&mut Slot, &Config) {
+        (&mut self.slots[i], &self.config)
     }
 
     // ------------------------------------------------------------ listeners
@@ -288,10 +298,19 @@ impl<const N: usize, const L: usize> Core<N, L> {
             // Cannot happen through the drivers; refuse rather than serve unlisted.
             return Err(self.count_rejection(Rejection::PortCap));
         };
-        if self.open_on_port(l.port) >= l.params.max_conns as usize {
+        // One pass: the port's open connections and the first free slot.
+        let (mut on_port, mut free) = (0, None);
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.counts_against(l.port) {
+                on_port += 1;
+            } else if free.is_none() && !s.state.is_in_use() {
+                free = Some(i);
+            }
+        }
+        if on_port >= l.params.max_conns as usize {
             return Err(self.count_rejection(Rejection::PortCap));
         }
-        let Some(i) = self.free_slot() else {
+        let Some(i) = free else {
             return Err(self.count_rejection(Rejection::PoolFull));
         };
         let Some(remote) = Remote::of(remote) else {
@@ -585,10 +604,10 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// The pool's decision for an expired [`Timer::Idle`] or [`Timer::Abandoned`]
     /// (counted): how to release the socket and the reason to record.
     pub fn handle_expired(&mut self, i: usize, timer: Timer, now: Instant) -> Option<(Release, CloseReason)> {
-        self.tick(now);
         if !self.due(i, timer, now) {
             return None;
         }
+        self.tick(now);
         let c = &mut self.counters;
         match timer {
             Timer::Idle => {
@@ -657,6 +676,9 @@ impl<const N: usize, const L: usize> Core<N, L> {
             s.set_state(ConnState::Aborted, now);
         } else {
             s.events &= !event_bits::ACCEPTED;
+            if s.state.is_in_use() {
+                self.in_use -= 1;
+            }
             s.set_state(ConnState::Free, now);
         }
     }
@@ -728,7 +750,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
     }
 
     pub fn free_slots(&self) -> usize {
-        self.slots.iter().filter(|s| !s.state.is_in_use()).count()
+        N - usize::from(self.in_use)
     }
 
     pub fn handles(&self) -> impl Iterator<Item = ConnHandle> + '_ {
@@ -741,7 +763,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
 
     pub fn counters(&self) -> Counters {
         let mut c = self.counters;
-        c.in_use = (N - self.free_slots()) as u32;
+        c.in_use = u32::from(self.in_use);
         c
     }
 
@@ -788,11 +810,10 @@ impl<const N: usize, const L: usize> Core<N, L> {
     ) -> ConnHandle {
         self.tick(now);
         let generation = self.slots[i].generation.wrapping_add(1);
+        // Callers pick a free slot: this one becomes in use.
+        self.in_use += 1;
         self.slots[i] = Slot::occupied(generation, state, outgoing, port, remote, protocol, deadline, now);
-        let in_use = (N - self.free_slots()) as u32;
-        if in_use > self.counters.high_water {
-            self.counters.high_water = in_use;
-        }
+        self.counters.high_water = self.counters.high_water.max(u32::from(self.in_use));
         self.slots[i].handle(i)
     }
 }
