@@ -71,7 +71,9 @@
 //! - `defmt`: `defmt::Format` for every public report, state and error type.
 //! - `async`: [`asynch`], the async driver over embedded-nal-async and edge-nal.
 //! - `smoltcp`: [`stack::smoltcp`], the backend over a smoltcp `SocketSet` (no_std).
-//! - `sim`: [`sim`], the in-memory network simulator (std).
+//! - `testkit-hooks`: not for users, outside semver: one hook of the smoltcp backend
+//!   for the unpublished `netpool-testkit` crate, which holds the network simulator and
+//!   the scripted test stack.
 //!
 //! ## Sharing
 //!
@@ -98,8 +100,6 @@ pub mod reaper;
 mod report;
 mod sansio;
 pub mod shared;
-#[cfg(feature = "sim")]
-pub mod sim;
 pub mod stack;
 pub mod state;
 pub mod time;

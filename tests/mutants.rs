@@ -15,15 +15,13 @@
 //! test a second one from another angle (the plain stack, a slot freed inside `poll`,
 //! a reader on another thread).
 
-mod support;
-
 use std::net::SocketAddr;
 
 use netpool::{
     nb, CloseReason, Command, Config, ConnError, ConnHandle, ConnState, Duration, ErrorClass, Instant,
     ListenMode, ListenParams, Pool, PoolShare,
 };
-use support::*;
+use netpool_testkit::scripted::*;
 
 const HTTP: u16 = 80;
 const TX: usize = 64;

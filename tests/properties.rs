@@ -15,21 +15,17 @@
 //!
 //! The case count comes from `PROPTEST_CASES` (CI runs 10 000).
 
-#[path = "support/accept_log.rs"]
-mod accept_log;
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use accept_log::AcceptLog;
 use netpool::stack::{Plain, Stack};
 use netpool::{
     nb, Config, ConnHandle, ConnState, Duration, ErrorClass, Instant, LinkState, ListenMode, ListenOutcome,
     ListenParams, Pool, RejectPolicy,
 };
+use netpool_testkit::accept_log::AcceptLog;
+use netpool_testkit::scripted::*;
 use proptest::prelude::*;
-use support::*;
 
 const N: usize = 4;
 const PORTS: [u16; 2] = [80, 21];

@@ -1,8 +1,6 @@
 //! One test (or a few) per rule of DESIGN.md, on the scripted stack. Each fails if
 //! its rule is broken.
 
-mod support;
-
 use std::net::SocketAddr;
 
 use netpool::stack::SendFlag;
@@ -10,7 +8,7 @@ use netpool::{
     nb, CloseReason, Command, Config, ConnError, ConnHandle, ConnState, ConnectError, Duration, ErrorClass,
     Instant, LinkState, ListenMode, ListenParams, Pool, PoolShare,
 };
-use support::*;
+use netpool_testkit::scripted::*;
 
 const HTTP: u16 = 80;
 /// Native stack (MORE flag, abort, send queue, peer status): no coalescing buffer.

@@ -2,7 +2,7 @@
 //! (instruction counts under callgrind) and `benches/cost.rs` (wall clock, criterion).
 //!
 //! Every operation comes twice: through a [`Pool`] and straight on the stack ("raw"),
-//! on the same scripted stack double (`tests/support/scripted.rs`), so that netpool's
+//! on the same scripted stack double (netpool-testkit's `scripted.rs`), so that netpool's
 //! own cost is the difference (or the ratio) of two numbers measured in one run.
 //!
 //! A [`Scenario`] alternates an untimed [`prepare`](Scenario::prepare) (acknowledge

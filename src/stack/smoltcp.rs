@@ -213,9 +213,6 @@ pub enum SmolError {
     /// Our sending direction is already closed (FIN sent). Class
     /// [`Closed`](ErrorClass::Closed).
     Closed,
-    /// The connection was killed to reclaim its socket ([`SmoltcpStack::kill`], lwIP's
-    /// `tcp_kill_*`). Class [`Aborted`](ErrorClass::Aborted).
-    Killed,
 }
 
 impl SmolError {
@@ -234,7 +231,6 @@ impl SmolError {
             SmolError::Reset => "connection reset",
             SmolError::ConnectionLost => "connection lost (reset or timeout)",
             SmolError::Closed => "connection closed for sending",
-            SmolError::Killed => "connection killed to reclaim its socket",
         }
     }
 }
@@ -252,9 +248,7 @@ impl core::error::Error for SmolError {}
 impl TcpError for SmolError {
     fn kind(&self) -> TcpErrorKind {
         match self {
-            SmolError::Reset | SmolError::ConnectionLost | SmolError::Closed | SmolError::Killed => {
-                TcpErrorKind::PipeClosed
-            }
+            SmolError::Reset | SmolError::ConnectionLost | SmolError::Closed => TcpErrorKind::PipeClosed,
             _ => TcpErrorKind::Other,
         }
     }
@@ -273,7 +267,6 @@ impl Classify for SmolError {
             SmolError::Reset => ErrorClass::Reset,
             SmolError::ConnectionLost => ErrorClass::ConnectionLost,
             SmolError::Closed => ErrorClass::Closed,
-            SmolError::Killed => ErrorClass::Aborted,
         }
     }
 }
@@ -332,33 +325,6 @@ impl fmt::Display for SmolSocket {
         };
         write!(f, "{what} {}#{}", self.index, self.generation)
     }
-}
-
-/// Who holds a socket's connection (see [`SmoltcpStack::pcbs`]).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum PcbOwner {
-    /// Connecting or connected, held by the application.
-    Application,
-    /// Established or being established on a listener, not yet accepted.
-    Backlog,
-    /// Given back by the application; smoltcp is finishing the close (FIN-WAIT,
-    /// CLOSING, LAST-ACK, TIME-WAIT).
-    Closing,
-}
-
-/// One connection-holding socket (see [`SmoltcpStack::pcbs`]).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct PcbInfo {
-    /// Socket index (for [`SmoltcpStack::kill`]).
-    pub index: u16,
-    /// smoltcp's TCP state.
-    pub state: State,
-    /// Who holds it.
-    pub owner: PcbOwner,
-    /// Bytes received, not yet read.
-    pub rx_queue: usize,
-    /// Bytes queued to send, not yet acknowledged.
-    pub tx_queue: usize,
 }
 
 /// How many adopted sockets are in each role ([`SmoltcpStack::counts`]).
@@ -432,9 +398,6 @@ struct Entry {
     handle: SocketHandle,
     generation: u32,
     role: Role,
-    /// The generation of the last handle whose connection [`SmoltcpStack::kill`] took:
-    /// that handle reports [`SmolError::Killed`] instead of going merely stale.
-    killed: Option<u32>,
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -541,7 +504,6 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             let _ = entries.push(Entry {
                 handle,
                 generation: 0,
-                killed: None,
                 role,
             });
         }
@@ -735,48 +697,26 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         }
     }
 
-    // ------------------------------------------------------------ exhaustion hooks
+    // ------------------------------------------------------------ test kit hook
 
-    /// Every adopted socket that holds a connection — what an lwIP-style PCB allocator
-    /// would consider — with its state and queues. O(M), no I/O.
-    pub fn pcbs(&self) -> impl Iterator<Item = PcbInfo> + use<'_, 'a, M> {
-        self.entries.iter().enumerate().filter_map(|(i, e)| {
-            let socket = tcp_ref(&self.sockets, e.handle);
-            let owner = match e.role {
-                Role::Connecting { .. } | Role::Connected { .. } => PcbOwner::Application,
-                Role::Armed { .. } if !matches!(socket.state(), State::Listen | State::Closed) => {
-                    PcbOwner::Backlog
-                }
-                Role::Closing { .. } if socket.state() != State::Closed => PcbOwner::Closing,
-                _ => return None,
-            };
-            Some(PcbInfo {
-                index: i as u16,
-                state: socket.state(),
-                owner,
-                rx_queue: socket.recv_queue(),
-                tx_queue: socket.send_queue(),
-            })
-        })
-    }
-
-    /// Kill the connection of socket `index` as lwIP's `tcp_kill_*` do under PCB
-    /// exhaustion: RST to the peer, the socket reusable once the RST is out (next
-    /// poll). The application's handle then reports [`SmolError::Killed`]; a connection
-    /// still in a listener's backlog is simply dropped (the listener re-arms). Returns
-    /// whether there was a connection to kill.
-    pub fn kill(&mut self, index: usize) -> bool {
+    /// **Not part of the supported API** (feature `testkit-hooks`, for the unpublished
+    /// `netpool-testkit` crate's emulation of lwIP's PCB exhaustion; it may change or
+    /// go in any release).
+    ///
+    /// Abort (RST, at the next poll) the connection of adopted socket `index` when no
+    /// handle owns it: a connection in a listener's backlog, or one the application
+    /// gave back that smoltcp is still closing (FIN-WAIT … TIME-WAIT). What lwIP's
+    /// `tcp_kill_*` do to such PCBs; no public call can reach them. A backlog socket
+    /// listens again, a closing one is free, once the RST is out. Returns whether
+    /// there was such a connection; owned sockets, free, listening and CLOSED ones are
+    /// left alone.
+    #[cfg(feature = "testkit-hooks")]
+    pub fn abort_unowned(&mut self, index: usize) -> bool {
         let Some(e) = self.entries.get(index).copied() else {
             return false;
         };
         let socket = tcp_mut(&mut self.sockets, e.handle);
         match e.role {
-            Role::Connecting { .. } | Role::Connected { .. } => {
-                socket.abort();
-                self.entries[index].killed = Some(e.generation);
-                self.release(index);
-                true
-            }
             Role::Armed { .. } | Role::Closing { .. }
                 if !matches!(socket.state(), State::Listen | State::Closed) =>
             {
@@ -797,11 +737,7 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         let i = s.index as usize;
         let e = self.entries.get(i).ok_or(SmolError::Stale)?;
         if e.generation != s.generation {
-            return Err(if e.killed == Some(s.generation) {
-                SmolError::Killed
-            } else {
-                SmolError::Stale
-            });
+            return Err(SmolError::Stale);
         }
         if matches!(e.role, Role::Free | Role::Armed { .. } | Role::Closing { .. }) {
             return Err(SmolError::Stale);
@@ -1986,6 +1922,55 @@ mod tests {
         pool.stack_mut().close(client).unwrap();
         assert_eq!(pool.free_slots(), 4);
         let _ = np_now;
+    }
+
+    #[cfg(feature = "testkit-hooks")]
+    #[test]
+    fn abort_unowned_resets_backlog_and_closing_connections_and_nothing_owned() {
+        let mut net: Net<6> = Net::new(6);
+        let mut l = net.listen(PORT);
+        let mut c = net.connect(server());
+        net.step();
+        let backlog = (0..net.stack.entries.len())
+            .find(|&i| {
+                matches!(net.stack.entries[i].role, Role::Armed { .. })
+                    && tcp_ref(&net.stack.sockets, net.stack.entries[i].handle).state() == State::Established
+            })
+            .expect("a connection in the backlog");
+        assert!(
+            !net.stack.abort_unowned(c.index()),
+            "an owned socket is left alone"
+        );
+        assert!(net.stack.abort_unowned(backlog));
+        net.until("client sees the reset", |s| {
+            match s.receive(&mut c, &mut [0; 4]) {
+                Err(nb::Error::Other(SmolError::Reset)) => Some(()),
+                _ => None,
+            }
+        });
+        assert_eq!(net.stack.counts().pending, 0);
+        assert!(matches!(net.stack.accept(&mut l), Err(nb::Error::WouldBlock)));
+        net.stack.close(c).unwrap();
+        net.stack.close(l).unwrap();
+
+        // A connection the application closed, still in FIN-WAIT: reset, socket free.
+        let (l, c, s) = net.pair();
+        let i = s.index();
+        net.stack.close(s).unwrap();
+        net.step();
+        assert!(!matches!(
+            tcp_ref(&net.stack.sockets, net.stack.entries[i].handle).state(),
+            State::Closed | State::Listen
+        ));
+        assert!(net.stack.abort_unowned(i));
+        // The client had the FIN (CLOSE-WAIT): only the RST takes it to CLOSED.
+        net.until("client sees the reset", |st| {
+            (st.tcp_state(&c) == Some(State::Closed)).then_some(())
+        });
+        net.step();
+        assert_eq!(net.stack.entries[i].role, Role::Free);
+        assert!(!net.stack.abort_unowned(i), "nothing left to abort");
+        let _ = l;
     }
 
     #[test]

@@ -32,13 +32,13 @@
 //! Same arguments, same numbers: everything random comes from the seed.
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
-use netpool::sim::{
-    run, server, test_net, ChurnArgs, ChurnClients, ClosePolicy, Fabric, LinkConfig, Participant, PollStats,
-};
 use netpool::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
 use netpool::{Config, Duration};
 use netpool_lwip::sim::{LwipHost, LwipServer};
 use netpool_lwip::{LwipSocket, LwipStack, LwipStats};
+use netpool_testkit::sim::{
+    run, server, test_net, ChurnArgs, ChurnClients, ClosePolicy, Fabric, LinkConfig, Participant, PollStats,
+};
 use smoltcp::time::Instant as T;
 use smoltcp::wire::{IpEndpoint, Ipv4Address};
 

@@ -10,9 +10,10 @@
 //! `LWIP_VERSION` — for the host, configured like the ESP8266 bridge of the
 //! incident that motivated netpool (10 TCP PCBs, MSS 1460, 7300-byte send buffer and
 //! window, listen backlog 8; `c/lwipopts.h`), with `sys_now()` driven by the
-//! simulation's virtual clock. Feature `sim` joins that lwIP to netpool's in-memory
-//! network (module `sim`), so the smoltcp peers of `netpool::sim` (pollers, an uploader,
-//! half-open clients) talk to a netpool server running on real lwIP.
+//! simulation's virtual clock. Feature `sim` joins that lwIP to netpool-testkit's
+//! in-memory network (module `sim`), so the smoltcp peers of `netpool_testkit::sim`
+//! (pollers, an uploader, half-open clients) talk to a netpool server running on real
+//! lwIP.
 //!
 //! # The model
 //!

@@ -11,8 +11,8 @@
 
 use std::vec::Vec;
 
-use netpool::sim::{to_netpool, ClosePolicy, Fabric, Participant, SimDevice, StatusServer};
 use netpool::{Config, ListenError, ListenParams, Pool};
+use netpool_testkit::sim::{to_netpool, ClosePolicy, Fabric, Participant, SimDevice, StatusServer};
 use smoltcp::phy::{Device, RxToken, TxToken};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket};
@@ -183,7 +183,7 @@ impl LwipHost {
 
 /// A status server on real lwIP: netpool's [`StatusServer`] application on a pool of
 /// `N` slots over [`LwipStack`], listening on one port. The lwIP counterpart of
-/// `netpool::sim::SimServer`.
+/// `netpool_testkit::sim::SimServer`.
 pub struct LwipServer<const N: usize> {
     /// The pool (and through it the stack).
     pub pool: Pool<LwipStack, N, 1, 0>,

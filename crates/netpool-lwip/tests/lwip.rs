@@ -8,14 +8,14 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use netpool::sim::{
-    run, server, test_net, ClosePolicy, CloseStyle, Fabric, HalfOpen, LinkConfig, Participant, PeerHost,
-    PollStats, Poller, PollerConfig, Storm, Uploader,
-};
 use netpool::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
 use netpool::{nb, Classify, Config, ConnHandle, Duration, ErrorClass, Instant, ListenParams, LwipErr, Pool};
 use netpool_lwip::sim::{LwipHost, LwipServer, Segment};
 use netpool_lwip::{LwipError, LwipSocket, LwipStack, TcpState};
+use netpool_testkit::sim::{
+    run, server, test_net, ClosePolicy, CloseStyle, Fabric, HalfOpen, LinkConfig, Participant, PeerHost,
+    PollStats, Poller, PollerConfig, Storm, Uploader,
+};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration as SmolDuration, Instant as T};
@@ -36,7 +36,7 @@ fn ep() -> IpEndpoint {
 }
 
 fn np(t: T) -> Instant {
-    netpool::sim::to_netpool(t)
+    netpool_testkit::sim::to_netpool(t)
 }
 
 /// lwIP with a bare stack (no pool): the test calls the stack itself.

@@ -2,12 +2,12 @@
 //! time. Deterministic: no wall clock, fixed seeds. Each ends by checking that no
 //! slot leaked and that the error class was the expected one.
 
-use netpool::sim::{
+use netpool::{CloseReason, Config, ConnHandle, ConnState, Duration, ErrorClass, ListenParams, Pool};
+use netpool_testkit::sim::{
     run, server, server_stack, test_net, ClosePolicy, CloseStyle, Exhaustion, Fabric, HalfOpen, LinkConfig,
     Participant, PcbLimited, PeerHost, PollStats, Poller, PollerConfig, SimDevice, SimServer, Storm,
     Uploader,
 };
-use netpool::{CloseReason, Config, ConnHandle, ConnState, Duration, ErrorClass, ListenParams, Pool};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as T;
 use smoltcp::wire::IpEndpoint;
@@ -72,7 +72,7 @@ impl Download {
 
 impl Participant for Download {
     fn step(&mut self, now: T) {
-        let at = netpool::sim::to_netpool(now);
+        let at = netpool_testkit::sim::to_netpool(now);
         self.pool.stack_mut().poll(now, &mut self.device);
         self.pool.poll(at);
         while let Some(a) = self.pool.accept_next() {
@@ -177,7 +177,12 @@ fn half_open_peer_is_reaped_after_the_grace_and_a_slow_reader_is_not() {
         slow.allow(2_000);
     }
     let c = srv.pool.counters();
-    assert_eq!(c.reaped, 1, "{}", srv.pool.report(netpool::sim::to_netpool(now)));
+    assert_eq!(
+        c.reaped,
+        1,
+        "{}",
+        srv.pool.report(netpool_testkit::sim::to_netpool(now))
+    );
     assert_eq!(
         stuck.state(),
         Some(tcp::State::Closed),
@@ -334,7 +339,7 @@ fn accept_storm_of_ten_times_capacity_is_rejected_cleanly_and_the_pool_recovers(
     );
     // The pool recovers: free the slots, a poller is served.
     for h in srv.pool.handles().collect::<Vec<_>>() {
-        srv.pool.abort(h, netpool::sim::to_netpool(now)).unwrap();
+        srv.pool.abort(h, netpool_testkit::sim::to_netpool(now)).unwrap();
     }
     let mut p = poller(&fabric, 1, 200, CloseStyle::Fin);
     {
@@ -428,4 +433,48 @@ fn transfer_under_fifteen_percent_loss_completes_with_exact_bytes() {
     );
     assert_eq!(srv.pool.free_slots(), 8);
     assert_eq!(srv.pool.counters().reaped, 0);
+}
+
+#[test]
+fn a_killed_connection_reports_killed_and_its_socket_comes_back() {
+    use embedded_nal::{nb, TcpClientStack};
+    use netpool::Classify;
+    use netpool_testkit::sim::PcbError;
+
+    let fabric = Fabric::new(18, LinkConfig::default());
+    let (mut stack, mut device) = server_stack::<2>(&fabric, test_net(1), 1, 1, Exhaustion::Lwip14);
+    let _peer = PeerHost::new(&fabric, test_net(40), 40, T::ZERO);
+    let remote = std::net::SocketAddr::from(([192, 0, 2, 40], 8080));
+    // Two connects under way hold both PCBs.
+    let mut a = stack.socket().unwrap();
+    let mut b = stack.socket().unwrap();
+    for s in [&mut a, &mut b] {
+        assert!(matches!(stack.connect(s, remote), Err(nb::Error::WouldBlock)));
+    }
+    // A third socket: lwIP 1.4 kills the longest-inactive connection (the first).
+    assert!(stack.socket().is_err(), "free only once the RST is out");
+    assert_eq!(stack.stats().killed_live, 1);
+    for r in [
+        stack.connect(&mut a, remote).map(|_| 0),
+        stack.send(&mut a, b"x"),
+        stack.receive(&mut a, &mut [0; 4]),
+    ] {
+        match r {
+            Err(nb::Error::Other(e)) => {
+                assert_eq!(e, PcbError::Killed);
+                assert_eq!(e.class(), ErrorClass::Aborted);
+            }
+            r => panic!("expected Killed, got {r:?}"),
+        }
+    }
+    assert_eq!(stack.close(a), Err(PcbError::Killed));
+    // The survivor is untouched, and the killed socket is free after the next poll.
+    assert!(matches!(
+        stack.connect(&mut b, remote),
+        Err(nb::Error::WouldBlock)
+    ));
+    stack.poll(T::from_millis(1), &mut device);
+    let c = stack.socket().expect("the killed socket is free again");
+    assert_eq!(c.index(), a.index());
+    assert_eq!(stack.stats().killed_live, 1);
 }

@@ -14,12 +14,12 @@
 
 use std::vec::Vec;
 
-use crate::nb;
-use crate::pool::Pool;
-use crate::stack::Stack;
-use crate::state::ConnState;
-use crate::time::{Duration, Instant};
-use crate::{CloseReason, ConnHandle, ErrorClass};
+use netpool::nb;
+use netpool::stack::Stack;
+use netpool::ConnState;
+use netpool::Pool;
+use netpool::{CloseReason, ConnHandle, ErrorClass};
+use netpool::{Duration, Instant};
 
 /// The status response: headers and a body, [`RESPONSE_LEN`] bytes in all.
 pub const RESPONSE_HEAD: &[u8] =

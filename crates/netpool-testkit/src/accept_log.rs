@@ -13,7 +13,7 @@ use netpool::stack::{
     LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue,
 };
 
-use crate::support::scripted::{PeerId, ScriptedError, ScriptedStack, SockId};
+use crate::scripted::{PeerId, ScriptedError, ScriptedStack, SockId};
 
 /// A [`ScriptedStack`] that records each connection `accept` returns.
 #[derive(Debug, Default)]

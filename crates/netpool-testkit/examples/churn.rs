@@ -8,18 +8,18 @@
 //! old firmware's "PCB lost" check did).
 //!
 //! ```text
-//! cargo run --release --features sim --example churn            # table
-//! cargo run --release --features sim --example churn -- --json  # one JSON object
-//! cargo run --release --features sim --example churn -- --seed 7 --loss-ppm 10000  # 1 % loss
+//! cargo run --release -p netpool-testkit --example churn            # table
+//! cargo run --release -p netpool-testkit --example churn -- --json  # one JSON object
+//! cargo run --release -p netpool-testkit --example churn -- --seed 7 --loss-ppm 10000  # 1 % loss
 //! ```
 //!
 //! Same arguments, same numbers: everything random comes from the seed.
 
-use netpool::sim::{
+use netpool::{Config, Duration};
+use netpool_testkit::sim::{
     run, test_net, ChurnArgs, ChurnClients, ClosePolicy, Exhaustion, Fabric, LinkConfig, Participant,
     PollStats, SimServer,
 };
-use netpool::{Config, Duration};
 use smoltcp::time::Instant as T;
 use smoltcp::wire::IpEndpoint;
 

@@ -13,10 +13,10 @@ use super::pcb::{Exhaustion, PcbLimited};
 use super::peers::{HalfOpen, Poller, Storm, Uploader};
 use super::server::{ClosePolicy, StatusServer};
 use super::{next_event, to_netpool};
-use crate::config::Config;
-use crate::listener::ListenParams;
-use crate::pool::Pool;
-use crate::stack::smoltcp::SmoltcpStack;
+use netpool::stack::smoltcp::SmoltcpStack;
+use netpool::Config;
+use netpool::ListenParams;
+use netpool::Pool;
 
 /// Anything the driver advances: a host with its application.
 pub trait Participant {

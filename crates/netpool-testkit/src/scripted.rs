@@ -220,25 +220,40 @@ pub enum PeerRefused {
 /// their outcome, including calls with unknown socket ids.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Call {
+    /// `socket()`.
     Socket,
+    /// `connect` on the socket.
     Connect(SockId),
     /// A `send` (`flag: None`) or `send_flagged` (`flag: Some(_)`) of `len` bytes, of
     /// which the stack took `taken` (0 on `WouldBlock` or error).
     Send {
+        /// The socket.
         sock: SockId,
+        /// Bytes offered.
         len: usize,
+        /// Bytes the stack took.
         taken: usize,
+        /// The MORE/push flag, for `send_flagged`.
         flag: Option<SendFlag>,
     },
+    /// `receive` on the socket.
     Receive {
+        /// The socket.
         sock: SockId,
     },
+    /// `close` of the socket.
     Close(SockId),
+    /// `abort` of the socket (`TcpAbort`).
     Abort(SockId),
+    /// `bind` of the socket to the port.
     Bind(SockId, u16),
+    /// `listen` on the socket.
     Listen(SockId),
+    /// `accept` on the listening socket.
     Accept(SockId),
+    /// `send_queue` of the socket (`TcpSendQueue`).
     SendQueue(SockId),
+    /// `peer_status` of the socket (`TcpPeerStatus`).
     PeerStatus(SockId),
     /// A push of what MORE sends left queued (`TcpPush`).
     Push(SockId),

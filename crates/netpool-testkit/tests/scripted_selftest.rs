@@ -1,7 +1,5 @@
-//! Tests of the scripted stack itself (`tests/support/scripted.rs`): the double must be
+//! Tests of the scripted stack itself (`netpool_testkit::scripted`): the double must be
 //! right before anything is concluded from tests that use it.
-
-mod support;
 
 use std::net::SocketAddr;
 
@@ -10,7 +8,7 @@ use netpool::stack::{
     LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue,
 };
 use netpool::{Classify, ErrorClass};
-use support::*;
+use netpool_testkit::scripted::*;
 
 const PORT: u16 = 80;
 

@@ -1,4 +1,5 @@
-//! An in-memory network for deterministic tests and benchmarks (feature `sim`).
+//! An in-memory network for deterministic tests and benchmarks (feature `sim`, on by
+//! default).
 //!
 //! Hosts are smoltcp interfaces joined by a [`Fabric`]: an IPv4 link with seeded
 //! loss, delay, jitter, partitions and per-host link-down. Time is virtual: the
@@ -7,7 +8,7 @@
 //! simulated churn runs in milliseconds and the same seed gives the same run.
 //!
 //! Remote peers are scripted ([`peers`]): pollers, an uploader, half-open clients
-//! and connect storms. The server side is a netpool [`Pool`](crate::Pool) over the
+//! and connect storms. The server side is a netpool [`Pool`](netpool::Pool) over the
 //! smoltcp backend, optionally behind a PCB-limited wrapper that emulates
 //! lwIP's PCB allocation under exhaustion.
 //!
@@ -22,7 +23,7 @@ pub mod workload;
 pub mod world;
 
 pub use fabric::{Fabric, LinkConfig, LinkStats, SimDevice};
-pub use pcb::{Exhaustion, PcbLimited, PcbStats};
+pub use pcb::{Exhaustion, PcbError, PcbLimited, PcbStats};
 pub use peers::{CloseStyle, HalfOpen, PeerHost, PollStats, Poller, PollerConfig, Storm, Uploader};
 pub use rng::SplitMix64;
 pub use server::{ClosePolicy, ServerStats, StatusServer};
@@ -52,7 +53,7 @@ pub fn next_event(
         .fold(cap, |a, b| a.min(b))
 }
 
-/// netpool's [`Instant`](crate::Instant) from smoltcp's.
-pub fn to_netpool(t: SmolInstant) -> crate::Instant {
-    crate::Instant::from_millis(t.total_millis().max(0) as u64)
+/// netpool's [`Instant`](netpool::Instant) from smoltcp's.
+pub fn to_netpool(t: SmolInstant) -> netpool::Instant {
+    netpool::Instant::from_millis(t.total_millis().max(0) as u64)
 }

@@ -1,0 +1,57 @@
+//! # netpool-testkit
+//!
+//! Test doubles and a network simulator for [netpool](netpool), kept out of the
+//! shipped library. Unpublished (`publish = false`): use it from this workspace as a
+//! path dependency in `[dev-dependencies]`.
+//!
+//! - [`scripted`]: [`ScriptedStack`](scripted::ScriptedStack), a deterministic
+//!   in-memory TCP stack with every netpool extension trait, where the test plays every
+//!   remote peer (`peer_connect`, `peer_send`, `peer_fin`, `peer_reset`...) and scripts
+//!   the stack (connect outcomes, send windows, one-shot errors, a PCB budget with
+//!   lwIP's kill-the-oldest). [`PlainScripted`](scripted::PlainScripted) hides the
+//!   extension traits to exercise netpool's fallbacks. No time, no network.
+//! - [`accept_log`]: [`AcceptLog`](accept_log::AcceptLog), the scripted stack with a
+//!   record of every connection its `accept` handed out.
+//! - [`sim`] (feature `sim`, on by default): smoltcp hosts on an in-memory IPv4 link
+//!   with seeded loss, delay and partitions, in virtual time; scripted smoltcp peers
+//!   (pollers, an uploader, half-open clients, connect storms); a netpool server on the
+//!   smoltcp backend behind [`PcbLimited`](sim::PcbLimited), which emulates lwIP's PCB
+//!   allocation under exhaustion; the churn workload of `examples/churn.rs`.
+//!
+//! ## In your own tests
+//!
+//! ```toml
+//! [dev-dependencies]
+//! # Scripted stack only: leaves netpool's features as your crate sets them.
+//! netpool-testkit = { path = "crates/netpool-testkit", default-features = false }
+//! # With the simulator (turns on netpool's `smoltcp` feature).
+//! # netpool-testkit = { path = "crates/netpool-testkit" }
+//! ```
+//!
+//! ```
+//! use netpool::{Config, Instant, ListenParams, Pool};
+//! use netpool_testkit::scripted::ScriptedStack;
+//!
+//! let mut pool: Pool<ScriptedStack, 2, 1> = Pool::new(ScriptedStack::default(), Config::new());
+//! pool.listen(80, ListenParams::new(2)).unwrap();
+//! let peer = pool.stack_mut().peer_connect(80, "127.0.0.1:40000".parse().unwrap()).unwrap();
+//! pool.poll(Instant::ZERO);
+//! let accepted = pool.accept_next().expect("the pool accepts the scripted peer");
+//! pool.stack_mut().peer_send(peer, b"GET /");
+//! let mut buf = [0u8; 8];
+//! assert_eq!(pool.read(accepted.handle, &mut buf, Instant::ZERO), Ok(5));
+//! assert_eq!(&buf[..5], b"GET /");
+//! ```
+//!
+//! A test crate that depends on netpool-testkit must reach netpool's types through
+//! the same netpool crate as the kit: integration tests (`tests/*.rs`) of netpool
+//! itself do, netpool's own unit tests (`src/**`) cannot (Cargo builds the library a
+//! second time for them), so they do not use the kit.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod accept_log;
+pub mod scripted;
+#[cfg(feature = "sim")]
+pub mod sim;
