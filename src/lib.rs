@@ -31,8 +31,15 @@
 //!   draining never is.
 //! - **The link is read, never probed** ([`LinkStatus`]): connects fail fast while it is down.
 //! - **Diagnostics** ([`Pool::report`]) are a `Copy` snapshot, O(N), no I/O.
-//! - Stacks can do more than embedded-nal says (abort, MORE flag, send queue, peer
-//!   status): the [`stack`] module's extension traits, each with a fallback.
+//! - Stacks can do more than embedded-nal says (abort, MORE flag, push, send queue,
+//!   peer status): the [`stack`] module's extension traits, each with a fallback.
+//! - **One core, two drivers.** Every decision above is made once, in a sans-IO
+//!   connection core both drivers feed with what happened and `now`: the sync
+//!   [`Pool`] and the async `asynch::AsyncPool` (feature `async`)
+//!   only do the I/O. [`Pool::poll_at`] is exactly the core's next deadline.
+//! - **Wire protocols** can own slot numbers: [`Pool::connect_at`] opens into a chosen
+//!   slot, [`Config::hold_ended`] keeps a reaped connection visible until closed, and
+//!   [`Pool::poll_event`] drains per-connection [`Event`]s.
 //!
 //! ```
 //! use netpool::{Config, Instant, ListenParams, Pool};
@@ -67,7 +74,10 @@
 //! ## Features
 //!
 //! - `std`: [`stack::std_net`], a host backend over OS sockets with a non-blocking
-//!   connect, and `std::io::ErrorKind` classification.
+//!   connect, and `std::io::ErrorKind` classification. Implies `ipv6`.
+//! - `ipv6`: slots keep IPv6 peers' addresses (18 instead of 6 bytes a slot). Without
+//!   it an IPv6 peer is released at once and counted, and a connect to an IPv6
+//!   address is refused ([`ConnectError::UnsupportedAddress`]).
 //! - `defmt`: `defmt::Format` for every public report, state and error type.
 //! - `async`: [`asynch`], the async driver over embedded-nal-async and edge-nal.
 //! - `smoltcp`: [`stack::smoltcp`], the backend over a smoltcp `SocketSet` (no_std).
