@@ -522,8 +522,12 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     pub fn poll(&mut self, now: Instant) -> PollSummary {
         let mut summary = PollSummary::default();
         self.link = self.stack.link_state();
-        for i in 0..N {
-            self.service_slot(i, now, &mut summary);
+        // Only slots in use have work: an idle pool's poll is O(L).
+        if self.core.free_slots() < N {
+            for i in 0..N {
+                let state = self.core.slot(i).state;
+                self.service_slot(i, state, now, &mut summary);
+            }
         }
         for li in 0..L {
             self.drain_listener(li, now, &mut summary);
@@ -531,8 +535,8 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         summary
     }
 
-    fn service_slot(&mut self, i: usize, now: Instant, summary: &mut PollSummary) {
-        match self.core.slot(i).state {
+    fn service_slot(&mut self, i: usize, state: ConnState, now: Instant, summary: &mut PollSummary) {
+        match state {
             ConnState::Connecting => self.advance_connect(i, now, summary),
             ConnState::Connected | ConnState::OtherEndClosed => self.watch_connection(i, now, summary),
             ConnState::Aborted => self.expire(i, Timer::Abandoned, now, summary),

@@ -282,7 +282,12 @@ pub(crate) fn write<S: Stack, const TX: usize>(
         }
     } else {
         // Does not fit: older buffered bytes go first, always.
-        if let Err(class) = flush(stack, sock, tx, now) {
+        let older = if tx.is_empty() {
+            Ok(0)
+        } else {
+            flush(stack, sock, tx, now)
+        };
+        if let Err(class) = older {
             out.error = Some(class);
             tx.slot.progress.set_blocked(true, now);
             return out;

@@ -472,7 +472,6 @@ impl<const N: usize, const L: usize> Core<N, L> {
     // ------------------------------------------------------------ traffic
 
     pub fn handle_read(&mut self, i: usize, n: usize, now: Instant) {
-        self.tick(now);
         let s = &mut self.slots[i];
         s.bytes_in = s.bytes_in.wrapping_add(n as u32);
         if n > 0 {
@@ -483,7 +482,6 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// A write took `taken` bytes (progress and the flush timer were updated by the
     /// write path on the slot).
     pub fn handle_written(&mut self, i: usize, taken: usize, now: Instant) {
-        self.tick(now);
         let s = &mut self.slots[i];
         s.bytes_out = s.bytes_out.wrapping_add(taken as u32);
         if taken > 0 {

@@ -201,8 +201,8 @@ impl Slot {
     }
 
     pub fn set_flush_due(&mut self, due: Option<Stamp>) {
-        if self.state == ConnState::Connecting {
-            return; // the deadline field is the connect deadline
+        if (due.is_none() && !self.flush_set) || self.state == ConnState::Connecting {
+            return; // nothing to clear; or the deadline field is the connect deadline
         }
         self.flush_set = due.is_some();
         if let Some(d) = due {
