@@ -1,6 +1,6 @@
 //! # netpool-testkit
 //!
-//! Test doubles and a network simulator for [netpool](netpool), kept out of the
+//! Test doubles and a network simulator for [netpool], kept out of the
 //! shipped library. Unpublished (`publish = false`): use it from this workspace as a
 //! path dependency in `[dev-dependencies]`.
 //!

@@ -403,7 +403,7 @@ impl ScriptedStack {
     // ---------------------------------------------------------------------------------
 
     /// Queue the outcome of the next outbound connection (each first `connect` on a
-    /// fresh socket consumes one; default [`ConnectScript::SucceedAfter(0)`]).
+    /// fresh socket consumes one; default `ConnectScript::SucceedAfter(0)`).
     pub fn script_connect(&mut self, script: ConnectScript) {
         self.connect_scripts.push_back(script);
     }
