@@ -55,7 +55,7 @@ use crate::event::Event;
 use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
 use crate::listener::{ListenOutcome, ListenParams};
-use crate::report::{Counters, ListenerReport, Report};
+use crate::report::{Counters, Report};
 use crate::sansio::{AfterError, Core, Release, Timer as CoreTimer};
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
@@ -482,19 +482,8 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
 
     /// A snapshot of every slot and listener entry.
     pub fn report(&self, now: Instant) -> Report<N, L> {
-        self.with(|t| Report {
-            at: now,
-            slots: core::array::from_fn(|i| t.core.report(i, now)),
-            listeners: core::array::from_fn(|i| {
-                t.core.listener(i).map(|l| ListenerReport {
-                    port: l.port,
-                    params: l.params,
-                    open: t.core.open_on_port(l.port) as u8,
-                })
-            }),
-            counters: t.core.counters(),
-            link: LinkState::Unknown,
-        })
+        // Link state belongs to the network driver's task, not the pool.
+        self.with(|t| t.core.report(now, LinkState::Unknown))
     }
 
     /// The error a dead or stale connection reports.

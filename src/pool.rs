@@ -10,7 +10,7 @@ use crate::event::Event;
 use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
 use crate::listener::{ListenOutcome, ListenParams};
-use crate::report::{Counters, ListenerReport, Report, SlotReport};
+use crate::report::{Counters, Report, SlotReport};
 use crate::sansio::{AfterError, Core, ListenerIo, Release, Timer};
 use crate::stack::{PeerStatus, Stack};
 use crate::state::ConnState;
@@ -692,7 +692,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
 
     /// One slot's report (`None` if `slot >= N`).
     pub fn slot_report(&self, slot: usize, now: Instant) -> Option<SlotReport> {
-        (slot < N).then(|| self.core.report(slot, now))
+        (slot < N).then(|| self.core.slot_report(slot, now))
     }
 
     /// Free slots now.
@@ -712,19 +712,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
 
     /// A snapshot of everything. O(N + L), no I/O.
     pub fn report(&self, now: Instant) -> Report<N, L> {
-        Report {
-            at: now,
-            slots: core::array::from_fn(|i| self.core.report(i, now)),
-            listeners: core::array::from_fn(|i| {
-                self.core.listener(i).map(|l| ListenerReport {
-                    port: l.port,
-                    params: l.params,
-                    open: self.core.open_on_port(l.port) as u8,
-                })
-            }),
-            counters: self.counters(),
-            link: self.link,
-        }
+        self.core.report(now, self.link)
     }
 }
 

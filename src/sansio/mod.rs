@@ -38,9 +38,10 @@ use crate::config::Config;
 use crate::error::{ConnError, ConnectError, ErrorClass, ListenError};
 use crate::event::{Event, EventKind};
 use crate::handle::{CloseReason, ConnHandle, ListenerId};
+use crate::link::LinkState;
 use crate::listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
 use crate::reaper::{SendProgress, Verdict};
-use crate::report::{Counters, SlotReport};
+use crate::report::{Counters, ListenerReport, Report, SlotReport};
 use crate::state::ConnState;
 use crate::time::Instant;
 
@@ -317,7 +318,8 @@ impl<const N: usize, const L: usize> Core<N, L> {
             return Err(self.count_rejection(Rejection::UnsupportedAddress));
         };
         let protocol = l.params.protocol;
-        let handle = self.occupy(i, ConnState::Connected, false, l.port, remote, protocol, now, now);
+        let new = Slot::occupied(ConnState::Connected, false, l.port, remote, protocol, now, now);
+        let handle = self.occupy(i, new, now);
         self.slots[i].events |= event_bits::ACCEPTED;
         self.counters.accepted = self.counters.accepted.wrapping_add(1);
         let listener_stopped = l.params.mode == ListenMode::OneShot;
@@ -393,7 +395,11 @@ impl<const N: usize, const L: usize> Core<N, L> {
         };
         // Checked by `pick_connect_slot`.
         let remote = Remote::of(remote).unwrap_or(Remote::NONE);
-        let h = self.occupy(i, state, true, 0, remote, protocol, deadline, now);
+        let h = self.occupy(
+            i,
+            Slot::occupied(state, true, 0, remote, protocol, deadline, now),
+            now,
+        );
         self.counters.connects = self.counters.connects.wrapping_add(1);
         if established {
             self.slots[i].events |= event_bits::CONNECTED;
@@ -774,7 +780,24 @@ impl<const N: usize, const L: usize> Core<N, L> {
         usize::from(self.slots[i].progress.buffered)
     }
 
-    pub fn report(&self, i: usize, now: Instant) -> SlotReport {
+    /// A snapshot of everything (both drivers' `report`). O(N + L), no I/O.
+    pub fn report(&self, now: Instant, link: LinkState) -> Report<N, L> {
+        Report {
+            at: now,
+            slots: core::array::from_fn(|i| self.slot_report(i, now)),
+            listeners: core::array::from_fn(|i| {
+                self.listener(i).map(|l| ListenerReport {
+                    port: l.port,
+                    params: l.params,
+                    open: self.open_on_port(l.port) as u8,
+                })
+            }),
+            counters: self.counters(),
+            link,
+        }
+    }
+
+    pub fn slot_report(&self, i: usize, now: Instant) -> SlotReport {
         let s = &self.slots[i];
         SlotReport {
             slot: i as u8,
@@ -794,23 +817,13 @@ impl<const N: usize, const L: usize> Core<N, L> {
 
     // ------------------------------------------------------------ internals
 
-    #[allow(clippy::too_many_arguments)]
-    fn occupy(
-        &mut self,
-        i: usize,
-        state: ConnState,
-        outgoing: bool,
-        port: u16,
-        remote: Remote,
-        protocol: u8,
-        deadline: Instant,
-        now: Instant,
-    ) -> ConnHandle {
+    /// Give free slot `i` to a new connection (`new`, from [`Slot::occupied`]).
+    fn occupy(&mut self, i: usize, mut new: Slot, now: Instant) -> ConnHandle {
         self.tick(now);
-        let generation = self.slots[i].generation.wrapping_add(1);
+        new.generation = self.slots[i].generation.wrapping_add(1);
         // Callers pick a free slot: this one becomes in use.
         self.in_use += 1;
-        self.slots[i] = Slot::occupied(generation, state, outgoing, port, remote, protocol, deadline, now);
+        self.slots[i] = new;
         self.counters.high_water = self.counters.high_water.max(u32::from(self.in_use));
         self.slots[i].handle(i)
     }

@@ -157,10 +157,8 @@ impl Slot {
         }
     }
 
-    /// A fresh slot record for a new connection.
-    #[allow(clippy::too_many_arguments)]
+    /// A fresh slot record for a new connection (the core sets its generation).
     pub fn occupied(
-        generation: u32,
         state: ConnState,
         outgoing: bool,
         port: u16,
@@ -170,7 +168,7 @@ impl Slot {
         now: Instant,
     ) -> Slot {
         Slot {
-            generation,
+            generation: 0,
             state,
             protocol,
             events: 0,
