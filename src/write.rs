@@ -139,6 +139,7 @@ impl<const TX: usize> TxSide<'_, TX> {
 }
 
 /// One stack send; a would-block (or timeout) is zero bytes, not an error.
+#[inline]
 fn send_once<S: Stack>(
     stack: &mut S,
     sock: &mut S::TcpSocket,
@@ -219,6 +220,7 @@ pub(crate) fn push_now<S: Stack, const TX: usize>(
 ///
 /// When the stack fails the connection, bytes that only reached netpool's buffer in
 /// this call are not reported as taken.
+#[inline]
 pub(crate) fn write<S: Stack, const TX: usize>(
     stack: &mut S,
     sock: &mut S::TcpSocket,

@@ -294,10 +294,12 @@ impl<S: TcpClientStack> TcpClientStack for Plain<S> {
         let r = self.inner.connect(s, remote);
         self.wrap_nb(r)
     }
+    #[inline]
     fn send(&mut self, s: &mut Self::TcpSocket, buf: &[u8]) -> nb::Result<usize, Self::Error> {
         let r = self.inner.send(s, buf);
         self.wrap_nb(r)
     }
+    #[inline]
     fn receive(&mut self, s: &mut Self::TcpSocket, buf: &mut [u8]) -> nb::Result<usize, Self::Error> {
         let r = self.inner.receive(s, buf);
         self.wrap_nb(r)
