@@ -36,16 +36,15 @@
 #[path = "../../pico-w-furnace/tests/netns/mod.rs"]
 mod netns;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use netns::host::{num, Host};
+use netns::http::parse;
 use netns::Netns;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -58,106 +57,22 @@ const POLLS_EACH: usize = 25;
 const ATTEMPTS: usize = 3;
 const UPLOAD_NAME: &str = "0:/gcodes/upload.gcode";
 
-/// `bridge-tap-host` in the namespace; killed (by its handle) when dropped.
-struct Host {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Host {
-    fn start(ns: &Netns) -> Host {
-        let mut child = ns
-            .command(env!("CARGO_BIN_EXE_bridge-tap-host"))
-            .args(["--tap", &ns.tap, "--address", &format!("{DEVICE_IP}/24")])
-            .args(["--http-max-conns", "8"])
-            .args(["--file", &format!("0:/gcodes/big.bin={DOWNLOAD}:3")])
-            .args(["--report-file", UPLOAD_NAME])
-            .args(
-                std::env::var("TAP_BRIDGE_EXTRA")
-                    .ok()
-                    .as_deref()
-                    .map(|a| a.split_whitespace().collect::<Vec<_>>())
-                    .unwrap_or_default(),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start bridge-tap-host");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut host = Host {
-            child,
-            stdin,
-            lines,
-            log: Vec::new(),
-        };
-        assert!(
-            host.wait_for(Duration::from_secs(30), |l| l.contains("the board is listening")),
-            "bridge-tap-host never listened:\n{}",
-            host.log.join("\n")
+/// `bridge-tap-host` in the namespace, once the simulated board listens.
+fn start_host(ns: &Netns) -> Host {
+    let mut command = ns.command(env!("CARGO_BIN_EXE_bridge-tap-host"));
+    command
+        .args(["--tap", &ns.tap, "--address", &format!("{DEVICE_IP}/24")])
+        .args(["--http-max-conns", "8"])
+        .args(["--file", &format!("0:/gcodes/big.bin={DOWNLOAD}:3")])
+        .args(["--report-file", UPLOAD_NAME])
+        .args(
+            std::env::var("TAP_BRIDGE_EXTRA")
+                .ok()
+                .as_deref()
+                .map(|a| a.split_whitespace().collect::<Vec<_>>())
+                .unwrap_or_default(),
         );
-        host
-    }
-
-    fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        let end = Instant::now() + timeout;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = pred(&line);
-                    self.log.push(line);
-                    if hit {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-
-    /// The binary's `report` line, parsed into key → value.
-    fn report(&mut self) -> HashMap<String, String> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("bridge-tap-host exited ({status}):\n{}", self.log.join("\n"));
-        }
-        writeln!(self.stdin, "report").expect("write to bridge-tap-host");
-        self.stdin.flush().expect("flush");
-        assert!(
-            self.wait_for(Duration::from_secs(10), |l| l.starts_with("report ")),
-            "no report line"
-        );
-        let line = self.log.iter().rev().find(|l| l.starts_with("report ")).unwrap();
-        line.split_whitespace()
-            .skip(1)
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn num(r: &HashMap<String, String>, key: &str) -> u64 {
-    r.get(key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no number {key} in report {r:?}"))
+    Host::start("bridge-tap-host", command, "the board is listening")
 }
 
 fn addr() -> SocketAddr {
@@ -179,35 +94,6 @@ fn pattern(len: usize, seed: u32) -> Vec<u8> {
 
 fn crc32(data: &[u8]) -> u32 {
     crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(data)
-}
-
-/// Status and body of a complete response (Content-Length checked).
-fn parse(buf: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no response head"))?;
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| bad("head not UTF-8"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status"))?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                .map(|(_, v)| v)
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| bad("no Content-Length"))?;
-    let body = buf[end + 4..].to_vec();
-    if body.len() != length {
-        return Err(bad("truncated body"));
-    }
-    Ok((status, body))
 }
 
 /// A connection, retried (bounded) while the stack refuses it: with backlog 2 only
@@ -282,7 +168,7 @@ struct Tally {
 fn bridge_on_smoltcp_over_tap_under_dwc_load() {
     let started = Instant::now();
     let ns = Netns::create("bridge", HOST_IP);
-    let mut host = Host::start(&ns);
+    let mut host = start_host(&ns);
     // From here on this thread, and every thread it starts, is inside the namespace.
     ns.enter();
     let start = host.report();

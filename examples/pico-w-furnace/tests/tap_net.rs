@@ -38,14 +38,15 @@
 mod netns;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Stdio;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use netns::host::{num, Host};
+use netns::http::parse;
 use netns::Netns;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
@@ -55,119 +56,20 @@ const DEVICE_IP: &str = "10.77.0.2";
 /// The web tasks (and slots) of `pico_w_furnace::net`.
 const WEB_TASKS: usize = 4;
 
-/// `furnace-net-host` running in the namespace; killed (by its handle) when dropped.
-struct Host {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-    log: Vec<String>,
+/// `furnace-net-host` in the namespace, once it reports the network up.
+fn start_host(ns: &Netns) -> Host {
+    let mut command = ns.command(env!("CARGO_BIN_EXE_furnace-net-host"));
+    command.args(["--tap", &ns.tap, "--address", &format!("{DEVICE_IP}/24")]);
+    Host::start("furnace-net-host", command, "network up")
 }
 
-impl Host {
-    fn start(ns: &Netns) -> Host {
-        let mut child = ns
-            .command(env!("CARGO_BIN_EXE_furnace-net-host"))
-            .args(["--tap", &ns.tap, "--address", &format!("{DEVICE_IP}/24")])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start furnace-net-host");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut host = Host {
-            child,
-            stdin,
-            lines,
-            log: Vec::new(),
-        };
-        assert!(
-            host.wait_for(Duration::from_secs(30), |l| l.contains("network up")),
-            "furnace-net-host never reported the network up:\n{}",
-            host.log.join("\n")
-        );
-        host
-    }
-
-    /// Collect output until a line matches (true) or `timeout` passes (false).
-    fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        let end = Instant::now() + timeout;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = pred(&line);
-                    self.log.push(line);
-                    if hit {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
-    }
-
-    /// Everything printed so far.
-    fn drain(&mut self) {
-        while let Ok(line) = self.lines.try_recv() {
-            self.log.push(line);
-        }
-    }
-
-    /// The binary's `report` line, parsed into key → value.
-    fn report(&mut self) -> HashMap<String, String> {
-        self.assert_alive();
-        writeln!(self.stdin, "report").expect("write to furnace-net-host");
-        self.stdin.flush().expect("flush");
-        assert!(
-            self.wait_for(Duration::from_secs(10), |l| l.starts_with("report ")),
-            "no report line"
-        );
-        let line = self.log.iter().rev().find(|l| l.starts_with("report ")).unwrap();
-        line.split_whitespace()
-            .skip(1)
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    /// The watchdog model exits the process when the control loop stops feeding it.
-    fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.drain();
-            panic!("furnace-net-host exited ({status}):\n{}", self.log.join("\n"));
-        }
-    }
-
-    /// Request-log lines (`web[N]: GET /api/state HTTP/1.1 -> 200 (…)`) from `from` on.
-    fn requests_since(&mut self, from: usize, what: &str) -> usize {
-        self.drain();
-        self.log[from..]
-            .iter()
-            .filter(|l| l.contains("web[") && l.contains(what))
-            .count()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn num(r: &HashMap<String, String>, key: &str) -> u64 {
-    r.get(key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no number {key} in report {r:?}"))
+/// Request-log lines (`web[N]: GET /api/state HTTP/1.1 -> 200 (…)`) from `from` on.
+fn requests_since(host: &mut Host, from: usize, what: &str) -> usize {
+    host.drain();
+    host.log[from..]
+        .iter()
+        .filter(|l| l.contains("web[") && l.contains(what))
+        .count()
 }
 
 fn device() -> SocketAddr {
@@ -181,22 +83,12 @@ fn http(request: &str) -> std::io::Result<(u16, Vec<u8>)> {
     s.write_all(request.as_bytes())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
-    Ok((status_of(&buf)?, body_of(&buf)))
+    parse(&buf)
 }
 
+/// The status of a whole response.
 fn status_of(response: &[u8]) -> std::io::Result<u16> {
-    let head = String::from_utf8_lossy(&response[..response.len().min(16)]).to_string();
-    head.strip_prefix("HTTP/1.1 ")
-        .and_then(|r| r.get(..3))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head:?}")))
-}
-
-fn body_of(response: &[u8]) -> Vec<u8> {
-    response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(Vec::new(), |i| response[i + 4..].to_vec())
+    parse(response).map(|(status, _)| status)
 }
 
 fn curl(ns: &Netns, args: &[&str]) -> String {
@@ -399,7 +291,7 @@ fn furnace_web_server_on_embassy_net_over_tap() {
         panic!("{CHROMIUM} not found: this test drives the UI with it (apt-get install chromium)");
     }
     let ns = Netns::create("furnace", HOST_IP);
-    let mut host = Host::start(&ns);
+    let mut host = start_host(&ns);
     // From here on this thread, and every thread it starts, is inside the namespace.
     ns.enter();
     let start = host.report();
@@ -474,8 +366,8 @@ fn furnace_web_server_on_embassy_net_over_tap() {
         !dom.contains(r#"id="link">unreachable"#),
         "the page's refresh failed:\n{dom}"
     );
-    let page_loads = host.requests_since(mark, "GET / HTTP/1.1 -> 200");
-    let polls = host.requests_since(mark, "GET /api/state HTTP/1.1 -> 200");
+    let page_loads = requests_since(&mut host, mark, "GET / HTTP/1.1 -> 200");
+    let polls = requests_since(&mut host, mark, "GET /api/state HTTP/1.1 -> 200");
     println!("chromium: {page_loads} page load(s), {polls} poll(s) of /api/state");
     assert!(
         page_loads >= 1 && polls >= 2,

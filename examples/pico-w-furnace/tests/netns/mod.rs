@@ -11,6 +11,9 @@
 
 #![allow(dead_code)]
 
+pub mod host;
+pub mod http;
+
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
