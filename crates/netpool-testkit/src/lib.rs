@@ -4,26 +4,43 @@
 //! shipped library. Unpublished (`publish = false`): use it from this workspace as a
 //! path dependency in `[dev-dependencies]`.
 //!
-//! - [`scripted`]: [`ScriptedStack`](scripted::ScriptedStack), a deterministic
-//!   in-memory TCP stack with every netpool extension trait, where the test plays every
-//!   remote peer (`peer_connect`, `peer_send`, `peer_fin`, `peer_reset`...) and scripts
-//!   the stack (connect outcomes, send windows, one-shot errors, a PCB budget with
-//!   lwIP's kill-the-oldest). [`PlainScripted`](scripted::PlainScripted) hides the
-//!   extension traits to exercise netpool's fallbacks. No time, no network.
-//! - [`accept_log`]: [`AcceptLog`](accept_log::AcceptLog), the scripted stack with a
-//!   record of every connection its `accept` handed out.
-//! - [`sim`] (feature `sim`, on by default): smoltcp hosts on an in-memory IPv4 link
+//! - [`scripted`]: [`ScriptedStackIn`](scripted::ScriptedStackIn), a deterministic
+//!   in-memory TCP stack in fixed arrays (`no_std`, no allocator) with every netpool
+//!   extension trait, where the test plays every remote peer (`peer_connect`,
+//!   `peer_send`, `peer_fin`, `peer_reset`...) and scripts the stack (connect outcomes,
+//!   send windows, one-shot errors, a PCB budget with lwIP's kill-the-oldest, MORE bytes
+//!   held until a push, no send-queue reading). Its const parameters are its capacities
+//!   (sockets, connection records, receive and kept sent bytes per connection); a full
+//!   container is a typed refusal or a short count, never a panic.
+//!   [`ScriptedStack`](scripted::ScriptedStack) is the size the workspace's tests use;
+//!   [`PlainScripted`](scripted::PlainScripted) hides the extension traits to exercise
+//!   netpool's fallbacks. No time, no network.
+//! - `accept_log` (feature `std`): `AcceptLog`, the scripted stack with a record of
+//!   every connection its `accept` handed out.
+//! - `sim` (feature `sim`, on by default): smoltcp hosts on an in-memory IPv4 link
 //!   with seeded loss, delay and partitions, in virtual time; scripted smoltcp peers
 //!   (pollers, an uploader, half-open clients, connect storms); a netpool server on the
-//!   smoltcp backend behind [`PcbLimited`](sim::PcbLimited), which emulates lwIP's PCB
-//!   allocation under exhaustion; the churn workload of `examples/churn.rs`.
+//!   smoltcp backend behind `PcbLimited`, which emulates lwIP's PCB allocation under
+//!   exhaustion; the churn workload of `examples/churn.rs`.
+//!
+//! ## Features
+//!
+//! - `std` (default): the scripted stack's call log and `Vec`-returning inspectors,
+//!   `accept_log`, and connection records on the heap. Without it (and without `sim`)
+//!   the crate is `#![no_std]` and needs no allocator: it builds for bare-metal targets
+//!   (`thumbv6m-none-eabi`, the ESP8266's lx106) and runs the scripted stack in
+//!   on-target self-tests and fuzz harnesses.
+//! - `sim` (default, implies `std`): the network simulator; turns on netpool's
+//!   `smoltcp` feature.
 //!
 //! ## In your own tests
 //!
 //! ```toml
 //! [dev-dependencies]
 //! # Scripted stack only: leaves netpool's features as your crate sets them.
-//! netpool-testkit = { path = "crates/netpool-testkit", default-features = false }
+//! netpool-testkit = { path = "crates/netpool-testkit", default-features = false, features = ["std"] }
+//! # The same without std (no call log), e.g. for a no_std test image.
+//! # netpool-testkit = { path = "crates/netpool-testkit", default-features = false }
 //! # With the simulator (turns on netpool's `smoltcp` feature).
 //! # netpool-testkit = { path = "crates/netpool-testkit" }
 //! ```
@@ -48,9 +65,11 @@
 //! itself do, netpool's own unit tests (`src/**`) cannot (Cargo builds the library a
 //! second time for them), so they do not use the kit.
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "std")]
 pub mod accept_log;
 pub mod scripted;
 #[cfg(feature = "sim")]
