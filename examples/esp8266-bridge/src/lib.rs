@@ -8,8 +8,9 @@
 //! - [`bridge`]: the service loop, generic over netpool's sync [`Pool`](netpool::Pool),
 //!   an embedded-hal 1.0 [`SpiDevice`](embedded_hal::spi::SpiDevice) and the handshake
 //!   pins.
-//! - [`mock`]: an in-memory stack and the SAM's end of the SPI link, for tests,
-//!   fuzzing and on-target self-tests.
+//! - [`mock`]: the SAM's end of the SPI link and (feature `testkit`, on by default)
+//!   the test stack — netpool-testkit's `no_std` scripted stack at this bridge's size —
+//!   with the dispatcher's harness, for tests, fuzzing and on-target self-tests.
 //! - `host` (feature `host`, on by default): the `bridge-sim` simulator: the bridge on
 //!   OS sockets, a virtual SPI bus and a simulated RepRapFirmware board serving a
 //!   subset of the Duet HTTP API; and the `decode` tool.

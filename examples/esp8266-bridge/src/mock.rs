@@ -1,484 +1,100 @@
-//! Test doubles, `no_std`: an in-memory TCP stack ([`MockStack`]) and the SAM's end
-//! of the SPI link ([`MockBus`] with its [`MockSpi`] and pins).
+//! Test doubles, `no_std`: the SAM's end of the SPI link ([`MockBus`] with its
+//! [`MockSpi`] and pins) and, with the `testkit` feature, the TCP stack the bridge
+//! runs on in tests: netpool-testkit's scripted stack at the size of this bridge
+//! ([`TestStack`], built by [`test_stack`]), and the dispatcher's harness
+//! ([`exercise`]).
 //!
 //! They let the bridge run without a network or a board: in unit and property tests,
 //! in the fuzz targets, and in a self-test image on the target CPU. Everything is
-//! single-threaded and deterministic; the bus is shared through a [`RefCell`].
+//! single-threaded, allocation-free and deterministic; the bus is shared through a
+//! [`RefCell`].
 //!
-//! ```
-//! use core::cell::RefCell;
-//! use esp8266_bridge::mock::*;
-//! use esp8266_bridge::protocol::*;
-//! use esp8266_bridge::Bridge;
-//! use netpool::{Config, Instant, Pool};
-//!
-//! let bus = RefCell::new(MockBus::new());
-//! let pool: Pool<MockStack, 8, 4, 0> = Pool::new(MockStack::new(), Config::new());
-//! let mut bridge: Bridge<_, _, _, _, _, 4, 0> = Bridge::new(
-//!     pool, MockSpi(&bus), MockCs(&bus), MockReady(&bus), MockRequest(&bus));
-//! // The SAM arms a transfer; the next pass serves it.
-//! bus.borrow_mut().arm(&SamHeader::new(Command::ConnGetStatus, 0, 0, 0, 20, 0), &[]);
-//! bridge.service(Instant::from_millis(0));
-//! let bus = bus.borrow();
-//! let (header, data) = bus.reply().unwrap();
-//! assert_eq!(header.response, 20);
-//! assert_eq!(ConnStatusResponse::decode(data).unwrap().state, ConnState::Free);
-//! ```
+//! The test stack is configured like the WiFi module's lwIP: 12 PCBs shared by
+//! sockets, listeners and connections, refused (not killed) when spent; a close
+//! always sends FIN at once; MORE bytes are held until a push; no send-queue reading
+//! (the pool's reaper judges progress by bytes taken); no send window limit until a
+//! test sets one. The test plays the remote hosts with the stack's `peer_*` methods.
 
 use core::cell::RefCell;
 use core::convert::Infallible;
-use core::net::SocketAddr;
 
 use embedded_hal::digital::{ErrorType as PinErrorType, InputPin, OutputPin};
 use embedded_hal::spi::{ErrorType as SpiErrorType, Operation, SpiDevice};
-use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
-use netpool::stack::{
-    LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue,
-};
-use netpool::{Classify, ErrorClass};
 
 use crate::protocol::{padded_len, EspHeader, SamHeader, MAX_DATA_LENGTH};
 
+#[cfg(feature = "testkit")]
+pub use netpool_testkit::scripted::{
+    ConnectScript, Exhaustion, PeerId, PeerRefused, ScriptedConfig, ScriptedError, ScriptedStackIn, SockId,
+};
+
 // ------------------------------------------------------------------------ stack
 
-/// Sockets in a [`MockStack`].
-pub const MOCK_SOCKETS: usize = 12;
-/// Bytes a mock connection can hold from its peer before the application reads.
-pub const MOCK_RX: usize = 2048;
-/// Bytes of what the application sent that a mock connection keeps for inspection.
-pub const MOCK_SENT: usize = 4096;
+/// Socket records of the [`TestStack`]: the pool's 8 connections and 4 listeners.
+#[cfg(feature = "testkit")]
+pub const TEST_SOCKETS: usize = 12;
+/// Connection records of the [`TestStack`] (a finished one is reused).
+#[cfg(feature = "testkit")]
+pub const TEST_CONNS: usize = 12;
+/// Bytes a test connection holds from its peer before the application reads.
+#[cfg(feature = "testkit")]
+pub const TEST_RX: usize = 2048;
+/// Bytes of what the application sent that a test connection keeps for inspection
+/// (everything is counted).
+#[cfg(feature = "testkit")]
+pub const TEST_SENT: usize = 4096;
 
-/// An error of the [`MockStack`]: just its class.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct MockError(pub ErrorClass);
+/// The scripted stack at this bridge's size: [`TEST_SOCKETS`] sockets,
+/// [`TEST_CONNS`] connection records, [`TEST_RX`] bytes of receive buffer and
+/// [`TEST_SENT`] bytes of kept sent data per connection. Build it with
+/// [`test_stack`].
+#[cfg(feature = "testkit")]
+pub type TestStack = ScriptedStackIn<TEST_SOCKETS, TEST_CONNS, TEST_RX, TEST_SENT>;
 
-impl TcpError for MockError {
-    fn kind(&self) -> TcpErrorKind {
-        match self.0 {
-            ErrorClass::Closed | ErrorClass::Reset => TcpErrorKind::PipeClosed,
-            _ => TcpErrorKind::Other,
-        }
+/// The [`TestStack`]'s configuration: lwIP as on the WiFi module — 12 PCBs, refused
+/// when spent; a close sends FIN and releases the PCB at once, also with unread data;
+/// MORE bytes held until a push; no send-queue reading; no send window limit.
+#[cfg(feature = "testkit")]
+pub fn test_config() -> ScriptedConfig {
+    ScriptedConfig {
+        pcbs: 12,
+        exhaustion: Exhaustion::Refuse,
+        send_window: usize::MAX,
+        fin_holds_pcb: false,
+        rst_on_unread: false,
+        hold_more: true,
+        report_send_queue: false,
+        ..ScriptedConfig::default()
     }
 }
 
-impl Classify for MockError {
-    fn class(&self) -> ErrorClass {
-        self.0
-    }
-}
-
-/// A socket handle of the [`MockStack`] (its index).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct MockSocket(pub u8);
-
-/// What a mock socket is.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum MockKind {
-    /// Not allocated.
-    Unused,
-    /// Allocated by `socket()`, not yet bound or connected.
-    Fresh,
-    /// Listening on a port.
-    Listener(u16),
-    /// An incoming connection waiting in the backlog of a port.
-    Pending(u16),
-    /// An outgoing connection being established.
-    Connecting,
-    /// Established.
-    Connected,
-    /// Given back by the application (`aborted`: with RST).
-    Released {
-        /// Released by `abort` (RST) rather than `close`.
-        aborted: bool,
-    },
-}
-
-/// How outgoing connects go.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ConnectMode {
-    /// Established after this many further `connect` calls (0 = at once).
-    After(u8),
-    /// Refused by the remote host.
-    Refuse,
-    /// Never completes (for deadline tests).
-    Never,
-}
-
-/// One mock socket and its peer.
-#[derive(Clone, Debug)]
-pub struct MockConn {
-    /// What it is.
-    pub kind: MockKind,
-    /// Local port.
-    pub local_port: u16,
-    /// The peer.
-    pub remote: Option<SocketAddr>,
-    rx: [u8; MOCK_RX],
-    rx_len: usize,
-    sent: [u8; MOCK_SENT],
-    sent_len: usize,
-    /// Every byte the application sent.
-    pub sent_total: u64,
-    /// Bytes `send` still takes before would-block (the peer's window).
-    pub window: usize,
-    /// The peer sent FIN.
-    pub peer_fin: bool,
-    /// The peer reset the connection.
-    pub peer_reset: bool,
-    /// Flag of the last send.
-    pub last_flag: Option<SendFlag>,
-    /// Sends with the push flag.
-    pub pushes: u32,
-    /// Bytes sent with MORE that the stack still holds back, as a native-MORE stack
-    /// does (lwIP's unsent queue): they reach the wire with the next push-flagged
-    /// send or [`TcpPush::push`].
-    pub held: usize,
-    /// [`TcpPush::push`] calls ("send what MORE left queued, now").
-    pub stack_pushes: u32,
-    connect_left: u8,
-    order: u32,
-}
-
-impl MockConn {
-    const fn new() -> Self {
-        MockConn {
-            kind: MockKind::Unused,
-            local_port: 0,
-            remote: None,
-            rx: [0; MOCK_RX],
-            rx_len: 0,
-            sent: [0; MOCK_SENT],
-            sent_len: 0,
-            sent_total: 0,
-            window: usize::MAX,
-            peer_fin: false,
-            peer_reset: false,
-            last_flag: None,
-            pushes: 0,
-            held: 0,
-            stack_pushes: 0,
-            connect_left: 0,
-            order: 0,
-        }
-    }
-
-    /// The first [`MOCK_SENT`] bytes the application sent.
-    pub fn sent(&self) -> &[u8] {
-        &self.sent[..self.sent_len]
-    }
-
-    /// Bytes from the peer not yet received by the application.
-    pub fn unread(&self) -> usize {
-        self.rx_len
-    }
-
-    /// Bytes on the wire: everything sent except what the stack holds back (MORE).
-    pub fn on_wire(&self) -> u64 {
-        self.sent_total - self.held as u64
-    }
-}
-
-/// An in-memory TCP stack with scripted peers. Native abort, MORE/PUSH flag (MORE
-/// bytes are held until a push, as lwIP holds them), push-now and peer status; no
-/// send-queue reading (the reaper judges progress by bytes taken).
-#[derive(Clone, Debug)]
-pub struct MockStack {
-    conns: [MockConn; MOCK_SOCKETS],
-    /// How outgoing connects go.
-    pub connect_mode: ConnectMode,
-    /// The link state the stack reports.
-    pub link: LinkState,
-    order: u32,
-}
-
-impl Default for MockStack {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MockStack {
-    /// No sockets; connects succeed at once; link unknown (treated as up).
-    pub const fn new() -> Self {
-        MockStack {
-            conns: [const { MockConn::new() }; MOCK_SOCKETS],
-            connect_mode: ConnectMode::After(0),
-            link: LinkState::Unknown,
-            order: 0,
-        }
-    }
-
-    /// Socket `id`.
-    pub fn conn(&self, id: usize) -> Option<&MockConn> {
-        self.conns.get(id)
-    }
-
-    /// Socket `id`, mutably (e.g. to set its window).
-    pub fn conn_mut(&mut self, id: usize) -> Option<&mut MockConn> {
-        self.conns.get_mut(id)
-    }
-
-    /// The socket whose peer is `remote`, most recent first.
-    pub fn find(&self, remote: SocketAddr) -> Option<usize> {
-        (0..MOCK_SOCKETS)
-            .filter(|&i| self.conns[i].remote == Some(remote))
-            .max_by_key(|&i| self.conns[i].order)
-    }
-
-    fn alloc(&mut self) -> Option<usize> {
-        let i = self
-            .conns
-            .iter()
-            .position(|c| matches!(c.kind, MockKind::Unused | MockKind::Released { .. }))?;
-        self.order = self.order.wrapping_add(1);
-        self.conns[i] = MockConn::new();
-        self.conns[i].order = self.order;
-        Some(i)
-    }
-
-    /// A peer connects to `port`: queued in the port's backlog if a listener is
-    /// there. Returns the socket id, or `None` (no listener, or no socket left).
-    pub fn incoming(&mut self, port: u16, remote: SocketAddr) -> Option<usize> {
-        if !self.conns.iter().any(|c| c.kind == MockKind::Listener(port)) {
-            return None;
-        }
-        let i = self.alloc()?;
-        let c = &mut self.conns[i];
-        c.kind = MockKind::Pending(port);
-        c.local_port = port;
-        c.remote = Some(remote);
-        Some(i)
-    }
-
-    /// The peer of socket `id` sends `data`; returns the bytes that fit.
-    pub fn peer_send(&mut self, id: usize, data: &[u8]) -> usize {
-        let Some(c) = self.conns.get_mut(id) else {
-            return 0;
-        };
-        let n = data.len().min(MOCK_RX - c.rx_len);
-        c.rx[c.rx_len..c.rx_len + n].copy_from_slice(&data[..n]);
-        c.rx_len += n;
-        n
-    }
-
-    /// The peer of socket `id` sends FIN.
-    pub fn peer_close(&mut self, id: usize) {
-        if let Some(c) = self.conns.get_mut(id) {
-            c.peer_fin = true;
-        }
-    }
-
-    /// The peer of socket `id` resets the connection (unread data is lost).
-    pub fn peer_reset(&mut self, id: usize) {
-        if let Some(c) = self.conns.get_mut(id) {
-            c.peer_reset = true;
-            c.rx_len = 0;
-        }
-    }
-
-    fn get(&mut self, s: &MockSocket) -> Result<&mut MockConn, MockError> {
-        self.conns
-            .get_mut(s.0 as usize)
-            .ok_or(MockError(ErrorClass::InvalidInput))
-    }
-}
-
-impl TcpClientStack for MockStack {
-    type TcpSocket = MockSocket;
-    type Error = MockError;
-
-    fn socket(&mut self) -> Result<MockSocket, MockError> {
-        let i = self.alloc().ok_or(MockError(ErrorClass::OutOfResources))?;
-        self.conns[i].kind = MockKind::Fresh;
-        Ok(MockSocket(i as u8))
-    }
-
-    fn connect(&mut self, s: &mut MockSocket, remote: SocketAddr) -> nb::Result<(), MockError> {
-        let mode = self.connect_mode;
-        let c = self.get(s)?;
-        match c.kind {
-            MockKind::Fresh => {
-                if mode == ConnectMode::Refuse {
-                    return Err(nb::Error::Other(MockError(ErrorClass::Refused)));
-                }
-                c.kind = MockKind::Connecting;
-                c.remote = Some(remote);
-                c.local_port = 49152;
-                c.connect_left = match mode {
-                    ConnectMode::After(n) => n,
-                    _ => u8::MAX,
-                };
-                if c.connect_left == 0 {
-                    c.kind = MockKind::Connected;
-                    return Ok(());
-                }
-                Err(nb::Error::WouldBlock)
-            }
-            MockKind::Connecting => {
-                if mode == ConnectMode::Never {
-                    return Err(nb::Error::WouldBlock);
-                }
-                c.connect_left = c.connect_left.saturating_sub(1);
-                if c.connect_left == 0 {
-                    c.kind = MockKind::Connected;
-                    Ok(())
-                } else {
-                    Err(nb::Error::WouldBlock)
-                }
-            }
-            MockKind::Connected => Ok(()),
-            _ => Err(nb::Error::Other(MockError(ErrorClass::InvalidInput))),
-        }
-    }
-
-    fn send(&mut self, s: &mut MockSocket, buf: &[u8]) -> nb::Result<usize, MockError> {
-        self.send_flagged(s, buf, SendFlag::Push)
-    }
-
-    fn receive(&mut self, s: &mut MockSocket, buf: &mut [u8]) -> nb::Result<usize, MockError> {
-        let c = self.get(s)?;
-        if c.kind != MockKind::Connected {
-            return Err(nb::Error::Other(MockError(ErrorClass::ConnectionLost)));
-        }
-        if c.rx_len > 0 {
-            let n = buf.len().min(c.rx_len);
-            buf[..n].copy_from_slice(&c.rx[..n]);
-            c.rx.copy_within(n..c.rx_len, 0);
-            c.rx_len -= n;
-            return Ok(n);
-        }
-        if c.peer_reset {
-            Err(nb::Error::Other(MockError(ErrorClass::Reset)))
-        } else if c.peer_fin {
-            Ok(0)
-        } else {
-            Err(nb::Error::WouldBlock)
-        }
-    }
-
-    fn close(&mut self, s: MockSocket) -> Result<(), MockError> {
-        self.get(&s)?.kind = MockKind::Released { aborted: false };
-        Ok(())
-    }
-}
-
-impl TcpFullStack for MockStack {
-    fn bind(&mut self, s: &mut MockSocket, port: u16) -> Result<(), MockError> {
-        if self.conns.iter().any(|c| c.kind == MockKind::Listener(port)) {
-            return Err(MockError(ErrorClass::AddressInUse));
-        }
-        self.get(s)?.local_port = port;
-        Ok(())
-    }
-
-    fn listen(&mut self, s: &mut MockSocket) -> Result<(), MockError> {
-        let c = self.get(s)?;
-        c.kind = MockKind::Listener(c.local_port);
-        Ok(())
-    }
-
-    fn accept(&mut self, s: &mut MockSocket) -> nb::Result<(MockSocket, SocketAddr), MockError> {
-        let MockKind::Listener(port) = self.get(s)?.kind else {
-            return Err(nb::Error::Other(MockError(ErrorClass::InvalidInput)));
-        };
-        let next = (0..MOCK_SOCKETS)
-            .filter(|&i| self.conns[i].kind == MockKind::Pending(port))
-            .min_by_key(|&i| self.conns[i].order);
-        let Some(i) = next else {
-            return Err(nb::Error::WouldBlock);
-        };
-        let c = &mut self.conns[i];
-        c.kind = MockKind::Connected;
-        let remote = c.remote.ok_or(nb::Error::Other(MockError(ErrorClass::Fatal)))?;
-        Ok((MockSocket(i as u8), remote))
-    }
-}
-
-impl TcpAbort for MockStack {
-    const NATIVE_ABORT: bool = true;
-    fn abort(&mut self, s: MockSocket) -> Result<(), MockError> {
-        self.get(&s)?.kind = MockKind::Released { aborted: true };
-        Ok(())
-    }
-}
-
-impl TcpSendFlags for MockStack {
-    const NATIVE_FLAGS: bool = true;
-    fn send_flagged(
-        &mut self,
-        s: &mut MockSocket,
-        data: &[u8],
-        flag: SendFlag,
-    ) -> nb::Result<usize, MockError> {
-        let c = self.get(s)?;
-        if c.peer_reset {
-            return Err(nb::Error::Other(MockError(ErrorClass::Reset)));
-        }
-        if c.kind != MockKind::Connected {
-            return Err(nb::Error::Other(MockError(ErrorClass::ConnectionLost)));
-        }
-        let n = data.len().min(c.window);
-        if n == 0 && !data.is_empty() {
-            return Err(nb::Error::WouldBlock);
-        }
-        if c.window != usize::MAX {
-            c.window -= n;
-        }
-        let keep = n.min(MOCK_SENT - c.sent_len);
-        c.sent[c.sent_len..c.sent_len + keep].copy_from_slice(&data[..keep]);
-        c.sent_len += keep;
-        c.sent_total += n as u64;
-        c.last_flag = Some(flag);
-        match flag {
-            SendFlag::Push => {
-                c.pushes += 1;
-                c.held = 0;
-            }
-            SendFlag::More => c.held += n,
-        }
-        Ok(n)
-    }
-}
-
-impl TcpSendQueue for MockStack {}
-
-/// Native: what MORE sends left held goes to the wire now (counted).
-impl TcpPush for MockStack {
-    fn push(&mut self, s: &mut MockSocket) -> nb::Result<(), MockError> {
-        let c = self.get(s)?;
-        if c.peer_reset {
-            return Err(nb::Error::Other(MockError(ErrorClass::Reset)));
-        }
-        if c.kind != MockKind::Connected {
-            return Err(nb::Error::Other(MockError(ErrorClass::ConnectionLost)));
-        }
-        c.stack_pushes += 1;
-        c.held = 0;
-        Ok(())
-    }
-}
-
-impl TcpPeerStatus for MockStack {
-    fn peer_status(&mut self, s: &MockSocket) -> PeerStatus {
-        let Ok(c) = self.get(s) else {
-            return PeerStatus::Unknown;
-        };
-        if c.kind != MockKind::Connected {
-            PeerStatus::Unknown
-        } else if c.peer_reset {
-            PeerStatus::Gone(ErrorClass::Reset)
-        } else if c.peer_fin && c.rx_len == 0 {
-            PeerStatus::Closed
-        } else {
-            PeerStatus::Open
-        }
-    }
-}
-
-impl LinkStatus for MockStack {
-    fn link_state(&self) -> LinkState {
-        self.link
-    }
+/// A [`TestStack`] with [`test_config`], nothing open, every connect succeeding at
+/// once, and the link state unknown (treated as up).
+///
+/// ```
+/// use core::cell::RefCell;
+/// use esp8266_bridge::mock::*;
+/// use esp8266_bridge::protocol::*;
+/// use esp8266_bridge::Bridge;
+/// use netpool::{Config, Instant, Pool};
+///
+/// let bus = RefCell::new(MockBus::new());
+/// let pool: Pool<TestStack, 8, 4, 0> = Pool::new(test_stack(), Config::new());
+/// let mut bridge: Bridge<_, _, _, _, _, 4, 0> = Bridge::new(
+///     pool, MockSpi(&bus), MockCs(&bus), MockReady(&bus), MockRequest(&bus));
+/// // The SAM arms a transfer; the next pass serves it.
+/// bus.borrow_mut().arm(&SamHeader::new(Command::ConnGetStatus, 0, 0, 0, 20, 0), &[]);
+/// bridge.service(Instant::from_millis(0));
+/// let bus = bus.borrow();
+/// let (header, data) = bus.reply().unwrap();
+/// assert_eq!(header.response, 20);
+/// assert_eq!(ConnStatusResponse::decode(data).unwrap().state, ConnState::Free);
+/// ```
+#[cfg(feature = "testkit")]
+pub fn test_stack() -> TestStack {
+    let mut stack = TestStack::new(test_config());
+    stack.set_link(netpool::stack::LinkState::Unknown);
+    stack
 }
 
 // ------------------------------------------------------------------------ SPI link
@@ -703,14 +319,18 @@ pub struct Exercised {
     pub incoming: u32,
 }
 
-/// Drive a bridge on the mock stack and bus from arbitrary bytes — the command
-/// dispatcher's fuzz and property-test harness. Each step takes an opcode byte and
-/// its operands from `script` (missing bytes read as zero):
+/// Drive a bridge on the [`TestStack`] and the mock bus from arbitrary bytes — the
+/// command dispatcher's fuzz and property-test harness. Each step takes an opcode
+/// byte and its operands from `script` (missing bytes read as zero):
 ///
 /// - transfers with any header (format version, command, socket, flags, lengths) and
 ///   data, including malformed ones;
-/// - peers connecting, sending, closing, resetting, refusing to read; time passing.
+/// - peers connecting, sending, closing, resetting, refusing to read (picked by
+///   connection record, so only current connections are touched); time passing, the
+///   outcome of later connects changing.
 ///
+/// It uses only the stack's non-panicking peer calls: whatever the bytes, a panic is
+/// a broken invariant, never the harness.
 /// Panics if an invariant breaks: every served transfer gets a reply header with the
 /// format version and a defined response code, chip select is released, no reply
 /// announces more data than the SAM has room for; a socket number `connCreate`
@@ -719,9 +339,11 @@ pub struct Exercised {
 /// go of it (`connAbort`, `connClose`, a write with close-after-write,
 /// `networkStop`) — a connection the pool reaped stays `aborted` until then; after
 /// `networkStop` every slot is free.
+#[cfg(feature = "testkit")]
 pub fn exercise(script: &[u8]) -> Exercised {
     use crate::bridge::Bridge;
     use crate::protocol::{Command, Reply, FORMAT_VERSION};
+    use core::net::SocketAddr;
     use netpool::{Config, Duration, Instant, Pool};
 
     struct Bytes<'a>(&'a [u8]);
@@ -742,7 +364,7 @@ pub fn exercise(script: &[u8]) -> Exercised {
 
     let bus = RefCell::new(MockBus::new());
     let config = Config::new().with_stall_grace(Duration::from_millis(500));
-    let pool: netpool::Pool<MockStack, 8, 4, 16> = Pool::new(MockStack::new(), config);
+    let pool: netpool::Pool<TestStack, 8, 4, 16> = Pool::new(test_stack(), config);
     let mut bridge: Bridge<_, _, _, _, _, 4, 16, 256> = Bridge::new(
         pool,
         MockSpi(&bus),
@@ -855,28 +477,32 @@ pub fn exercise(script: &[u8]) -> Exercised {
             5 => {
                 let port = [80u16, 21, 23, 1024][(s.u8() % 4) as usize];
                 let remote = SocketAddr::new([10, 0, 0, s.u8()].into(), 40_000 + u16::from(s.u8()));
-                if bridge.pool_mut().stack_mut().incoming(port, remote).is_some() {
+                if bridge.pool_mut().stack_mut().peer_connect(port, remote).is_ok() {
                     out.incoming += 1;
                 }
             }
             6 => {
-                let id = (s.u8() as usize) % MOCK_SOCKETS;
+                // Peers are picked by connection record; `peer_at` gives only current
+                // ids, and `try_peer_send` takes what fits (nothing after the peer's FIN).
+                let record = (s.u8() as usize) % TEST_CONNS;
                 let n = (s.u8() as usize) * 8;
                 let fill = s.u8();
                 let chunk = [fill; 2048];
-                bridge.pool_mut().stack_mut().peer_send(id, &chunk[..n]);
+                let stack = bridge.pool_mut().stack_mut();
+                if let Some(peer) = stack.peer_at(record) {
+                    stack.try_peer_send(peer, &chunk[..n]);
+                }
             }
             7 => {
-                let id = (s.u8() as usize) % MOCK_SOCKETS;
+                let record = (s.u8() as usize) % TEST_CONNS;
+                let what = s.u8() % 3;
+                let window = if what == 2 { usize::from(s.u8()) * 16 } else { 0 };
                 let stack = bridge.pool_mut().stack_mut();
-                match s.u8() % 3 {
-                    0 => stack.peer_close(id),
-                    1 => stack.peer_reset(id),
-                    _ => {
-                        let w = s.u8() as usize * 16;
-                        if let Some(c) = stack.conn_mut(id) {
-                            c.window = w;
-                        }
+                if let Some(peer) = stack.peer_at(record) {
+                    match what {
+                        0 => stack.peer_fin(peer),
+                        1 => stack.peer_reset(peer),
+                        _ => stack.set_send_window(peer, window),
                     }
                 }
             }
@@ -895,12 +521,12 @@ pub fn exercise(script: &[u8]) -> Exercised {
             _ => {
                 now += u64::from(s.u8()) * 10;
                 let stack = bridge.pool_mut().stack_mut();
-                stack.connect_mode = match s.u8() % 4 {
-                    0 => ConnectMode::After(0),
-                    1 => ConnectMode::After(3),
-                    2 => ConnectMode::Refuse,
-                    _ => ConnectMode::Never,
-                };
+                stack.set_default_connect(match s.u8() % 4 {
+                    0 => ConnectScript::SucceedAfter(0),
+                    1 => ConnectScript::SucceedAfter(3),
+                    2 => ConnectScript::FailAfter(0, netpool::ErrorClass::Refused),
+                    _ => ConnectScript::NeverComplete,
+                });
                 bridge.set_wifi_state(if now % 3 == 0 {
                     crate::protocol::WiFiState::Idle
                 } else {

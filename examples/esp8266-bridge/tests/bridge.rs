@@ -1,4 +1,5 @@
-//! The bridge's command semantics, on the mock stack and the mock SAM end of the bus.
+//! The bridge's command semantics, on the test stack (netpool-testkit's scripted stack)
+//! and the mock SAM end of the bus.
 
 use core::cell::RefCell;
 use core::net::{Ipv4Addr, SocketAddr};
@@ -7,11 +8,29 @@ use esp8266_bridge::mock::*;
 use esp8266_bridge::protocol::*;
 use esp8266_bridge::{Bridge, BridgeConfig};
 use netpool::stack::SendFlag;
-use netpool::{CloseReason, Config, Duration, Instant, Pool};
+use netpool::{CloseReason, Config, Duration, ErrorClass, Instant, Pool};
 
-type TestBridge<'a> = Bridge<MockStack, MockSpi<'a>, MockCs<'a>, MockReady<'a>, MockRequest<'a>, 4, 0>;
+type TestBridge<'a> = Bridge<TestStack, MockSpi<'a>, MockCs<'a>, MockReady<'a>, MockRequest<'a>, 4, 0>;
 
 const HTTP: u16 = 80;
+
+/// A remote host that refuses the connection.
+const REFUSE: ConnectScript = ConnectScript::FailAfter(0, ErrorClass::Refused);
+
+/// The application closed the connection with FIN (no RST).
+fn closed_gracefully(stack: &TestStack, id: PeerId) -> bool {
+    stack.closed_by_app(id) && stack.peer_saw_fin(id) && !stack.peer_saw_reset(id)
+}
+
+/// The application aborted the connection: the peer saw RST.
+fn aborted(stack: &TestStack, id: PeerId) -> bool {
+    stack.closed_by_app(id) && stack.peer_saw_reset(id) && !stack.peer_saw_fin(id)
+}
+
+/// Accepted, and open on both sides.
+fn established(stack: &TestStack, id: PeerId) -> bool {
+    stack.sock_of(id).is_some() && !stack.peer_saw_reset(id) && !stack.peer_saw_fin(id)
+}
 
 fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)
@@ -23,7 +42,7 @@ fn peer(port: u16) -> SocketAddr {
 
 fn bridge(bus: &RefCell<MockBus>) -> TestBridge<'_> {
     let config = Config::new().with_stall_grace(Duration::from_secs(2));
-    let pool = Pool::new(MockStack::new(), config);
+    let pool = Pool::new(test_stack(), config);
     let mut b = Bridge::new(pool, MockSpi(bus), MockCs(bus), MockReady(bus), MockRequest(bus))
         .with_config(BridgeConfig::new());
     b.set_wifi_state(WiFiState::Connected);
@@ -110,13 +129,13 @@ fn read(b: &mut TestBridge<'_>, bus: &RefCell<MockBus>, now: Instant, socket: u8
     d
 }
 
-/// A connected HTTP socket 0 with its mock stack id.
-fn connected(b: &mut TestBridge<'_>, bus: &RefCell<MockBus>, remote_port: u16) -> usize {
+/// A connected HTTP socket 0 with its peer on the test stack.
+fn connected(b: &mut TestBridge<'_>, bus: &RefCell<MockBus>, remote_port: u16) -> PeerId {
     assert_eq!(listen(b, bus, at(0), HTTP, 0, 4), 0);
     let id = b
         .pool_mut()
         .stack_mut()
-        .incoming(HTTP, peer(remote_port))
+        .peer_connect(HTTP, peer(remote_port))
         .unwrap();
     b.service(at(1));
     id
@@ -193,7 +212,7 @@ fn other_end_closed_is_reported_only_once_the_data_is_read() {
     let id = connected(&mut b, &bus, 50_001);
     let stack = b.pool_mut().stack_mut();
     stack.peer_send(id, b"last words");
-    stack.peer_close(id);
+    stack.peer_fin(id);
     b.service(at(2));
     let s = status(&mut b, &bus, at(3), 0);
     assert_eq!((s.state, s.bytes_available), (ConnState::Connected, 10));
@@ -237,7 +256,7 @@ fn write_promises_only_what_is_buffered_and_push_applies_when_all_is_taken() {
     let mut b = bridge(&bus);
     let id = connected(&mut b, &bus, 50_003);
     // The peer does not read: the stack takes nothing.
-    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 0;
+    b.pool_mut().stack_mut().set_send_window(id, 0);
     assert_eq!(write(&mut b, &bus, at(2), 0, 0, &[1u8; 1500]), 1500);
     let s = status(&mut b, &bus, at(3), 0);
     assert_eq!(s.write_buffer_space, 548);
@@ -247,16 +266,22 @@ fn write_promises_only_what_is_buffered_and_push_applies_when_all_is_taken() {
     assert_eq!(write(&mut b, &bus, at(6), 0, FLAG_PUSH, &[3u8; 10]), 0);
     // The peer opens its window: every byte goes to the stack, with MORE (no push was
     // applied), and the stack holds them...
-    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = usize::MAX;
+    b.pool_mut().stack_mut().set_send_window(id, usize::MAX);
     b.service(at(7));
-    let c = b.pool().stack().conn(id).unwrap();
-    assert_eq!(c.sent_total, 2048, "nothing kept back");
-    assert_eq!((c.last_flag, c.pushes, c.held), (Some(SendFlag::More), 0, 2048));
+    let st = b.pool().stack();
+    assert_eq!(st.sent_total(id), 2048, "nothing kept back");
+    assert_eq!(
+        (st.last_flag(id), st.pushes(id), st.held(id)),
+        (Some(SendFlag::More), 0, 2048)
+    );
     // ...until a zero-length push, a flush: the stack sends what it holds.
     assert_eq!(write(&mut b, &bus, at(8), 0, FLAG_PUSH, &[]), 0);
-    let c = b.pool().stack().conn(id).unwrap();
-    assert_eq!((c.sent_total, c.on_wire(), c.stack_pushes), (2048, 2048, 1));
-    assert_eq!(&c.sent()[1499..1501], &[1, 2]);
+    let st = b.pool().stack();
+    assert_eq!(
+        (st.sent_total(id), st.on_wire(id), st.stack_pushes(id)),
+        (2048, 2048, 1)
+    );
+    assert_eq!(&st.peer_sent(id)[1499..1501], &[1, 2]);
     assert_eq!(b.stats().bytes_from_sam, 2048);
 }
 
@@ -268,19 +293,25 @@ fn a_late_push_reaches_the_wire_without_a_kept_back_byte() {
     // A response head written with MORE: every byte goes to the stack at once, which
     // holds them for the body.
     assert_eq!(write(&mut b, &bus, at(10), 0, 0, b"HTTP/1.1 200 OK\r\n\r\n"), 19);
-    let c = b.pool().stack().conn(id).unwrap();
-    assert_eq!(c.sent(), b"HTTP/1.1 200 OK\r\n\r\n");
-    assert_eq!((c.last_flag, c.held, c.on_wire()), (Some(SendFlag::More), 19, 0));
+    let st = b.pool().stack();
+    assert_eq!(st.peer_sent(id), b"HTTP/1.1 200 OK\r\n\r\n");
+    assert_eq!(
+        (st.last_flag(id), st.held(id), st.on_wire(id)),
+        (Some(SendFlag::More), 19, 0)
+    );
     assert_eq!(b.buffered(0), Some((0, 0)), "the bridge keeps no byte back");
     // The SAM ends the message late with a zero-length push: on the wire at once,
     // long before the pool's coalescing delay, with no byte to carry the push.
     assert_eq!(write(&mut b, &bus, at(20), 0, FLAG_PUSH, &[]), 0);
-    let c = b.pool().stack().conn(id).unwrap();
-    assert_eq!((c.held, c.on_wire(), c.stack_pushes, c.pushes), (0, 19, 1, 0));
+    let st = b.pool().stack();
+    assert_eq!(
+        (st.held(id), st.on_wire(id), st.stack_pushes(id), st.pushes(id)),
+        (0, 19, 1, 0)
+    );
     // The push is not repeated on later passes.
     b.service(at(30));
     b.service(at(10 + 300));
-    assert_eq!(b.pool().stack().conn(id).unwrap().stack_pushes, 1);
+    assert_eq!(b.pool().stack().stack_pushes(id), 1);
 }
 
 #[test]
@@ -289,14 +320,14 @@ fn unpushed_bytes_go_out_after_the_coalescing_delay() {
     let mut b = bridge(&bus);
     let id = connected(&mut b, &bus, 50_004);
     assert_eq!(write(&mut b, &bus, at(10), 0, 0, b"hello"), 5);
-    let c = b.pool().stack().conn(id).unwrap();
-    assert_eq!((c.sent(), c.held), (&b"hello"[..], 5));
+    let st = b.pool().stack();
+    assert_eq!((st.peer_sent(id), st.held(id)), (&b"hello"[..], 5));
     b.service(at(100));
-    assert_eq!(b.pool().stack().conn(id).unwrap().held, 5);
+    assert_eq!(b.pool().stack().held(id), 5);
     // The pool's coalescing delay (200 ms) expires: it pushes them itself.
     b.service(at(10 + 200));
-    let c = b.pool().stack().conn(id).unwrap();
-    assert_eq!((c.on_wire(), c.held, c.stack_pushes), (5, 0, 1));
+    let st = b.pool().stack();
+    assert_eq!((st.on_wire(id), st.held(id), st.stack_pushes(id)), (5, 0, 1));
 }
 
 #[test]
@@ -304,18 +335,19 @@ fn close_after_write_sends_everything_then_closes() {
     let bus = RefCell::new(MockBus::new());
     let mut b = bridge(&bus);
     let id = connected(&mut b, &bus, 50_005);
-    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 3;
+    b.pool_mut().stack_mut().set_send_window(id, 3);
     let flags = FLAG_PUSH | FLAG_CLOSE_AFTER_WRITE;
     assert_eq!(write(&mut b, &bus, at(2), 0, flags, b"HTTP/1.1 200 OK\r\n"), 17);
     // The SAM let go: free at once, the bytes are still being handed over.
     assert_eq!(status(&mut b, &bus, at(3), 0).state, ConnState::Free);
-    assert_eq!(b.pool().stack().conn(id).unwrap().sent_total, 3);
-    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = usize::MAX;
+    assert_eq!(b.pool().stack().sent_total(id), 3);
+    assert!(!b.pool().stack().closed_by_app(id));
+    b.pool_mut().stack_mut().set_send_window(id, usize::MAX);
     b.service(at(4));
-    let c = b.pool().stack().conn(id).unwrap();
-    assert_eq!(c.sent(), b"HTTP/1.1 200 OK\r\n");
-    assert_eq!(c.last_flag, Some(SendFlag::Push));
-    assert_eq!(c.kind, MockKind::Released { aborted: false });
+    let st = b.pool().stack();
+    assert_eq!(st.peer_sent(id), b"HTTP/1.1 200 OK\r\n");
+    assert_eq!(st.last_flag(id), Some(SendFlag::Push));
+    assert!(closed_gracefully(st, id));
     assert_eq!(b.pool().free_slots(), 8);
 }
 
@@ -324,7 +356,7 @@ fn close_flag_is_ignored_when_not_every_byte_is_accepted() {
     let bus = RefCell::new(MockBus::new());
     let mut b = bridge(&bus);
     let id = connected(&mut b, &bus, 50_006);
-    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 0;
+    b.pool_mut().stack_mut().set_send_window(id, 0);
     assert_eq!(write(&mut b, &bus, at(2), 0, 0, &[0u8; 2000]), 2000);
     assert_eq!(
         write(&mut b, &bus, at(3), 0, FLAG_CLOSE_AFTER_WRITE, &[0u8; 100]),
@@ -349,10 +381,7 @@ fn abort_frees_the_slot_with_a_reset() {
         .0,
         0
     );
-    assert_eq!(
-        b.pool().stack().conn(id).unwrap().kind,
-        MockKind::Released { aborted: true }
-    );
+    assert!(aborted(b.pool().stack(), id));
     assert_eq!(status(&mut b, &bus, at(3), 0).state, ConnState::Free);
     // Idempotent.
     assert_eq!(
@@ -374,7 +403,7 @@ fn a_reaped_connection_is_reported_aborted_until_the_sam_acknowledges() {
     let mut b = bridge(&bus);
     let id = connected(&mut b, &bus, 50_008);
     let h = b.pool().handle_at(0).unwrap();
-    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 0;
+    b.pool_mut().stack_mut().set_send_window(id, 0);
     assert_eq!(write(&mut b, &bus, at(10), 0, FLAG_PUSH, &[9u8; 100]), 100);
     // Stall grace is 2 s: the pool reaps the non-reader, releases its socket (RST)...
     let mut t = 10;
@@ -385,10 +414,7 @@ fn a_reaped_connection_is_reported_aborted_until_the_sam_acknowledges() {
     assert_eq!(b.pool().counters().reaped, 1);
     assert_eq!(b.stats().lost, 1, "the Reaped event was seen");
     assert_eq!(b.stats().bytes_dropped, 100);
-    assert_eq!(
-        b.pool().stack().conn(id).unwrap().kind,
-        MockKind::Released { aborted: true }
-    );
+    assert!(aborted(b.pool().stack(), id));
     // ...but keeps the slot: the pool's own state is what the SAM sees, for as long
     // as the SAM takes.
     for k in 1..=3 {
@@ -405,12 +431,12 @@ fn a_reaped_connection_is_reported_aborted_until_the_sam_acknowledges() {
     assert_eq!(write(&mut b, &bus, at(t + 2), 0, FLAG_PUSH, b"late"), -4);
     // The slot number is not reused behind the SAM's back: a new connection gets
     // another slot, shown at once under its own number.
-    let id2 = b.pool_mut().stack_mut().incoming(HTTP, peer(50_009)).unwrap();
+    let id2 = b.pool_mut().stack_mut().peer_connect(HTTP, peer(50_009)).unwrap();
     b.service(at(t + 3));
     assert_eq!(b.pool().free_slots(), 6);
     let s = status(&mut b, &bus, at(t + 4), 1);
     assert_eq!((s.state, s.remote_port), (ConnState::Connected, 50_009));
-    assert_eq!(b.pool().stack().conn(id2).unwrap().kind, MockKind::Connected);
+    assert!(established(b.pool().stack(), id2));
     assert_eq!(status(&mut b, &bus, at(t + 5), 0).state, ConnState::Aborted);
     // The SAM acknowledges with connAbort: now the slot is free.
     assert_eq!(
@@ -434,7 +460,7 @@ fn a_reaped_connection_is_reported_aborted_until_the_sam_acknowledges() {
 fn an_idle_timeout_is_held_too_and_conn_close_acknowledges_it() {
     let bus = RefCell::new(MockBus::new());
     let config = Config::new().with_idle_timeout(Some(Duration::from_secs(1)));
-    let pool = Pool::new(MockStack::new(), config);
+    let pool = Pool::new(test_stack(), config);
     let mut b: TestBridge<'_> = Bridge::new(
         pool,
         MockSpi(&bus),
@@ -447,10 +473,7 @@ fn an_idle_timeout_is_held_too_and_conn_close_acknowledges_it() {
     b.service(at(1_500));
     assert_eq!(b.pool().counters().idle_closed, 1);
     assert_eq!(b.stats().lost, 1);
-    assert_eq!(
-        b.pool().stack().conn(id).unwrap().kind,
-        MockKind::Released { aborted: false }
-    );
+    assert!(closed_gracefully(b.pool().stack(), id));
     assert_eq!(status(&mut b, &bus, at(1_501), 0).state, ConnState::Aborted);
     assert_eq!(
         b.pool().slot_report(0, at(1_501)).unwrap().close_reason,
@@ -469,17 +492,20 @@ fn listeners_have_caps_ftp_data_is_one_shot_and_zero_stops() {
     assert_eq!(listen(&mut b, &bus, at(0), HTTP, 0, 2), 0);
     let stack = b.pool_mut().stack_mut();
     for p in 0..3 {
-        stack.incoming(HTTP, peer(40_000 + p)).unwrap();
+        stack.peer_connect(HTTP, peer(40_000 + p)).unwrap();
     }
     b.service(at(1));
     assert_eq!(b.pool().free_slots(), 6);
     assert_eq!(b.pool().counters().rejected_port_cap, 1);
     // FTP data: one connection, then the listener is gone.
     assert_eq!(listen(&mut b, &bus, at(2), 1025, Protocol::FtpData.value(), 1), 0);
-    b.pool_mut().stack_mut().incoming(1025, peer(41_000)).unwrap();
+    b.pool_mut().stack_mut().peer_connect(1025, peer(41_000)).unwrap();
     b.service(at(3));
     assert!(b.pool().listener(1025).is_none());
-    assert_eq!(b.pool_mut().stack_mut().incoming(1025, peer(41_001)), None);
+    assert_eq!(
+        b.pool_mut().stack_mut().peer_connect(1025, peer(41_001)),
+        Err(PeerRefused::NoListener)
+    );
     let s = status(&mut b, &bus, at(4), 2);
     assert_eq!(
         (s.state, s.local_port, s.protocol),
@@ -531,7 +557,9 @@ fn connect_is_gated_by_the_link_and_reports_the_socket_number() {
         "nothing sent while the link is down"
     );
     b.set_wifi_state(WiFiState::Connected);
-    b.pool_mut().stack_mut().connect_mode = ConnectMode::After(2);
+    b.pool_mut()
+        .stack_mut()
+        .set_default_connect(ConnectScript::SucceedAfter(2));
     assert_eq!(cmd(&mut b, &bus, at(1), h, &lcd.encode()).0, 0);
     assert_eq!(status(&mut b, &bus, at(2), 0).state, ConnState::Connecting);
     b.service(at(3));
@@ -558,7 +586,7 @@ fn failed_and_timed_out_connects_show_aborted_and_an_error() {
         max_connections: 0,
     };
     let h = SamHeader::new(Command::ConnCreate, 0, 0, 12, 0, 0);
-    b.pool_mut().stack_mut().connect_mode = ConnectMode::Refuse;
+    b.pool_mut().stack_mut().set_default_connect(REFUSE);
     assert_eq!(cmd(&mut b, &bus, at(0), h, &lcd.encode()).0, 0);
     let s = status(&mut b, &bus, at(1), 0);
     assert_eq!((s.state, s.remote_port), (ConnState::Aborted, 80));
@@ -567,7 +595,9 @@ fn failed_and_timed_out_connects_show_aborted_and_an_error() {
     assert!(cmd(&mut b, &bus, at(2), fetch, &[]).0 > 0);
     // Socket 0 is still held (aborted): the next connect gets socket 1, and the
     // pool connects into slot 1 (its first free slot would be 0).
-    b.pool_mut().stack_mut().connect_mode = ConnectMode::Never;
+    b.pool_mut()
+        .stack_mut()
+        .set_default_connect(ConnectScript::NeverComplete);
     assert_eq!(cmd(&mut b, &bus, at(3), h, &lcd.encode()).0, 1);
     assert!(b.pool().handle_at(0).is_none());
     assert!(b.pool().handle_at(1).is_some());
@@ -593,7 +623,7 @@ fn conn_create_connects_into_the_socket_number_it_replied() {
     // Socket 0: an accepted connection the SAM has closed while its bytes still go
     // out (it reads `free`, the pool slot is still in use).
     let id = connected(&mut b, &bus, 50_014);
-    b.pool_mut().stack_mut().conn_mut(id).unwrap().window = 0;
+    b.pool_mut().stack_mut().set_send_window(id, 0);
     let flags = FLAG_PUSH | FLAG_CLOSE_AFTER_WRITE;
     assert_eq!(write(&mut b, &bus, at(2), 0, flags, b"bye"), 3);
     assert_eq!(status(&mut b, &bus, at(3), 0).state, ConnState::Free);
@@ -606,11 +636,13 @@ fn conn_create_connects_into_the_socket_number_it_replied() {
         max_connections: 0,
     };
     let create = SamHeader::new(Command::ConnCreate, 0, 0, 12, 0, 0);
-    b.pool_mut().stack_mut().connect_mode = ConnectMode::Refuse;
+    b.pool_mut().stack_mut().set_default_connect(REFUSE);
     assert_eq!(cmd(&mut b, &bus, at(4), create, &lcd.encode()).0, 1);
     assert!(b.pool().handle_at(1).is_none());
     // The next connect is announced as socket 2 and lands in pool slot 2.
-    b.pool_mut().stack_mut().connect_mode = ConnectMode::After(0);
+    b.pool_mut()
+        .stack_mut()
+        .set_default_connect(ConnectScript::SucceedAfter(0));
     assert_eq!(cmd(&mut b, &bus, at(5), create, &lcd.encode()).0, 2);
     let h = b.pool().handle_at(2).expect("the pool connected into slot 2");
     assert_eq!(h.slot(), 2);
@@ -623,7 +655,7 @@ fn conn_create_connects_into_the_socket_number_it_replied() {
     // An incoming connection now takes pool slot 1 but stays unseen: the SAM still
     // holds number 1 as aborted. It is shown once the SAM lets go.
     assert_eq!(listen(&mut b, &bus, at(7), HTTP, 0, 4), 0);
-    b.pool_mut().stack_mut().incoming(HTTP, peer(50_015)).unwrap();
+    b.pool_mut().stack_mut().peer_connect(HTTP, peer(50_015)).unwrap();
     b.service(at(8));
     assert!(b.pool().handle_at(1).is_some());
     assert_eq!(status(&mut b, &bus, at(9), 1).state, ConnState::Aborted);
@@ -703,10 +735,7 @@ fn mode_changes_reply_at_once_and_leave_the_work_to_the_platform() {
     assert_eq!(b.take_mode_request(), Some(esp8266_bridge::ModeRequest::Stop));
     assert_eq!(b.pool().free_slots(), 8);
     assert!(b.pool().listener(HTTP).is_none());
-    assert_eq!(
-        b.pool().stack().conn(id).unwrap().kind,
-        MockKind::Released { aborted: true }
-    );
+    assert!(aborted(b.pool().stack(), id));
     b.set_wifi_state(WiFiState::Idle);
     let h = SamHeader::new(Command::NetworkStartClient, 0, 0, 32, 0, 0);
     assert_eq!(cmd(&mut b, &bus, at(3), h, &ssid).0, 0);
