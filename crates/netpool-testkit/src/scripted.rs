@@ -248,6 +248,9 @@ pub struct ScriptedConfig {
     /// is netpool's fallback (`None`: the stack cannot tell), as on a stack without a
     /// send-queue reading. Default `true`.
     pub report_send_queue: bool,
+    /// What [`LinkStatus::link_state`] reports until
+    /// [`ScriptedStackIn::set_link`] changes it. Default `Up`.
+    pub link: LinkState,
 }
 
 impl Default for ScriptedConfig {
@@ -263,6 +266,7 @@ impl Default for ScriptedConfig {
             rst_on_unread: true,
             hold_more: false,
             report_send_queue: true,
+            link: LinkState::Up,
         }
     }
 }
@@ -514,9 +518,15 @@ impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usiz
     /// [`PeerId`] keeps the record index in 16 bits: a larger `CONNS` does not build.
     const RECORDS_FIT: () = assert!(CONNS <= u16::MAX as usize, "at most 65535 connection records");
 
-    /// A stack with nothing open, link `Up`, and (with `std`) an empty call log.
+    /// A stack with nothing open, the link as configured, and (with `std`) an empty
+    /// call log.
+    ///
+    /// Inlined, so that a caller building it in place (e.g. as an argument of
+    /// `Pool::new`) does not need a second stack-sized copy on a small target.
+    #[inline(always)]
     pub fn new(config: ScriptedConfig) -> Self {
         let () = Self::RECORDS_FIT;
+        let link = config.link;
         ScriptedStackIn {
             config,
             tick: 0,
@@ -537,7 +547,7 @@ impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usiz
             fail_listen: None,
             killed: 0,
             refused_no_record: 0,
-            link: LinkState::Up,
+            link,
             #[cfg(feature = "std")]
             calls: Vec::new(),
         }
@@ -611,8 +621,9 @@ impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usiz
         self.conn_mut(id).room = bytes;
     }
 
-    /// What [`LinkStatus::link_state`] reports (initially `Up`). While it is `Down`, a
-    /// first `connect` fails with `NoRoute` and leaves the socket fresh.
+    /// What [`LinkStatus::link_state`] reports (initially [`ScriptedConfig::link`]).
+    /// While it is `Down`, a first `connect` fails with `NoRoute` and leaves the socket
+    /// fresh.
     pub fn set_link(&mut self, link: LinkState) {
         self.link = link;
     }

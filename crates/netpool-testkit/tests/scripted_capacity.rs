@@ -288,9 +288,14 @@ fn an_unlimited_window_stays_unlimited_and_a_window_can_be_set() {
 }
 
 #[test]
-fn the_link_state_is_settable() {
+fn the_link_state_is_configured_and_settable() {
     let mut st = Tiny::default();
     assert_eq!(st.link_state(), LinkState::Up);
-    st.set_link(LinkState::Unknown);
+    st.set_link(LinkState::Down);
+    assert_eq!(st.link_state(), LinkState::Down);
+    let st = Tiny::new(ScriptedConfig {
+        link: LinkState::Unknown,
+        ..config()
+    });
     assert_eq!(st.link_state(), LinkState::Unknown);
 }

@@ -53,7 +53,8 @@ pub type TestStack = ScriptedStackIn<TEST_SOCKETS, TEST_CONNS, TEST_RX, TEST_SEN
 
 /// The [`TestStack`]'s configuration: lwIP as on the WiFi module — 12 PCBs, refused
 /// when spent; a close sends FIN and releases the PCB at once, also with unread data;
-/// MORE bytes held until a push; no send-queue reading; no send window limit.
+/// MORE bytes held until a push; no send-queue reading; no send window limit; link
+/// state unknown (treated as up).
 #[cfg(feature = "testkit")]
 pub fn test_config() -> ScriptedConfig {
     ScriptedConfig {
@@ -64,12 +65,14 @@ pub fn test_config() -> ScriptedConfig {
         rst_on_unread: false,
         hold_more: true,
         report_send_queue: false,
+        link: netpool::stack::LinkState::Unknown,
         ..ScriptedConfig::default()
     }
 }
 
-/// A [`TestStack`] with [`test_config`], nothing open, every connect succeeding at
-/// once, and the link state unknown (treated as up).
+/// A [`TestStack`] with [`test_config`], nothing open, and every connect succeeding
+/// at once. Inlined: built in place, it needs no second stack-sized copy on a small
+/// target.
 ///
 /// ```
 /// use core::cell::RefCell;
@@ -91,10 +94,9 @@ pub fn test_config() -> ScriptedConfig {
 /// assert_eq!(ConnStatusResponse::decode(data).unwrap().state, ConnState::Free);
 /// ```
 #[cfg(feature = "testkit")]
+#[inline(always)]
 pub fn test_stack() -> TestStack {
-    let mut stack = TestStack::new(test_config());
-    stack.set_link(netpool::stack::LinkState::Unknown);
-    stack
+    TestStack::new(test_config())
 }
 
 // ------------------------------------------------------------------------ SPI link

@@ -1,5 +1,6 @@
-//! The bridge's command semantics on the bridge package's mock stack and simulated
-//! SAM (`esp8266_bridge::mock`), on the target CPU: the scenarios of the package's
+//! The bridge's command semantics on the bridge package's test stack (netpool-testkit's
+//! scripted stack, `esp8266_bridge::mock::TestStack`) and simulated SAM
+//! (`esp8266_bridge::mock::MockBus`), on the target CPU: the scenarios of the package's
 //! `tests/bridge.rs`, without `std` (replies are kept in a fixed buffer).
 
 use core::cell::RefCell;
@@ -10,12 +11,12 @@ use esp8266_bridge::mock::*;
 use esp8266_bridge::protocol::*;
 use esp8266_bridge::{Bridge, ModeRequest};
 use netpool::stack::SendFlag;
-use netpool::{CloseReason, Config, ConnState, Duration, Instant, Pool};
+use netpool::{CloseReason, Config, ConnState, Duration, ErrorClass, Instant, Pool};
 
 use crate::harness::{Ctx, Outcome, Test};
 use crate::{ensure, ensure_eq};
 
-type TestBridge<'a> = Bridge<MockStack, MockSpi<'a>, MockCs<'a>, MockReady<'a>, MockRequest<'a>, 4, 0>;
+type TestBridge<'a> = Bridge<TestStack, MockSpi<'a>, MockCs<'a>, MockReady<'a>, MockRequest<'a>, 4, 0>;
 
 pub const TESTS: &[Test] = &[
     (
@@ -101,15 +102,15 @@ pub const TESTS: &[Test] = &[
     ),
 ];
 
-/// One line of RAM facts: the test bridge (bridge state, pool and mock stack), the
-/// mock stack alone, the simulated SAM's end of the bus.
+/// One line of RAM facts: the test bridge (bridge state, pool and test stack), the
+/// test stack alone, the simulated SAM's end of the bus.
 pub fn print_sizes(out: &mut dyn fmt::Write) {
     let bridge = core::mem::size_of::<TestBridge<'static>>();
-    let mock = core::mem::size_of::<MockStack>();
+    let stack = core::mem::size_of::<TestStack>();
     let _ = writeln!(
         out,
-        "sizes: test bridge {bridge} bytes = bridge and pool {} + mock stack {mock}; mock bus {}",
-        bridge - mock,
+        "sizes: test bridge {bridge} bytes = bridge and pool {} + test stack {stack}; mock bus {}",
+        bridge - stack,
         core::mem::size_of::<MockBus>()
     );
 }
@@ -131,7 +132,7 @@ fn peer(port: u16) -> SocketAddr {
 fn bridge(bus: &RefCell<MockBus>) -> TestBridge<'_> {
     let config = Config::new().with_stall_grace(Duration::from_secs(2));
     let mut b = Bridge::new(
-        Pool::new(MockStack::new(), config),
+        Pool::new(test_stack(), config),
         MockSpi(bus),
         MockCs(bus),
         MockReady(bus),
@@ -278,29 +279,46 @@ fn read(
     Ok(d)
 }
 
-/// A connected HTTP socket 0 with its mock stack id.
+/// A connected HTTP socket 0 with its peer on the test stack.
 fn connected(
     t: &mut Ctx<'_>,
     b: &mut TestBridge<'_>,
     bus: &RefCell<MockBus>,
     remote_port: u16,
-) -> Result<usize, crate::harness::Fail> {
+) -> Result<PeerId, crate::harness::Fail> {
     ensure_eq!(t, listen(t, b, bus, at(0), HTTP, 0, 4)?, 0);
-    let id = b.pool_mut().stack_mut().incoming(HTTP, peer(remote_port));
-    ensure!(t, id.is_some(), "the listener takes the connection");
+    let id = b.pool_mut().stack_mut().peer_connect(HTTP, peer(remote_port));
+    ensure!(t, id.is_ok(), "the listener takes the connection: {:?}", id);
     b.service(at(1));
-    Ok(id.unwrap_or_default())
+    let Ok(id) = id else { unreachable!() };
+    Ok(id)
 }
 
-fn window(b: &mut TestBridge<'_>, id: usize, window: usize) {
-    if let Some(c) = b.pool_mut().stack_mut().conn_mut(id) {
-        c.window = window;
-    }
+fn window(b: &mut TestBridge<'_>, id: PeerId, window: usize) {
+    b.pool_mut().stack_mut().set_send_window(id, window);
 }
 
-/// Socket `id` of the mock stack (always present in these tests).
-fn conn<'b>(b: &'b TestBridge<'_>, id: usize) -> &'b MockConn {
-    b.pool().stack().conn(id).unwrap_or_else(|| unreachable!())
+/// The test stack under the bridge.
+fn stack<'b>(b: &'b TestBridge<'_>) -> &'b TestStack {
+    b.pool().stack()
+}
+
+/// A remote host that refuses the connection.
+const REFUSE: ConnectScript = ConnectScript::FailAfter(0, ErrorClass::Refused);
+
+/// The application closed the connection with FIN (no RST).
+fn closed_gracefully(stack: &TestStack, id: PeerId) -> bool {
+    stack.closed_by_app(id) && stack.peer_saw_fin(id) && !stack.peer_saw_reset(id)
+}
+
+/// The application aborted the connection: the peer saw RST.
+fn aborted(stack: &TestStack, id: PeerId) -> bool {
+    stack.closed_by_app(id) && stack.peer_saw_reset(id) && !stack.peer_saw_fin(id)
+}
+
+/// Accepted, and open on both sides.
+fn established(stack: &TestStack, id: PeerId) -> bool {
+    stack.sock_of(id).is_some() && !stack.peer_saw_reset(id) && !stack.peer_saw_fin(id)
 }
 
 // ------------------------------------------------------------------------ tests
@@ -380,7 +398,7 @@ fn other_end_closed(t: &mut Ctx<'_>) -> Outcome {
     let id = connected(t, &mut b, &bus, 50_001)?;
     let stack = b.pool_mut().stack_mut();
     stack.peer_send(id, b"last words");
-    stack.peer_close(id);
+    stack.peer_fin(id);
     b.service(at(2));
     let s = status(t, &mut b, &bus, at(3), 0)?;
     ensure_eq!(t, (s.state, s.bytes_available), (ConnState::Connected, 10));
@@ -426,18 +444,22 @@ fn write_promises(t: &mut Ctx<'_>) -> Outcome {
     // applied), and the stack holds them...
     window(&mut b, id, usize::MAX);
     b.service(at(7));
-    let c = conn(&b, id);
-    ensure_eq!(t, c.sent_total, 2048, "nothing kept back");
+    let st = stack(&b);
+    ensure_eq!(t, st.sent_total(id), 2048, "nothing kept back");
     ensure_eq!(
         t,
-        (c.last_flag, c.pushes, c.held),
+        (st.last_flag(id), st.pushes(id), st.held(id)),
         (Some(SendFlag::More), 0, 2048)
     );
     // ...until a zero-length push, a flush: the stack sends what it holds.
     ensure_eq!(t, write(t, &mut b, &bus, at(8), 0, FLAG_PUSH, &[])?, 0);
-    let c = conn(&b, id);
-    ensure_eq!(t, (c.sent_total, c.on_wire(), c.stack_pushes), (2048, 2048, 1));
-    ensure_eq!(t, &c.sent()[1499..1501], &[1, 2]);
+    let st = stack(&b);
+    ensure_eq!(
+        t,
+        (st.sent_total(id), st.on_wire(id), st.stack_pushes(id)),
+        (2048, 2048, 1)
+    );
+    ensure_eq!(t, &st.peer_sent(id)[1499..1501], &[1, 2]);
     ensure_eq!(t, b.stats().bytes_from_sam, 2048);
     Ok(())
 }
@@ -453,23 +475,27 @@ fn late_push(t: &mut Ctx<'_>) -> Outcome {
         write(t, &mut b, &bus, at(10), 0, 0, b"HTTP/1.1 200 OK\r\n\r\n")?,
         19
     );
-    let c = conn(&b, id);
-    ensure_eq!(t, c.sent(), b"HTTP/1.1 200 OK\r\n\r\n");
+    let st = stack(&b);
+    ensure_eq!(t, st.peer_sent(id), b"HTTP/1.1 200 OK\r\n\r\n");
     ensure_eq!(
         t,
-        (c.last_flag, c.held, c.on_wire()),
+        (st.last_flag(id), st.held(id), st.on_wire(id)),
         (Some(SendFlag::More), 19, 0)
     );
     ensure_eq!(t, b.buffered(0), Some((0, 0)), "the bridge keeps no byte back");
     // The SAM ends the message late with a zero-length push: on the wire at once,
     // long before the pool's coalescing delay, with no byte to carry the push.
     ensure_eq!(t, write(t, &mut b, &bus, at(20), 0, FLAG_PUSH, &[])?, 0);
-    let c = conn(&b, id);
-    ensure_eq!(t, (c.held, c.on_wire(), c.stack_pushes, c.pushes), (0, 19, 1, 0));
+    let st = stack(&b);
+    ensure_eq!(
+        t,
+        (st.held(id), st.on_wire(id), st.stack_pushes(id), st.pushes(id)),
+        (0, 19, 1, 0)
+    );
     // The push is not repeated on later passes.
     b.service(at(30));
     b.service(at(10 + 300));
-    ensure_eq!(t, conn(&b, id).stack_pushes, 1);
+    ensure_eq!(t, stack(&b).stack_pushes(id), 1);
     Ok(())
 }
 
@@ -478,14 +504,14 @@ fn unpushed_bytes_go_out(t: &mut Ctx<'_>) -> Outcome {
     let mut b = bridge(&bus);
     let id = connected(t, &mut b, &bus, 50_004)?;
     ensure_eq!(t, write(t, &mut b, &bus, at(10), 0, 0, b"hello")?, 5);
-    let c = conn(&b, id);
-    ensure_eq!(t, (c.sent(), c.held), (&b"hello"[..], 5));
+    let st = stack(&b);
+    ensure_eq!(t, (st.peer_sent(id), st.held(id)), (&b"hello"[..], 5));
     b.service(at(100));
-    ensure_eq!(t, conn(&b, id).held, 5);
+    ensure_eq!(t, stack(&b).held(id), 5);
     // The pool's coalescing delay (200 ms) expires: it pushes them itself.
     b.service(at(10 + 200));
-    let c = conn(&b, id);
-    ensure_eq!(t, (c.on_wire(), c.held, c.stack_pushes), (5, 0, 1));
+    let st = stack(&b);
+    ensure_eq!(t, (st.on_wire(id), st.held(id), st.stack_pushes(id)), (5, 0, 1));
     Ok(())
 }
 
@@ -502,13 +528,13 @@ fn close_after_write(t: &mut Ctx<'_>) -> Outcome {
     );
     // The SAM let go: free at once, the bytes are still being handed over.
     ensure_eq!(t, status(t, &mut b, &bus, at(3), 0)?.state, ConnState::Free);
-    ensure_eq!(t, conn(&b, id).sent_total, 3);
+    ensure_eq!(t, stack(&b).sent_total(id), 3);
     window(&mut b, id, usize::MAX);
     b.service(at(4));
-    let c = conn(&b, id);
-    ensure_eq!(t, c.sent(), b"HTTP/1.1 200 OK\r\n");
-    ensure_eq!(t, c.last_flag, Some(SendFlag::Push));
-    ensure_eq!(t, c.kind, MockKind::Released { aborted: false });
+    let st = stack(&b);
+    ensure_eq!(t, st.peer_sent(id), b"HTTP/1.1 200 OK\r\n");
+    ensure_eq!(t, st.last_flag(id), Some(SendFlag::Push));
+    ensure!(t, closed_gracefully(st, id));
     ensure_eq!(t, b.pool().free_slots(), 8);
     Ok(())
 }
@@ -534,7 +560,7 @@ fn abort_frees_the_slot(t: &mut Ctx<'_>) -> Outcome {
     let id = connected(t, &mut b, &bus, 50_007)?;
     let abort = SamHeader::new(Command::ConnAbort, 0, 0, 0, 0, 0);
     ensure_eq!(t, code(t, &mut b, &bus, at(2), abort, &[])?, 0);
-    ensure_eq!(t, conn(&b, id).kind, MockKind::Released { aborted: true });
+    ensure!(t, aborted(stack(&b), id));
     ensure_eq!(t, status(t, &mut b, &bus, at(3), 0)?.state, ConnState::Free);
     // Idempotent.
     ensure_eq!(t, code(t, &mut b, &bus, at(4), abort, &[])?, 0);
@@ -559,7 +585,7 @@ fn reaped_connection_stays_aborted(t: &mut Ctx<'_>) -> Outcome {
     ensure_eq!(t, b.pool().counters().reaped, 1);
     ensure_eq!(t, b.stats().lost, 1, "the Reaped event was seen");
     ensure_eq!(t, b.stats().bytes_dropped, 100);
-    ensure_eq!(t, conn(&b, id).kind, MockKind::Released { aborted: true });
+    ensure!(t, aborted(stack(&b), id));
     // ...but keeps the slot: the pool's own state is what the SAM sees, for as long
     // as the SAM takes.
     for k in 1..=3 {
@@ -576,14 +602,14 @@ fn reaped_connection_stays_aborted(t: &mut Ctx<'_>) -> Outcome {
     ensure_eq!(t, write(t, &mut b, &bus, at(now + 2), 0, FLAG_PUSH, b"late")?, -4);
     // The slot number is not reused behind the SAM's back: a new connection gets
     // another slot, shown at once under its own number.
-    let id2 = b.pool_mut().stack_mut().incoming(HTTP, peer(50_009));
-    ensure!(t, id2.is_some());
-    let id2 = id2.unwrap_or_default();
+    let id2 = b.pool_mut().stack_mut().peer_connect(HTTP, peer(50_009));
+    ensure!(t, id2.is_ok(), "{:?}", id2);
+    let Ok(id2) = id2 else { unreachable!() };
     b.service(at(now + 3));
     ensure_eq!(t, b.pool().free_slots(), 6);
     let s = status(t, &mut b, &bus, at(now + 4), 1)?;
     ensure_eq!(t, (s.state, s.remote_port), (ConnState::Connected, 50_009));
-    ensure_eq!(t, conn(&b, id2).kind, MockKind::Connected);
+    ensure!(t, established(stack(&b), id2));
     ensure_eq!(
         t,
         status(t, &mut b, &bus, at(now + 5), 0)?.state,
@@ -603,7 +629,7 @@ fn idle_timeout_held(t: &mut Ctx<'_>) -> Outcome {
     let bus = RefCell::new(MockBus::new());
     let config = Config::new().with_idle_timeout(Some(Duration::from_secs(1)));
     let mut b: TestBridge<'_> = Bridge::new(
-        Pool::new(MockStack::new(), config),
+        Pool::new(test_stack(), config),
         MockSpi(&bus),
         MockCs(&bus),
         MockReady(&bus),
@@ -614,7 +640,7 @@ fn idle_timeout_held(t: &mut Ctx<'_>) -> Outcome {
     b.service(at(1_500));
     ensure_eq!(t, b.pool().counters().idle_closed, 1);
     ensure_eq!(t, b.stats().lost, 1);
-    ensure_eq!(t, conn(&b, id).kind, MockKind::Released { aborted: false });
+    ensure!(t, closed_gracefully(stack(&b), id));
     ensure_eq!(
         t,
         status(t, &mut b, &bus, at(1_501), 0)?.state,
@@ -635,7 +661,7 @@ fn listeners(t: &mut Ctx<'_>) -> Outcome {
     ensure_eq!(t, listen(t, &mut b, &bus, at(0), HTTP, 0, 2)?, 0);
     let stack = b.pool_mut().stack_mut();
     for p in 0..3 {
-        ensure!(t, stack.incoming(HTTP, peer(40_000 + p)).is_some());
+        ensure!(t, stack.peer_connect(HTTP, peer(40_000 + p)).is_ok());
     }
     b.service(at(1));
     ensure_eq!(t, b.pool().free_slots(), 6);
@@ -646,10 +672,17 @@ fn listeners(t: &mut Ctx<'_>) -> Outcome {
         listen(t, &mut b, &bus, at(2), 1025, Protocol::FtpData.value(), 1)?,
         0
     );
-    ensure!(t, b.pool_mut().stack_mut().incoming(1025, peer(41_000)).is_some());
+    ensure!(
+        t,
+        b.pool_mut().stack_mut().peer_connect(1025, peer(41_000)).is_ok()
+    );
     b.service(at(3));
     ensure!(t, b.pool().listener(1025).is_none());
-    ensure_eq!(t, b.pool_mut().stack_mut().incoming(1025, peer(41_001)), None);
+    ensure_eq!(
+        t,
+        b.pool_mut().stack_mut().peer_connect(1025, peer(41_001)),
+        Err(PeerRefused::NoListener)
+    );
     let s = status(t, &mut b, &bus, at(4), 2)?;
     ensure_eq!(
         t,
@@ -704,7 +737,9 @@ fn connect_gated(t: &mut Ctx<'_>) -> Outcome {
         "nothing sent while the link is down"
     );
     b.set_wifi_state(WiFiState::Connected);
-    b.pool_mut().stack_mut().connect_mode = ConnectMode::After(2);
+    b.pool_mut()
+        .stack_mut()
+        .set_default_connect(ConnectScript::SucceedAfter(2));
     ensure_eq!(t, code(t, &mut b, &bus, at(1), h, &lcd.encode())?, 0);
     ensure_eq!(t, status(t, &mut b, &bus, at(2), 0)?.state, ConnState::Connecting);
     b.service(at(3));
@@ -732,7 +767,7 @@ fn failed_connects(t: &mut Ctx<'_>) -> Outcome {
         max_connections: 0,
     };
     let h = SamHeader::new(Command::ConnCreate, 0, 0, 12, 0, 0);
-    b.pool_mut().stack_mut().connect_mode = ConnectMode::Refuse;
+    b.pool_mut().stack_mut().set_default_connect(REFUSE);
     ensure_eq!(t, code(t, &mut b, &bus, at(0), h, &lcd.encode())?, 0);
     let s = status(t, &mut b, &bus, at(1), 0)?;
     ensure_eq!(t, (s.state, s.remote_port), (ConnState::Aborted, 80));
@@ -741,7 +776,9 @@ fn failed_connects(t: &mut Ctx<'_>) -> Outcome {
     ensure!(t, code(t, &mut b, &bus, at(2), fetch, &[])? > 0);
     // Socket 0 is still held (aborted): the next connect gets socket 1, and the
     // pool connects into slot 1 (its first free slot would be 0).
-    b.pool_mut().stack_mut().connect_mode = ConnectMode::Never;
+    b.pool_mut()
+        .stack_mut()
+        .set_default_connect(ConnectScript::NeverComplete);
     ensure_eq!(t, code(t, &mut b, &bus, at(3), h, &lcd.encode())?, 1);
     ensure!(t, b.pool().handle_at(0).is_none());
     ensure!(t, b.pool().handle_at(1).is_some());
@@ -792,11 +829,13 @@ fn connect_into_replied_slot(t: &mut Ctx<'_>) -> Outcome {
         max_connections: 0,
     };
     let create = SamHeader::new(Command::ConnCreate, 0, 0, 12, 0, 0);
-    b.pool_mut().stack_mut().connect_mode = ConnectMode::Refuse;
+    b.pool_mut().stack_mut().set_default_connect(REFUSE);
     ensure_eq!(t, code(t, &mut b, &bus, at(4), create, &lcd.encode())?, 1);
     ensure!(t, b.pool().handle_at(1).is_none());
     // The next connect is announced as socket 2 and lands in pool slot 2.
-    b.pool_mut().stack_mut().connect_mode = ConnectMode::After(0);
+    b.pool_mut()
+        .stack_mut()
+        .set_default_connect(ConnectScript::SucceedAfter(0));
     ensure_eq!(t, code(t, &mut b, &bus, at(5), create, &lcd.encode())?, 2);
     ensure_eq!(t, b.pool().handle_at(2).map(|h| h.slot()), Some(2));
     ensure!(t, b.pool().handle_at(1).is_none());
@@ -809,7 +848,10 @@ fn connect_into_replied_slot(t: &mut Ctx<'_>) -> Outcome {
     // An incoming connection now takes pool slot 1 but stays unseen: the SAM still
     // holds number 1 as aborted. It is shown once the SAM lets go.
     ensure_eq!(t, listen(t, &mut b, &bus, at(7), HTTP, 0, 4)?, 0);
-    ensure!(t, b.pool_mut().stack_mut().incoming(HTTP, peer(50_015)).is_some());
+    ensure!(
+        t,
+        b.pool_mut().stack_mut().peer_connect(HTTP, peer(50_015)).is_ok()
+    );
     b.service(at(8));
     ensure!(t, b.pool().handle_at(1).is_some());
     ensure_eq!(t, status(t, &mut b, &bus, at(9), 1)?.state, ConnState::Aborted);
@@ -896,7 +938,7 @@ fn mode_changes(t: &mut Ctx<'_>) -> Outcome {
     ensure_eq!(t, b.take_mode_request(), Some(ModeRequest::Stop));
     ensure_eq!(t, b.pool().free_slots(), 8);
     ensure!(t, b.pool().listener(HTTP).is_none());
-    ensure_eq!(t, conn(&b, id).kind, MockKind::Released { aborted: true });
+    ensure!(t, aborted(stack(&b), id));
     b.set_wifi_state(WiFiState::Idle);
     ensure_eq!(t, code(t, &mut b, &bus, at(3), h, &ssid)?, 0);
     let request = b.take_mode_request();

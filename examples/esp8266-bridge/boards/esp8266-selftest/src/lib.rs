@@ -1,6 +1,7 @@
 //! Self-test of the `esp8266-bridge` protocol and bridge logic on the ESP8266's CPU
 //! (Xtensa lx106): the protocol checks, the bridge's command semantics on the
-//! package's mock TCP stack and simulated SAM (`esp8266_bridge::mock`), and the
+//! package's test TCP stack (netpool-testkit's scripted stack, `no_std`) and simulated
+//! SAM (`esp8266_bridge::mock`), and the
 //! dispatcher's invariants on the fuzz regression inputs and generated scripts.
 //!
 //! [`run`] writes one line per test and a summary line to a [`Console`]; the
@@ -23,7 +24,7 @@ pub const BANNER: &str = "esp8266-bridge self-test on Xtensa lx106";
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
     /// Everything: protocol, decoders, bridge semantics, dispatcher scripts. The
-    /// bridge and dispatcher tests run on the bridge package's mock stack, which needs
+    /// bridge and dispatcher tests run on the bridge package's test stack, which needs
     /// about 75 KiB of RAM by itself (QEMU's lx106 core has enough; the ESP8266 chip
     /// has 80 KiB of DRAM in all).
     All,
@@ -47,7 +48,7 @@ pub fn run(out: &mut dyn Console, scope: Scope) -> Summary {
         Scope::ChipRam => {
             let _ = writeln!(
                 out,
-                "(bridge and dispatch tests skipped: the mock stack they run on needs more \
+                "(bridge and dispatch tests skipped: the test stack they run on needs more \
                  RAM than the ESP8266 has; they run under QEMU)"
             );
         }

@@ -17,7 +17,7 @@ pub const DECODE: &[Test] = &[
     ("decoders_take_arbitrary_bytes", decoders_take_arbitrary_bytes),
 ];
 
-/// Dispatcher tests on the mock stack and bus.
+/// Dispatcher tests on the test stack and the mock bus.
 pub const DISPATCH: &[Test] = &[
     ("dispatch_regressions", dispatch_regressions),
     (
