@@ -23,8 +23,8 @@
 //! harness's own cost per call (measured the same way with an empty operation).
 //! The same binary also prints `size_of` of pools (no valgrind needed).
 //!
-//! The scripted stack double keeps a `HashMap` with a random hasher seed, so a count
-//! can move by an instruction or so between runs; everything else is deterministic.
+//! The scripted stack double keeps its state in fixed arrays (no hashing, no random
+//! seed), so the counts repeat from run to run on one toolchain.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -105,6 +105,17 @@ pub trait Scenario {
 
 const TICK: netpool::Duration = netpool::Duration::from_millis(1);
 
+/// Empties the scripted stack's call log between repetitions so it does not grow
+/// through a run. The log exists only when netpool's `std` feature compiles it in
+/// (the stack's source is included into this crate, so its `cfg(feature = "std")`
+/// reads netpool's features); without it there is nothing to empty.
+fn forget_calls(stack: &mut ScriptedStack) {
+    #[cfg(feature = "std")]
+    stack.clear_calls();
+    #[cfg(not(feature = "std"))]
+    let _ = stack;
+}
+
 type BenchPool<S, const TX: usize> = Pool<S, SLOTS, LISTENERS, TX>;
 
 fn listening_pool<S: Double, const TX: usize>() -> BenchPool<S, TX> {
@@ -172,7 +183,7 @@ impl<S: Double, const TX: usize> Scenario for PoolPoll<S, TX> {
     fn prepare(&mut self) {
         assert_eq!(self.summary, PollSummary::default(), "an idle poll did something");
         self.now = self.now + TICK;
-        self.pool.stack_mut().scripted().clear_calls();
+        forget_calls(self.pool.stack_mut().scripted());
     }
     fn op(&mut self) {
         self.summary = self.pool.poll(black_box(self.now));
@@ -204,7 +215,7 @@ impl<S: Double> Scenario for RawPoll<S> {
     }
     fn prepare(&mut self) {
         assert_eq!(self.events, 0, "an idle poll saw something");
-        self.stack.scripted().clear_calls();
+        forget_calls(self.stack.scripted());
     }
     fn op(&mut self) {
         let mut events = u32::from(!self.stack.link_state().allows_connect());
@@ -257,7 +268,7 @@ impl<S: Double, const TX: usize> Scenario for PoolAccept<S, TX> {
         self.now = self.now + TICK;
         let s = self.pool.stack_mut().scripted();
         s.peer_connect(PORT, peer_addr(self.n)).expect("peer connects");
-        s.clear_calls();
+        forget_calls(s);
     }
     fn op(&mut self) {
         self.pool.poll(black_box(self.now));
@@ -302,7 +313,7 @@ impl<S: Double> Scenario for RawAccept<S> {
         self.n += 1;
         let s = self.stack.scripted();
         s.peer_connect(PORT, peer_addr(self.n)).expect("peer connects");
-        s.clear_calls();
+        forget_calls(s);
     }
     fn op(&mut self) {
         self.accepted = self.stack.accept(&mut self.listener).ok().map(|(s, _)| s);
@@ -350,7 +361,7 @@ impl<S: Double, const TX: usize> Scenario for PoolWrite<S, TX> {
         self.now = self.now + TICK;
         let s = self.pool.stack_mut().scripted();
         s.peer_ack_all(self.peer);
-        s.clear_calls();
+        forget_calls(s);
     }
     fn op(&mut self) {
         self.taken = self.pool.write(self.handle, black_box(&DATA), true, self.now);
@@ -392,7 +403,7 @@ impl<S: Double> Scenario for RawWrite<S> {
         self.n += 1;
         let s = self.stack.scripted();
         s.peer_ack_all(self.peer);
-        s.clear_calls();
+        forget_calls(s);
     }
     fn op(&mut self) {
         self.taken = self
