@@ -99,6 +99,28 @@ pub fn test_stack() -> TestStack {
     TestStack::new(test_config())
 }
 
+/// A remote host that refuses the connection.
+#[cfg(feature = "testkit")]
+pub const REFUSE: ConnectScript = ConnectScript::FailAfter(0, netpool::ErrorClass::Refused);
+
+/// The application closed the connection with FIN (no RST).
+#[cfg(feature = "testkit")]
+pub fn closed_gracefully(stack: &TestStack, id: PeerId) -> bool {
+    stack.closed_by_app(id) && stack.peer_saw_fin(id) && !stack.peer_saw_reset(id)
+}
+
+/// The application aborted the connection: the peer saw RST.
+#[cfg(feature = "testkit")]
+pub fn aborted(stack: &TestStack, id: PeerId) -> bool {
+    stack.closed_by_app(id) && stack.peer_saw_reset(id) && !stack.peer_saw_fin(id)
+}
+
+/// Accepted, and open on both sides.
+#[cfg(feature = "testkit")]
+pub fn established(stack: &TestStack, id: PeerId) -> bool {
+    stack.sock_of(id).is_some() && !stack.peer_saw_reset(id) && !stack.peer_saw_fin(id)
+}
+
 // ------------------------------------------------------------------------ SPI link
 
 /// Largest message one direction of a transaction carries: header plus data.

@@ -8,29 +8,11 @@ use esp8266_bridge::mock::*;
 use esp8266_bridge::protocol::*;
 use esp8266_bridge::{Bridge, BridgeConfig};
 use netpool::stack::SendFlag;
-use netpool::{CloseReason, Config, Duration, ErrorClass, Instant, Pool};
+use netpool::{CloseReason, Config, Duration, Instant, Pool};
 
 type TestBridge<'a> = Bridge<TestStack, MockSpi<'a>, MockCs<'a>, MockReady<'a>, MockRequest<'a>, 4, 0>;
 
 const HTTP: u16 = 80;
-
-/// A remote host that refuses the connection.
-const REFUSE: ConnectScript = ConnectScript::FailAfter(0, ErrorClass::Refused);
-
-/// The application closed the connection with FIN (no RST).
-fn closed_gracefully(stack: &TestStack, id: PeerId) -> bool {
-    stack.closed_by_app(id) && stack.peer_saw_fin(id) && !stack.peer_saw_reset(id)
-}
-
-/// The application aborted the connection: the peer saw RST.
-fn aborted(stack: &TestStack, id: PeerId) -> bool {
-    stack.closed_by_app(id) && stack.peer_saw_reset(id) && !stack.peer_saw_fin(id)
-}
-
-/// Accepted, and open on both sides.
-fn established(stack: &TestStack, id: PeerId) -> bool {
-    stack.sock_of(id).is_some() && !stack.peer_saw_reset(id) && !stack.peer_saw_fin(id)
-}
 
 fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)

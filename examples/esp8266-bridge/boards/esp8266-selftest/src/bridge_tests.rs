@@ -11,7 +11,7 @@ use esp8266_bridge::mock::*;
 use esp8266_bridge::protocol::*;
 use esp8266_bridge::{Bridge, ModeRequest};
 use netpool::stack::SendFlag;
-use netpool::{CloseReason, Config, ConnState, Duration, ErrorClass, Instant, Pool};
+use netpool::{CloseReason, Config, ConnState, Duration, Instant, Pool};
 
 use crate::harness::{Ctx, Outcome, Test};
 use crate::{ensure, ensure_eq};
@@ -301,24 +301,6 @@ fn window(b: &mut TestBridge<'_>, id: PeerId, window: usize) {
 /// The test stack under the bridge.
 fn stack<'b>(b: &'b TestBridge<'_>) -> &'b TestStack {
     b.pool().stack()
-}
-
-/// A remote host that refuses the connection.
-const REFUSE: ConnectScript = ConnectScript::FailAfter(0, ErrorClass::Refused);
-
-/// The application closed the connection with FIN (no RST).
-fn closed_gracefully(stack: &TestStack, id: PeerId) -> bool {
-    stack.closed_by_app(id) && stack.peer_saw_fin(id) && !stack.peer_saw_reset(id)
-}
-
-/// The application aborted the connection: the peer saw RST.
-fn aborted(stack: &TestStack, id: PeerId) -> bool {
-    stack.closed_by_app(id) && stack.peer_saw_reset(id) && !stack.peer_saw_fin(id)
-}
-
-/// Accepted, and open on both sides.
-fn established(stack: &TestStack, id: PeerId) -> bool {
-    stack.sock_of(id).is_some() && !stack.peer_saw_reset(id) && !stack.peer_saw_fin(id)
 }
 
 // ------------------------------------------------------------------------ tests
