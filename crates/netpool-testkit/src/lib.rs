@@ -17,6 +17,8 @@
 //!   netpool's fallbacks. No time, no network.
 //! - `accept_log` (feature `std`): `AcceptLog`, the scripted stack with a record of
 //!   every connection its `accept` handed out.
+//! - `http` (feature `std`): reading HTTP/1.1 responses with httparse, one framing
+//!   for every test of a server built on netpool (simulators, TAP tests).
 //! - `sim` (feature `sim`, on by default): smoltcp hosts on an in-memory IPv4 link
 //!   with seeded loss, delay and partitions, in virtual time; scripted smoltcp peers
 //!   (pollers, an uploader, half-open clients, connect storms); a netpool server on the
@@ -26,7 +28,7 @@
 //! ## Features
 //!
 //! - `std` (default): the scripted stack's call log and `Vec`-returning inspectors,
-//!   `accept_log`, and connection records on the heap. Without it (and without `sim`)
+//!   `accept_log`, `http`, and connection records on the heap. Without it (and without `sim`)
 //!   the crate is `#![no_std]` and needs no allocator: it builds for bare-metal targets
 //!   (`thumbv6m-none-eabi`, the ESP8266's lx106) and runs the scripted stack in
 //!   on-target self-tests and fuzz harnesses.
@@ -71,6 +73,8 @@
 
 #[cfg(feature = "std")]
 pub mod accept_log;
+#[cfg(feature = "std")]
+pub mod http;
 pub mod scripted;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -18,9 +18,10 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::start;
+use common::{start, Json, Response};
 use esp8266_bridge::host::sam::LINGER;
 use esp8266_bridge::host::{SimConfig, Simulator};
+use netpool_testkit::http;
 
 /// Margin on top of a configured deadline: scheduling on a busy 2-core machine, the
 /// board's polling, the client's retry interval.
@@ -35,63 +36,15 @@ fn quick() -> SimConfig {
     }
 }
 
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+/// Read one response (bounded: head, then its `Content-Length` body unless
+/// `head_only`). `None` if the connection ended (reset, EOF) or the time ran out
+/// before a whole response; a malformed response fails the test.
+fn read_response(s: &mut TcpStream, timeout: Duration, head_only: bool) -> Option<Response> {
+    match http::read_response(s, timeout, head_only) {
+        Ok(r) => Some(r),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => panic!("{e}"),
+        Err(_) => None,
     }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// Read one response (head, then `Content-Length` bytes unless `head_only`), at most
-/// `timeout`. `None` if the connection ended (reset, EOF) before a whole response.
-fn read_response(s: &mut TcpStream, timeout: Duration, head_only: bool) -> Option<Resp> {
-    let end = Instant::now() + timeout;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(r) = parse(&buf, head_only) {
-            return Some(r);
-        }
-        let left = end.checked_duration_since(Instant::now())?;
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .ok()?;
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return parse(&buf, head_only),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-fn parse(buf: &[u8], head_only: bool) -> Option<Resp> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let status = head.get(9..12)?.parse().ok()?;
-    let mut r = Resp {
-        status,
-        head,
-        body: Vec::new(),
-    };
-    let len: usize = r.header("content-length")?.parse().ok()?;
-    let body = &buf[end + 4..];
-    if head_only {
-        return Some(r);
-    }
-    if body.len() < len {
-        return None;
-    }
-    r.body = body[..len].to_vec();
-    Some(r)
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -101,7 +54,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 /// Send `raw` and read the response (bounded).
-fn exchange(addr: SocketAddr, raw: &[u8]) -> Option<Resp> {
+fn exchange(addr: SocketAddr, raw: &[u8]) -> Option<Response> {
     let mut s = connect(addr);
     let _ = s.write_all(raw);
     read_response(&mut s, Duration::from_secs(20), false)
@@ -363,21 +316,14 @@ fn wrong_methods_get_405_with_allow_and_head_is_served() {
     let mut s = connect(addr);
     s.write_all(b"HEAD /rr_download?name=0:/sys/config.g HTTP/1.1\r\n\r\n")
         .unwrap();
-    let head = read_response(&mut s, Duration::from_secs(20), true).unwrap();
-    assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("content-length"),
-        Some(get.body.len().to_string().as_str())
-    );
-    // Nothing after the head, and the server closed.
-    let mut rest = Vec::new();
+    // Everything up to the server's close: the head and nothing after it.
+    let mut buf = Vec::new();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let _ = s.read_to_end(&mut rest);
-    let after = rest
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(rest.len(), |p| rest.len() - p - 4);
-    assert_eq!(after, 0, "a HEAD response has no body");
+    let _ = s.read_to_end(&mut buf);
+    let head = http::parse_head(&buf).unwrap().expect("a whole head");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.content_length, Some(get.body.len()));
+    assert_eq!(buf.len(), head.head_len, "a HEAD response has no body");
 }
 
 #[test]

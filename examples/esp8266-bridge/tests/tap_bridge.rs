@@ -44,8 +44,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use netns::host::{num, Host};
-use netns::http::parse;
 use netns::Netns;
+use netpool_testkit::http::parse_closed;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 const HOST_IP: &str = "10.78.0.1";
@@ -120,7 +120,9 @@ fn get_json(target: &str) -> serde_json::Value {
     write!(s, "GET {target} HTTP/1.1\r\nHost: duet\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).expect("response");
-    let (status, body) = parse(&buf).expect("HTTP response");
+    let (status, body) = parse_closed(&buf)
+        .map(|r| (r.status, r.body))
+        .expect("HTTP response");
     assert_eq!(status, 200, "{target}");
     serde_json::from_slice(&body).expect("JSON")
 }
@@ -147,11 +149,11 @@ fn poll_once(rst: bool) -> std::io::Result<serde_json::Value> {
         SockRef::from(&s).set_linger(Some(Duration::ZERO))?;
     }
     drop(s);
-    let (status, body) = parse(&buf).map_err(|e| std::io::Error::other(e.to_string()))?;
-    if status != 200 {
-        return Err(std::io::Error::other(format!("status {status}")));
+    let response = parse_closed(&buf)?;
+    if response.status != 200 {
+        return Err(std::io::Error::other(format!("status {}", response.status)));
     }
-    serde_json::from_slice(&body).map_err(std::io::Error::other)
+    serde_json::from_slice(&response.body).map_err(std::io::Error::other)
 }
 
 #[derive(Default)]
@@ -191,7 +193,7 @@ fn bridge_on_smoltcp_over_tap_under_dwc_load() {
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).expect("the board answers and closes");
-        parse(&buf).map(|(status, _)| status)
+        parse_closed(&buf).map(|r| r.status)
     });
 
     // The upload.
@@ -211,7 +213,9 @@ fn bridge_on_smoltcp_over_tap_under_dwc_load() {
         }
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).unwrap();
-        let (status, reply) = parse(&buf).expect("upload response");
+        let (status, reply) = parse_closed(&buf)
+            .map(|r| (r.status, r.body))
+            .expect("upload response");
         assert_eq!(status, 200);
         serde_json::from_slice::<serde_json::Value>(&reply).expect("upload reply JSON")
     });

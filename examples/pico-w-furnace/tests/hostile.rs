@@ -9,50 +9,20 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Sim;
+use netpool_testkit::http::{read_response, Response};
 
-/// Read one response (head and `Content-Length` body) or until EOF / error, at most
-/// `timeout`. A reset after the response was received does not matter.
-fn read_response(s: &mut TcpStream, timeout: Duration) -> Vec<u8> {
-    let end = Instant::now() + timeout;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while let Some(left) = end.checked_duration_since(Instant::now()) {
-        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if complete(&buf) {
-            break;
-        }
+/// A response's status and body text, or no status and what went wrong (for messages).
+fn describe(response: std::io::Result<Response>) -> (Option<u16>, String) {
+    match response {
+        Ok(r) => (Some(r.status), String::from_utf8_lossy(&r.body).into_owned()),
+        Err(e) => (None, e.to_string()),
     }
-    buf
-}
-
-fn complete(buf: &[u8]) -> bool {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&buf[..end]);
-    let len = head
-        .lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    buf.len() >= end + 4 + len
-}
-
-fn status_of(buf: &[u8]) -> Option<u16> {
-    std::str::from_utf8(buf.get(9..12)?).ok()?.parse().ok()
 }
 
 /// The simulator, once it serves (bounded retries in `Sim::state`).
@@ -67,8 +37,7 @@ fn exchange(sim: &Sim, raw: &[u8]) -> (Option<u16>, String) {
     let mut s = TcpStream::connect_timeout(&sim.addr, Duration::from_secs(5)).expect("connect");
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     let _ = s.write_all(raw);
-    let buf = read_response(&mut s, Duration::from_secs(15));
-    (status_of(&buf), String::from_utf8_lossy(&buf).into_owned())
+    describe(read_response(&mut s, Duration::from_secs(15), false))
 }
 
 fn post(sim: &Sim, path: &str, extra_headers: &str, body: &str) -> (Option<u16>, String) {
@@ -246,9 +215,9 @@ fn an_oversized_header_gets_431() {
         let _ = w.set_write_timeout(Some(Duration::from_secs(10)));
         let _ = w.write_all(&raw);
     });
-    let buf = read_response(&mut s, Duration::from_secs(15));
+    let (status, text) = describe(read_response(&mut s, Duration::from_secs(15), false));
     let _ = writer.join();
-    assert_eq!(status_of(&buf), Some(431), "{}", String::from_utf8_lossy(&buf));
+    assert_eq!(status, Some(431), "{text}");
 }
 
 #[test]
@@ -269,8 +238,8 @@ fn a_browsers_parallel_connections_beyond_the_cap_are_reset_not_hung() {
     }
     // After the request deadline the idle ones are answered 408 and the slots free.
     for mut s in idle {
-        let buf = read_response(&mut s, Duration::from_secs(15));
-        assert_eq!(status_of(&buf), Some(408), "{}", String::from_utf8_lossy(&buf));
+        let (status, text) = describe(read_response(&mut s, Duration::from_secs(15), false));
+        assert_eq!(status, Some(408), "{text}");
     }
     assert_eq!(sim.get("/api/state").map(|r| r.0), Some(200));
 }

@@ -46,8 +46,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use netns::host::{num, Host};
-use netns::http::parse;
 use netns::Netns;
+use netpool_testkit::http::parse_closed;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -83,12 +83,12 @@ fn http(request: &str) -> std::io::Result<(u16, Vec<u8>)> {
     s.write_all(request.as_bytes())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
-    parse(&buf)
+    parse_closed(&buf).map(|r| (r.status, r.body))
 }
 
 /// The status of a whole response.
 fn status_of(response: &[u8]) -> std::io::Result<u16> {
-    parse(response).map(|(status, _)| status)
+    parse_closed(response).map(|r| r.status)
 }
 
 fn curl(ns: &Netns, args: &[&str]) -> String {

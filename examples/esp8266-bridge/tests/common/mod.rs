@@ -23,14 +23,15 @@ pub fn start(mut config: SimConfig) -> Simulator {
     panic!("simulator did not start: {last:?}");
 }
 
-/// A response: status, body.
-pub struct Response {
-    pub status: u16,
-    pub body: Vec<u8>,
+pub use netpool_testkit::http::Response;
+
+/// A response body as JSON (fails the test if it is not).
+pub trait Json {
+    fn json(&self) -> serde_json::Value;
 }
 
-impl Response {
-    pub fn json(&self) -> serde_json::Value {
+impl Json for Response {
+    fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
@@ -47,28 +48,17 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> std::io::Result<Response> {
     parse(&buf)
 }
 
+/// A whole response as the simulator sends it: the body framed by `Content-Length`
+/// (required; it never relies on the close alone).
 pub fn parse(buf: &[u8]) -> std::io::Result<Response> {
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no response head"))?;
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| bad("head not UTF-8"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status"))?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| bad("no Content-Length"))?;
-    let body = buf[end + 4..].to_vec();
-    if body.len() != length {
-        return Err(bad("truncated body"));
+    let response = netpool_testkit::http::parse_closed(buf)?;
+    if response.content_length.is_none() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no Content-Length",
+        ));
     }
-    Ok(Response { status, body })
+    Ok(response)
 }
 
 pub fn get(addr: SocketAddr, target: &str) -> Response {

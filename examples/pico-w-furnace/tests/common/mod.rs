@@ -3,12 +3,14 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use netpool_testkit::http::read_response;
 
 pub struct Sim {
     child: Child,
@@ -89,18 +91,17 @@ impl Sim {
         None
     }
 
-    /// One HTTP exchange; `None` if the connection fails.
+    /// One HTTP exchange: status and body. `None` if the connection fails or ends
+    /// before a whole response; a malformed response fails the test.
     pub fn request(&self, raw: &str) -> Option<(u16, String)> {
         let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
         s.set_write_timeout(Some(Duration::from_secs(10))).ok()?;
         s.write_all(raw.as_bytes()).ok()?;
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp).ok()?;
-        let text = String::from_utf8_lossy(&resp).into_owned();
-        let status = text.get(9..12)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n")?.1.to_string();
-        Some((status, body))
+        match read_response(&mut s, Duration::from_secs(10), false) {
+            Ok(r) => Some((r.status, String::from_utf8_lossy(&r.body).into_owned())),
+            Err(e) if e.kind() == ErrorKind::InvalidData => panic!("{raw:?}: {e}"),
+            Err(_) => None,
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<(u16, String)> {

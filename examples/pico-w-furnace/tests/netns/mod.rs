@@ -12,7 +12,6 @@
 #![allow(dead_code)]
 
 pub mod host;
-pub mod http;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
