@@ -1103,6 +1103,9 @@ impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usiz
         let serial = self.next_serial;
         self.next_serial += 1;
         let (tick, room) = (self.tick, self.config.send_window);
+        // Field by field, not `*conn = Conn { .. }`: a record literal would build the
+        // `RX + SENT` byte buffers on the stack and copy them in (kilobytes on a
+        // self-test target's stack), where `clear` only resets their lengths.
         let conn = &mut self.conns[slot];
         conn.in_use = true;
         conn.serial = serial;

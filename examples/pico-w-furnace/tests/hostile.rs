@@ -179,9 +179,9 @@ fn request_bytes_are_escaped_in_the_log() {
     assert!(
         sim.wait_for_line(Duration::from_secs(10), |l| l.contains("red")),
         "{:#?}",
-        sim.output
+        sim.output()
     );
-    let web: Vec<&String> = sim.output.iter().filter(|l| l.starts_with("[web]")).collect();
+    let web: Vec<&String> = sim.output().iter().filter(|l| l.starts_with("[web]")).collect();
     assert!(
         web.iter().all(|l| !l.bytes().any(|b| b < 0x20 || b == 0x7f)),
         "{web:#?}"

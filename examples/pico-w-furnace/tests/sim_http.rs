@@ -77,14 +77,14 @@ fn control_keeps_cycling_while_the_link_is_down() {
     assert!(
         sim.wait_for_line(Duration::from_secs(20), |l| l.starts_with("[wifi] link down")),
         "no link drop: {:#?}",
-        sim.output
+        sim.output()
     );
     // While down: the listener is closed ...
     assert!(sim.wait_for_line(Duration::from_secs(10), |l| l.starts_with("[web] link down")));
     let refused = sim.get("/api/state").is_none();
     // ... and the control loop keeps printing a growing cycle count.
     assert!(sim.wait_for_line(Duration::from_secs(20), |l| l.starts_with("[wifi] link up")));
-    let out = sim.output.join("\n");
+    let out = sim.output().join("\n");
     let down = out.find("[wifi] link down").unwrap();
     let up = out.find("[wifi] link up").unwrap();
     let cycles: Vec<u32> = out[down..up]
@@ -114,8 +114,8 @@ fn control_keeps_cycling_while_the_link_is_down() {
 fn runs_for_its_duration_and_exits_cleanly() {
     let mut sim = Sim::start(&["--speed", "1000", "--duration-s", "2", "--print-every-s", "0.5"]);
     let status = sim.wait_exit(Duration::from_secs(30)).expect("exits by itself");
-    assert!(status.success(), "{status:?}\n{:#?}", sim.output);
-    let last = sim.output.last().unwrap();
+    assert!(status.success(), "{status:?}\n{:#?}", sim.output());
+    let last = sim.output().last().unwrap();
     assert!(last.starts_with("furnace-sim: done after"), "{last}");
-    assert!(!sim.output.iter().any(|l| l.contains("[watchdog]")));
+    assert!(!sim.output().iter().any(|l| l.contains("[watchdog]")));
 }

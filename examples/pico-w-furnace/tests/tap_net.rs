@@ -66,7 +66,7 @@ fn start_host(ns: &Netns) -> Host {
 /// Request-log lines (`web[N]: GET /api/state HTTP/1.1 -> 200 (…)`) from `from` on.
 fn requests_since(host: &mut Host, from: usize, what: &str) -> usize {
     host.drain();
-    host.log[from..]
+    host.log()[from..]
         .iter()
         .filter(|l| l.contains("web[") && l.contains(what))
         .count()
@@ -348,7 +348,7 @@ fn furnace_web_server_on_embassy_net_over_tap() {
 
     // --- Chromium: the UI and its polling (virtual time: ~5 refreshes at 2 s).
     host.drain();
-    let mark = host.log.len();
+    let mark = host.log().len();
     let dom = chromium(
         &ns,
         &[

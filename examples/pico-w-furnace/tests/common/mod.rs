@@ -3,20 +3,22 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use netpool_testkit::http::read_response;
 
+mod output;
+use output::Output;
+
+/// A running `furnace-sim` and what it printed.
 pub struct Sim {
     child: Child,
-    lines: Receiver<String>,
+    out: Output,
     pub addr: SocketAddr,
-    pub output: Vec<String>,
 }
 
 impl Sim {
@@ -29,61 +31,38 @@ impl Sim {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start furnace-sim");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("furnace-sim prints its address first");
+        let mut out = Output::capture(child.stdout.take().expect("piped stdout"));
+        assert!(
+            out.wait_for(Duration::from_secs(30), |_| true),
+            "furnace-sim prints its address first"
+        );
+        let first = &out.log[0];
         let addr = first
             .split("http://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {first:?}"));
-        Sim {
-            child,
-            lines,
-            addr,
-            output: vec![first],
-        }
+        Sim { child, out, addr }
+    }
+
+    /// Every line the simulator printed so far (that a wait has taken).
+    pub fn output(&self) -> &[String] {
+        &self.out.log
     }
 
     /// Collect output lines until `pred` matches one (true) or `timeout` passes (false).
     pub fn wait_for_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        let end = Instant::now() + timeout;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = pred(&line);
-                    self.output.push(line);
-                    if hit {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
+        self.out.wait_for(timeout, pred)
     }
 
     /// Wait (bounded) for the process to exit by itself; collect the rest of its output.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
-            while let Ok(line) = self.lines.try_recv() {
-                self.output.push(line);
-            }
+            self.out.drain();
             if let Ok(Some(status)) = self.child.try_wait() {
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.output.push(line);
-                }
+                self.out.drain_until_quiet(Duration::from_millis(200));
                 return Some(status);
             }
             thread::sleep(Duration::from_millis(50));

@@ -3,20 +3,18 @@
 //! on stdin, killed (by its handle) when dropped.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::output::Output;
 
 /// A running device program and everything it printed so far.
 pub struct Host {
     name: &'static str,
     child: Child,
     stdin: ChildStdin,
-    lines: Receiver<String>,
-    /// Every line read so far.
-    pub log: Vec<String>,
+    out: Output,
 }
 
 impl Host {
@@ -29,61 +27,42 @@ impl Host {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
+        let out = Output::capture(child.stdout.take().expect("piped stdout"));
         let stdin = child.stdin.take().expect("piped stdin");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         let mut host = Host {
             name,
             child,
             stdin,
-            lines,
-            log: Vec::new(),
+            out,
         };
         assert!(
             host.wait_for(Duration::from_secs(30), |l| l.contains(ready)),
             "{name} never printed {ready:?}:\n{}",
-            host.log.join("\n")
+            host.log().join("\n")
         );
         host
     }
 
+    /// Every line read so far.
+    pub fn log(&self) -> &[String] {
+        &self.out.log
+    }
+
     /// Collect output until a line matches (true) or `timeout` passes (false).
     pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
-        let end = Instant::now() + timeout;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = pred(&line);
-                    self.log.push(line);
-                    if hit {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
+        self.out.wait_for(timeout, pred)
     }
 
     /// Move everything printed so far into the log.
     pub fn drain(&mut self) {
-        while let Ok(line) = self.lines.try_recv() {
-            self.log.push(line);
-        }
+        self.out.drain();
     }
 
     /// Fail the test, with the log, if the program has exited.
     pub fn assert_alive(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             self.drain();
-            panic!("{} exited ({status}):\n{}", self.name, self.log.join("\n"));
+            panic!("{} exited ({status}):\n{}", self.name, self.log().join("\n"));
         }
     }
 
@@ -97,7 +76,12 @@ impl Host {
             "{}: no report line",
             self.name
         );
-        let line = self.log.iter().rev().find(|l| l.starts_with("report ")).unwrap();
+        let line = self
+            .log()
+            .iter()
+            .rev()
+            .find(|l| l.starts_with("report "))
+            .unwrap();
         line.split_whitespace()
             .skip(1)
             .filter_map(|kv| kv.split_once('='))

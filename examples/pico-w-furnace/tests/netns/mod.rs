@@ -12,6 +12,8 @@
 #![allow(dead_code)]
 
 pub mod host;
+#[path = "../common/output.rs"]
+pub mod output;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
