@@ -121,16 +121,21 @@ pub fn complete(buf: &[u8]) -> io::Result<Option<Response>> {
 
 /// The whole response in `buf`, read until the server closed: with `Content-Length`
 /// the body must be exactly that long, without it the body is the rest.
+///
+/// A close before the head or the body is complete (nothing at all included) is
+/// [`io::ErrorKind::UnexpectedEof`]; bytes that are not a response, or more body than
+/// `Content-Length` says, are [`io::ErrorKind::InvalidData`].
 pub fn parse_closed(buf: &[u8]) -> io::Result<Response> {
-    let mut response =
-        parse_head(buf)?.ok_or_else(|| invalid(format!("incomplete response head ({} bytes)", buf.len())))?;
+    let eof = |m: String| io::Error::new(io::ErrorKind::UnexpectedEof, m);
+    let mut response = parse_head(buf)?
+        .ok_or_else(|| eof(format!("closed within the response head ({} bytes)", buf.len())))?;
     let body = &buf[response.head_len..];
     match response.content_length {
-        Some(n) if n != body.len() => {
-            return Err(invalid(format!(
-                "body of {} bytes, Content-Length {n}",
-                body.len()
-            )))
+        Some(n) if body.len() < n => {
+            return Err(eof(format!("closed after {} of {n} body bytes", body.len())))
+        }
+        Some(n) if body.len() > n => {
+            return Err(invalid(format!("{} bytes after a body of {n}", body.len() - n)))
         }
         _ => response.body = body.to_vec(),
     }
@@ -139,8 +144,9 @@ pub fn parse_closed(buf: &[u8]) -> io::Result<Response> {
 
 /// Read one response from `stream`, for at most `timeout`: until its `Content-Length`
 /// body is in, or the server closes (then as [`parse_closed`]). `head_only` stops at
-/// the head (for a response to `HEAD`). An error if the time runs out, the connection
-/// fails first, or the bytes are not a response.
+/// the head (for a response to `HEAD`). An error if the time runs out
+/// ([`io::ErrorKind::TimedOut`]), the connection ends first (`UnexpectedEof`, or the
+/// stream's error, e.g. a reset), or the bytes are not a response (`InvalidData`).
 pub fn read_response(stream: &mut TcpStream, timeout: Duration, head_only: bool) -> io::Result<Response> {
     let end = Instant::now() + timeout;
     let mut buf = Vec::new();
@@ -182,8 +188,10 @@ mod tests {
         wire.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
         let r = complete(&wire).unwrap().unwrap();
         assert_eq!(r.body, b"hello");
-        assert!(
-            parse_closed(&wire).is_err(),
+        let e = parse_closed(&wire).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            io::ErrorKind::InvalidData,
             "bytes after the body are not its body"
         );
     }
@@ -200,6 +208,16 @@ mod tests {
         let wire = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it";
         assert_eq!(complete(wire).unwrap(), None);
         assert_eq!(parse_closed(wire).unwrap().body, b"all of it");
+    }
+
+    #[test]
+    fn a_close_too_early_is_unexpected_eof_and_extra_bytes_are_invalid() {
+        for early in [&b""[..], b"HTTP/1.1 200 OK\r\n", &OK[..OK.len() - 1]] {
+            let e = parse_closed(early).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        }
+        let e = parse_closed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     }
 
     #[test]
