@@ -176,6 +176,22 @@ pub fn read_response(stream: &mut TcpStream, timeout: Duration, head_only: bool)
     }
 }
 
+/// [`read_response`] for a server that may refuse by closing or resetting: `Ok(None)`
+/// when the connection ends or the time runs out before a whole response, an error
+/// only when the bytes are not a response ([`io::ErrorKind::InvalidData`]), which a
+/// test should fail on.
+pub fn read_response_or_end(
+    stream: &mut TcpStream,
+    timeout: Duration,
+    head_only: bool,
+) -> io::Result<Option<Response>> {
+    match read_response(stream, timeout, head_only) {
+        Ok(response) => Ok(Some(response)),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,11 +40,7 @@ fn quick() -> SimConfig {
 /// `head_only`). `None` if the connection ended (reset, EOF) or the time ran out
 /// before a whole response; a malformed response fails the test.
 fn read_response(s: &mut TcpStream, timeout: Duration, head_only: bool) -> Option<Response> {
-    match http::read_response(s, timeout, head_only) {
-        Ok(r) => Some(r),
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => panic!("{e}"),
-        Err(_) => None,
-    }
+    http::read_response_or_end(s, timeout, head_only).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

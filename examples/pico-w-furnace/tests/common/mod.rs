@@ -3,13 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netpool_testkit::http::read_response;
+use netpool_testkit::http::read_response_or_end;
 
 mod output;
 use output::Output;
@@ -76,11 +76,12 @@ impl Sim {
         let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).ok()?;
         s.set_write_timeout(Some(Duration::from_secs(10))).ok()?;
         s.write_all(raw.as_bytes()).ok()?;
-        match read_response(&mut s, Duration::from_secs(10), false) {
-            Ok(r) => Some((r.status, String::from_utf8_lossy(&r.body).into_owned())),
-            Err(e) if e.kind() == ErrorKind::InvalidData => panic!("{raw:?}: {e}"),
-            Err(_) => None,
-        }
+        let response = read_response_or_end(&mut s, Duration::from_secs(10), false)
+            .unwrap_or_else(|e| panic!("{raw:?}: {e}"))?;
+        Some((
+            response.status,
+            String::from_utf8_lossy(&response.body).into_owned(),
+        ))
     }
 
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
