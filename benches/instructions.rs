@@ -509,7 +509,9 @@ mod sizes {
     use std::net::SocketAddr;
 
     use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
-    use netpool::stack::{LinkStatus, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue};
+    use netpool::stack::{
+        LinkStatus, PcbDiagnostics, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue,
+    };
     use netpool::{Classify, ErrorClass, Pool};
 
     /// A stack that only has a socket type; never called.
@@ -565,6 +567,8 @@ mod sizes {
     impl<H> TcpPush for HandleStack<H> {}
     impl<H> TcpSendQueue for HandleStack<H> {}
     impl<H> TcpPeerStatus for HandleStack<H> {}
+    impl<H> TcpBacklog for HandleStack<H> {}
+    impl<H> PcbDiagnostics for HandleStack<H> {}
     impl<H> LinkStatus for HandleStack<H> {}
 
     pub struct SizeRow {

@@ -81,9 +81,6 @@
 //! - `defmt`: `defmt::Format` for every public report, state and error type.
 //! - `async`: [`asynch`], the async driver over embedded-nal-async and edge-nal.
 //! - `smoltcp`: [`stack::smoltcp`], the backend over a smoltcp `SocketSet` (no_std).
-//! - `testkit-hooks`: not for users, outside semver: one hook of the smoltcp backend
-//!   for the unpublished `netpool-testkit` crate, which holds the network simulator and
-//!   the scripted test stack.
 //!
 //! ## Sharing
 //!
@@ -124,6 +121,7 @@ pub use listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
 pub use pool::{Accepted, PollSummary, Pool};
 pub use report::{Counters, ListenerReport, Report, SlotReport};
 pub use shared::{Command, PoolShare, SharedCounters};
+pub use stack::PcbCounters;
 pub use state::ConnState;
 pub use time::{Duration, Instant};
 

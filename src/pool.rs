@@ -532,7 +532,20 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         for li in 0..L {
             self.drain_listener(li, now, &mut summary);
         }
+        self.announce_rooms();
         summary
+    }
+
+    /// Tell the stack each listener's room (the core's number) when it changed, so a
+    /// stack without a SYN queue keeps that many sockets listening.
+    fn announce_rooms(&mut self) {
+        for li in 0..L {
+            if let Some(room) = self.core.room_to_announce(li) {
+                if let Some(socket) = self.listener_sockets[li].as_mut() {
+                    self.stack.set_backlog(socket, room);
+                }
+            }
+        }
     }
 
     fn service_slot(&mut self, i: usize, state: ConnState, now: Instant, summary: &mut PollSummary) {
@@ -712,7 +725,9 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
 
     /// A snapshot of everything. O(N + L), no I/O.
     pub fn report(&self, now: Instant) -> Report<N, L> {
-        self.core.report(now, self.link)
+        let mut report = self.core.report(now, self.link);
+        report.pcbs = self.stack.pcb_counters();
+        report
     }
 }
 

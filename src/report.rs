@@ -10,6 +10,7 @@ use core::net::SocketAddr;
 use crate::handle::CloseReason;
 use crate::link::LinkState;
 use crate::listener::ListenParams;
+use crate::stack::PcbCounters;
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
 
@@ -148,6 +149,9 @@ pub struct Report<const N: usize, const L: usize> {
     pub counters: Counters,
     /// The link as last read.
     pub link: LinkState,
+    /// What the stack did to its PCBs on its own ([`PcbDiagnostics`]; zeros for a
+    /// stack that does not say, and from the async driver, which has no stack).
+    pub pcbs: PcbCounters,
 }
 
 impl<const N: usize, const L: usize> Report<N, L> {
@@ -202,6 +206,7 @@ impl<const N: usize, const L: usize> fmt::Display for Report<N, L> {
                 l.port, l.params.protocol, l.open, l.params.max_conns, l.params.mode
             )?;
         }
-        write!(f, "  {}", self.counters)
+        writeln!(f, "  {}", self.counters)?;
+        write!(f, "  stack: {}", self.pcbs)
     }
 }

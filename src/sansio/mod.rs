@@ -42,6 +42,7 @@ use crate::link::LinkState;
 use crate::listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
 use crate::reaper::{SendProgress, Verdict};
 use crate::report::{Counters, ListenerReport, Report, SlotReport};
+use crate::stack::PcbCounters;
 use crate::state::ConnState;
 use crate::time::Instant;
 
@@ -98,6 +99,8 @@ pub(crate) struct ListenerEntry {
     pub port: u16,
     pub params: ListenParams,
     pub generation: u16,
+    /// The core's occupancy count when the driver was last told this listener's room.
+    pub room_told_at: Option<u32>,
 }
 
 /// What [`Core::plan_listen`] decided.
@@ -145,6 +148,9 @@ pub(crate) struct Core<const N: usize, const L: usize> {
     event_cursor: u8,
     /// Slots not `Free` (kept by `occupy` and `handle_released`, so counting is O(1)).
     in_use: u8,
+    /// Counts every change a listener's room depends on: a slot taken or freed, a
+    /// listener set.
+    occupancy: u32,
 }
 
 impl<const N: usize, const L: usize> Core<N, L> {
@@ -166,6 +172,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
             clock: Instant::ZERO,
             event_cursor: 0,
             in_use: 0,
+            occupancy: 0,
         }
     }
 
@@ -268,7 +275,9 @@ impl<const N: usize, const L: usize> Core<N, L> {
             port,
             params,
             generation,
+            room_told_at: None,
         });
+        self.occupancy = self.occupancy.wrapping_add(1);
         ListenerId {
             index: i as u8,
             generation,
@@ -277,6 +286,34 @@ impl<const N: usize, const L: usize> Core<N, L> {
 
     pub fn remove_listener(&mut self, i: usize) {
         self.listeners[i] = None;
+    }
+
+    /// How many more connections listener `li` can serve now: its port's cap minus the
+    /// connections open there, at most the free slots (0 for an unused entry). What a
+    /// stack without a SYN queue should keep listening for
+    /// ([`TcpBacklog`](crate::stack::TcpBacklog)).
+    pub fn listener_room(&self, li: usize) -> usize {
+        self.listeners[li].map_or(0, |l| {
+            usize::from(l.params.max_conns)
+                .saturating_sub(self.open_on_port(l.port))
+                .min(self.free_slots())
+        })
+    }
+
+    /// Listener `li`'s room when it may have changed since the driver last told the
+    /// stack (a slot taken or freed, the listener set), once per change; `None`
+    /// otherwise, or for an unused entry. O(1) when nothing changed.
+    pub fn room_to_announce(&mut self, li: usize) -> Option<usize> {
+        let occupancy = self.occupancy;
+        let told = self.listeners[li]?.room_told_at;
+        if told == Some(occupancy) {
+            return None;
+        }
+        let room = self.listener_room(li);
+        if let Some(l) = self.listeners[li].as_mut() {
+            l.room_told_at = Some(occupancy);
+        }
+        Some(room)
     }
 
     /// Connections open on `port` that count against its cap.
@@ -682,6 +719,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
             s.events &= !event_bits::ACCEPTED;
             if s.state.is_in_use() {
                 self.in_use -= 1;
+                self.occupancy = self.occupancy.wrapping_add(1);
             }
             s.set_state(ConnState::Free, now);
         }
@@ -794,6 +832,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
             }),
             counters: self.counters(),
             link,
+            pcbs: PcbCounters::default(),
         }
     }
 
@@ -823,6 +862,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
         new.generation = self.slots[i].generation.wrapping_add(1);
         // Callers pick a free slot: this one becomes in use.
         self.in_use += 1;
+        self.occupancy = self.occupancy.wrapping_add(1);
         self.slots[i] = new;
         self.counters.high_water = self.counters.high_water.max(u32::from(self.in_use));
         self.slots[i].handle(i)

@@ -13,6 +13,8 @@
 //! | [`TcpSendQueue`] | bytes taken but not yet acknowledged | stall detection on write progress |
 //! | [`TcpPeerStatus`] | FIN/RST seen without reading | detected on the next read or write |
 //! | [`LinkStatus`] | link up/down read from the driver | "unknown", treated as up |
+//! | [`TcpBacklog`] | listening sockets sized to the pool's room on the port | the stack's own backlog |
+//! | [`PcbDiagnostics`] | the stack's own PCB reclaims, for the pool's report | zeros |
 //!
 //! [`Stack`] bundles them; the pool is generic over it. A plain embedded-nal stack gets
 //! every fallback by wrapping it in [`Plain`].
@@ -146,6 +148,83 @@ pub trait TcpPeerStatus: TcpClientStack {
     }
 }
 
+/// How many connections a listener should be ready to take.
+///
+/// Stacks without a SYN queue (smoltcp, or lwIP with a small `TCP_LISTEN_BACKLOG`)
+/// answer a SYN only while a socket listens for it. The pool tells the stack, for each
+/// of its listeners, how many connections it can still serve there (the port's cap
+/// minus its open connections, at most the free slots); the stack keeps that many
+/// sockets listening when it can, so a burst as large as the pool's room is taken
+/// instead of refused.
+///
+/// Fallback: nothing; the stack keeps its own backlog.
+pub trait TcpBacklog: TcpFullStack {
+    /// Be ready to take `connections` connections on `listener` (a socket given to
+    /// [`TcpFullStack::listen`]). Called when the number changes. Default: nothing.
+    fn set_backlog(&mut self, listener: &mut Self::TcpSocket, connections: usize) {
+        let _ = (listener, connections);
+    }
+}
+
+/// What a stack did to its PCBs (sockets) on its own, summed since it started: the
+/// part of [`Report`](crate::Report) only the stack knows.
+///
+/// ```
+/// use netpool::stack::PcbCounters;
+/// let c = PcbCounters::default();
+/// assert_eq!(c.reclaimed(), 0);
+/// ```
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct PcbCounters {
+    /// Closing sockets reclaimed from TIME-WAIT for a new connection or a listener.
+    pub reclaimed_time_wait: u32,
+    /// … from LAST-ACK (the peer closed first and our FIN is not yet acknowledged).
+    pub reclaimed_last_ack: u32,
+    /// … from CLOSING (both sides closed at once).
+    pub reclaimed_closing: u32,
+    /// … from FIN-WAIT-1 or FIN-WAIT-2 held past the stack's bound.
+    pub reclaimed_fin_wait: u32,
+    /// Stack passes that left a listener short of the sockets it wants (the pool's room
+    /// on the port) with none listening: a SYN arriving then is refused.
+    pub unarmed_passes: u32,
+}
+
+impl PcbCounters {
+    /// Closing sockets reclaimed, all states together.
+    pub const fn reclaimed(&self) -> u32 {
+        self.reclaimed_time_wait
+            .saturating_add(self.reclaimed_last_ack)
+            .saturating_add(self.reclaimed_closing)
+            .saturating_add(self.reclaimed_fin_wait)
+    }
+}
+
+impl core::fmt::Display for PcbCounters {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "reclaimed time_wait {} last_ack {} closing {} fin_wait {}, unarmed_passes {}",
+            self.reclaimed_time_wait,
+            self.reclaimed_last_ack,
+            self.reclaimed_closing,
+            self.reclaimed_fin_wait,
+            self.unarmed_passes
+        )
+    }
+}
+
+/// The stack's own PCB counters, read (no I/O) into the pool's [`Report`](crate::Report).
+///
+/// Fallback: zeros.
+pub trait PcbDiagnostics {
+    /// What the stack did to its PCBs so far. Default: zeros.
+    fn pcb_counters(&self) -> PcbCounters {
+        PcbCounters::default()
+    }
+}
+
 /// Everything the pool needs from a stack: embedded-nal's [`TcpFullStack`] with
 /// classifiable errors, plus the extension traits (each possibly a fallback).
 ///
@@ -155,7 +234,15 @@ pub trait TcpPeerStatus: TcpClientStack {
 /// returns `Ok(0)` for "nothing yet" must be adapted, or every idle connection would
 /// look closed by its peer.
 pub trait Stack:
-    TcpFullStack<Error: Classify> + TcpAbort + TcpSendFlags + TcpPush + TcpSendQueue + TcpPeerStatus + LinkStatus
+    TcpFullStack<Error: Classify>
+    + TcpAbort
+    + TcpSendFlags
+    + TcpPush
+    + TcpSendQueue
+    + TcpPeerStatus
+    + LinkStatus
+    + TcpBacklog
+    + PcbDiagnostics
 {
 }
 
@@ -167,6 +254,8 @@ impl<T> Stack for T where
         + TcpSendQueue
         + TcpPeerStatus
         + LinkStatus
+        + TcpBacklog
+        + PcbDiagnostics
 {
 }
 
@@ -327,6 +416,8 @@ impl<S: TcpClientStack> TcpSendFlags for Plain<S> {}
 impl<S: TcpClientStack> TcpPush for Plain<S> {}
 impl<S: TcpClientStack> TcpSendQueue for Plain<S> {}
 impl<S: TcpClientStack> TcpPeerStatus for Plain<S> {}
+impl<S: TcpFullStack> TcpBacklog for Plain<S> {}
+impl<S: TcpClientStack> PcbDiagnostics for Plain<S> {}
 impl<S: TcpClientStack> LinkStatus for Plain<S> {
     fn link_state(&self) -> LinkState {
         self.link

@@ -17,31 +17,38 @@
 //!   (handed out by [`socket`](TcpClientStack::socket) or [`accept`](TcpFullStack::accept)),
 //!   *armed* (listening for a listener) or *closing*. [`SmoltcpStack::counts`] counts
 //!   them.
-//! * **Out of sockets.** [`socket`](TcpClientStack::socket) takes a free socket or fails
-//!   with [`SmolError::NoSocket`] (class [`OutOfResources`](ErrorClass::OutOfResources)),
-//!   like lwIP's `tcp_new` returning `NULL`.
-//! * **Listening = pre-armed sockets.** [`bind`](TcpFullStack::bind) +
+//! * **Close keeps the socket busy until it is needed.** [`close`](TcpClientStack::close)
+//!   queues FIN (smoltcp sends it after the queued data); the socket stays *closing*
+//!   until smoltcp reaches CLOSED, then becomes free. An active closer passes through
+//!   TIME-WAIT, which smoltcp holds for 10 s. The stack notes when each closing socket
+//!   entered its TCP state.
+//! * **Reclaim on demand, as lwIP's `tcp_alloc`.** When a socket is needed — by
+//!   [`socket`](TcpClientStack::socket), or to keep a listener armed — and none is
+//!   free, the stack takes a closing one ([`Reclaim`], default
+//!   [`Reclaim::Closing`]): the oldest in TIME-WAIT, else LAST-ACK, else CLOSING, else
+//!   FIN-WAIT-1/2 held past a bound ([`with_fin_wait_bound`](SmoltcpStack::with_fin_wait_bound),
+//!   default 20 s). Never an open connection. Each reclaim is counted by state
+//!   ([`SmoltcpStack::pcb_counters`], and the pool's [`Report`](crate::Report)). Only
+//!   with nothing to reclaim does `socket` fail, with [`SmolError::NoSocket`] (class
+//!   [`OutOfResources`](ErrorClass::OutOfResources)), like lwIP's `tcp_new` returning
+//!   `NULL`.
+//! * **Listening = armed sockets, as many as the pool can serve.** smoltcp has no SYN
+//!   queue: a socket in LISTEN takes one SYN. [`bind`](TcpFullStack::bind) +
 //!   [`listen`](TcpFullStack::listen) turn the handle into a *listener* handle and put
-//!   up to [`backlog`](SmoltcpStack::with_backlog) sockets (default
-//!   [`DEFAULT_BACKLOG`], 2) in smoltcp's LISTEN state on the port, the handle's own
-//!   socket first, then free ones. Each armed socket is one backlog slot: it takes one
-//!   connection, which stays in the backlog until [`accept`](TcpFullStack::accept)
-//!   hands it out (once ESTABLISHED, or CLOSE-WAIT when the peer already sent FIN).
-//!   When every armed socket of a port holds a connection, a new SYN to the port is
-//!   answered with RST by smoltcp. `accept` and [`poll`](SmoltcpStack::poll) re-arm
-//!   the port from free sockets, up to the backlog; an armed connection that dies
-//!   before it is accepted is put back in LISTEN. Closing the listener handle closes
-//!   its listening sockets and resets (RST) connections it had not handed out.
-//! * **Close keeps the socket busy.** [`close`](TcpClientStack::close) queues FIN
-//!   (smoltcp sends it after the queued data); the socket stays *closing*, holding its
-//!   slot, until smoltcp reaches CLOSED, then becomes free. An active closer passes
-//!   through TIME-WAIT, which smoltcp holds for 10 s; by default the socket stays
-//!   closing until then (the PCB-holding behaviour of a real stack).
-//!   [`SmoltcpStack::with_time_wait_limit`] frees TIME-WAIT sockets earlier, without
-//!   sending anything: smoltcp's `listen`/`connect` restart a TIME-WAIT socket silently.
-//!   A closing socket whose peer never acknowledges the FIN stays closing for as long
-//!   as smoltcp retransmits (forever unless the socket has a
-//!   [`timeout`](tcp::Socket::set_timeout)).
+//!   sockets in LISTEN on the port, the handle's own socket first: at first
+//!   [`backlog`](SmoltcpStack::with_backlog) of them (default [`DEFAULT_BACKLOG`]), then
+//!   as many as [`TcpBacklog::set_backlog`] says — netpool's [`Pool`](crate::Pool)
+//!   says its room on the port (the port's cap minus its open connections, at most the
+//!   free slots), so a burst as large as that room is taken, not refused. Each armed
+//!   socket takes one connection, which stays armed until
+//!   [`accept`](TcpFullStack::accept) hands it out (once ESTABLISHED, or CLOSE-WAIT when
+//!   the peer already sent FIN). `accept`, `set_backlog` and
+//!   [`poll`](SmoltcpStack::poll) re-arm the port from free or reclaimed sockets; idle
+//!   listening sockets beyond the number are freed; an armed connection that dies
+//!   before it is accepted is put back in LISTEN. A poll that leaves a listener wanting
+//!   sockets with none listening is counted (`unarmed_passes`). Closing the listener
+//!   handle closes its listening sockets and resets (RST) connections it had not handed
+//!   out.
 //! * **Generation-tagged handles.** A [`SmolSocket`] is a `Copy` token (socket index +
 //!   generation), like smoltcp's own [`SocketHandle`]. The generation changes when the
 //!   handle's owner gives the socket back (`close`, `abort`, or `listen` turning it into
@@ -75,6 +82,8 @@
 //! | [`TcpSendQueue`] | native | `tcp::Socket::send_queue`: the transmit buffer holds exactly the bytes not yet acknowledged |
 //! | [`TcpPeerStatus`] | native | from the TCP state and the receive queue, without reading |
 //! | [`LinkStatus`] | set by the application | [`SmoltcpStack::set_link`] from the WiFi/PHY driver (initially unknown) |
+//! | [`TcpBacklog`] | native | the listener's armed sockets follow the pool's room on the port |
+//! | [`PcbDiagnostics`] | native | reclaims by state, passes with no socket listening |
 //!
 //! # smoltcp limits
 //!
@@ -84,10 +93,10 @@
 //!   connect, a failure after less than the timeout must be a reset
 //!   ([`Refused`](SmolError::Refused)), one after it is reported as
 //!   [`TimedOut`](SmolError::TimedOut).
-//! * A SYN-RECEIVED socket whose handshake never completes, or a FIN-WAIT/LAST-ACK
-//!   socket whose peer vanished, is retransmitted forever by smoltcp unless the socket
-//!   has a [`timeout`](tcp::Socket::set_timeout): give adopted sockets one to bound how
-//!   long a dead peer can hold a backlog slot or a closing socket.
+//! * A SYN-RECEIVED socket whose handshake never completes is retransmitted forever by
+//!   smoltcp unless the socket has a [`timeout`](tcp::Socket::set_timeout): give adopted
+//!   sockets one to bound how long a dead peer can hold a backlog slot. (A closing
+//!   socket whose peer vanished is reclaimed when needed.)
 //! * `bind` conflicts only with this stack's bound ports and listeners (like
 //!   `SO_REUSEADDR`); ephemeral ports skip every port a socket of the set uses, TIME-WAIT
 //!   included. smoltcp hands a SYN to the first socket in the set that accepts it.
@@ -154,12 +163,44 @@ use ::smoltcp::wire::IpEndpoint;
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 
 use super::{
-    LinkState, LinkStatus, PeerStatus, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue,
+    LinkState, LinkStatus, PcbCounters, PcbDiagnostics, PeerStatus, TcpAbort, TcpBacklog, TcpPeerStatus,
+    TcpPush, TcpSendFlags, TcpSendQueue,
 };
 use crate::error::{Classify, ErrorClass};
 
-/// Sockets armed per listener unless [`SmoltcpStack::with_backlog`] sets another number.
+/// Sockets armed for a new listener until [`TcpBacklog::set_backlog`] sizes it, unless
+/// [`SmoltcpStack::with_backlog`] sets another number.
 pub const DEFAULT_BACKLOG: usize = 2;
+
+/// How long a closing socket stays in FIN-WAIT before [`Reclaim::Closing`] may take
+/// it: lwIP's `TCP_FIN_WAIT_TIMEOUT`, 20 s.
+pub const DEFAULT_FIN_WAIT_BOUND: Duration = Duration::from_secs(20);
+
+/// Which closing sockets (given back by the application, still finishing their close
+/// in smoltcp) may be taken for a new connection or a listener when no socket is free.
+///
+/// A candidate is taken oldest first (by when it entered its state) within the first
+/// state that has one. An open connection is never taken.
+///
+/// ```
+/// use netpool::stack::smoltcp::Reclaim;
+/// assert_eq!(Reclaim::default(), Reclaim::Closing);
+/// ```
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Reclaim {
+    /// lwIP 2's `tcp_alloc` order: TIME-WAIT, then LAST-ACK, then CLOSING, then
+    /// FIN-WAIT-1/FIN-WAIT-2 held past the
+    /// [FIN-WAIT bound](SmoltcpStack::with_fin_wait_bound). The default.
+    #[default]
+    Closing,
+    /// TIME-WAIT only (lwIP 1.4's first step).
+    TimeWait,
+    /// Never: a closing socket holds its socket until smoltcp is done with it (10 s of
+    /// TIME-WAIT for an active closer), and a listener with no free socket refuses SYNs.
+    Never,
+}
 
 /// First port of the ephemeral range (IANA dynamic ports).
 const EPHEMERAL_FIRST: u16 = 49152;
@@ -387,9 +428,13 @@ enum Role {
     },
     /// The connect failed; reported until the socket is closed.
     Failed(SmolError),
-    /// Given back by the application; freed when smoltcp is done with it.
+    /// Given back by the application; freed when smoltcp is done with it, or
+    /// reclaimed before that when a socket is needed.
     Closing {
-        time_wait_since: Option<Instant>,
+        /// The TCP state last seen ...
+        state: State,
+        /// ... and since when (the stack's clock: the last poll).
+        since: Instant,
     },
 }
 
@@ -405,6 +450,9 @@ struct Listener {
     port: u16,
     generation: u32,
     open: bool,
+    /// Connections to be ready for: sockets kept armed (listening or holding a
+    /// connection not yet accepted).
+    backlog: usize,
 }
 
 /// The TCP socket behind an adopted handle.
@@ -466,7 +514,9 @@ pub struct SmoltcpStack<'a, const M: usize> {
     entries: heapless::Vec<Entry, M>,
     listeners: [Listener; M],
     backlog: usize,
-    time_wait_limit: Option<Duration>,
+    reclaim: Reclaim,
+    fin_wait_bound: Duration,
+    counters: PcbCounters,
     next_port: u16,
     now: Instant,
     link: LinkState,
@@ -498,7 +548,8 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             } else {
                 socket.close();
                 Role::Closing {
-                    time_wait_since: None,
+                    state: socket.state(),
+                    since: Instant::ZERO,
                 }
             };
             let _ = entries.push(Entry {
@@ -515,30 +566,47 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                 port: 0,
                 generation: 0,
                 open: false,
+                backlog: 0,
             }; M],
             backlog: DEFAULT_BACKLOG,
-            time_wait_limit: None,
+            reclaim: Reclaim::Closing,
+            fin_wait_bound: DEFAULT_FIN_WAIT_BOUND,
+            counters: PcbCounters {
+                reclaimed_time_wait: 0,
+                reclaimed_last_ack: 0,
+                reclaimed_closing: 0,
+                reclaimed_fin_wait: 0,
+                unarmed_passes: 0,
+            },
             next_port: EPHEMERAL_FIRST,
             now: Instant::ZERO,
             link: LinkState::Unknown,
         }
     }
 
-    /// Arm `backlog` sockets per listener (at least 1; default [`DEFAULT_BACKLOG`]):
-    /// the most connections a port holds before they are accepted. Applies to
-    /// listeners from the next re-arm on.
+    /// Arm `backlog` sockets for a new listener (at least 1; default
+    /// [`DEFAULT_BACKLOG`]) until [`TcpBacklog::set_backlog`] sizes it — netpool's
+    /// [`Pool`](crate::Pool) does, to its room on the port, at its next poll.
     #[must_use]
     pub fn with_backlog(mut self, backlog: usize) -> Self {
         self.backlog = backlog.max(1);
         self
     }
 
-    /// Free a closing socket once it has spent `limit` in TIME-WAIT (`Some(ZERO)`: as
-    /// soon as it gets there), instead of after smoltcp's own 10 s (`None`, the
-    /// default). Nothing is sent: the next `listen` or `connect` on it restarts it.
+    /// Which closing sockets may be reclaimed when a socket is needed and none is free
+    /// (default [`Reclaim::Closing`], lwIP 2's order).
     #[must_use]
-    pub fn with_time_wait_limit(mut self, limit: Option<Duration>) -> Self {
-        self.time_wait_limit = limit;
+    pub fn with_reclaim(mut self, reclaim: Reclaim) -> Self {
+        self.reclaim = reclaim;
+        self
+    }
+
+    /// How long a closing socket stays in FIN-WAIT-1 or FIN-WAIT-2 before
+    /// [`Reclaim::Closing`] may take it (default [`DEFAULT_FIN_WAIT_BOUND`], lwIP's
+    /// `TCP_FIN_WAIT_TIMEOUT`): a peer that never acknowledges or answers our FIN.
+    #[must_use]
+    pub fn with_fin_wait_bound(mut self, bound: Duration) -> Self {
+        self.fin_wait_bound = bound;
         self
     }
 
@@ -551,14 +619,20 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         self
     }
 
-    /// Sockets armed per listener.
+    /// Sockets armed for a new listener ([`with_backlog`](Self::with_backlog)).
     pub fn backlog(&self) -> usize {
         self.backlog
     }
 
-    /// The TIME-WAIT limit ([`with_time_wait_limit`](Self::with_time_wait_limit)).
-    pub fn time_wait_limit(&self) -> Option<Duration> {
-        self.time_wait_limit
+    /// The reclaim policy ([`with_reclaim`](Self::with_reclaim)).
+    pub fn reclaim(&self) -> Reclaim {
+        self.reclaim
+    }
+
+    /// Closing sockets reclaimed so far, by state, and passes with a listener that
+    /// wanted sockets and had none listening.
+    pub fn pcb_counters(&self) -> PcbCounters {
+        self.counters
     }
 
     /// Set the link state reported by [`LinkStatus::link_state`] (initially
@@ -621,21 +695,10 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
     }
 
     /// When [`poll`](Self::poll) is next due: smoltcp's timers (retransmission, delayed
-    /// ACK, TIME-WAIT...) and the TIME-WAIT limit. `None`: only when a packet arrives.
+    /// ACK, TIME-WAIT...). `None`: only when a packet arrives. (Reclaiming needs no
+    /// timer: it happens when a socket is needed.)
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
-        let mut at = self.iface.poll_at(now, &self.sockets);
-        if let Some(limit) = self.time_wait_limit {
-            for e in &self.entries {
-                if let Role::Closing {
-                    time_wait_since: Some(since),
-                } = e.role
-                {
-                    let due = since + limit;
-                    at = Some(at.map_or(due, |a| a.min(due)));
-                }
-            }
-        }
-        at
+        self.iface.poll_at(now, &self.sockets)
     }
 
     /// How long from `now` until [`poll`](Self::poll) is due (zero: now).
@@ -688,42 +751,19 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         }
     }
 
+    /// Bytes received and not yet read on a socket handle (`None` for a stale or
+    /// listener handle).
+    pub fn recv_queue(&self, socket: &SmolSocket) -> Option<usize> {
+        let i = self.resolve(socket).ok()?;
+        Some(tcp_ref(&self.sockets, self.entries[i].handle).recv_queue())
+    }
+
     /// The remote end of a connecting or connected socket.
     pub fn remote_addr(&self, socket: &SmolSocket) -> Option<SocketAddr> {
         let i = self.resolve(socket).ok()?;
         match self.entries[i].role {
             Role::Connecting { remote, .. } | Role::Connected { remote } => Some(remote),
             _ => None,
-        }
-    }
-
-    // ------------------------------------------------------------ test kit hook
-
-    /// **Not part of the supported API** (feature `testkit-hooks`, for the unpublished
-    /// `netpool-testkit` crate's emulation of lwIP's PCB exhaustion; it may change or
-    /// go in any release).
-    ///
-    /// Abort (RST, at the next poll) the connection of adopted socket `index` when no
-    /// handle owns it: a connection in a listener's backlog, or one the application
-    /// gave back that smoltcp is still closing (FIN-WAIT … TIME-WAIT). What lwIP's
-    /// `tcp_kill_*` do to such PCBs; no public call can reach them. A backlog socket
-    /// listens again, a closing one is free, once the RST is out. Returns whether
-    /// there was such a connection; owned sockets, free, listening and CLOSED ones are
-    /// left alone.
-    #[cfg(feature = "testkit-hooks")]
-    pub fn abort_unowned(&mut self, index: usize) -> bool {
-        let Some(e) = self.entries.get(index).copied() else {
-            return false;
-        };
-        let socket = tcp_mut(&mut self.sockets, e.handle);
-        match e.role {
-            Role::Armed { .. } | Role::Closing { .. }
-                if !matches!(socket.state(), State::Listen | State::Closed) =>
-            {
-                socket.abort();
-                true
-            }
-            _ => false,
         }
     }
 
@@ -768,86 +808,157 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
     /// The application gives socket `i` back: every copy of its handle goes stale; it
     /// is free once smoltcp is done with it (at once if it already is).
     fn release(&mut self, i: usize) {
+        let state = tcp_ref(&self.sockets, self.entries[i].handle).state();
         let e = &mut self.entries[i];
         e.generation = e.generation.wrapping_add(1);
         e.role = Role::Closing {
-            time_wait_since: None,
+            state,
+            since: self.now,
         };
-        self.try_recycle(i);
+        self.note_closing(i);
     }
 
-    /// Free a closing socket smoltcp is done with: CLOSED with nothing left to send
-    /// (an abort's RST goes out at the next poll), or TIME-WAIT past the limit.
-    fn try_recycle(&mut self, i: usize) {
-        let Role::Closing { time_wait_since } = self.entries[i].role else {
+    /// Follow a closing socket: note when it enters a new TCP state, and free it once
+    /// smoltcp is done with it (CLOSED with nothing left to send: an abort's RST goes
+    /// out at the next poll).
+    fn note_closing(&mut self, i: usize) {
+        let Role::Closing { state, .. } = self.entries[i].role else {
             return;
         };
-        let now = self.now;
         let socket = tcp_ref(&self.sockets, self.entries[i].handle);
-        let done = match socket.state() {
-            State::Closed => socket.remote_endpoint().is_none(),
-            State::TimeWait => match (self.time_wait_limit, time_wait_since) {
-                (Some(limit), Some(since)) => elapsed(since, now) >= limit,
-                (Some(limit), None) => {
-                    self.entries[i].role = Role::Closing {
-                        time_wait_since: Some(now),
-                    };
-                    limit == Duration::ZERO
-                }
-                (None, _) => false,
-            },
-            _ => false,
-        };
-        if done {
+        let now_state = socket.state();
+        if now_state == State::Closed && socket.remote_endpoint().is_none() {
             self.entries[i].role = Role::Free;
+        } else if now_state != state {
+            self.entries[i].role = Role::Closing {
+                state: now_state,
+                since: self.now,
+            };
         }
+    }
+
+    /// When a closing socket in `state` since `since` may be reclaimed, its rank in
+    /// lwIP's `tcp_alloc` order (lower first); `None`: not under this policy.
+    fn reclaim_rank(&self, state: State, since: Instant) -> Option<u8> {
+        match (self.reclaim, state) {
+            (Reclaim::Never, _) => None,
+            (_, State::TimeWait) => Some(0),
+            (Reclaim::TimeWait, _) => None,
+            (_, State::LastAck) => Some(1),
+            (_, State::Closing) => Some(2),
+            (_, State::FinWait1 | State::FinWait2) if elapsed(since, self.now) >= self.fin_wait_bound => {
+                Some(3)
+            }
+            _ => None,
+        }
+    }
+
+    /// A socket for a new use: a free one, else the closing socket the policy reclaims
+    /// first (the oldest in the first state of TIME-WAIT, LAST-ACK, CLOSING, FIN-WAIT
+    /// past the bound), counted by state. A reclaimed socket is handed over CLOSED:
+    /// the caller's `listen` or `connect` restarts it without a word to the old peer
+    /// (any segment it still sends gets the interface's RST, as for any unknown
+    /// connection). `None`: every socket is in use, armed, or closing and kept.
+    fn take_socket(&mut self) -> Option<usize> {
+        if let Some(i) = self.entries.iter().position(|e| e.role == Role::Free) {
+            return Some(i);
+        }
+        let mut best: Option<(u8, Instant, usize, State)> = None;
+        for i in 0..self.entries.len() {
+            self.note_closing(i);
+            match self.entries[i].role {
+                Role::Free => return Some(i),
+                Role::Closing { state, since } => {
+                    if let Some(rank) = self.reclaim_rank(state, since) {
+                        if best.is_none_or(|(r, s, _, _)| (rank, since) < (r, s)) {
+                            best = Some((rank, since, i, state));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (_, _, i, state) = best?;
+        let c = &mut self.counters;
+        let counter = match state {
+            State::TimeWait => &mut c.reclaimed_time_wait,
+            State::LastAck => &mut c.reclaimed_last_ack,
+            State::Closing => &mut c.reclaimed_closing,
+            _ => &mut c.reclaimed_fin_wait,
+        };
+        *counter = counter.saturating_add(1);
+        if state != State::TimeWait {
+            // Out of the connection (CLOSED): `listen` and `connect` refuse an open one.
+            tcp_mut(&mut self.sockets, self.entries[i].handle).abort();
+        }
+        self.entries[i].role = Role::Free;
+        Some(i)
     }
 
     /// After a poll: free finished closing sockets, put armed sockets whose connection
-    /// died before it was accepted back in LISTEN, top listeners up.
+    /// died before it was accepted back in LISTEN, keep listeners armed (counting a
+    /// listener left short with no socket listening).
     fn maintain(&mut self) {
         for i in 0..self.entries.len() {
-            self.try_recycle(i);
+            self.note_closing(i);
         }
         for li in 0..M {
             if self.listeners[li].open {
-                self.refresh_listener(li);
+                if self.refresh_listener(li) {
+                    let c = &mut self.counters.unarmed_passes;
+                    *c = c.saturating_add(1);
+                }
             }
         }
     }
 
-    /// Re-listen dead armed sockets of listener `li`, then arm free sockets up to the
-    /// backlog.
-    fn refresh_listener(&mut self, li: usize) {
-        let port = self.listeners[li].port;
-        let mut armed = 0;
+    /// Keep listener `li` at its backlog: re-listen dead armed sockets, stop idle
+    /// listening ones beyond the backlog, arm free or reclaimed sockets up to it.
+    /// Returns whether it is left short with no socket listening (the next SYN is
+    /// refused although the listener wants more connections).
+    fn refresh_listener(&mut self, li: usize) -> bool {
+        let Listener { port, backlog, .. } = self.listeners[li];
+        let mine = Role::Armed { listener: li as u16 };
+        let (mut armed, mut listening) = (0, 0);
         for i in 0..self.entries.len() {
-            if self.entries[i].role != (Role::Armed { listener: li as u16 }) {
+            if self.entries[i].role != mine {
                 continue;
             }
             let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
-            if socket.state() == State::Closed && socket.remote_endpoint().is_none() {
-                // The connection died before it was accepted: listen again.
-                if socket.listen(port).is_err() {
+            match socket.state() {
+                State::Closed if socket.remote_endpoint().is_none() => {
+                    // The connection died before it was accepted: listen again.
+                    if socket.listen(port).is_err() {
+                        self.entries[i].role = Role::Free;
+                        continue;
+                    }
+                }
+                State::Listen if armed >= backlog => {
+                    // More than the pool can serve: no connection yet, stop listening.
+                    socket.close();
                     self.entries[i].role = Role::Free;
                     continue;
                 }
+                _ => {}
             }
             armed += 1;
+            listening += usize::from(socket.state() == State::Listen);
         }
-        while armed < self.backlog {
-            let Some(i) = self.entries.iter().position(|e| e.role == Role::Free) else {
-                return;
+        while armed < backlog {
+            let Some(i) = self.take_socket() else {
+                break;
             };
             if tcp_mut(&mut self.sockets, self.entries[i].handle)
                 .listen(port)
                 .is_err()
             {
-                return;
+                break;
             }
-            self.entries[i].role = Role::Armed { listener: li as u16 };
+            self.entries[i].role = mine;
             armed += 1;
+            listening += 1;
         }
+        armed < backlog && listening == 0
     }
 
     /// Whether `port` is bound or listened on by this stack (what `bind` refuses, like
@@ -944,7 +1055,8 @@ impl<const M: usize> fmt::Debug for SmoltcpStack<'_, M> {
         f.debug_struct("SmoltcpStack")
             .field("counts", &self.counts())
             .field("backlog", &self.backlog)
-            .field("time_wait_limit", &self.time_wait_limit)
+            .field("reclaim", &self.reclaim)
+            .field("counters", &self.counters)
             .field("link", &self.link)
             .field("now", &self.now)
             .finish_non_exhaustive()
@@ -957,11 +1069,7 @@ impl<const M: usize> TcpClientStack for SmoltcpStack<'_, M> {
 
     /// A free socket, or [`SmolError::NoSocket`]. Nothing happens on the wire.
     fn socket(&mut self) -> Result<SmolSocket, SmolError> {
-        let i = self
-            .entries
-            .iter()
-            .position(|e| e.role == Role::Free)
-            .ok_or(SmolError::NoSocket)?;
+        let i = self.take_socket().ok_or(SmolError::NoSocket)?;
         self.entries[i].role = Role::Fresh;
         Ok(self.handle_of(i))
     }
@@ -1107,6 +1215,7 @@ impl<const M: usize> TcpFullStack for SmoltcpStack<'_, M> {
             port,
             generation: l.generation.wrapping_add(1),
             open: true,
+            backlog: self.backlog,
         };
         let e = &mut self.entries[i];
         e.generation = e.generation.wrapping_add(1);
@@ -1223,6 +1332,26 @@ impl<const M: usize> TcpPeerStatus for SmoltcpStack<'_, M> {
 }
 
 /// The state last set with [`SmoltcpStack::set_link`] (initially `Unknown`).
+/// Native: the listener keeps `connections` sockets armed (listening, or holding a
+/// connection not yet accepted), taking free sockets first, then reclaiming closing
+/// ones ([`Reclaim`]); idle listening sockets beyond the number are freed. A stale or
+/// non-listener handle is ignored.
+impl<const M: usize> TcpBacklog for SmoltcpStack<'_, M> {
+    fn set_backlog(&mut self, listener: &mut SmolSocket, connections: usize) {
+        if let Ok(li) = self.resolve_listener(listener) {
+            self.listeners[li].backlog = connections;
+            self.refresh_listener(li);
+        }
+    }
+}
+
+/// Native: [`SmoltcpStack::pcb_counters`].
+impl<const M: usize> PcbDiagnostics for SmoltcpStack<'_, M> {
+    fn pcb_counters(&self) -> PcbCounters {
+        self.counters
+    }
+}
+
 impl<const M: usize> LinkStatus for SmoltcpStack<'_, M> {
     fn link_state(&self) -> LinkState {
         self.link
@@ -1260,10 +1389,12 @@ mod tests {
     #[derive(Default)]
     struct Loop {
         queue: VecDeque<Vec<u8>>,
+        /// Lose every frame sent from now on (a peer that vanished).
+        lose: bool,
     }
 
     struct Rx(Vec<u8>);
-    struct Tx<'q>(&'q mut VecDeque<Vec<u8>>);
+    struct Tx<'q>(&'q mut VecDeque<Vec<u8>>, bool);
 
     impl RxToken for Rx {
         fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -1275,7 +1406,9 @@ mod tests {
         fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
             let mut frame = vec![0; len];
             let r = f(&mut frame);
-            self.0.push_back(frame);
+            if !self.1 {
+                self.0.push_back(frame);
+            }
             r
         }
     }
@@ -1286,11 +1419,11 @@ mod tests {
 
         fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
             let frame = self.queue.pop_front()?;
-            Some((Rx(frame), Tx(&mut self.queue)))
+            Some((Rx(frame), Tx(&mut self.queue, self.lose)))
         }
 
         fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
-            Some(Tx(&mut self.queue))
+            Some(Tx(&mut self.queue, self.lose))
         }
 
         fn capabilities(&self) -> DeviceCapabilities {
@@ -1622,27 +1755,190 @@ mod tests {
         assert_eq!(net.stack.counts().free, free_before + 2);
     }
 
-    #[test]
-    fn time_wait_limit_frees_the_active_closer_early() {
-        let mut net: Net<6> = Net::with(6, None, |s| {
-            s.with_time_wait_limit(Some(Duration::from_millis(100)))
-        });
-        let (_l, c, s) = net.pair();
+    /// `n` fresh sockets from `socket()` (taking free ones, then reclaiming).
+    fn take<const M: usize>(net: &mut Net<M>, n: usize) -> Vec<SmolSocket> {
+        (0..n).map(|_| net.stack.socket().unwrap()).collect()
+    }
+
+    /// A connection on `l` whose server side `s` ends in TIME-WAIT (it closes first)
+    /// and whose client side is free again. Returns the server side's socket index.
+    fn time_wait<const M: usize>(net: &mut Net<M>, l: &mut SmolSocket) -> usize {
+        let c = net.connect(server());
+        let (s, _) = net.accept(l);
+        let i = s.index();
         net.stack.close(s).unwrap();
+        net.until("fin-wait-2", |st| {
+            (tcp_ref(&st.sockets, st.entries[i].handle).state() == State::FinWait2).then_some(())
+        });
+        let ci = c.index();
         net.stack.close(c).unwrap();
-        let t0 = net.now;
-        net.until("all closed", |st| (st.counts().closing == 0).then_some(()));
-        assert!(net.now - t0 < Duration::from_secs(1), "{}", net.now - t0);
-        // A freed TIME-WAIT socket is reusable at once.
-        let mut l = _l;
-        for _ in 0..3 {
-            let c = net.connect(server());
-            let (s, _) = net.accept(&mut l);
-            net.stack.close(c).unwrap();
-            net.stack.close(s).unwrap();
-            net.until("closed", |st| (st.counts().closing == 0).then_some(()));
+        net.until("time-wait, client free", |st| {
+            let tw = tcp_ref(&st.sockets, st.entries[i].handle).state() == State::TimeWait;
+            (tw && st.entries[ci].role == Role::Free).then_some(())
+        });
+        i
+    }
+
+    fn state_of<const M: usize>(net: &Net<M>, i: usize) -> State {
+        tcp_ref(&net.stack.sockets, net.stack.entries[i].handle).state()
+    }
+
+    #[test]
+    fn reclaim_takes_the_oldest_time_wait_socket_when_none_is_free() {
+        let mut net: Net<6> = Net::with(6, None, |s| s.with_backlog(1));
+        let mut l = net.listen(PORT);
+        let older = time_wait(&mut net, &mut l);
+        net.step();
+        let newer = time_wait(&mut net, &mut l);
+        let c = net.stack.counts();
+        assert_eq!((c.listening, c.closing, c.free), (1, 2, 3));
+        let _fresh = take(&mut net, 3);
+        // Nothing free: the oldest TIME-WAIT socket is taken, then the other.
+        let first = net.stack.socket().unwrap();
+        assert_eq!(first.index(), older);
+        assert_eq!(net.stack.pcb_counters().reclaimed_time_wait, 1);
+        let second = net.stack.socket().unwrap();
+        assert_eq!(second.index(), newer);
+        assert_eq!(net.stack.pcb_counters().reclaimed(), 2);
+        // An open connection or a listening socket is never taken.
+        assert_eq!(net.stack.socket(), Err(SmolError::NoSocket));
+        // A reclaimed socket carries a new connection.
+        let mut c = first;
+        net.until("connect on a reclaimed socket", |st| {
+            match st.connect(&mut c, server()) {
+                Ok(()) => Some(()),
+                Err(nb::Error::WouldBlock) => None,
+                Err(nb::Error::Other(e)) => panic!("{e}"),
+            }
+        });
+        let _ = net.accept(&mut l);
+    }
+
+    #[test]
+    fn reclaim_never_keeps_time_wait_until_smoltcp_is_done() {
+        let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1).with_reclaim(Reclaim::Never));
+        assert_eq!(net.stack.reclaim(), Reclaim::Never);
+        let mut l = net.listen(PORT);
+        let _tw = time_wait(&mut net, &mut l);
+        let _fresh = take(&mut net, 2);
+        assert_eq!(net.stack.socket(), Err(SmolError::NoSocket));
+        assert_eq!(net.stack.pcb_counters().reclaimed(), 0);
+    }
+
+    #[test]
+    fn reclaim_order_is_time_wait_then_last_ack_then_fin_wait_past_the_bound() {
+        let bound = Duration::from_secs(2);
+        let mut net: Net<9> = Net::with(9, None, |s| s.with_backlog(1).with_fin_wait_bound(bound));
+        let mut l = net.listen(PORT);
+        let tw = time_wait(&mut net, &mut l);
+        // LAST-ACK: the client closes first (it waits in FIN-WAIT-2); the server's FIN
+        // is then lost.
+        let c1 = net.connect(server());
+        let fin_wait_2 = c1.index();
+        let (s1, _) = net.accept(&mut l);
+        let last_ack = s1.index();
+        net.stack.close(c1).unwrap();
+        net.until("close-wait", |st| {
+            (tcp_ref(&st.sockets, st.entries[last_ack].handle).state() == State::CloseWait).then_some(())
+        });
+        // FIN-WAIT-1: an open connection whose server side closes into a lost FIN.
+        let _c2 = net.connect(server());
+        let (s2, _) = net.accept(&mut l);
+        let fin_wait = s2.index();
+        net.dev.lose = true;
+        net.stack.close(s1).unwrap();
+        net.stack.close(s2).unwrap();
+        net.step();
+        assert_eq!(state_of(&net, last_ack), State::LastAck);
+        assert_eq!(state_of(&net, fin_wait), State::FinWait1);
+        let free = net.stack.counts().free;
+        let _fresh = take(&mut net, free);
+        assert_eq!(net.stack.socket().unwrap().index(), tw);
+        assert_eq!(net.stack.socket().unwrap().index(), last_ack);
+        // FIN-WAIT within its bound is kept; the open client sides are never taken.
+        assert_eq!(net.stack.socket(), Err(SmolError::NoSocket));
+        for _ in 0..(bound.total_millis() / TICK.total_millis()) {
+            net.step();
         }
-        assert!(net.now - t0 < Duration::from_secs(2), "{}", net.now - t0);
+        assert_eq!(state_of(&net, fin_wait_2), State::FinWait2);
+        assert_eq!(state_of(&net, fin_wait), State::FinWait1);
+        // Past the bound: the older FIN-WAIT first.
+        assert_eq!(net.stack.socket().unwrap().index(), fin_wait_2);
+        assert_eq!(net.stack.socket().unwrap().index(), fin_wait);
+        let c = net.stack.pcb_counters();
+        assert_eq!(
+            (
+                c.reclaimed_time_wait,
+                c.reclaimed_last_ack,
+                c.reclaimed_closing,
+                c.reclaimed_fin_wait
+            ),
+            (1, 1, 0, 2)
+        );
+        assert_eq!(net.stack.socket(), Err(SmolError::NoSocket));
+    }
+
+    #[test]
+    fn set_backlog_arms_the_pools_room_and_a_burst_that_size_is_taken_not_refused() {
+        const BURST: usize = 8;
+        let mut net: Net<18> = Net::new(18);
+        let mut l = net.listen(PORT);
+        assert_eq!(net.stack.counts().listening, DEFAULT_BACKLOG);
+        net.stack.set_backlog(&mut l, BURST);
+        assert_eq!(net.stack.counts().listening, BURST);
+        // Eight SYNs at once: every one finds a listening socket.
+        let mut clients = take(&mut net, BURST);
+        for c in &mut clients {
+            assert_eq!(net.stack.connect(c, server()), Err(nb::Error::WouldBlock));
+        }
+        let mut done = 0;
+        net.until("burst connected", |st| {
+            done = 0;
+            for c in clients.iter_mut() {
+                match st.connect(c, server()) {
+                    Ok(()) => done += 1,
+                    Err(nb::Error::WouldBlock) => {}
+                    Err(nb::Error::Other(e)) => panic!("refused in a burst the backlog covers: {e}"),
+                }
+            }
+            (done == BURST).then_some(())
+        });
+        net.until("all pending", |st| (st.counts().pending == BURST).then_some(()));
+        // Room shrinks: idle listening sockets beyond it are freed, pending ones stay.
+        net.stack.set_backlog(&mut l, 0);
+        assert_eq!(net.stack.counts().listening, 0);
+        assert_eq!(net.stack.counts().pending, BURST);
+        for _ in 0..BURST {
+            let _ = net.accept(&mut l);
+        }
+        assert_eq!(net.stack.counts().listening, 0);
+        assert_eq!(net.stack.pcb_counters().unarmed_passes, 0);
+    }
+
+    #[test]
+    fn a_listener_is_rearmed_by_reclaiming_and_a_pass_with_none_listening_is_counted() {
+        let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
+        let mut l = net.listen(PORT);
+        let tw = time_wait(&mut net, &mut l);
+        let _fresh = take(&mut net, 2);
+        // listener 1 + TIME-WAIT 1 + fresh 2: growing the backlog reclaims the TIME-WAIT.
+        net.stack.set_backlog(&mut l, 2);
+        assert_eq!(net.stack.counts().listening, 2);
+        assert_eq!(net.stack.pcb_counters().reclaimed_time_wait, 1);
+        assert_eq!(state_of(&net, tw), State::Listen);
+        net.stack.set_backlog(&mut l, 0);
+        let _more = take(&mut net, 2);
+        let before = net.stack.pcb_counters().unarmed_passes;
+        net.step();
+        assert_eq!(
+            net.stack.pcb_counters().unarmed_passes,
+            before,
+            "room 0 wants nothing"
+        );
+        net.stack.set_backlog(&mut l, 1);
+        net.step();
+        net.step();
+        assert_eq!(net.stack.pcb_counters().unarmed_passes, before + 2);
     }
 
     #[test]
@@ -1922,55 +2218,6 @@ mod tests {
         pool.stack_mut().close(client).unwrap();
         assert_eq!(pool.free_slots(), 4);
         let _ = np_now;
-    }
-
-    #[cfg(feature = "testkit-hooks")]
-    #[test]
-    fn abort_unowned_resets_backlog_and_closing_connections_and_nothing_owned() {
-        let mut net: Net<6> = Net::new(6);
-        let mut l = net.listen(PORT);
-        let mut c = net.connect(server());
-        net.step();
-        let backlog = (0..net.stack.entries.len())
-            .find(|&i| {
-                matches!(net.stack.entries[i].role, Role::Armed { .. })
-                    && tcp_ref(&net.stack.sockets, net.stack.entries[i].handle).state() == State::Established
-            })
-            .expect("a connection in the backlog");
-        assert!(
-            !net.stack.abort_unowned(c.index()),
-            "an owned socket is left alone"
-        );
-        assert!(net.stack.abort_unowned(backlog));
-        net.until("client sees the reset", |s| {
-            match s.receive(&mut c, &mut [0; 4]) {
-                Err(nb::Error::Other(SmolError::Reset)) => Some(()),
-                _ => None,
-            }
-        });
-        assert_eq!(net.stack.counts().pending, 0);
-        assert!(matches!(net.stack.accept(&mut l), Err(nb::Error::WouldBlock)));
-        net.stack.close(c).unwrap();
-        net.stack.close(l).unwrap();
-
-        // A connection the application closed, still in FIN-WAIT: reset, socket free.
-        let (l, c, s) = net.pair();
-        let i = s.index();
-        net.stack.close(s).unwrap();
-        net.step();
-        assert!(!matches!(
-            tcp_ref(&net.stack.sockets, net.stack.entries[i].handle).state(),
-            State::Closed | State::Listen
-        ));
-        assert!(net.stack.abort_unowned(i));
-        // The client had the FIN (CLOSE-WAIT): only the RST takes it to CLOSED.
-        net.until("client sees the reset", |st| {
-            (st.tcp_state(&c) == Some(State::Closed)).then_some(())
-        });
-        net.step();
-        assert_eq!(net.stack.entries[i].role, Role::Free);
-        assert!(!net.stack.abort_unowned(i), "nothing left to abort");
-        let _ = l;
     }
 
     #[test]

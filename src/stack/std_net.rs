@@ -78,7 +78,8 @@ use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
-    LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue,
+    LinkState, LinkStatus, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus,
+    TcpPush, TcpSendFlags, TcpSendQueue,
 };
 use crate::error::{Classify, ErrorClass};
 
@@ -715,6 +716,11 @@ impl TcpPeerStatus for StdStack {
 }
 
 /// The state last set with [`StdStack::set_link`] (initially `Unknown`).
+/// Fallback: the kernel keeps its own SYN queue (the `listen` backlog).
+impl TcpBacklog for StdStack {}
+/// Fallback: the kernel does not report its reclaims.
+impl PcbDiagnostics for StdStack {}
+
 impl LinkStatus for StdStack {
     fn link_state(&self) -> LinkState {
         self.link

@@ -6,7 +6,10 @@ use core::marker::PhantomData;
 use core::net::{SocketAddr, SocketAddrV4};
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
-use netpool::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue};
+use netpool::stack::{
+    PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush, TcpSendFlags,
+    TcpSendQueue,
+};
 use netpool::{Classify, Duration, Instant, LinkState, LinkStatus, LwipErr};
 
 use crate::error::LwipError;
@@ -549,6 +552,11 @@ impl TcpSendQueue for LwipStack {
 /// (err callback: `ERR_RST` → reset, `ERR_ABRT` → aborted...), `Closed` once the peer's
 /// FIN arrived and every byte was read, `Open` otherwise; a failed connect is `Gone`
 /// with its class. `Unknown` for listeners, fresh sockets and stale handles.
+/// Fallback: lwIP's listening PCB spawns a PCB per SYN itself (`tcp_alloc`).
+impl TcpBacklog for LwipStack {}
+/// Fallback: lwIP does not report what `tcp_alloc` reclaimed.
+impl PcbDiagnostics for LwipStack {}
+
 impl TcpPeerStatus for LwipStack {
     fn peer_status(&mut self, socket: &LwipSocket) -> PeerStatus {
         let Ok(v) = ffi::view(*socket) else {

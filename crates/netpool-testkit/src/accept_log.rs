@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
 use netpool::stack::{
-    LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue,
+    LinkState, LinkStatus, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus,
+    TcpPush, TcpSendFlags, TcpSendQueue,
 };
 
 use crate::scripted::{PeerId, ScriptedError, ScriptedStack, SockId};
@@ -118,6 +119,9 @@ impl TcpSendQueue for AcceptLog {
         self.inner.send_queue(sock)
     }
 }
+
+impl TcpBacklog for AcceptLog {}
+impl PcbDiagnostics for AcceptLog {}
 
 impl TcpPeerStatus for AcceptLog {
     fn peer_status(&mut self, sock: &SockId) -> PeerStatus {

@@ -113,8 +113,8 @@ use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 use netpool::stack::{
-    LinkState, LinkStatus, PeerStatus, Plain, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags,
-    TcpSendQueue,
+    LinkState, LinkStatus, PcbDiagnostics, PeerStatus, Plain, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus,
+    TcpPush, TcpSendFlags, TcpSendQueue,
 };
 use netpool::{Classify, ErrorClass};
 
@@ -1692,6 +1692,18 @@ impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usiz
             _ => Some(0),
         }
     }
+}
+
+/// Fallback: the scripted listener queues connections itself, like lwIP.
+impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usize> TcpBacklog
+    for ScriptedStackIn<SOCKETS, CONNS, RX, SENT>
+{
+}
+
+/// Fallback: zeros (its kills are counted by [`ScriptedStackIn::killed`]).
+impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usize> PcbDiagnostics
+    for ScriptedStackIn<SOCKETS, CONNS, RX, SENT>
+{
 }
 
 impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usize> TcpPeerStatus

@@ -28,7 +28,7 @@ pub use peers::{CloseStyle, HalfOpen, PeerHost, PollStats, Poller, PollerConfig,
 pub use rng::SplitMix64;
 pub use server::{ClosePolicy, ServerStats, StatusServer};
 pub use workload::{ChurnArgs, ChurnClients};
-pub use world::{run, server_stack, Participant, SimServer};
+pub use world::{run, server_stack, smoltcp_stack, Participant, SimServer, SimStack};
 
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::Ipv4Address;

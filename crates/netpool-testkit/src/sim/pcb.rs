@@ -1,32 +1,28 @@
 //! A PCB-limited stack: the smoltcp backend with lwIP's behaviour when its pool of
-//! TCP PCBs (`MEMP_NUM_TCP_PCB`) runs out.
+//! TCP PCBs (`MEMP_NUM_TCP_PCB`) runs out, built on the backend's public API only.
 //!
 //! The backend's fixed socket set is the PCB pool: every listening slot, connection,
 //! not-yet-accepted connection and closing connection (FIN-WAIT … TIME-WAIT) holds
-//! one. A PCB is *needed* when the application asks for a socket with none free, or
-//! when a listener has no socket left to take the next SYN and none is free. Then the
-//! policy decides, in lwIP's order:
+//! one. The backend itself reclaims closing sockets when one is needed
+//! ([`Reclaim`]); the policy picks how, and adds lwIP 1.4's last resort:
 //!
-//! | policy | on need |
-//! |---|---|
-//! | [`Refuse`](Exhaustion::Refuse) | nothing: the socket call fails, SYNs are refused; TIME-WAIT holds its PCB for its whole 10 s |
-//! | [`Lwip2`](Exhaustion::Lwip2) | lwIP 2.x `tcp_alloc`: reclaim the oldest TIME-WAIT, then LAST-ACK, then CLOSING PCB; kill only *lower* priority connections — all are equal here, so no live connection dies |
-//! | [`Lwip14`](Exhaustion::Lwip14) | lwIP 1.4 `tcp_alloc`: reclaim the oldest TIME-WAIT PCB, else `tcp_kill_prio`: kill the connection of the *same* priority with the longest inactivity — the behaviour that killed the upload in the incident |
+//! | policy | backend [`Reclaim`] | when nothing can be reclaimed |
+//! |---|---|---|
+//! | [`Refuse`](Exhaustion::Refuse) | [`Never`](Reclaim::Never): TIME-WAIT holds its PCB for its whole 10 s | the socket call fails, SYNs are refused |
+//! | [`Lwip2`](Exhaustion::Lwip2) | [`Closing`](Reclaim::Closing): lwIP 2.x `tcp_alloc` (TIME-WAIT, LAST-ACK, CLOSING, FIN-WAIT past a bound) | refused: lwIP 2 kills only *lower* priority connections, and all are equal here |
+//! | [`Lwip14`](Exhaustion::Lwip14) | [`TimeWait`](Reclaim::TimeWait) | `tcp_kill_prio`: kill the application's connection with the longest inactivity — the behaviour that killed the upload in the incident |
+//!
+//! Unlike lwIP, a listener here keeps the fixed backlog it was built with: the wrapper
+//! ignores the pool's [`TcpBacklog::set_backlog`] (lwIP's listen backlog does not
+//! follow the application either).
 //!
 //! Inactivity is measured as lwIP does (`tcp_ticks - pcb->tmr`, reset by every segment
 //! the connection processes): a socket's state or queues changing counts as activity.
-//!
-//! # On the backend's public API
-//!
-//! The wrapper sees every call, so it knows who holds each socket: the application
-//! (a live handle from `socket` or `accept`, connecting or connected), nobody because
-//! the application gave it back and smoltcp is still closing it, or a listener's
-//! backlog (anything else not LISTEN or CLOSED). States and queues it reads from the
-//! backend's read-only socket set. A killed application connection is aborted through
-//! its own handle, and the wrapper answers every later call on that handle with
-//! [`PcbError::Killed`]. Only a backlog or closing connection has no handle to abort it
-//! by: for those it uses the one backend hook netpool keeps behind its dev-only
-//! `testkit-hooks` feature, `SmoltcpStack::abort_unowned`.
+//! The wrapper sees every call, so it knows the application's handle of each socket; a
+//! killed connection is aborted through that handle, and the wrapper answers every
+//! later call on it with [`PcbError::Killed`]. A connection still in a listener's
+//! backlog has no handle, so it is never the victim (lwIP could pick it; the pool
+//! accepts every poll, so such a connection is never the longest inactive).
 
 use core::fmt;
 use core::net::SocketAddr;
@@ -34,13 +30,14 @@ use std::vec::Vec;
 
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 use netpool::link::{LinkState, LinkStatus};
-use netpool::stack::smoltcp::{SmolError, SmolSocket, SmoltcpStack};
-use netpool::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpPush, TcpSendFlags, TcpSendQueue};
+use netpool::stack::smoltcp::{Reclaim, SmolError, SmolSocket, SmoltcpStack};
+use netpool::stack::{
+    PcbCounters, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush,
+    TcpSendFlags, TcpSendQueue,
+};
 use netpool::{Classify, ErrorClass};
-use smoltcp::iface::SocketHandle;
 use smoltcp::phy::Device;
-use smoltcp::socket::tcp::{self, State};
-use smoltcp::socket::AnySocket;
+use smoltcp::socket::tcp::State;
 use smoltcp::time::Instant as SmolInstant;
 
 /// What happens when a PCB is needed and none is free.
@@ -48,8 +45,7 @@ use smoltcp::time::Instant as SmolInstant;
 pub enum Exhaustion {
     /// Refuse the newcomer; TIME-WAIT holds its PCB.
     Refuse,
-    /// lwIP 2.x: reclaim closing PCBs (TIME-WAIT, LAST-ACK, CLOSING), never a live one
-    /// of equal priority.
+    /// lwIP 2.x: reclaim closing PCBs, never a live one of equal priority.
     Lwip2,
     /// lwIP 1.4: reclaim TIME-WAIT, else kill the longest-inactive connection.
     Lwip14,
@@ -64,21 +60,26 @@ impl Exhaustion {
             Exhaustion::Lwip14 => "lwip14",
         }
     }
+
+    /// What the backend may reclaim under this policy.
+    pub const fn reclaim(self) -> Reclaim {
+        match self {
+            Exhaustion::Refuse => Reclaim::Never,
+            Exhaustion::Lwip2 => Reclaim::Closing,
+            Exhaustion::Lwip14 => Reclaim::TimeWait,
+        }
+    }
 }
 
 /// What the allocator did.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct PcbStats {
-    /// Times a PCB was needed for a newcomer with none free.
-    pub exhausted: u64,
-    /// Closing PCBs reclaimed (TIME-WAIT, LAST-ACK, CLOSING).
+    /// Closing PCBs the backend reclaimed (all states).
     pub reclaimed: u64,
     /// Live connections killed (held by the application).
     pub killed_live: u64,
-    /// Connections killed in a listener's backlog.
-    pub killed_backlog: u64,
-    /// Newcomers that found nothing to reclaim or kill.
-    pub refused: u64,
+    /// Polls that left a listener with no PCB listening and nothing to reclaim or kill.
+    pub starved: u64,
 }
 
 /// Why a [`PcbLimited`] operation failed.
@@ -128,28 +129,8 @@ impl Classify for PcbError {
     }
 }
 
-/// Who holds a socket's connection.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Owner {
-    /// Connecting or connected, held by the application.
-    Application,
-    /// Established or being established on a listener, not yet accepted.
-    Backlog,
-    /// Given back by the application; smoltcp is finishing the close.
-    Closing,
-}
-
-/// One connection-holding socket: what an lwIP-style PCB allocator considers.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-struct Pcb {
-    /// The backend's socket index.
-    index: usize,
-    state: State,
-    owner: Owner,
-    rx_queue: usize,
-    tx_queue: usize,
-}
-
+/// What lwIP's inactivity timer would say of a connection: its state and queues, and
+/// since when they have not changed.
 #[derive(Copy, Clone, Debug)]
 struct Seen {
     print: (State, usize, usize),
@@ -160,44 +141,28 @@ struct Seen {
 pub struct PcbLimited<'a, const M: usize> {
     inner: SmoltcpStack<'a, M>,
     policy: Exhaustion,
-    seen: Vec<Option<Seen>>,
-    stats: PcbStats,
-    /// The smoltcp handles of the backend's sockets, by socket index (adoption order:
-    /// the first `capacity()` TCP sockets of the set).
-    handles: Vec<SocketHandle>,
+    killed_live: u64,
+    starved: u64,
     /// The application's handle of each socket, from `socket` or `accept`, until it
-    /// gives it back (or it becomes a listener's).
-    held: Vec<Option<SmolSocket>>,
-    /// Given back by the application and not yet seen CLOSED or LISTEN since.
-    closing: Vec<bool>,
+    /// gives it back (or it becomes a listener's), with its activity.
+    held: Vec<Option<(SmolSocket, Option<Seen>)>>,
     /// The generation of the last handle of each socket whose connection was killed.
     killed: Vec<Option<u32>>,
 }
 
 impl<'a, const M: usize> PcbLimited<'a, M> {
-    /// Wrap a stack; its `M` sockets are the PCB pool.
+    /// Wrap a stack; its sockets are the PCB pool. The stack's reclaim setting is
+    /// replaced by the policy's.
     pub fn new(inner: SmoltcpStack<'a, M>, policy: Exhaustion) -> Self {
-        let handles: Vec<SocketHandle> = inner
-            .sockets()
-            .iter()
-            .filter(|(_, s)| tcp::Socket::downcast(s).is_some())
-            .map(|(h, _)| h)
-            .take(inner.capacity())
-            .collect();
-        let n = handles.len();
-        let mut limited = PcbLimited {
-            inner,
+        let n = inner.capacity();
+        PcbLimited {
+            inner: inner.with_reclaim(policy.reclaim()),
             policy,
-            seen: (0..M).map(|_| None).collect(),
-            stats: PcbStats::default(),
-            handles,
+            killed_live: 0,
+            starved: 0,
             held: vec![None; n],
-            // The backend closes every adopted socket that still had a connection.
-            closing: vec![true; n],
             killed: vec![None; n],
-        };
-        limited.track();
-        limited
+        }
     }
 
     /// The wrapped stack.
@@ -206,7 +171,7 @@ impl<'a, const M: usize> PcbLimited<'a, M> {
     }
 
     /// The wrapped stack, mutably. Drive it through [`poll`](Self::poll), not through
-    /// this: the wrapper notes activity and closing sockets after each poll.
+    /// this: the wrapper notes activity after each poll.
     pub fn inner_mut(&mut self) -> &mut SmoltcpStack<'a, M> {
         &mut self.inner
     }
@@ -218,28 +183,29 @@ impl<'a, const M: usize> PcbLimited<'a, M> {
 
     /// What the allocator did so far.
     pub fn stats(&self) -> PcbStats {
-        self.stats
+        PcbStats {
+            reclaimed: u64::from(self.inner.pcb_counters().reclaimed()),
+            killed_live: self.killed_live,
+            starved: self.starved,
+        }
     }
 
-    /// Poll the stack at `now`, note which connections were active, and keep the
-    /// listeners able to take SYNs: with no free socket, one closing PCB is reclaimed
-    /// (as lwIP's `tcp_alloc` does on a SYN's arrival) to top up the backlog; a live
-    /// connection is killed (lwIP 1.4) only when a listener has no socket at all.
+    /// Poll the stack at `now` (it reclaims closing PCBs to keep listeners armed), note
+    /// which connections were active, and, when a listener is left with no PCB
+    /// listening, apply lwIP 1.4's last resort: kill one connection, send its RST and
+    /// re-arm the listener in the same step (as lwIP's `tcp_alloc` does on a SYN).
     pub fn poll<D: Device>(&mut self, now: SmolInstant, device: &mut D) {
         self.inner.poll(now, device);
-        self.track();
         self.note_activity(now);
-        let backlog = self.inner.backlog();
         let c = self.inner.counts();
         let has_listener = c.listening + c.pending > 0;
-        // One PCB per poll at most, as lwIP reclaims one per SYN: a reclaimed or killed
-        // socket is free only once its RST is out, at the next poll.
-        if has_listener && c.free == 0 && c.listening < backlog && self.need_pcb(c.listening == 0) {
-            // Send the RST and re-arm the listener now, not a poll later.
-            self.inner.poll(now, device);
-            self.track();
-            self.inner.poll(now, device);
-            self.track();
+        if has_listener && c.listening == 0 && c.free == 0 {
+            if self.kill_oldest() {
+                self.inner.poll(now, device);
+                self.inner.poll(now, device);
+            } else {
+                self.starved += 1;
+            }
         }
     }
 
@@ -248,131 +214,50 @@ impl<'a, const M: usize> PcbLimited<'a, M> {
         self.inner.poll_at(now)
     }
 
-    fn tcp(&self, index: usize) -> &tcp::Socket<'a> {
-        self.inner.sockets().get::<tcp::Socket<'a>>(self.handles[index])
-    }
-
-    /// A closing socket stops being one once smoltcp is done with it: CLOSED (free, or
-    /// its RST still to send), or LISTEN again for a listener. Called after every poll
-    /// of the backend, before a socket freed by it can take a new connection.
-    fn track(&mut self) {
-        for i in 0..self.handles.len() {
-            if matches!(self.tcp(i).state(), State::Closed | State::Listen) {
-                self.closing[i] = false;
-            }
-        }
-    }
-
-    /// Every socket that holds a connection, in index order.
-    fn pcbs(&mut self) -> Vec<Pcb> {
-        self.track();
-        (0..self.handles.len())
-            .filter_map(|i| {
-                let socket = self.tcp(i);
-                let state = socket.state();
-                let owner = if self.held[i].is_some_and(|h| self.inner.remote_addr(&h).is_some()) {
-                    // Connecting or connected (the backend names a remote only then),
-                    // whatever the TCP state: a reset connection still holds its PCB
-                    // until the application closes it.
-                    Owner::Application
-                } else if matches!(state, State::Listen | State::Closed) {
-                    return None;
-                } else if self.closing[i] {
-                    Owner::Closing
-                } else {
-                    Owner::Backlog
-                };
-                Some(Pcb {
-                    index: i,
-                    state,
-                    owner,
-                    rx_queue: socket.recv_queue(),
-                    tx_queue: socket.send_queue(),
-                })
-            })
-            .collect()
-    }
-
     fn note_activity(&mut self, now: SmolInstant) {
-        let mut live = [false; M];
-        for p in self.pcbs() {
-            let i = p.index;
-            live[i] = true;
-            let print = (p.state, p.rx_queue, p.tx_queue);
-            match &mut self.seen[i] {
-                Some(s) if s.print == print => {}
-                slot => *slot = Some(Seen { print, since: now }),
+        for i in 0..self.held.len() {
+            let Some((h, seen)) = self.held[i] else {
+                continue;
+            };
+            let print = (
+                self.inner.tcp_state(&h).unwrap_or(State::Closed),
+                self.inner.recv_queue(&h).unwrap_or(0),
+                self.inner.send_queue(&h).unwrap_or(0),
+            );
+            if seen.is_none_or(|s| s.print != print) {
+                self.held[i] = Some((h, Some(Seen { print, since: now })));
             }
         }
-        for (i, alive) in live.iter().enumerate() {
-            if !alive {
-                self.seen[i] = None;
-            }
+    }
+
+    /// lwIP 1.4's `tcp_kill_prio` (all connections of equal priority): RST the
+    /// application's connection with the longest inactivity; its socket is reusable
+    /// once the RST is out (next poll), and its handle reports [`PcbError::Killed`].
+    /// Only under [`Exhaustion::Lwip14`]; returns whether one was killed.
+    fn kill_oldest(&mut self) -> bool {
+        if self.policy != Exhaustion::Lwip14 {
+            return false;
         }
-    }
-
-    fn idle_since(&self, p: &Pcb) -> SmolInstant {
-        self.seen[p.index].map_or(SmolInstant::ZERO, |s| s.since)
-    }
-
-    /// The oldest-inactive PCB among those `pick` accepts.
-    fn oldest(&mut self, pick: impl Fn(&Pcb) -> bool) -> Option<Pcb> {
-        self.pcbs()
-            .into_iter()
-            .filter(|p| pick(p))
-            .min_by_key(|p| (self.idle_since(p), p.index))
-    }
-
-    /// Kill a connection as lwIP's `tcp_kill_*` do: RST to the peer, the socket
-    /// reusable once the RST is out (next poll). An application's handle then reports
-    /// [`PcbError::Killed`]; a backlog connection is dropped (the listener re-arms).
-    fn kill(&mut self, p: &Pcb) {
-        let i = p.index;
-        match (p.owner, self.held[i]) {
-            (Owner::Application, Some(h)) => {
-                // A connecting or connected handle: its abort cannot fail.
-                let _ = self.inner.abort(h);
-                self.held[i] = None;
-                self.killed[i] = Some(h.generation());
-            }
-            _ => {
-                self.inner.abort_unowned(i);
-            }
-        }
-        // Aborted: CLOSED now, so no longer closing.
-        self.closing[i] = false;
-    }
-
-    /// A PCB is needed and none is free: apply the policy once. Live connections are
-    /// killed (lwIP 1.4) only when `starving` (nothing else can take the newcomer).
-    fn need_pcb(&mut self, starving: bool) -> bool {
-        self.stats.exhausted += u64::from(starving);
-        let closing_in = |state: State| move |p: &Pcb| p.owner == Owner::Closing && p.state == state;
-        let reclaim_order: &[State] = match self.policy {
-            Exhaustion::Refuse => &[],
-            Exhaustion::Lwip2 => &[State::TimeWait, State::LastAck, State::Closing],
-            Exhaustion::Lwip14 => &[State::TimeWait],
+        let victim = self
+            .held
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                let (h, seen) = (*h)?;
+                // Connecting or connected: the backend names a remote only then.
+                self.inner.remote_addr(&h)?;
+                Some((seen.map_or(SmolInstant::ZERO, |s| s.since), i, h))
+            })
+            .min_by_key(|(since, i, _)| (*since, *i));
+        let Some((_, i, h)) = victim else {
+            return false;
         };
-        for &state in reclaim_order {
-            if let Some(p) = self.oldest(closing_in(state)) {
-                self.kill(&p);
-                self.stats.reclaimed += 1;
-                return true;
-            }
-        }
-        if self.policy == Exhaustion::Lwip14 && starving {
-            // tcp_kill_prio: every active PCB of the same priority is a candidate.
-            if let Some(p) = self.oldest(|p| p.state != State::TimeWait) {
-                self.kill(&p);
-                match p.owner {
-                    Owner::Backlog => self.stats.killed_backlog += 1,
-                    _ => self.stats.killed_live += 1,
-                }
-                return true;
-            }
-        }
-        self.stats.refused += u64::from(starving);
-        false
+        // A connecting or connected handle: its abort cannot fail.
+        let _ = self.inner.abort(h);
+        self.held[i] = None;
+        self.killed[i] = Some(h.generation());
+        self.killed_live += 1;
+        true
     }
 
     /// `Err(Killed)` for the handle of a killed connection.
@@ -392,20 +277,17 @@ impl<'a, const M: usize> PcbLimited<'a, M> {
     /// The application holds `s` from now on.
     fn hand_out(&mut self, s: SmolSocket) -> SmolSocket {
         if let Some(held) = self.held.get_mut(s.index()) {
-            *held = Some(s);
-            self.closing[s.index()] = false;
+            *held = Some((s, None));
         }
         s
     }
 
-    /// The application gave `s` back (close or abort succeeded).
+    /// The application gave `s` back (close, abort, or listen made it a listener's).
     fn given_back(&mut self, s: &SmolSocket) {
-        if s.is_listener() {
-            return;
-        }
         if let Some(held) = self.held.get_mut(s.index()) {
-            *held = None;
-            self.closing[s.index()] = true;
+            if held.is_some_and(|(h, _)| h == *s) {
+                *held = None;
+            }
         }
     }
 }
@@ -419,10 +301,12 @@ impl<const M: usize> TcpClientStack for PcbLimited<'_, M> {
     type Error = PcbError;
 
     fn socket(&mut self) -> Result<SmolSocket, PcbError> {
+        // The backend reclaims what the policy allows; lwIP 1.4 then kills. A killed
+        // socket is reusable once its RST is out, at the next poll: until then the
+        // caller retries, as after ERR_MEM.
         let s = match self.inner.socket() {
-            Err(SmolError::NoSocket) if self.need_pcb(true) => {
-                // A killed or reclaimed socket is reusable once its RST is out: at the
-                // next poll. Until then the caller retries, as after ERR_MEM.
+            Err(SmolError::NoSocket) => {
+                self.kill_oldest();
                 self.inner.socket()
             }
             other => other,
@@ -460,9 +344,7 @@ impl<const M: usize> TcpFullStack for PcbLimited<'_, M> {
         self.inner.listen(s)?;
         if !socket.is_listener() {
             // The socket is the listener's now; the application holds the listener.
-            if let Some(held) = self.held.get_mut(socket.index()) {
-                *held = None;
-            }
+            self.given_back(&socket);
         }
         Ok(())
     }
@@ -505,6 +387,17 @@ impl<const M: usize> TcpSendQueue for PcbLimited<'_, M> {
 impl<const M: usize> TcpPeerStatus for PcbLimited<'_, M> {
     fn peer_status(&mut self, s: &SmolSocket) -> PeerStatus {
         self.inner.peer_status(s)
+    }
+}
+
+/// lwIP's listen backlog does not follow the application: the pool's number is ignored
+/// and the backend keeps the backlog it was built with.
+impl<const M: usize> TcpBacklog for PcbLimited<'_, M> {}
+
+/// The backend's counters.
+impl<const M: usize> PcbDiagnostics for PcbLimited<'_, M> {
+    fn pcb_counters(&self) -> PcbCounters {
+        self.inner.pcb_counters()
     }
 }
 

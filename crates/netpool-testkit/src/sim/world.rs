@@ -14,6 +14,7 @@ use super::peers::{HalfOpen, Poller, Storm, Uploader};
 use super::server::{ClosePolicy, StatusServer};
 use super::{next_event, to_netpool};
 use netpool::stack::smoltcp::SmoltcpStack;
+use netpool::stack::Stack;
 use netpool::Config;
 use netpool::ListenParams;
 use netpool::Pool;
@@ -30,15 +31,14 @@ pub trait Participant {
 /// `TCP_WND` of 7300 bytes).
 pub const SERVER_SOCKET_BUFFER: usize = 7300;
 
-/// A smoltcp server stack of `M` sockets (the PCB pool) on `fabric` at `ip`, with a
-/// listen backlog of `backlog` sockets per port and the PCB `policy`.
-pub fn server_stack<const M: usize>(
+/// The smoltcp backend as firmware ships it (its defaults: reclaim on demand, listeners
+/// sized by the pool), with `M` sockets of [`SERVER_SOCKET_BUFFER`] bytes each way, on
+/// `fabric` at `ip`.
+pub fn smoltcp_stack<const M: usize>(
     fabric: &Fabric,
     ip: Ipv4Address,
     seed: u64,
-    backlog: usize,
-    policy: Exhaustion,
-) -> (PcbLimited<'static, M>, SimDevice) {
+) -> (SmoltcpStack<'static, M>, SimDevice) {
     let mut device = fabric.attach(ip);
     let mut config = IfaceConfig::new(HardwareAddress::Ip);
     config.random_seed = seed;
@@ -53,24 +53,70 @@ pub fn server_stack<const M: usize>(
             tcp::SocketBuffer::new(vec![0u8; SERVER_SOCKET_BUFFER]),
         ));
     }
-    let stack = SmoltcpStack::<M>::new(iface, sockets)
-        .with_backlog(backlog)
-        .with_port_seed(seed as u32);
-    (PcbLimited::new(stack, policy), device)
+    let stack = SmoltcpStack::<M>::new(iface, sockets).with_port_seed(seed as u32);
+    (stack, device)
 }
 
-/// The server: a netpool pool of `N` slots over a PCB-limited smoltcp stack of `M`
-/// sockets, running the [`StatusServer`] application on one port.
-pub struct SimServer<const M: usize, const N: usize> {
+/// An lwIP-like server stack of `M` PCBs on `fabric` at `ip`: the smoltcp backend
+/// under the PCB `policy`, with a fixed listen backlog of `backlog` sockets per port.
+pub fn server_stack<const M: usize>(
+    fabric: &Fabric,
+    ip: Ipv4Address,
+    seed: u64,
+    backlog: usize,
+    policy: Exhaustion,
+) -> (PcbLimited<'static, M>, SimDevice) {
+    let (stack, device) = smoltcp_stack::<M>(fabric, ip, seed);
+    (PcbLimited::new(stack.with_backlog(backlog), policy), device)
+}
+
+/// A server stack the simulation drives: a netpool [`Stack`] polled like smoltcp.
+pub trait SimStack: Stack {
+    /// Poll the stack's interface at `now`.
+    fn drive(&mut self, now: SmolInstant, device: &mut SimDevice);
+    /// When the stack next needs [`drive`](Self::drive) (besides packets arriving).
+    fn next_poll(&mut self, now: SmolInstant) -> Option<SmolInstant>;
+    /// Live connections the stack killed on its own (lwIP 1.4's `tcp_kill_prio`).
+    fn killed_live(&self) -> u64 {
+        0
+    }
+}
+
+impl<const M: usize> SimStack for SmoltcpStack<'static, M> {
+    fn drive(&mut self, now: SmolInstant, device: &mut SimDevice) {
+        self.poll(now, device);
+    }
+    fn next_poll(&mut self, now: SmolInstant) -> Option<SmolInstant> {
+        self.poll_at(now)
+    }
+}
+
+impl<const M: usize> SimStack for PcbLimited<'static, M> {
+    fn drive(&mut self, now: SmolInstant, device: &mut SimDevice) {
+        self.poll(now, device);
+    }
+    fn next_poll(&mut self, now: SmolInstant) -> Option<SmolInstant> {
+        self.poll_at(now)
+    }
+    fn killed_live(&self) -> u64 {
+        self.stats().killed_live
+    }
+}
+
+/// The server: a netpool pool of `N` slots over a server stack (by default the
+/// PCB-limited smoltcp stack of `M` sockets), running the [`StatusServer`] application
+/// on one port.
+pub struct SimServer<const M: usize, const N: usize, S: SimStack = PcbLimited<'static, M>> {
     /// The pool (and through it the stack).
-    pub pool: Pool<PcbLimited<'static, M>, N, 1, 256>,
+    pub pool: Pool<S, N, 1, 256>,
     /// The application.
     pub app: StatusServer,
     device: SimDevice,
 }
 
 impl<const M: usize, const N: usize> SimServer<M, N> {
-    /// A server at `ip` listening on `port` with at most `max_conns` connections.
+    /// A server at `ip` listening on `port` with at most `max_conns` connections, on
+    /// an lwIP-like stack ([`server_stack`]).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         fabric: &Fabric,
@@ -84,6 +130,38 @@ impl<const M: usize, const N: usize> SimServer<M, N> {
         config: Config,
     ) -> Self {
         let (stack, device) = server_stack::<M>(fabric, ip, seed, backlog, exhaustion);
+        SimServer::with_stack(stack, device, port, max_conns, policy, config)
+    }
+}
+
+impl<const M: usize, const N: usize> SimServer<M, N, SmoltcpStack<'static, M>> {
+    /// A server at `ip` listening on `port` with at most `max_conns` connections, on
+    /// the smoltcp backend as shipped ([`smoltcp_stack`]).
+    pub fn shipped(
+        fabric: &Fabric,
+        ip: Ipv4Address,
+        port: u16,
+        max_conns: u8,
+        seed: u64,
+        policy: ClosePolicy,
+        config: Config,
+    ) -> Self {
+        let (stack, device) = smoltcp_stack::<M>(fabric, ip, seed);
+        SimServer::with_stack(stack, device, port, max_conns, policy, config)
+    }
+}
+
+impl<const M: usize, const N: usize, S: SimStack> SimServer<M, N, S> {
+    /// A server on `stack` (attached through `device`) listening on `port` with at
+    /// most `max_conns` connections.
+    pub fn with_stack(
+        stack: S,
+        device: SimDevice,
+        port: u16,
+        max_conns: u8,
+        policy: ClosePolicy,
+        config: Config,
+    ) -> Self {
         let mut pool = Pool::new(stack, config);
         // A listener on a fresh stack cannot fail: sockets and listener slots are free.
         let _ = pool.listen(port, ListenParams::new(max_conns));
@@ -95,11 +173,11 @@ impl<const M: usize, const N: usize> SimServer<M, N> {
     }
 }
 
-impl<const M: usize, const N: usize> Participant for SimServer<M, N> {
+impl<const M: usize, const N: usize, S: SimStack> Participant for SimServer<M, N, S> {
     fn step(&mut self, now: SmolInstant) {
-        self.pool.stack_mut().poll(now, &mut self.device);
+        self.pool.stack_mut().drive(now, &mut self.device);
         self.app.step(&mut self.pool, to_netpool(now));
-        self.pool.stack_mut().poll(now, &mut self.device);
+        self.pool.stack_mut().drive(now, &mut self.device);
     }
 
     fn wake_at(&mut self, now: SmolInstant) -> Option<SmolInstant> {
@@ -107,7 +185,7 @@ impl<const M: usize, const N: usize> Participant for SimServer<M, N> {
             .pool
             .poll_at()
             .map(|t| SmolInstant::from_millis(t.as_millis() as i64));
-        [self.pool.stack_mut().poll_at(now), pool]
+        [self.pool.stack_mut().next_poll(now), pool]
             .into_iter()
             .flatten()
             .min()

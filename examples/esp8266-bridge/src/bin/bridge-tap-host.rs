@@ -1,6 +1,7 @@
 //! `bridge-tap-host`: the bridge's network path as the ESP32-C3 image builds it —
-//! smoltcp, netpool's `SmoltcpStack` (14 TCP sockets of 2048 + 2048 bytes, backlog 2,
-//! 30 s socket timeout, TIME-WAIT limit 2 s) and a `Pool` of 8 slots, 4 listeners and
+//! smoltcp, netpool's `SmoltcpStack` (14 TCP sockets of 2048 + 2048 bytes, 30 s socket
+//! timeout, its defaults: closing sockets reclaimed on demand, listeners armed to the
+//! pool's room) and a `Pool` of 8 slots, 4 listeners and
 //! 512 coalescing bytes under the [`Bridge`] service loop — on a Linux TAP device
 //! (smoltcp's `TunTapInterface`) instead of esp-radio's WiFi interface, with the
 //! simulated RepRapFirmware board ([`Sam`]) on the other end of a virtual SPI bus.
@@ -47,7 +48,9 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
 // The ESP32-C3 image's configuration (boards/esp32c3/src/main.rs).
-/// TCP sockets: 8 connections plus 2 armed per listener for HTTP, FTP and Telnet.
+/// TCP sockets: the pool's 8 connections, the listening sockets the pool's room on each
+/// port asks for, and closing connections held until a socket is needed (reclaimed
+/// then, TIME-WAIT first).
 const TCP_SOCKETS: usize = 14;
 /// Receive and transmit buffer of each TCP socket.
 const TCP_BUFFER: usize = 2048;
@@ -55,12 +58,8 @@ const TCP_BUFFER: usize = 2048;
 const LISTENERS: usize = 4;
 /// Coalescing bytes per pool slot.
 const COALESCE: usize = 512;
-/// Connections the stack may hold not yet accepted, per listener.
-const BACKLOG: usize = 2;
 /// A peer that vanishes mid-handshake or mid-close does not hold a socket longer.
 const SOCKET_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(30);
-/// TIME-WAIT is cut short after this.
-const TIME_WAIT_LIMIT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(2);
 /// The pool's stall grace (the C3 image's; `--stall-grace-ms` changes it).
 const STALL_GRACE_MS: u64 = 10_000;
 
@@ -76,7 +75,6 @@ USAGE: bridge-tap-host --tap NAME [OPTIONS]
   --tap NAME            an existing TAP device (ip tuntap add dev NAME mode tap)
   --address CIDR        the bridge's address (default 10.78.0.2/24)
   --stall-grace-ms N    the pool's stall grace (default 10000, the C3 image's)
-  --time-wait-limit-ms N  free TIME-WAIT sockets after N ms (default 2000, the C3 image's)
   --http-max-conns N    maxConnections the board asks for on port 80 (default 4)
   --file NAME=LEN:SEED  a file of LEN deterministic bytes on the board's SD card
   --report-file NAME    `report` includes this file's CRC-32
@@ -89,7 +87,6 @@ struct Args {
     tap: String,
     address: Ipv4Cidr,
     stall_grace_ms: u64,
-    time_wait_limit_ms: u64,
     http_max_conns: u16,
     files: Vec<(String, Vec<u8>)>,
     report_file: Option<String>,
@@ -100,7 +97,6 @@ fn parse_args() -> Result<Option<Args>, String> {
         tap: String::new(),
         address: Ipv4Cidr::new(Ipv4Addr::new(10, 78, 0, 2), 24),
         stall_grace_ms: STALL_GRACE_MS,
-        time_wait_limit_ms: TIME_WAIT_LIMIT.total_millis(),
         http_max_conns: 4,
         files: Vec::new(),
         report_file: None,
@@ -130,9 +126,6 @@ fn parse_args() -> Result<Option<Args>, String> {
                     .ok()
                     .filter(|ms| (100..=600_000).contains(ms))
                     .ok_or_else(bad)?
-            }
-            "--time-wait-limit-ms" => {
-                a.time_wait_limit_ms = value.parse().ok().filter(|ms| *ms <= 60_000).ok_or_else(bad)?
             }
             "--http-max-conns" => {
                 a.http_max_conns = value
@@ -233,12 +226,9 @@ fn main() -> ExitCode {
         socket.set_timeout(Some(SOCKET_TIMEOUT));
         sockets.add(socket);
     }
-    let stack = SmoltcpStack::new(iface, sockets)
-        .with_backlog(BACKLOG)
-        .with_port_seed(seed as u32)
-        .with_time_wait_limit(Some(smoltcp::time::Duration::from_millis(
-            args.time_wait_limit_ms,
-        )));
+    // Stack defaults, as the C3 image: closing sockets reclaimed on demand, listeners
+    // armed to the pool's room on their port.
+    let stack = SmoltcpStack::new(iface, sockets).with_port_seed(seed as u32);
     let pool: Pool<Stack, 8, LISTENERS, COALESCE> = Pool::new(
         stack,
         PoolConfig::new().with_stall_grace(Duration::from_millis(args.stall_grace_ms)),

@@ -155,10 +155,10 @@ fn main() -> ! {
         sockets.add(socket);
     }
     let dhcp = sockets.add(dhcpv4::Socket::new());
-    let stack = SmoltcpStack::new(iface, sockets)
-        .with_backlog(2)
-        .with_port_seed(seed as u32)
-        .with_time_wait_limit(Some(smoltcp::time::Duration::from_secs(2)));
+    // Defaults: closing sockets are reclaimed when one is needed (TIME-WAIT first, as
+    // lwIP's tcp_alloc), and each listener keeps as many sockets listening as the pool
+    // has room for on its port.
+    let stack = SmoltcpStack::new(iface, sockets).with_port_seed(seed as u32);
 
     // --- netpool and the bridge.
     let pool: Pool<Stack, 8, LISTENERS, COALESCE> =
