@@ -439,6 +439,9 @@ pub enum ConnectError {
     NoSuchSlot,
     /// An IPv6 address while the `ipv6` feature is off. Nothing was sent.
     UnsupportedAddress,
+    /// Remote port 0: no TCP peer listens there (and a slot's report uses port 0 for
+    /// "no remote"). Nothing was sent.
+    PortZero,
 }
 
 impl fmt::Display for ConnectError {
@@ -450,6 +453,7 @@ impl fmt::Display for ConnectError {
             ConnectError::SlotInUse => f.write_str("the chosen slot is in use"),
             ConnectError::NoSuchSlot => f.write_str("no slot with that number"),
             ConnectError::UnsupportedAddress => f.write_str("IPv6 address without the `ipv6` feature"),
+            ConnectError::PortZero => f.write_str("remote port 0"),
         }
     }
 }

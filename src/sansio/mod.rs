@@ -401,6 +401,9 @@ impl<const N: usize, const L: usize> Core<N, L> {
         want: Option<usize>,
         remote: SocketAddr,
     ) -> Result<usize, ConnectError> {
+        if remote.port() == 0 {
+            return Err(ConnectError::PortZero);
+        }
         if Remote::of(remote).is_none() {
             return Err(ConnectError::UnsupportedAddress);
         }

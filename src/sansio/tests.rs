@@ -133,6 +133,7 @@ proptest! {
         let mut core: Core<N, L> = Core::new(config);
         let mut now = Instant::from_millis(1);
         let mut incoming = 0u32;
+        let mut told: [Option<usize>; L] = [None; L];
         for op in ops {
             match op {
                 Op::Listen { port, cap, one_shot } => {
@@ -193,6 +194,19 @@ proptest! {
             }
             run_timers(&mut core, now);
 
+            // A driver that announces every change knows each listener's room now.
+            for (li, told) in told.iter_mut().enumerate() {
+                if let Some(room) = core.room_to_announce(li) {
+                    *told = Some(room);
+                }
+                if let Some(l) = core.listener(li) {
+                    let room = core.listener_room(li);
+                    prop_assert_eq!(*told, Some(room), "listener {} announced stale", li);
+                    prop_assert!(room <= usize::from(l.params.max_conns).saturating_sub(core.open_on_port(l.port)));
+                    prop_assert!(room <= core.free_slots());
+                }
+            }
+
             // The table and the counters agree.
             let c = core.counters();
             let in_use = (0..N).filter(|&i| core.slot(i).state.is_in_use()).count();
@@ -234,6 +248,44 @@ fn admission_checks_the_port_cap_before_the_pool() {
     assert_eq!(core.handle_incoming(0, remote(), now), Err(Rejection::PoolFull));
     let c = core.counters();
     assert_eq!((c.accepted, c.rejected_port_cap, c.rejected_pool_full), (1, 1, 1));
+}
+
+#[test]
+fn a_listeners_room_is_its_cap_left_at_most_the_free_slots_announced_once_per_change() {
+    let mut core: Core<3, 2> = Core::new(Config::new());
+    let now = Instant::from_millis(1);
+    assert_eq!(core.room_to_announce(0), None, "no listener, nothing to say");
+    core.set_listener(0, 80, ListenParams::new(2));
+    core.set_listener(1, 21, ListenParams::new(8));
+    assert_eq!(core.room_to_announce(0), Some(2), "the cap");
+    assert_eq!(core.room_to_announce(1), Some(3), "at most the free slots");
+    assert_eq!(core.room_to_announce(0), None, "once per change");
+    let a = core.handle_incoming(0, remote(), now).unwrap();
+    assert_eq!(
+        (core.room_to_announce(0), core.room_to_announce(1)),
+        (Some(1), Some(2))
+    );
+    core.handle_incoming(0, remote(), now).unwrap();
+    assert_eq!(
+        (core.room_to_announce(0), core.room_to_announce(1)),
+        (Some(0), Some(1))
+    );
+    // An outgoing connection takes a slot but not the port's cap.
+    let i = core.pick_connect_slot(None, remote()).unwrap();
+    core.handle_connect_started(i, remote(), 0, true, now + Duration::from_secs(1), now);
+    assert_eq!(
+        (core.room_to_announce(0), core.room_to_announce(1)),
+        (Some(0), Some(0))
+    );
+    core.handle_app_close(a.handle, false).unwrap();
+    core.handle_released(a.handle.slot(), CloseReason::Closed, now);
+    assert_eq!(
+        (core.room_to_announce(0), core.room_to_announce(1)),
+        (Some(1), Some(1))
+    );
+    // A new cap is a change too.
+    core.set_listener(0, 80, ListenParams::new(1));
+    assert_eq!(core.room_to_announce(0), Some(0));
 }
 
 #[test]
@@ -309,6 +361,16 @@ fn remote_addresses_round_trip_or_are_refused_with_a_reason() {
         );
         assert_eq!(core.free_slots(), 2);
     }
+}
+
+#[test]
+fn a_connect_to_port_zero_is_refused_with_its_own_error_and_takes_nothing() {
+    let mut core: Core<2, 1> = Core::new(Config::new());
+    let zero = SocketAddr::new(Ipv4Addr::new(192, 0, 2, 1).into(), 0);
+    assert_eq!(core.pick_connect_slot(None, zero), Err(ConnectError::PortZero));
+    assert_eq!(core.pick_connect_slot(Some(1), zero), Err(ConnectError::PortZero));
+    assert_eq!(core.free_slots(), 2);
+    assert_eq!(core.counters().exhausted, 0);
 }
 
 #[test]

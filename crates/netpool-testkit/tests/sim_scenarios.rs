@@ -4,9 +4,9 @@
 
 use netpool::{CloseReason, Config, ConnHandle, ConnState, Duration, ErrorClass, ListenParams, Pool};
 use netpool_testkit::sim::{
-    run, server, server_stack, test_net, ClosePolicy, CloseStyle, Exhaustion, Fabric, HalfOpen, LinkConfig,
-    Participant, PcbLimited, PeerHost, PollStats, Poller, PollerConfig, SimDevice, SimServer, Storm,
-    Uploader,
+    run, server, server_stack, smoltcp_stack, test_net, ClosePolicy, CloseStyle, Exhaustion, Fabric,
+    HalfOpen, LinkConfig, Participant, PcbLimited, PeerHost, PollStats, Poller, PollerConfig, SimDevice,
+    SimServer, Storm, Uploader,
 };
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as T;
@@ -477,4 +477,83 @@ fn a_killed_connection_reports_killed_and_its_socket_comes_back() {
     let c = stack.socket().expect("the killed socket is free again");
     assert_eq!(c.index(), a.index());
     assert_eq!(stack.stats().killed_live, 1);
+}
+
+/// The incident's load — 7 pollers every 250 ms, half closing with RST, all starting
+/// at the same instant, and one upload — against the smoltcp backend as the ESP32-C3
+/// image ships it (14 sockets, its defaults) with `reclaim`. Returns the polls' tally,
+/// whether the upload is alive, and the stack's counters.
+fn incident_on_smoltcp(
+    reclaim: netpool::stack::smoltcp::Reclaim,
+) -> (PollStats, bool, netpool::stack::PcbCounters) {
+    use netpool::stack::PcbDiagnostics;
+    let fabric = Fabric::new(21, LinkConfig::default());
+    let (stack, device) = smoltcp_stack::<14>(&fabric, test_net(1), 1);
+    let mut srv: SimServer<14, 8, _> = SimServer::with_stack(
+        stack.with_reclaim(reclaim),
+        device,
+        PORT,
+        8,
+        ClosePolicy::Immediate,
+        Config::new(),
+    );
+    let mut up = Uploader::new(
+        PeerHost::new(&fabric, test_net(10), 10, T::ZERO),
+        ep(),
+        T::from_millis(100),
+        100_000,
+        server::UPLOAD_HEADER,
+    );
+    let mut pollers: Vec<Poller> = (0..7)
+        .map(|n| {
+            let mut host = PeerHost::new(&fabric, test_net(20 + n), 100 + u64::from(n), T::ZERO);
+            host.set_ack_delay_ms(200);
+            Poller::new(
+                host,
+                PollerConfig {
+                    server: ep(),
+                    period_ms: 250,
+                    // Together, and with the upload's SYN: a burst of 8.
+                    first_at_ms: 100,
+                    timeout_ms: 5000,
+                    request: server::STATUS_REQUEST,
+                    response_len: server::RESPONSE_LEN,
+                    close: if n % 2 == 0 {
+                        CloseStyle::Rst
+                    } else {
+                        CloseStyle::Fin
+                    },
+                },
+            )
+        })
+        .collect();
+    {
+        let mut all: Vec<&mut dyn Participant> = vec![&mut srv, &mut up];
+        all.extend(pollers.iter_mut().map(|p| p as &mut dyn Participant));
+        run(&fabric, &mut all, T::ZERO, T::from_secs(30), 50);
+    }
+    let mut polls = PollStats::default();
+    pollers.iter().for_each(|p| polls.add(&p.stats()));
+    (polls, up.alive(), srv.pool.stack().pcb_counters())
+}
+
+#[test]
+fn smoltcp_as_shipped_serves_every_poll_of_the_incident_load_at_the_first_attempt() {
+    let (polls, upload_alive, pcbs) = incident_on_smoltcp(netpool::stack::smoltcp::Reclaim::Closing);
+    assert!(polls.attempts > 700, "{polls:?}");
+    assert_eq!(polls.ok, polls.attempts, "every poll served: {polls:?} {pcbs}");
+    assert_eq!(polls.failed(), 0, "{polls:?}");
+    assert!(upload_alive, "the upload died");
+    // The server closes first, so its TIME-WAIT sockets are what carries the load.
+    assert!(pcbs.reclaimed_time_wait > 100, "{pcbs}");
+    assert_eq!(pcbs.unarmed_passes, 0, "{pcbs}");
+}
+
+#[test]
+fn smoltcp_without_reclaim_refuses_the_incident_load() {
+    // The same load on the backend that keeps every TIME-WAIT socket: refused polls.
+    let (polls, _, pcbs) = incident_on_smoltcp(netpool::stack::smoltcp::Reclaim::Never);
+    assert!(polls.refused > 0, "{polls:?}");
+    assert_eq!(pcbs.reclaimed(), 0, "{pcbs}");
+    assert!(pcbs.unarmed_passes > 0, "{pcbs}");
 }

@@ -62,8 +62,9 @@ esp_bootloader_esp_idf::esp_app_desc!();
 const WIFI_SSID: Option<&str> = option_env!("WIFI_SSID");
 const WIFI_PASSWORD: Option<&str> = option_env!("WIFI_PASSWORD");
 
-/// TCP sockets given to smoltcp: 8 connections plus 2 armed per listener for HTTP,
-/// FTP and Telnet (netpool's smoltcp backend listens with pre-armed sockets).
+/// TCP sockets given to smoltcp: the pool's 8 connections, the listening sockets the
+/// pool's room on each port asks for (netpool's smoltcp backend listens with armed
+/// sockets), and closing connections held until a socket is needed.
 const TCP_SOCKETS: usize = 14;
 /// Receive and transmit buffer of each TCP socket.
 const TCP_BUFFER: usize = 2048;
