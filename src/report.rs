@@ -149,7 +149,7 @@ pub struct Report<const N: usize, const L: usize> {
     pub counters: Counters,
     /// The link as last read.
     pub link: LinkState,
-    /// What the stack did to its PCBs on its own ([`PcbDiagnostics`]; zeros for a
+    /// What the stack did to its PCBs on its own ([`PcbDiagnostics`](crate::stack::PcbDiagnostics); zeros for a
     /// stack that does not say, and from the async driver, which has no stack).
     pub pcbs: PcbCounters,
 }

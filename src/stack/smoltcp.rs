@@ -903,11 +903,9 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             self.note_closing(i);
         }
         for li in 0..M {
-            if self.listeners[li].open {
-                if self.refresh_listener(li) {
-                    let c = &mut self.counters.unarmed_passes;
-                    *c = c.saturating_add(1);
-                }
+            if self.listeners[li].open && self.refresh_listener(li) {
+                let c = &mut self.counters.unarmed_passes;
+                *c = c.saturating_add(1);
             }
         }
     }
@@ -926,12 +924,10 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             }
             let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
             match socket.state() {
-                State::Closed if socket.remote_endpoint().is_none() => {
-                    // The connection died before it was accepted: listen again.
-                    if socket.listen(port).is_err() {
-                        self.entries[i].role = Role::Free;
-                        continue;
-                    }
+                // The connection died before it was accepted: listen again.
+                State::Closed if socket.remote_endpoint().is_none() && socket.listen(port).is_err() => {
+                    self.entries[i].role = Role::Free;
+                    continue;
                 }
                 State::Listen if armed >= backlog => {
                     // More than the pool can serve: no connection yet, stop listening.

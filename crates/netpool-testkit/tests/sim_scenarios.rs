@@ -486,7 +486,6 @@ fn a_killed_connection_reports_killed_and_its_socket_comes_back() {
 fn incident_on_smoltcp(
     reclaim: netpool::stack::smoltcp::Reclaim,
 ) -> (PollStats, bool, netpool::stack::PcbCounters) {
-    use netpool::stack::PcbDiagnostics;
     let fabric = Fabric::new(21, LinkConfig::default());
     let (stack, device) = smoltcp_stack::<14>(&fabric, test_net(1), 1);
     let mut srv: SimServer<14, 8, _> = SimServer::with_stack(
