@@ -163,7 +163,7 @@ fn get_once(path: &str) -> std::io::Result<u16> {
 }
 
 /// Bursts of parallel connections.
-const BURSTS: usize = 5;
+const BURSTS: usize = 10;
 /// Connections opened at once in a burst: a browser's six per host.
 const BURST: usize = 6;
 /// The poller's period, and the pause between bursts.
