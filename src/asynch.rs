@@ -60,7 +60,9 @@ use crate::sansio::{AfterError, Core, Release, Timer as CoreTimer};
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
 
+mod backlog;
 mod closer;
+pub use backlog::{Backlog, BacklogCounters, REARM};
 pub use closer::{Closer, CloserStats};
 
 /// The caller's clock: what the async driver measures deadlines with (embassy-time,
@@ -121,6 +123,8 @@ struct Inner<const N: usize, const L: usize> {
     core: Core<N, L>,
     /// Tasks waiting on a connection (a reader and a writer), woken when it dies.
     wakers: [[Option<Waker>; 2]; N],
+    /// What the accept backlogs did ([`Backlog`]).
+    backlog: BacklogCounters,
 }
 
 /// Who waits on a connection: its reader or its writer (the index of its waker).
@@ -202,6 +206,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
             inner: Mutex::new(RefCell::new(Inner {
                 core: Core::new(config),
                 wakers: [const { [None, None] }; N],
+                backlog: BacklogCounters::ZERO,
             })),
         }
     }
@@ -264,7 +269,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
             if self.with(|t| t.core.listener_index(port)).is_none() {
                 return Err(AcceptError::NotListening);
             }
-            let (remote, mut socket) = match with_deadline(timer, deadline, acceptor.accept()).await {
+            let (remote, socket) = match with_deadline(timer, deadline, acceptor.accept()).await {
                 Err(TimedOut) => return Err(AcceptError::TimedOut),
                 Ok(Err(e)) => {
                     let class = class_of(&e);
@@ -280,35 +285,9 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
                 }
                 Ok(Ok(accepted)) => accepted,
             };
-            let now = timer.now();
-            let admitted = self.with(|t| {
-                // The listener may have been stopped while this task waited.
-                let li = t.core.listener_index(port)?;
-                Some(t.core.handle_incoming(li, remote, now))
-            });
-            match admitted {
-                Some(Ok(admitted)) => {
-                    // Handed out here, as `Pool::accept_next` does: the Accepted event
-                    // is drained.
-                    self.with(|t| t.core.claim_accepted(admitted.handle.slot()));
-                    return Ok(Conn::new(self, admitted.handle, socket));
-                }
-                Some(Err(_)) | None => {
-                    // Release at once: never leave it holding a PCB.
-                    let release_by = now + REJECT_DEADLINE;
-                    match self.config().reject {
-                        RejectPolicy::Abort => {
-                            let _ = with_deadline(timer, release_by, socket.abort()).await;
-                        }
-                        RejectPolicy::Close => {
-                            let closed =
-                                with_deadline(timer, release_by, socket.close(edge_nal::Close::Both)).await;
-                            if !matches!(closed, Ok(Ok(()))) {
-                                let _ =
-                                    with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
-                            }
-                        }
-                    }
+            match self.admit(port, remote, socket, timer).await {
+                Ok(conn) => return Ok(conn),
+                Err(()) => {
                     rejected_in_a_row = rejected_in_a_row.saturating_add(1);
                     if rejected_in_a_row >= self.config().accepts_per_poll.max(1) {
                         rejected_in_a_row = 0;
@@ -317,6 +296,92 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
                 }
             }
         }
+    }
+
+    /// Take the next connection from `backlog` (which keeps accepts armed on its
+    /// port's acceptor: see [`Backlog`]) that the port's cap and the pool admit,
+    /// waiting for one until `deadline`. Admission and the release of what is not
+    /// admitted are [`accept`](Self::accept)'s; connections that waited longer than
+    /// the backlog's wait are released by the backlog, not handed out. Counted in
+    /// [`backlog_counters`](Self::backlog_counters).
+    pub async fn accept_from<'p, S, T, const K: usize>(
+        &'p self,
+        backlog: &Backlog<S, K>,
+        timer: &T,
+        deadline: Instant,
+    ) -> Result<Conn<'p, S, N, L>, AcceptError>
+    where
+        S: TcpShutdown,
+        T: Timer,
+    {
+        let port = backlog.port();
+        let mut rejected_in_a_row = 0u8;
+        loop {
+            if timer.now() >= deadline {
+                return Err(AcceptError::TimedOut);
+            }
+            if self.with(|t| t.core.listener_index(port)).is_none() {
+                return Err(AcceptError::NotListening);
+            }
+            let Some((remote, socket)) = backlog.take(timer, deadline).await else {
+                return Err(AcceptError::TimedOut);
+            };
+            let admitted = self.admit(port, remote, socket, timer).await;
+            self.with(|t| {
+                let c = &mut t.backlog;
+                match admitted {
+                    Ok(_) => c.served = c.served.wrapping_add(1),
+                    Err(()) => c.refused = c.refused.wrapping_add(1),
+                }
+            });
+            match admitted {
+                Ok(conn) => return Ok(conn),
+                Err(()) => {
+                    rejected_in_a_row = rejected_in_a_row.saturating_add(1);
+                    if rejected_in_a_row >= self.config().accepts_per_poll.max(1) {
+                        rejected_in_a_row = 0;
+                        yield_now().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// An accepted connection on `port`: the core admits it (a [`Conn`]) or not (it
+    /// is released at once: [`Config::reject`], given 1 s; `Err`). Counted by the core.
+    async fn admit<'p, S: TcpShutdown, T: Timer>(
+        &'p self,
+        port: u16,
+        remote: SocketAddr,
+        mut socket: S,
+        timer: &T,
+    ) -> Result<Conn<'p, S, N, L>, ()> {
+        let now = timer.now();
+        let admitted = self.with(|t| {
+            // The listener may have been stopped while this task waited.
+            let li = t.core.listener_index(port)?;
+            Some(t.core.handle_incoming(li, remote, now))
+        });
+        if let Some(Ok(admitted)) = admitted {
+            // Handed out here, as `Pool::accept_next` does: the Accepted event is
+            // drained.
+            self.with(|t| t.core.claim_accepted(admitted.handle.slot()));
+            return Ok(Conn::new(self, admitted.handle, socket));
+        }
+        // Release at once: never leave it holding a PCB.
+        let release_by = now + REJECT_DEADLINE;
+        match self.config().reject {
+            RejectPolicy::Abort => {
+                let _ = with_deadline(timer, release_by, socket.abort()).await;
+            }
+            RejectPolicy::Close => {
+                let closed = with_deadline(timer, release_by, socket.close(edge_nal::Close::Both)).await;
+                if !matches!(closed, Ok(Ok(()))) {
+                    let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
+                }
+            }
+        }
+        Err(())
     }
 
     /// Connect to `remote` through `connector` within `timeout`. Refused at once,
@@ -473,6 +538,12 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
     /// Counters (with `in_use` counted now). Short critical section, O(N).
     pub fn counters(&self) -> Counters {
         self.with(|t| t.core.counters())
+    }
+
+    /// What the accept backlogs ([`Backlog`]) feeding this pool did. Short critical
+    /// section.
+    pub fn backlog_counters(&self) -> BacklogCounters {
+        self.with(|t| t.backlog)
     }
 
     /// Free slots now.

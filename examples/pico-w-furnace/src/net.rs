@@ -1,8 +1,11 @@
 //! The web server over embassy-net (feature `embassy-net`): the Pico W firmware's and
 //! the `furnace-net-host` binary's, the same code.
 //!
-//! [`WEB_TASKS`] tasks accept through one netpool [`AsyncPool`] ([`POOL`]) with
-//! edge-nal-embassy's `TcpAccept`, read one request within [`REQUEST_TIMEOUT`], render
+//! [`WEB_TASKS`] tasks take connections through one netpool [`AsyncPool`] ([`POOL`])
+//! from an accept [`Backlog`] ([`WebBacklog`], its own task: [`backlog_task`]) that
+//! keeps [`BACKLOG`] accepts armed on edge-nal-embassy's `TcpAccept`, so a burst larger
+//! than the web tasks waits (at most [`BACKLOG_WAIT`]) instead of being refused by
+//! the stack; they read one request within [`REQUEST_TIMEOUT`], render
 //! it with [`crate::web`] from copies of the shared state, hand the response to the
 //! stack within [`WRITE_TIMEOUT`] and close with [`Conn::close`](netpool::asynch::Conn::close): the slot and the task
 //! are free at once, and the socket goes to a background [`Closer`] ([`WebCloser`],
@@ -13,20 +16,29 @@
 //!
 //! What the caller provides is the board: the embassy-net [`Stack`] over its driver
 //! (CYW43 on the Pico W, a TAP device on the host), the socket buffers ([`TcpBuffers`],
-//! [`Resources`]: room for the web tasks' and the closer's sockets), the acceptor and
-//! the closer in `StaticCell`s (see [`WebCloser`] for why not `static`s), the executor
-//! and its tasks (embassy tasks cannot be generic, so each binary declares its own
-//! and calls [`web_server`], [`closer_task`] and [`link_and_reaper`] from them):
+//! [`Resources`]: room for the web tasks', the backlog's and the closer's sockets), the
+//! acceptor, the backlog and the closer in `StaticCell`s (see [`WebCloser`] for why
+//! not `static`s), the executor and its tasks (embassy tasks cannot be generic, so each
+//! binary declares its own and calls [`web_server`], [`backlog_task`], [`closer_task`]
+//! and [`link_and_reaper`] from them):
 //!
 //! ```ignore
 //! #[embassy_executor::task(pool_size = WEB_TASKS)]
 //! async fn web_task(
 //!     id: usize,
 //!     stack: Stack<'static>,
-//!     acceptor: &'static TcpAccept<'static>,
+//!     backlog: &'static WebBacklog<'static>,
 //!     closer: &'static WebCloser<'static>,
 //! ) -> ! {
-//!     pico_w_furnace::net::web_server(id, stack, acceptor, closer, &SHARED).await
+//!     pico_w_furnace::net::web_server(id, stack, backlog, closer, &SHARED).await
+//! }
+//!
+//! #[embassy_executor::task]
+//! async fn backlog_task(
+//!     backlog: &'static WebBacklog<'static>,
+//!     acceptor: &'static TcpAccept<'static>,
+//! ) -> ! {
+//!     pico_w_furnace::net::backlog_task(backlog, acceptor).await
 //! }
 //!
 //! #[embassy_executor::task]
@@ -38,12 +50,12 @@
 //! Nothing here is awaited by the control loop: the web tasks render from copies
 //! (`Shared::snapshot`, `Shared::copy_history`) and post commands to the mailbox.
 //! What the tasks did is counted in [`stats`] and [`tasks`] (a critical section each),
-//! next to the pool's own [`AsyncPool::report`] and the closer's counters
-//! ([`closer_stats`]).
+//! next to the pool's own [`AsyncPool::report`] and [`AsyncPool::backlog_counters`]
+//! and the closer's counters ([`closer_stats`]).
 //!
-//! netpool's async API is used in four places only: the accept in [`web_server`],
-//! the connection I/O and the close in `serve`, the closer in [`closer_task`], the
-//! reaper in [`link_and_reaper`].
+//! netpool's async API is used in five places only: the accept in [`web_server`],
+//! the connection I/O and the close in `serve`, the backlog in [`backlog_task`], the
+//! closer in [`closer_task`], the reaper in [`link_and_reaper`].
 
 use core::cell::Cell;
 
@@ -51,7 +63,7 @@ use critical_section::Mutex;
 use edge_nal::TcpBind;
 use edge_nal_embassy::{Tcp, TcpAccept, TcpError, TcpSocket};
 use embassy_net::Stack;
-use netpool::asynch::{AcceptError, AsyncPool, Closer, CloserStats, Timer};
+use netpool::asynch::{AcceptError, AsyncPool, Backlog, Closer, CloserStats, Timer};
 use netpool::{ConnError, Duration, Instant, LinkState, ListenParams};
 
 use crate::history::History;
@@ -87,15 +99,28 @@ pub const WEB_TASKS: usize = 4;
 /// four tasks serve the next ones; a fifth close while all four are busy is reset at
 /// once (counted in [`CloserStats::overflow`]).
 pub const CLOSING: usize = WEB_TASKS;
+/// Connections accepted ahead of the web tasks (`K` of netpool's [`Backlog`]): accepts
+/// kept armed, each holding an embassy-net socket and its TCP buffers ([`TCP_TX`] +
+/// [`TCP_RX`] = 3 KiB) while it listens or while its connection waits for a web task.
+/// smoltcp has no SYN queue: a listening socket absorbs one SYN and a SYN that finds
+/// none is refused (RST). Eight absorb a browser's burst of six parallel connections
+/// plus a poller's, while the four web tasks serve earlier ones.
+pub const BACKLOG: usize = 8;
+/// A connection waits at most this long in the [`WebBacklog`] for a web task, then it
+/// is reset (counted in `BacklogCounters::expired`). A task serves a request within
+/// [`REQUEST_TIMEOUT`] + [`WRITE_TIMEOUT`] at worst, within milliseconds usually.
+pub const BACKLOG_WAIT: Duration = Duration::from_secs(5);
 /// Per-socket TCP transmit buffer.
 pub const TCP_TX: usize = 2048;
 /// Per-socket TCP receive buffer.
 pub const TCP_RX: usize = 1024;
-/// The TCP socket buffers: one set per web task and one per closing socket.
-pub type TcpBuffers = edge_nal_embassy::TcpBuffers<{ WEB_TASKS + CLOSING }, TCP_TX, TCP_RX>;
-/// embassy-net's socket storage: the web tasks' sockets, the closing ones, DHCP and
-/// one spare.
-pub type Resources = embassy_net::StackResources<{ WEB_TASKS + CLOSING + 2 }>;
+/// Every TCP socket of the web server: one per web task, per backlog place and per
+/// closing socket.
+pub const SOCKETS: usize = WEB_TASKS + BACKLOG + CLOSING;
+/// The TCP socket buffers: one set per socket ([`SOCKETS`]).
+pub type TcpBuffers = edge_nal_embassy::TcpBuffers<SOCKETS, TCP_TX, TCP_RX>;
+/// embassy-net's socket storage: the web server's sockets, DHCP and one spare.
+pub type Resources = embassy_net::StackResources<{ SOCKETS + 2 }>;
 
 /// A request must arrive completely within this time of its accept (else 408).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -139,6 +164,16 @@ pub static POOL: AsyncPool<WEB_TASKS> = AsyncPool::new(
 /// read the counters [`closer_task`] publishes ([`closer_stats`]). The sockets it
 /// takes must be `'static` too, so the acceptor they borrow lives in a `StaticCell`.
 pub type WebCloser<'d> = Closer<TcpSocket<'d>, CLOSING>;
+
+/// The accept backlog of the web server ([`BACKLOG`] places on [`HTTP_PORT`], each
+/// connection waiting at most [`BACKLOG_WAIT`]); create it with [`backlog`] and run it
+/// with [`backlog_task`]. In a `StaticCell`, for the reason given at [`WebCloser`].
+pub type WebBacklog<'d> = Backlog<TcpSocket<'d>, BACKLOG>;
+
+/// An empty [`WebBacklog`].
+pub const fn backlog<'d>() -> WebBacklog<'d> {
+    Backlog::new(HTTP_PORT, BACKLOG_WAIT)
+}
 
 /// An idle [`WebCloser`] with the [`CLOSE_TIMEOUT`] linger.
 pub const fn closer<'d>() -> WebCloser<'d> {
@@ -319,7 +354,8 @@ fn publish_closer_stats(closer: &WebCloser<'_>) {
 
 // ------------------------------------------------------------------- the tasks' bodies
 
-/// The acceptor the web tasks share: [`HTTP_PORT`] on every address of `tcp`'s stack.
+/// The acceptor the [`WebBacklog`] arms its accepts on: [`HTTP_PORT`] on every address
+/// of `tcp`'s stack.
 pub async fn listen<'d>(tcp: &'d Tcp<'d>) -> Result<TcpAccept<'d>, TcpError> {
     tcp.bind(core::net::SocketAddr::new(
         core::net::Ipv4Addr::UNSPECIFIED.into(),
@@ -377,19 +413,31 @@ pub async fn closer_task(closer: &WebCloser<'_>) -> ! {
     never
 }
 
-/// Web task number `id` (of [`WEB_TASKS`]): accept through the pool, serve one
-/// request, close through `closer`; forever. Its buffers live in the caller's task
-/// storage.
+/// The listener of [`HTTP_PORT`]: a connection per web task.
+fn listen_params() -> ListenParams {
+    ListenParams::new(WEB_TASKS as u8)
+}
+
+/// The backlog's task body: keep [`BACKLOG`] accepts armed on `acceptor` for the web
+/// tasks ([`Backlog::run`]); forever.
+pub async fn backlog_task<'a>(backlog: &WebBacklog<'a>, acceptor: &'a TcpAccept<'_>) -> ! {
+    let _ = POOL.listen(HTTP_PORT, listen_params());
+    backlog.run(&POOL, acceptor, &EmbassyTimer).await
+}
+
+/// Web task number `id` (of [`WEB_TASKS`]): take a connection from `backlog` through
+/// the pool, serve one request, close through `closer`; forever. Its buffers live in
+/// the caller's task storage.
 pub async fn web_server<'a, const H: usize>(
     id: usize,
     stack: Stack<'_>,
-    acceptor: &'a TcpAccept<'_>,
+    backlog: &WebBacklog<'a>,
     closer: &WebCloser<'a>,
     shared: &Shared<H>,
 ) -> ! {
     let timer = EmbassyTimer;
     // Every task registers the same listener: the first starts it, the rest update it.
-    let params = ListenParams::new(WEB_TASKS as u8);
+    let params = listen_params();
     let _ = POOL.listen(HTTP_PORT, params);
     let mut buffers = Buffers {
         request: [0u8; REQUEST_BUF],
@@ -403,7 +451,7 @@ pub async fn web_server<'a, const H: usize>(
         }
         set_phase(id, Phase::Accepting, timer.now());
         let deadline = timer.now() + ACCEPT_WINDOW;
-        match POOL.accept(acceptor, HTTP_PORT, &timer, deadline).await {
+        match POOL.accept_from(backlog, &timer, deadline).await {
             Ok(conn) => {
                 net_log!(debug, "web[{}]: connection {}", id, conn.handle());
                 serve(id, conn, closer, &timer, &mut buffers, shared).await;

@@ -14,12 +14,14 @@
 //!   while the background closer still waits for that client's FIN (`closer_closing`
 //!   in the report), the slot is free and every web task is back in `accept`; the
 //!   closer resets it at its linger deadline and the client sees the reset;
-//! - 6 parallel browser-style clients (more than the 4 web tasks): each request is
-//!   served, or its connection refused by the stack (no accept armed) and retried as
-//!   a browser does;
+//! - bursts of 6 parallel connections (more than the 4 web tasks) while a poller asks
+//!   for the state every 250 ms: every connection is served at its first attempt —
+//!   none refused at SYN (smoltcp has no SYN queue: the accept backlog keeps enough
+//!   sockets listening while the tasks serve), none reset before its response;
 //!
 //! then: every slot free, every web task back in `accept` having served, every
-//! accepted connection accounted for in exactly one outcome, every written response
+//! accepted connection accounted for in exactly one outcome and taken from the backlog
+//! (none expired there, none turned away), every written response
 //! closed through the closer (finished, reset, or reset at once when it was full),
 //! and the control loop's watchdog fed throughout (the binary's watchdog model exits
 //! the process if not).
@@ -38,10 +40,12 @@
 mod netns;
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -148,33 +152,58 @@ fn chromium(ns: &Netns, args: &[&str]) -> String {
     }
 }
 
-/// A browser's request: a new connection, retried (up to 5 attempts, backing off)
-/// when the connection is refused or reset before a response, as browsers do.
-/// Returns the status and how many attempts were refused.
-fn browser_get(path: &str) -> (u16, u32) {
+/// A browser's request on a new connection, one attempt: the status, or the error
+/// (a refused connection, a reset before the response...).
+fn get_once(path: &str) -> std::io::Result<u16> {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {DEVICE_IP}\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\n\
          Accept: */*\r\nAccept-Encoding: gzip, deflate\r\nAccept-Language: en\r\nConnection: keep-alive\r\n\r\n"
     );
-    let mut refused = 0;
-    for attempt in 0..5u64 {
-        if attempt > 0 {
-            thread::sleep(Duration::from_millis(100 * attempt));
-        }
-        match http(&request) {
-            Ok((status, _)) => return (status, refused),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
-                ) =>
-            {
-                refused += 1
+    http(&request).map(|(status, _)| status)
+}
+
+/// Bursts of parallel connections.
+const BURSTS: usize = 10;
+/// Connections opened at once in a burst: a browser's six per host.
+const BURST: usize = 6;
+/// The poller's period, and the pause between bursts.
+const POLL_MS: u64 = 250;
+/// The poller's requests at most (it stops when the bursts are done).
+const MAX_POLLS: usize = 200;
+
+/// `BURSTS` bursts of `BURST` connections opened at once, beside a poller asking for
+/// the state every `POLL_MS`: every request's outcome (bursts', then the poller's).
+fn bursts_with_a_poller() -> (Vec<std::io::Result<u16>>, Vec<std::io::Result<u16>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut polls = Vec::new();
+            while polls.len() < MAX_POLLS && !stop.load(Ordering::Acquire) {
+                polls.push(get_once("/api/state"));
+                thread::sleep(Duration::from_millis(POLL_MS));
             }
-            Err(e) => panic!("{path}: {e} (neither served nor refused)"),
-        }
+            polls
+        })
+    };
+    let mut served = Vec::new();
+    for round in 0..BURSTS {
+        let start = Arc::new(Barrier::new(BURST));
+        let clients: Vec<_> = (0..BURST)
+            .map(|c| {
+                let start = start.clone();
+                let path = if (round + c) % 3 == 0 { "/" } else { "/api/state" };
+                thread::spawn(move || {
+                    start.wait();
+                    get_once(path)
+                })
+            })
+            .collect();
+        served.extend(clients.into_iter().map(|c| c.join().expect("client")));
+        thread::sleep(Duration::from_millis(POLL_MS));
     }
-    panic!("{path}: refused 5 times");
+    stop.store(true, Ordering::Release);
+    (served, poller.join().expect("poller"))
 }
 
 /// Whether every web task is in `accept` (the report's `tasks`).
@@ -437,23 +466,24 @@ fn furnace_web_server_on_embassy_net_over_tap() {
 
     closer_finishes_while_tasks_accept(&mut host);
 
-    // --- Six parallel browser-style clients, five requests each.
-    let clients: Vec<_> = (0..6)
-        .map(|c| {
-            thread::spawn(move || {
-                let mut refused = 0;
-                for n in 0..5 {
-                    let path = if (c + n) % 3 == 0 { "/" } else { "/api/state" };
-                    let (status, r) = browser_get(path);
-                    assert_eq!(status, 200, "{path}");
-                    refused += r;
-                }
-                refused
-            })
-        })
+    // --- Bursts of 6 parallel connections and a 250 ms poller: all served at once.
+    let (bursts, polls) = bursts_with_a_poller();
+    let failed: Vec<String> = bursts
+        .iter()
+        .chain(&polls)
+        .filter(|o| !matches!(o, Ok(200)))
+        .map(|o| format!("{o:?}"))
         .collect();
-    let refused: u32 = clients.into_iter().map(|c| c.join().expect("client")).sum();
-    println!("6 parallel clients: 30 requests served, {refused} connection attempt(s) refused and retried");
+    println!(
+        "{BURSTS} bursts of {BURST} parallel connections and {} polls: {} not served at the first attempt {failed:?}",
+        polls.len(),
+        failed.len()
+    );
+    assert!(!polls.is_empty(), "the poller never asked");
+    assert!(
+        failed.is_empty(),
+        "every connection is served at its first attempt (nothing refused at SYN, nothing reset before its response): {failed:?}"
+    );
 
     // --- Afterwards: slots free, tasks back in accept, everything accounted for.
     let mut end = host.report();
@@ -506,6 +536,11 @@ fn furnace_web_server_on_embassy_net_over_tap() {
         "the pool never turned a connection away: {end:?}"
     );
     assert_eq!(num(&end, "accept_failed"), 0, "{end:?}");
+    // Every connection came through the backlog; none waited there too long.
+    assert_eq!(num(&end, "backlog_served"), num(&end, "accepted"), "{end:?}");
+    assert_eq!(num(&end, "backlog_parked"), num(&end, "accepted"), "{end:?}");
+    assert_eq!(num(&end, "backlog_expired"), 0, "{end:?}");
+    assert_eq!(num(&end, "backlog_refused"), 0, "{end:?}");
     // Every response written was closed through the closer, and every close it took
     // ended (FIN completed, or reset at the linger deadline).
     assert_eq!(

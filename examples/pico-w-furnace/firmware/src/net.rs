@@ -22,7 +22,7 @@ use embassy_rp::peripherals::{DMA_CH0, PIN_23, PIN_24, PIN_25, PIN_29, PIO0};
 use embassy_rp::pio::{self, Pio};
 use embassy_rp::{bind_interrupts, dma, Peri};
 use netpool::LinkState;
-use pico_w_furnace::net::{self, Resources, TcpBuffers, WebCloser, WEB_TASKS};
+use pico_w_furnace::net::{self, Resources, TcpBuffers, WebBacklog, WebCloser, WEB_TASKS};
 use static_cell::StaticCell;
 
 use crate::SHARED;
@@ -128,11 +128,14 @@ pub async fn net_main(spawner: Spawner, p: Peripherals) {
     // `StaticCell` each (see `WebCloser`).
     static ACCEPTOR: StaticCell<TcpAccept<'static>> = StaticCell::new();
     static CLOSER: StaticCell<WebCloser<'static>> = StaticCell::new();
+    static BACKLOG: StaticCell<WebBacklog<'static>> = StaticCell::new();
     let acceptor: &'static TcpAccept<'static> = ACCEPTOR.init(unwrap!(net::listen(tcp).await));
     let closer: &'static WebCloser<'static> = CLOSER.init(net::closer());
+    let backlog: &'static WebBacklog<'static> = BACKLOG.init(net::backlog());
     spawner.spawn(unwrap!(closer_task(closer)));
+    spawner.spawn(unwrap!(backlog_task(backlog, acceptor)));
     for id in 0..WEB_TASKS {
-        spawner.spawn(unwrap!(web_task(id, stack, acceptor, closer)));
+        spawner.spawn(unwrap!(web_task(id, stack, backlog, closer)));
     }
 
     // Join, and rejoin whenever the driver reports the link down.
@@ -168,14 +171,23 @@ async fn closer_task(closer: &'static WebCloser<'static>) -> ! {
     net::closer_task(closer).await
 }
 
+/// The accept backlog the web tasks take their connections from ([`net::backlog_task`]).
+#[embassy_executor::task]
+async fn backlog_task(
+    backlog: &'static WebBacklog<'static>,
+    acceptor: &'static TcpAccept<'static>,
+) -> ! {
+    net::backlog_task(backlog, acceptor).await
+}
+
 /// One of [`WEB_TASKS`] HTTP servers ([`net::web_server`]); its buffers live in this
 /// task's static storage.
 #[embassy_executor::task(pool_size = WEB_TASKS)]
 async fn web_task(
     id: usize,
     stack: Stack<'static>,
-    acceptor: &'static TcpAccept<'static>,
+    backlog: &'static WebBacklog<'static>,
     closer: &'static WebCloser<'static>,
 ) -> ! {
-    net::web_server(id, stack, acceptor, closer, &SHARED).await
+    net::web_server(id, stack, backlog, closer, &SHARED).await
 }

@@ -47,7 +47,7 @@ use embassy_time::{Duration, Ticker};
 use netpool::asynch::Timer as _;
 use pico_w_furnace::control::{Config, Controller, Outputs};
 use pico_w_furnace::cycle::{ControlLoop, CONTROL_PERIOD_MS};
-use pico_w_furnace::net::{self, EmbassyTimer, Resources, TcpBuffers, WebCloser, WEB_TASKS};
+use pico_w_furnace::net::{self, EmbassyTimer, Resources, TcpBuffers, WebBacklog, WebCloser, WEB_TASKS};
 use pico_w_furnace::shared::Shared;
 use pico_w_furnace::thermal::{Furnace, FurnaceParams};
 use static_cell::StaticCell;
@@ -169,14 +169,20 @@ async fn closer_task(closer: &'static WebCloser<'static>) -> ! {
     net::closer_task(closer).await
 }
 
+/// The accept backlog the web tasks take their connections from ([`net::backlog_task`]).
+#[embassy_executor::task]
+async fn backlog_task(backlog: &'static WebBacklog<'static>, acceptor: &'static TcpAccept<'static>) -> ! {
+    net::backlog_task(backlog, acceptor).await
+}
+
 #[embassy_executor::task(pool_size = WEB_TASKS)]
 async fn web_task(
     id: usize,
     stack: Stack<'static>,
-    acceptor: &'static TcpAccept<'static>,
+    backlog: &'static WebBacklog<'static>,
     closer: &'static WebCloser<'static>,
 ) -> ! {
-    net::web_server(id, stack, acceptor, closer, &SHARED).await
+    net::web_server(id, stack, backlog, closer, &SHARED).await
 }
 
 /// The board bring-up, host flavour: the TAP device with a static address instead of
@@ -203,6 +209,7 @@ async fn net_main(spawner: Spawner, device: TunTapDevice, address: Ipv4Cidr) {
     // `StaticCell`s, so the sockets and the closer holding them are `'static`.
     static ACCEPTOR: StaticCell<TcpAccept<'static>> = StaticCell::new();
     static CLOSER: StaticCell<WebCloser<'static>> = StaticCell::new();
+    static BACKLOG: StaticCell<WebBacklog<'static>> = StaticCell::new();
     let acceptor: &'static TcpAccept<'static> = match net::listen(tcp).await {
         Ok(a) => ACCEPTOR.init(a),
         Err(e) => {
@@ -211,9 +218,11 @@ async fn net_main(spawner: Spawner, device: TunTapDevice, address: Ipv4Cidr) {
         }
     };
     let closer: &'static WebCloser<'static> = CLOSER.init(net::closer());
+    let backlog: &'static WebBacklog<'static> = BACKLOG.init(net::backlog());
     spawner.spawn(closer_task(closer).expect("one closer task"));
+    spawner.spawn(backlog_task(backlog, acceptor).expect("one backlog task"));
     for id in 0..WEB_TASKS {
-        spawner.spawn(web_task(id, stack, acceptor, closer).expect("WEB_TASKS web tasks"));
+        spawner.spawn(web_task(id, stack, backlog, closer).expect("WEB_TASKS web tasks"));
     }
 }
 
@@ -288,6 +297,7 @@ fn report() -> String {
     let c = pool.counters;
     let w = net::stats();
     let closer = net::closer_stats();
+    let backlog = net::POOL.backlog_counters();
     let mut s = String::from("report");
     let mut kv = |k: &str, v: &dyn std::fmt::Display| {
         let _ = write!(s, " {k}={v}");
@@ -324,6 +334,11 @@ fn report() -> String {
         ("closer_overflow", closer.overflow),
         ("closer_closing", closer.closing),
         ("closer_high_water", closer.high_water),
+        ("backlog_parked", backlog.parked),
+        ("backlog_served", backlog.served),
+        ("backlog_refused", backlog.refused),
+        ("backlog_expired", backlog.expired),
+        ("backlog_high_water", backlog.high_water),
         ("cycles", SHARED.cycles()),
         ("feeds", FEEDS.load(Ordering::Acquire)),
     ] {

@@ -1,0 +1,544 @@
+//! The async driver's accept backlog ([`Backlog`], [`AsyncPool::accept_from`]) on a
+//! model of a stack without a SYN queue (smoltcp's, through edge-nal-embassy): each
+//! `accept` in flight is one socket in LISTEN that absorbs one SYN, and a SYN that
+//! finds none listening is refused. Virtual time and a single-threaded executor that
+//! polls only woken tasks, so a lost wake-up stalls a test (it fails) and a task that
+//! keeps waking itself exceeds a bounded number of polls (it fails); nothing here
+//! depends on real time.
+
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
+use netpool::asynch::{AcceptError, AsyncPool, Backlog, BacklogCounters, Timer, REARM};
+use netpool::{Config, Duration, Instant, ListenParams};
+
+const PORT: u16 = 80;
+
+// ------------------------------------------------------------------------- clock
+
+#[derive(Default)]
+struct ClockState {
+    now_ms: Cell<u64>,
+    timers: RefCell<Vec<(u64, Waker)>>,
+}
+
+/// Virtual time, moved only by [`Exec::advance`].
+#[derive(Clone, Default)]
+struct Clock(Rc<ClockState>);
+
+impl Timer for Clock {
+    fn now(&self) -> Instant {
+        Instant::from_millis(self.0.now_ms.get())
+    }
+
+    async fn at(&self, deadline: Instant) {
+        poll_fn(|cx| {
+            if self.0.now_ms.get() >= deadline.as_millis() {
+                Poll::Ready(())
+            } else {
+                self.0
+                    .timers
+                    .borrow_mut()
+                    .push((deadline.as_millis(), cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------- executor
+
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+type Task<'t> = (Pin<Box<dyn Future<Output = ()> + 't>>, Arc<Flag>);
+
+/// Polls only the tasks that were woken.
+struct Exec<'t> {
+    clock: Clock,
+    tasks: Vec<Task<'t>>,
+}
+
+/// Polls in one `run` at most: more means some task keeps waking itself.
+const MAX_POLLS: usize = 10_000;
+
+impl<'t> Exec<'t> {
+    fn new(clock: &Clock) -> Self {
+        Exec {
+            clock: clock.clone(),
+            tasks: Vec::new(),
+        }
+    }
+
+    fn spawn(&mut self, f: impl Future<Output = ()> + 't) {
+        self.tasks
+            .push((Box::pin(f), Arc::new(Flag(AtomicBool::new(true)))));
+    }
+
+    /// Poll woken tasks until none is.
+    fn run(&mut self) {
+        for _ in 0..MAX_POLLS {
+            let Some((task, flag)) = self
+                .tasks
+                .iter_mut()
+                .find(|(_, f)| f.0.swap(false, Ordering::SeqCst))
+            else {
+                return;
+            };
+            let waker = Waker::from(flag.clone());
+            let _ = task.as_mut().poll(&mut Context::from_waker(&waker));
+        }
+        panic!("{MAX_POLLS} polls without settling: a task spins");
+    }
+
+    /// Move the clock forward by `ms`, waking the timers due, and run.
+    fn advance(&mut self, ms: u64) {
+        let state = &self.clock.0;
+        state.now_ms.set(state.now_ms.get() + ms);
+        let now = state.now_ms.get();
+        let due: Vec<Waker> = {
+            let mut timers = state.timers.borrow_mut();
+            let (due, later) = timers.drain(..).partition(|(at, _)| *at <= now);
+            *timers = later;
+            due.into_iter().map(|(_, w)| w).collect()
+        };
+        for w in due {
+            w.wake();
+        }
+        self.run();
+    }
+}
+
+// ------------------------------------------------------------------------- stack
+
+/// One `accept` in flight: a socket in LISTEN, or one that took a SYN.
+struct Listening {
+    key: u64,
+    got: Option<u32>,
+    waker: Option<Waker>,
+}
+
+#[derive(Default)]
+struct NetState {
+    listening: RefCell<Vec<Listening>>,
+    next_key: Cell<u64>,
+    /// `accept` calls so far.
+    accepts: Cell<u32>,
+    refused: RefCell<Vec<u32>>,
+    aborted: RefCell<Vec<u32>>,
+}
+
+/// The stack: connections arrive with [`Net::syn`].
+#[derive(Clone, Default)]
+struct Net(Rc<NetState>);
+
+impl Net {
+    /// A SYN from peer `id`: taken by the first socket in LISTEN, or refused.
+    fn syn(&self, id: u32) {
+        let mut listening = self.0.listening.borrow_mut();
+        match listening.iter_mut().find(|l| l.got.is_none()) {
+            Some(l) => {
+                l.got = Some(id);
+                if let Some(w) = l.waker.take() {
+                    w.wake();
+                }
+            }
+            None => self.0.refused.borrow_mut().push(id),
+        }
+    }
+
+    /// Sockets in LISTEN now.
+    fn listening(&self) -> usize {
+        self.0
+            .listening
+            .borrow()
+            .iter()
+            .filter(|l| l.got.is_none())
+            .count()
+    }
+
+    fn refused(&self) -> Vec<u32> {
+        self.0.refused.borrow().clone()
+    }
+
+    fn aborted(&self) -> Vec<u32> {
+        self.0.aborted.borrow().clone()
+    }
+}
+
+/// An `accept` in flight; leaves LISTEN when dropped.
+struct ListenGuard<'n> {
+    net: &'n Net,
+    key: u64,
+}
+
+impl Drop for ListenGuard<'_> {
+    fn drop(&mut self) {
+        self.net.0.listening.borrow_mut().retain(|l| l.key != self.key);
+    }
+}
+
+struct Acceptor(Net);
+
+impl edge_nal::TcpAccept for Acceptor {
+    type Error = ErrorKind;
+    type Socket<'a> = Sock;
+
+    async fn accept(&self) -> Result<(SocketAddr, Sock), ErrorKind> {
+        let net = &self.0;
+        let key = net.0.next_key.get();
+        net.0.next_key.set(key + 1);
+        net.0.accepts.set(net.0.accepts.get() + 1);
+        net.0.listening.borrow_mut().push(Listening {
+            key,
+            got: None,
+            waker: None,
+        });
+        let _guard = ListenGuard { net, key };
+        let id = poll_fn(|cx| {
+            let mut listening = net.0.listening.borrow_mut();
+            let l = listening.iter_mut().find(|l| l.key == key).expect("ours");
+            match l.got {
+                Some(id) => Poll::Ready(id),
+                None => {
+                    l.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        let remote = SocketAddr::from(([10, 0, 0, 1], 40000 + id as u16));
+        Ok((remote, Sock { id, net: net.clone() }))
+    }
+}
+
+/// A connection from peer `id`.
+struct Sock {
+    id: u32,
+    net: Net,
+}
+
+impl ErrorType for Sock {
+    type Error = ErrorKind;
+}
+
+impl Read for Sock {
+    async fn read(&mut self, _: &mut [u8]) -> Result<usize, ErrorKind> {
+        Ok(0)
+    }
+}
+
+impl Write for Sock {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        Ok(buf.len())
+    }
+
+    async fn flush(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}
+
+impl edge_nal::Readable for Sock {
+    async fn readable(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}
+
+impl edge_nal::TcpShutdown for Sock {
+    async fn close(&mut self, _: edge_nal::Close) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+
+    async fn abort(&mut self) -> Result<(), ErrorKind> {
+        self.net.0.aborted.borrow_mut().push(self.id);
+        Ok(())
+    }
+}
+
+/// Both halves of a [`Sock`]: nothing to read, everything written taken.
+struct Half;
+
+impl ErrorType for Half {
+    type Error = ErrorKind;
+}
+
+impl Read for Half {
+    async fn read(&mut self, _: &mut [u8]) -> Result<usize, ErrorKind> {
+        Ok(0)
+    }
+}
+
+impl edge_nal::Readable for Half {
+    async fn readable(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}
+
+impl Write for Half {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        Ok(buf.len())
+    }
+
+    async fn flush(&mut self) -> Result<(), ErrorKind> {
+        Ok(())
+    }
+}
+
+impl edge_nal::TcpSplit for Sock {
+    type Read<'a> = Half;
+    type Write<'a> = Half;
+
+    fn split(&mut self) -> (Half, Half) {
+        (Half, Half)
+    }
+}
+
+// ------------------------------------------------------------------------- tasks
+
+/// What the serving tasks did: the peers they served, in order.
+type Served = Rc<RefCell<Vec<u32>>>;
+
+/// A serving task: take connections from `backlog` (each wait bounded by 60 s) and
+/// hold each for `serve_ms`, `rounds` times.
+async fn server<const N: usize, const K: usize>(
+    pool: &AsyncPool<N>,
+    backlog: &Backlog<Sock, K>,
+    clock: &Clock,
+    served: Served,
+    serve_ms: u64,
+    rounds: usize,
+) {
+    for _ in 0..rounds {
+        let Ok(mut conn) = pool
+            .accept_from(backlog, clock, clock.now() + Duration::from_secs(60))
+            .await
+        else {
+            continue;
+        };
+        served.borrow_mut().push(conn.socket_mut().id);
+        clock.at(clock.now() + Duration::from_millis(serve_ms)).await;
+    }
+}
+
+fn counters<const N: usize>(pool: &AsyncPool<N>) -> BacklogCounters {
+    pool.backlog_counters()
+}
+
+// ------------------------------------------------------------------------- tests
+
+#[test]
+fn a_burst_larger_than_the_serving_tasks_waits_and_is_served() {
+    let (clock, net) = (Clock::default(), Net::default());
+    let acceptor = Acceptor(net.clone());
+    let pool: AsyncPool<2> = AsyncPool::new(Config::new());
+    pool.listen(PORT, ListenParams::new(2)).unwrap();
+    let backlog: Backlog<Sock, 4> = Backlog::new(PORT, Duration::from_secs(1));
+    let served = Served::default();
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        backlog.run(&pool, &acceptor, &clock).await;
+    });
+    for _ in 0..2 {
+        exec.spawn(server(&pool, &backlog, &clock, served.clone(), 100, 2));
+    }
+    exec.run();
+    assert_eq!(net.listening(), 4, "the backlog keeps its 4 accepts armed");
+
+    // A burst of 4 connections at once while 2 tasks serve: none refused.
+    for id in 1..=4 {
+        net.syn(id);
+    }
+    exec.run();
+    assert_eq!(net.refused(), Vec::<u32>::new());
+    assert_eq!(*served.borrow(), [1, 2], "the first two are served at once");
+    assert_eq!(backlog.waiting(), 2, "the other two wait");
+    // The workers whose connections were taken listen again; the waiting ones do not.
+    assert_eq!(net.listening(), 2);
+    // A fifth while two wait: a worker listening takes it.
+    net.syn(5);
+    exec.run();
+    assert_eq!(net.refused(), Vec::<u32>::new());
+    assert_eq!(backlog.waiting(), 3);
+
+    // The tasks finish their first connections and take the oldest waiting ones.
+    exec.advance(100);
+    assert_eq!(*served.borrow(), [1, 2, 3, 4]);
+    assert_eq!(backlog.waiting(), 1);
+    let c = counters(&pool);
+    assert_eq!((c.parked, c.served, c.refused, c.expired), (5, 4, 0, 0));
+    // The burst was parked whole before the tasks ran.
+    assert_eq!(c.high_water, 4);
+    assert_eq!(pool.counters().accepted, 4);
+    assert_eq!(net.aborted(), Vec::<u32>::new());
+}
+
+#[test]
+fn without_a_backlog_a_burst_finds_only_the_idle_tasks_listening() {
+    // The problem the backlog solves, on the same model: each task's accept is the
+    // only socket listening for it.
+    let (clock, net) = (Clock::default(), Net::default());
+    let acceptor = Acceptor(net.clone());
+    let pool: AsyncPool<2> = AsyncPool::new(Config::new());
+    pool.listen(PORT, ListenParams::new(2)).unwrap();
+    let mut exec = Exec::new(&clock);
+    for _ in 0..2 {
+        exec.spawn(async {
+            let deadline = clock.now() + Duration::from_secs(60);
+            let conn = pool.accept(&acceptor, PORT, &clock, deadline).await;
+            assert!(conn.is_ok());
+            clock.at(clock.now() + Duration::from_secs(1)).await;
+        });
+    }
+    exec.run();
+    assert_eq!(net.listening(), 2);
+    for id in 1..=4 {
+        net.syn(id);
+    }
+    exec.run();
+    assert_eq!(net.refused(), [3, 4]);
+}
+
+#[test]
+fn a_connection_no_task_takes_is_released_at_the_wait_and_counted() {
+    let (clock, net) = (Clock::default(), Net::default());
+    let acceptor = Acceptor(net.clone());
+    let pool: AsyncPool<1> = AsyncPool::new(Config::new());
+    pool.listen(PORT, ListenParams::new(1)).unwrap();
+    let backlog: Backlog<Sock, 2> = Backlog::new(PORT, Duration::from_secs(1));
+    let served = Served::default();
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        backlog.run(&pool, &acceptor, &clock).await;
+    });
+    // One task, holding each connection for 5 s.
+    exec.spawn(server(&pool, &backlog, &clock, served.clone(), 5_000, 2));
+    exec.run();
+    net.syn(1);
+    net.syn(2);
+    exec.run();
+    assert_eq!(*served.borrow(), [1]);
+    assert_eq!(backlog.waiting(), 1);
+    exec.advance(999);
+    assert_eq!(backlog.waiting(), 1, "not released before its wait");
+    assert_eq!(net.aborted(), Vec::<u32>::new());
+    exec.advance(1);
+    assert_eq!(backlog.waiting(), 0);
+    assert_eq!(net.aborted(), [2], "released with RST at its wait");
+    assert_eq!(counters(&pool).expired, 1);
+    assert_eq!(net.listening(), 2, "its worker listens again, beside the other");
+    // A later connection is served when the task is free.
+    exec.advance(4_000);
+    net.syn(3);
+    exec.run();
+    assert_eq!(*served.borrow(), [1, 3]);
+    let c = counters(&pool);
+    assert_eq!((c.parked, c.served, c.expired), (3, 2, 1));
+}
+
+#[test]
+fn admission_is_the_pools_when_a_task_takes_a_parked_connection() {
+    let (clock, net) = (Clock::default(), Net::default());
+    let acceptor = Acceptor(net.clone());
+    let pool: AsyncPool<2> = AsyncPool::new(Config::new());
+    // A cap of 1 on the port, two tasks.
+    pool.listen(PORT, ListenParams::new(1)).unwrap();
+    let backlog: Backlog<Sock, 2> = Backlog::new(PORT, Duration::from_secs(10));
+    let served = Served::default();
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        backlog.run(&pool, &acceptor, &clock).await;
+    });
+    for _ in 0..2 {
+        exec.spawn(server(&pool, &backlog, &clock, served.clone(), 1_000, 1));
+    }
+    exec.run();
+    net.syn(1);
+    exec.run();
+    net.syn(2);
+    exec.run();
+    assert_eq!(*served.borrow(), [1]);
+    assert_eq!(net.aborted(), [2], "over the port's cap: released at once");
+    let c = counters(&pool);
+    assert_eq!((c.parked, c.served, c.refused, c.expired), (2, 1, 1, 0));
+    let pc = pool.counters();
+    assert_eq!((pc.accepted, pc.rejected, pc.rejected_port_cap), (1, 1, 1));
+}
+
+#[test]
+fn every_wait_has_a_deadline() {
+    let (clock, net) = (Clock::default(), Net::default());
+    let acceptor = Acceptor(net.clone());
+    let pool: AsyncPool<1> = AsyncPool::new(Config::new());
+    pool.listen(PORT, ListenParams::new(1)).unwrap();
+    let backlog: Backlog<Sock, 2> = Backlog::new(PORT, Duration::from_secs(1));
+    let outcome = Cell::new(None);
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        backlog.run(&pool, &acceptor, &clock).await;
+    });
+    exec.spawn(async {
+        let r = pool
+            .accept_from(&backlog, &clock, clock.now() + Duration::from_millis(500))
+            .await;
+        outcome.set(Some(r.map(|_| ()).unwrap_err()));
+    });
+    exec.run();
+    assert_eq!(net.0.accepts.get(), 2);
+    exec.advance(499);
+    assert_eq!(outcome.get(), None);
+    exec.advance(1);
+    assert_eq!(
+        outcome.get(),
+        Some(AcceptError::TimedOut),
+        "a task's wait ends at its deadline"
+    );
+    // An armed accept is re-armed within REARM (the workers' first windows are
+    // staggered), so none waits for ever on a handshake that never completes.
+    exec.advance(REARM.as_millis());
+    assert!(net.0.accepts.get() >= 4, "{} accepts", net.0.accepts.get());
+    assert_eq!(net.listening(), 2, "still 2 listening after re-arming");
+}
+
+#[test]
+fn more_tasks_waiting_than_backlog_places_are_all_served() {
+    // Wakers for K tasks; a task beyond them looks again every 10 ms (bounded by its
+    // deadline) rather than missing a connection or spinning.
+    let (clock, net) = (Clock::default(), Net::default());
+    let acceptor = Acceptor(net.clone());
+    let pool: AsyncPool<3> = AsyncPool::new(Config::new());
+    pool.listen(PORT, ListenParams::new(3)).unwrap();
+    let backlog: Backlog<Sock, 1> = Backlog::new(PORT, Duration::from_secs(1));
+    let served = Served::default();
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        backlog.run(&pool, &acceptor, &clock).await;
+    });
+    for _ in 0..3 {
+        exec.spawn(server(&pool, &backlog, &clock, served.clone(), 1_000, 1));
+    }
+    exec.run();
+    for id in 1..=3 {
+        net.syn(id);
+        for _ in 0..2 {
+            exec.advance(10);
+        }
+    }
+    assert_eq!(net.refused(), Vec::<u32>::new());
+    let mut got = served.borrow().clone();
+    got.sort_unstable();
+    assert_eq!(got, [1, 2, 3]);
+    assert_eq!(counters(&pool).served, 3);
+}
