@@ -24,6 +24,7 @@ use std::string::{String, ToString};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
+use super::codes::Code;
 use super::files::{self, Dirs, Files, GcodeInfo};
 
 /// Bytes the HTTP G-code input buffer holds (RepRapFirmware's is of this order).
@@ -449,7 +450,7 @@ impl Machine {
                 ok
             }
             ('M', 118) => Ok(code.string('S').unwrap_or("").to_string()),
-            ('M', 122) => Ok(self.diagnostics(now, module_report)),
+            ('M', 122) => Ok(super::m122::report(self, now, module_report)),
             ('T', n) => {
                 self.tool = n as i32;
                 self.seqs.state += 1;
@@ -477,98 +478,6 @@ impl Machine {
             ROOM + wobble
         }
     }
-
-    fn diagnostics(&self, now: Instant, module_report: Option<&str>) -> String {
-        let mut t = String::new();
-        t.push_str("=== Diagnostics ===\n");
-        t.push_str(&format!(
-            "RepRapFirmware for Duet 2 WiFi/Ethernet version {FIRMWARE_VERSION} (simulated) running on Duet WiFi 1.02 or later\n"
-        ));
-        t.push_str("Board ID: 08DGM-9T6BU-FG3SJ-6J9F8-3S46R-SIMUL\nUsed output buffers: 3 of 26 (10 max)\n");
-        t.push_str("=== RTOS ===\nStatic ram: 23460\nDynamic ram: 70360 of which 0 recycled\nNever used RAM 17972, free system stack 188 words\n");
-        for (task, stack) in [
-            ("NETWORK", 216),
-            ("HEAT", 294),
-            ("Move", 209),
-            ("MAIN", 361),
-            ("IDLE", 29),
-        ] {
-            t.push_str(&format!("Tasks: {task}(ready,13.4%,{stack}) \n"));
-        }
-        t.push_str(
-            "Owned mutexes: WiFi(NETWORK)\n=== Platform ===\nLast reset 00:00:01 ago, cause: power up\n",
-        );
-        t.push_str("Last software reset details not available\nError status: 0x00\nMCU temperature: min 28.1, current 31.4, max 31.9\n");
-        t.push_str("Supply voltage: min 24.1, current 24.2, max 24.3, under voltage events: 0, over voltage events: 0, power good: yes\n");
-        for d in 0..5 {
-            t.push_str(&format!(
-                "Driver {d}: standstill, SG min/max not available, read errors 0, write errors 0, ifcnt 0\n"
-            ));
-        }
-        t.push_str("Date/time: not set\nSlowest loop: 1.20ms; fastest: 0.09ms\n");
-        t.push_str("=== Storage ===\nFree file entries: 10\nSD card 0 detected, interface speed: 20.0MBytes/sec\nSD card longest read time 2.1ms, write time 0.0ms, max retries 0\n");
-        t.push_str("=== Move ===\nDMs created 83, segments created 0, maxWait 0ms, bed compensation in use: none, comp offset 0.000\n");
-        t.push_str(&format!(
-            "Position: X {:.3} Y {:.3} Z {:.3}; homed: {:?}\n",
-            self.position[0], self.position[1], self.position[2], self.homed
-        ));
-        t.push_str("=== DDARing 0 ===\nScheduled moves 0, completed 0, hiccups 0, stepErrors 0, LaErrors 0, Underruns [0, 0, 0], CDDA state -1\n");
-        t.push_str("=== Heat ===\nBed heaters 0 -1 -1 -1, chamber heaters -1 -1 -1 -1, ordering errs 0\n");
-        for (i, name) in ["bed", "tool 0"].iter().enumerate() {
-            let h = &self.heaters[i];
-            t.push_str(&format!(
-                "Heater {i} ({name}): {}, set-point {:.1}, standby {:.1}, current {:.1}\n",
-                if h.on { "active" } else { "off" },
-                h.active,
-                h.standby,
-                self.current(i, now)
-            ));
-        }
-        t.push_str("=== GCodes ===\nSegments left: 0\nMovement lock held by null\n");
-        for input in [
-            "HTTP",
-            "Telnet",
-            "File",
-            "USB",
-            "Aux",
-            "Trigger",
-            "Queue",
-            "LCD",
-            "SBC",
-            "Daemon",
-            "Autopause",
-        ] {
-            let state = if input == "HTTP" {
-                "is doing \"M122\""
-            } else {
-                "is idle"
-            };
-            t.push_str(&format!("{input} {state} in state(s) 0\n"));
-        }
-        t.push_str(&format!(
-            "Code queue is empty.\nJob: {}\n",
-            match &self.job {
-                Some(j) => format!(
-                    "{} at {} of {} bytes, {}",
-                    j.file,
-                    j.position(now, self.print_rate),
-                    j.size,
-                    self.status.name()
-                ),
-                None => "none".to_string(),
-            }
-        ));
-        t.push_str("=== Filament sensors ===\nNo filament sensors configured\n=== Network ===\n");
-        t.push_str("Slowest loop: 3.02ms; fastest: 0.00ms\nResponder states: HTTP(0) HTTP(0) HTTP(0) HTTP(0) FTP(0) Telnet(0)\n");
-        t.push_str("HTTP sessions: see rr_connect\n= WiFi =\nInterface state: active\nModule is connected to access point\n");
-        t.push_str("WiFi firmware version: netpool bridge (simulated)\nSocket states: see the module's pool report below\n");
-        t.push_str("=== WiFi module ===\n");
-        match module_report {
-            Some(r) => t.push_str(r),
-            None => t.push_str("The WiFi module sent no diagnostics report\n"),
-        }
-        t
-    }
 }
 
 /// The firmware version the simulated board reports.
@@ -588,83 +497,6 @@ fn gcode_file(name: &str) -> Result<String, String> {
         format!("0:/gcodes/{name}")
     };
     super::card::normalise(&full, false).map_err(|e| e.message().to_string())
-}
-
-/// One parsed code: its letter, number and parameters.
-///
-/// Hand-written: RepRapFirmware's G-code has quoted strings (`M32 "my file.g"`,
-/// `M117 "text"`) and unquoted trailing names (`M23 file.g`) that the general G-code
-/// parsing crates do not read; this reads the subset the commands above take.
-#[derive(Debug)]
-struct Code<'a> {
-    letter: char,
-    number: u32,
-    /// What follows the command word.
-    rest: &'a str,
-}
-
-impl<'a> Code<'a> {
-    fn parse(line: &'a str) -> Option<Self> {
-        // A comment runs from `;` outside quotes to the end of the line.
-        let mut quoted = false;
-        let mut end = line.len();
-        for (i, c) in line.char_indices() {
-            match c {
-                '"' => quoted = !quoted,
-                ';' if !quoted => {
-                    end = i;
-                    break;
-                }
-                _ => {}
-            }
-        }
-        let line = line[..end].trim();
-        // A line number (`N12`) is skipped.
-        let line = match line.strip_prefix(['N', 'n']) {
-            Some(r) => r.trim_start_matches(|c: char| c.is_ascii_digit()).trim_start(),
-            None => line,
-        };
-        let mut chars = line.chars();
-        let letter = chars.next()?.to_ascii_uppercase();
-        if !matches!(letter, 'G' | 'M' | 'T') {
-            return None;
-        }
-        let digits: String = chars
-            .as_str()
-            .chars()
-            .take_while(|c| c.is_ascii_digit())
-            .collect();
-        let number = digits.parse().ok()?;
-        let rest = chars.as_str()[digits.len()..].trim();
-        Some(Code { letter, number, rest })
-    }
-
-    /// The numeric parameter `letter`.
-    fn num(&self, letter: char) -> Option<f64> {
-        self.rest
-            .split_whitespace()
-            .find(|w| w.len() > 1 && w.starts_with(letter))
-            .and_then(|w| w[1..].parse().ok())
-            .filter(|v: &f64| v.is_finite())
-    }
-
-    /// The quoted string parameter `letter` (`P"0:/gcodes"`).
-    fn string(&self, letter: char) -> Option<&'a str> {
-        let start = self.rest.find(&format!("{letter}\""))? + 2;
-        let len = self.rest[start..].find('"')?;
-        Some(&self.rest[start..start + len])
-    }
-
-    /// The first quoted string, else everything after the command word.
-    fn string_or_rest(&self) -> &'a str {
-        match self.rest.find('"') {
-            Some(i) => {
-                let s = &self.rest[i + 1..];
-                &s[..s.find('"').unwrap_or(s.len())]
-            }
-            None => self.rest,
-        }
-    }
 }
 
 #[cfg(test)]

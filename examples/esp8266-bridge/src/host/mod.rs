@@ -22,13 +22,16 @@
 mod api;
 pub mod bus;
 pub mod card;
+mod codes;
 pub mod decode;
 pub mod files;
 pub mod gcode;
 pub mod http;
+mod m122;
 pub mod model;
 pub mod sam;
 pub mod session;
+mod startup;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -1,20 +1,21 @@
-//! The simulated RepRapFirmware board ("the SAM"): its WiFi interface, socket
-//! polling and a subset of the Duet HTTP API, seeing sockets only through SPI
-//! transactions on the [`VirtualBus`](super::bus::VirtualBus).
+//! The simulated RepRapFirmware board ("the SAM"): its WiFi interface and socket
+//! polling, seeing sockets only through SPI transactions on the
+//! [`VirtualBus`](super::bus::VirtualBus). The HTTP API it serves is in `api.rs`
+//! (sessions in [`session`](super::session), the machine behind `rr_gcode` in
+//! [`gcode`](super::gcode), the object model in [`model`](super::model), the card's
+//! files in [`files`](super::files)).
 //!
 //! What it does, after RepRapFirmware's `WiFiInterface` and `WiFiSocket`:
 //!
-//! - **Startup**: wait for two rising edges of the request line and for stable pins,
-//!   then `networkGetStatus` (≥ 140 bytes) and `networkSetHostName` (64 bytes), fetch
-//!   the status change with `networkGetLastError`, ask for client mode
-//!   (`networkStartClient`), wait for the request pulse that says the mode changed,
-//!   then `networkListen` on the HTTP port with the configured cap.
+//! - **Startup** (`startup.rs`): request-line edges, stable pins, status, host name,
+//!   client mode, then `networkListen` on the HTTP port with the configured cap.
 //! - **Spin**: fetch a status change when the request line pulsed; poll the next
 //!   socket that needs it (in use, or flagged by the status bitmaps; otherwise the
 //!   next one anyway, to notice new connections) with `connGetStatus`; read what is
 //!   available (`connRead`), write responses within `writeBufferSpace` (`connWrite`),
 //!   then push (zero-length write) and `connClose`; `connAbort` sockets shown
-//!   `aborted`.
+//!   `aborted`. Each pass also advances the simulated print and executes one queued
+//!   G-code.
 //! - **HTTP**: one request per connection (`Connection: close`), framed by
 //!   [`http`] (`httparse`). The board serves `http_max_conns`
 //!   connections at once and holds up to `http_queue` more waiting (the listen cap is
@@ -24,14 +25,14 @@
 //!   body must keep moving (no byte for `body_stall`: 408) and, after its first
 //!   `body_stall`, average at least `min_body_rate` bytes/s (408), so a trickle cannot
 //!   hold a slot. Routes are checked when the head is complete, before the body is
-//!   read: 404, 405 with `Allow`, 411 (upload without `Content-Length`), 413, 400 for
-//!   a file name outside the card ([`card::normalise`]), 507
+//!   read: 404, 405 with `Allow`, 403 (another origin), 401 (no session), 411 (upload
+//!   without `Content-Length`), 413, 400 for a file name outside the card
+//!   ([`card::normalise`]), 507
 //!   when the card has no room for the announced length. An error answered before
 //!   the request was read to its end is followed by a short lingering read (at most
 //!   [`LINGER`]), so the client sees the response rather than a reset.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::format;
 use std::string::{String, ToString};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -48,8 +49,8 @@ use super::http::{self, Exchange, HttpError};
 use super::session::{SessionConfig, Sessions};
 use super::DiagMessage;
 use crate::protocol::{
-    c_str, Command, ConnStatusResponse, ListenOrConnectData, NetworkStatusResponse, Protocol, Reply,
-    SamHeader, WiFiState, FLAG_PUSH, FORMAT_VERSION, HOST_NAME_LENGTH, MAX_CONNECTIONS, MAX_DATA_LENGTH,
+    c_str, Command, ConnStatusResponse, Reply, SamHeader, WiFiState, FLAG_PUSH, FORMAT_VERSION,
+    MAX_CONNECTIONS, MAX_DATA_LENGTH,
 };
 
 /// Settings of the simulated board.
@@ -172,12 +173,12 @@ impl SamShared {
         g.clone()
     }
 
-    fn set_started(&self, r: Result<(), String>) {
+    pub(super) fn set_started(&self, r: Result<(), String>) {
         *self.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
         self.started_cv.notify_all();
     }
 
-    fn message(&self, m: String) {
+    pub(super) fn message(&self, m: String) {
         let mut v = self.messages.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() < 1000 {
             v.push(m);
@@ -249,14 +250,14 @@ impl SamSocket {
 
 /// The board.
 pub struct Sam {
-    link: SamLink,
+    pub(super) link: SamLink,
     pub(super) config: SamConfig,
     pub(super) shared: Arc<SamShared>,
     pub(super) uart: Receiver<DiagMessage>,
     pub(super) sockets: Vec<SamSocket>,
     current: usize,
-    rises_seen: u64,
-    mode: WiFiState,
+    pub(super) rises_seen: u64,
+    pub(super) mode: WiFiState,
     pub(super) booted: Instant,
     pub(super) ip: [u8; 4],
     /// The HTTP sessions.
@@ -377,7 +378,7 @@ impl Sam {
         }
     }
 
-    fn get_last_error(&mut self) {
+    pub(super) fn get_last_error(&mut self) {
         if let Ok((n, data)) = self.cmd(Command::NetworkGetLastError, 0, 0, &[], 100) {
             if n > 0 {
                 let text = String::from_utf8_lossy(c_str(&data)).into_owned();
@@ -388,7 +389,7 @@ impl Sam {
         }
     }
 
-    fn status_changed(&mut self) -> bool {
+    pub(super) fn status_changed(&mut self) -> bool {
         let rises = self.link.request_rises();
         if rises > self.rises_seen {
             self.rises_seen = rises;
@@ -396,103 +397,6 @@ impl Sam {
         } else {
             false
         }
-    }
-
-    // -------------------------------------------------------------- startup
-
-    fn start(&mut self, stop: &AtomicBool) -> Result<(), String> {
-        // Two rising edges of the request line: out of reset, then initialised.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.link.request_rises() < 2 {
-            if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                return Err("WiFi module start timed out".into());
-            }
-            self.link.wait_request_rise(1, Duration::from_millis(50));
-        }
-        // Stable pins for a while.
-        let mut stable_since = Instant::now();
-        while stable_since.elapsed() < Duration::from_millis(50) {
-            if !self.link.pins_idle() {
-                stable_since = Instant::now();
-            }
-            if Instant::now() > deadline {
-                return Err("WiFi module pins not stable".into());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let mut status = None;
-        for _ in 0..4 {
-            match self.cmd(Command::NetworkGetStatus, 0, 0, &[], NetworkStatusResponse::SIZE) {
-                Ok((n, data)) if n as usize >= NetworkStatusResponse::MIN_LEN => {
-                    status = NetworkStatusResponse::decode(&data).ok();
-                    break;
-                }
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-        if status.is_none() {
-            return Err("failed to initialise WiFi module".into());
-        }
-        let mut name = [0u8; HOST_NAME_LENGTH];
-        let n = self.config.host_name.len().min(HOST_NAME_LENGTH - 1);
-        name[..n].copy_from_slice(&self.config.host_name.as_bytes()[..n]);
-        if let Err(code) = self.cmd(Command::NetworkSetHostName, 0, 0, &name, 0) {
-            self.shared
-                .message(format!("failed to set WiFi hostname: {code}"));
-        }
-        self.rises_seen = self.link.request_rises();
-        self.get_last_error();
-        // Client mode.
-        let mut ssid = [0u8; 32];
-        let n = self.config.ssid.len().min(31);
-        ssid[..n].copy_from_slice(&self.config.ssid.as_bytes()[..n]);
-        if self.mode == WiFiState::Idle {
-            if let Err(code) = self.cmd(Command::NetworkStartClient, 0, 0, &ssid, 0) {
-                return Err(format!("failed to change WiFi mode: {code}"));
-            }
-        }
-        while !matches!(self.mode, WiFiState::Connected | WiFiState::RunningAsAccessPoint) {
-            if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                return Err("WiFi module did not connect".into());
-            }
-            self.link
-                .wait_request_rise(self.rises_seen, Duration::from_millis(50));
-            if self.status_changed() {
-                self.get_last_error();
-            }
-        }
-        if let Ok((n, data)) = self.cmd(Command::NetworkGetStatus, 0, 0, &[], NetworkStatusResponse::SIZE) {
-            if let Ok(s) = NetworkStatusResponse::decode(&data[..(n as usize).min(data.len())]) {
-                self.ip = s.ip_address.to_le_bytes();
-            }
-        }
-        // Listen for HTTP.
-        let lcd = ListenOrConnectData {
-            remote_ip: 0,
-            protocol: Protocol::Http.value(),
-            port: self.config.http_port,
-            max_connections: self.config.http_max_conns + self.config.http_queue,
-        };
-        let before = self.shared.messages.lock().map(|m| m.len()).unwrap_or(0);
-        if let Err(code) = self.cmd(Command::NetworkListen, 0, 0, &lcd.encode(), 0) {
-            return Err(format!("networkListen failed: {code}"));
-        }
-        // A failure comes back as a status change (request pulse + last error).
-        let rises = self.rises_seen;
-        self.link.wait_request_rise(rises, Duration::from_millis(150));
-        if self.status_changed() {
-            self.get_last_error();
-        }
-        let messages = self
-            .shared
-            .messages
-            .lock()
-            .map(|m| m[before..].to_vec())
-            .unwrap_or_default();
-        if let Some(m) = messages.iter().find(|m| m.contains("Listen failed")) {
-            return Err(format!("WiFi module reported: {m}"));
-        }
-        Ok(())
     }
 
     // -------------------------------------------------------------- spin
