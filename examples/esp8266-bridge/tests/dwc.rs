@@ -417,3 +417,30 @@ fn web_files_come_from_the_card_gzipped_first() {
     assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
     sim.stop();
 }
+
+#[test]
+fn bridge_sim_refuses_a_www_directory_it_cannot_read() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bridge-sim"))
+        .args(["--listen", "127.0.0.1:0", "--www", "/nonexistent/www-dir"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let give_up = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > give_up {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let status = status.expect("bridge-sim kept running with a --www it cannot read");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("--www /nonexistent/www-dir"), "{err}");
+}

@@ -122,7 +122,7 @@ fn foreign_origin(req: &Request) -> bool {
     };
     match req.header("sec-fetch-site") {
         Ok(None) => {}
-        Ok(Some(site)) if matches!(site, "same-origin" | "none") => {}
+        Ok(Some("same-origin" | "none")) => {}
         _ => return true,
     }
     match req.header("origin") {

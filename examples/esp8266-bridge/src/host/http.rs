@@ -70,7 +70,8 @@ impl Request {
     }
 
     /// The value of header `name` (lower case) if the request has exactly one such
-    /// field; `Err(())` if it has several.
+    /// field; `Err(())` if it has several (no more to say: the caller refuses it).
+    #[allow(clippy::result_unit_err)]
     pub fn header(&self, name: &str) -> Result<Option<&str>, ()> {
         let mut found = self.headers.iter().filter(|(k, _)| k == name);
         match (found.next(), found.next()) {

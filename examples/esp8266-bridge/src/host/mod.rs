@@ -273,6 +273,7 @@ impl SimConfig {
             ("--stall-grace-ms", self.stall_grace),
             ("--request-deadline-ms", self.request_deadline),
             ("--body-stall-ms", self.body_stall),
+            ("session_timeout", self.session_timeout),
         ] {
             if !(MIN_DEADLINE..=MAX_DEADLINE).contains(&d) {
                 return err(flag, range());
@@ -300,6 +301,9 @@ impl SimConfig {
                 "--min-body-rate",
                 "must be at least 1 byte/s (0 would let a trickle hold a slot)".to_string(),
             );
+        }
+        if self.print_rate == 0 {
+            return err("print_rate", "must be at least 1 byte/s".to_string());
         }
         if !(1 << 20..=4 << 30).contains(&self.card_capacity) {
             return err("--card-mib", "must be within 1 ..= 4096".to_string());
