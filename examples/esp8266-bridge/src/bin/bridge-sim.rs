@@ -3,7 +3,7 @@
 //! ```text
 //! bridge-sim [--listen ADDR] [--stall-grace-ms N] [--http-max-conns N] [--http-queue N]
 //!            [--request-deadline-ms N] [--body-stall-ms N] [--min-body-rate N] [--card-mib N]
-//!            [--verbose]
+//!            [--www DIR] [--password PW] [--verbose]
 //! bridge-sim decode HEX [--from-sam | --from-bridge] [--command NAME|N]
 //! ```
 
@@ -18,7 +18,7 @@ const USAGE: &str = "\
 usage:
   bridge-sim [--listen ADDR] [--stall-grace-ms N] [--http-max-conns N] [--http-queue N]
              [--request-deadline-ms N] [--body-stall-ms N] [--min-body-rate N] [--card-mib N]
-             [--verbose]
+             [--www DIR] [--password PW] [--verbose]
       Run the bridge on OS sockets with a simulated RepRapFirmware board behind it.
       --listen ADDR            where browsers connect (default 127.0.0.1:8080)
       --stall-grace-ms N       reap connections whose queued bytes make no progress for N ms
@@ -35,6 +35,9 @@ usage:
                                --body-stall-ms (>= 1, default 1024)
       --card-mib N             simulated SD card size; uploads that do not fit get 507
                                (1 ..= 4096, default 64)
+      --www DIR                put the files below DIR on the card's 0:/www/ (a web app such as
+                               Duet Web Control, unpacked): GET / serves index.html(.gz) from it
+      --password PW            the machine password rr_connect wants (default: none set)
       --verbose                print every SPI transaction
   bridge-sim decode HEX [--from-sam | --from-bridge] [--command NAME|N]
       Decode a captured SPI transaction (one wire, hex) as JSON. The direction is
@@ -74,6 +77,13 @@ fn run_sim(args: &[String]) -> Result<(), String> {
                 let mib: usize = number(&mut it, a)?;
                 config.card_capacity = mib.saturating_mul(1 << 20);
             }
+            "--www" => {
+                let dir = value(&mut it, a)?;
+                let files = esp8266_bridge::host::www_files(std::path::Path::new(dir))
+                    .map_err(|e| format!("--www {dir}: {e}"))?;
+                config.files.extend(files);
+            }
+            "--password" => config.password = Some(value(&mut it, a)?.clone()),
             "--verbose" | "-v" => config.verbose = true,
             "--help" | "-h" => {
                 println!("{USAGE}");

@@ -56,6 +56,8 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     /// The `Content-Length`, if there was one.
     pub content_length: Option<usize>,
+    /// The header fields as sent, names lower-cased (at most [`MAX_HEADERS`]).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Request {
@@ -65,6 +67,18 @@ impl Request {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of header `name` (lower case) if the request has exactly one such
+    /// field; `Err(())` if it has several (no more to say: the caller refuses it).
+    #[allow(clippy::result_unit_err)]
+    pub fn header(&self, name: &str) -> Result<Option<&str>, ()> {
+        let mut found = self.headers.iter().filter(|(k, _)| k == name);
+        match (found.next(), found.next()) {
+            (None, _) => Ok(None),
+            (Some((_, v)), None) => Ok(Some(v.as_str())),
+            _ => Err(()),
+        }
     }
 
     /// The body length the request announced (0 without `Content-Length`).
@@ -165,7 +179,13 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
     let target = req.path.ok_or(malformed)?;
     let mut content_length: Option<usize> = None;
     let mut chunked = false;
+    let mut fields = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
+        // A value that is not UTF-8 is kept as an empty value: no rule here reads one.
+        fields.push((
+            h.name.to_ascii_lowercase(),
+            std::str::from_utf8(h.value).unwrap_or("").trim().to_string(),
+        ));
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
@@ -202,6 +222,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
         path: percent_decode(path).ok_or(bad_escape)?,
         query: params,
         content_length,
+        headers: fields,
     };
     Ok(Some((request, len)))
 }
@@ -232,18 +253,21 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A response with `Content-Length` and `Connection: close`; for `HEAD` the head
-/// alone (with the length the body would have).
+/// A response with `Content-Length` and `Connection: close`, plus the `extra` header
+/// fields (name, value); for `HEAD` the head alone (with the length the body would
+/// have).
 pub fn response(
     status: u16,
     content_type: &str,
     body: &[u8],
-    allow: Option<&str>,
+    extra: &[(&str, &str)],
     head_only: bool,
 ) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -259,8 +283,8 @@ pub fn response(
          Cache-Control: no-cache, no-store\r\nConnection: close\r\n",
         body.len()
     );
-    if let Some(allow) = allow {
-        out.push_str(&std::format!("Allow: {allow}\r\n"));
+    for (name, value) in extra {
+        out.push_str(&std::format!("{name}: {value}\r\n"));
     }
     if status == 503 {
         out.push_str("Retry-After: 1\r\n");
@@ -345,10 +369,10 @@ mod tests {
 
     #[test]
     fn head_responses_carry_the_length_but_no_body() {
-        let r = response(200, "text/plain", b"hello", None, true);
+        let r = response(200, "text/plain", b"hello", &[], true);
         let text = String::from_utf8(r).unwrap();
         assert!(text.contains("Content-Length: 5\r\n") && text.ends_with("\r\n\r\n"));
-        let r = response(405, "application/json", b"{}", Some("GET, HEAD"), false);
+        let r = response(405, "application/json", b"{}", &[("Allow", "GET, HEAD")], false);
         assert!(String::from_utf8(r).unwrap().contains("Allow: GET, HEAD\r\n"));
     }
 }

@@ -19,11 +19,19 @@
 //! sim.stop();
 //! ```
 
+mod api;
 pub mod bus;
 pub mod card;
+mod codes;
 pub mod decode;
+pub mod files;
+pub mod gcode;
 pub mod http;
+mod m122;
+pub mod model;
 pub mod sam;
+pub mod session;
+mod startup;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -112,6 +120,65 @@ pub fn diag_json(msg: &DiagMessage) -> Value {
     })
 }
 
+/// The diagnostics message as text, for `M122`'s WiFi module section.
+pub fn diag_text(msg: &DiagMessage) -> String {
+    use std::fmt::Write;
+    let r = &msg.report;
+    let mut t = String::new();
+    let _ = writeln!(t, "Pool: {} of {} slots free", r.free_slots(), r.slots.len());
+    for s in r.slots.iter() {
+        let _ = writeln!(
+            t,
+            "Slot {}: {}, local port {}, remote {}, protocol {}, age {} ms, idle {} ms, in {} B, out {} B, last close {}",
+            s.slot,
+            s.state.name(),
+            s.local_port,
+            s.remote.map_or_else(|| "none".to_string(), |a| a.to_string()),
+            s.protocol,
+            s.age.as_millis(),
+            s.idle.as_millis(),
+            s.bytes_in,
+            s.bytes_out,
+            s.close_reason.map_or_else(|| "none".to_string(), |c| c.to_string()),
+        );
+    }
+    for l in r.listeners.iter().flatten() {
+        let _ = writeln!(
+            t,
+            "Listener: port {}, protocol {}, max connections {}, open {}",
+            l.port, l.params.protocol, l.params.max_conns, l.open
+        );
+    }
+    let c = &r.counters;
+    let _ = writeln!(
+        t,
+        "Connections: accepted {}, rejected {} (port cap {}, pool full {}), reaped {}, peer closed {}, aborted {}, \
+         idle closed {}, connects {}, connect failed {}, exhausted {}, abandoned {}, accept errors {}, \
+         dropped on close {}, in use {}, high water {}",
+        c.accepted, c.rejected, c.rejected_port_cap, c.rejected_pool_full, c.reaped, c.peer_closed, c.aborted,
+        c.idle_closed, c.connects, c.connect_failed, c.exhausted, c.abandoned, c.accept_errors,
+        c.dropped_on_close, c.in_use, c.high_water
+    );
+    let b = &msg.bridge;
+    let _ = writeln!(
+        t,
+        "SPI: transactions {}, lost {}, request pulses {}, bytes from SAM {}, to SAM {}, dropped {}, \
+         bad format version {}, bad data length {}, unknown command {}, bad parameter {}, diagnostics {}",
+        b.transactions,
+        b.lost,
+        b.request_pulses,
+        b.bytes_from_sam,
+        b.bytes_to_sam,
+        b.bytes_dropped,
+        b.bad_format_version,
+        b.bad_data_length,
+        b.unknown_command,
+        b.bad_parameter,
+        b.diagnostics
+    );
+    t
+}
+
 /// Settings of the simulator.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -140,6 +207,12 @@ pub struct SimConfig {
     pub verbose: bool,
     /// Files on the SAM's SD card at start.
     pub files: Vec<(String, Vec<u8>)>,
+    /// The machine password (`None`: none set, any password logs in).
+    pub password: Option<String>,
+    /// An HTTP session ends after this long without a request (RepRapFirmware: 8 s).
+    pub session_timeout: Duration,
+    /// Bytes of a G-code file a simulated print gets through per second.
+    pub print_rate: u32,
 }
 
 impl Default for SimConfig {
@@ -155,6 +228,9 @@ impl Default for SimConfig {
             card_capacity: 64 << 20,
             verbose: false,
             files: demo_files(),
+            password: None,
+            session_timeout: Duration::from_secs(8),
+            print_rate: 1024,
         }
     }
 }
@@ -197,6 +273,7 @@ impl SimConfig {
             ("--stall-grace-ms", self.stall_grace),
             ("--request-deadline-ms", self.request_deadline),
             ("--body-stall-ms", self.body_stall),
+            ("session_timeout", self.session_timeout),
         ] {
             if !(MIN_DEADLINE..=MAX_DEADLINE).contains(&d) {
                 return err(flag, range());
@@ -225,6 +302,9 @@ impl SimConfig {
                 "must be at least 1 byte/s (0 would let a trickle hold a slot)".to_string(),
             );
         }
+        if self.print_rate == 0 {
+            return err("print_rate", "must be at least 1 byte/s".to_string());
+        }
         if !(1 << 20..=4 << 30).contains(&self.card_capacity) {
             return err("--card-mib", "must be within 1 ..= 4096".to_string());
         }
@@ -245,6 +325,54 @@ pub fn demo_files() -> Vec<(String, Vec<u8>)> {
         ),
         ("0:/macros/hello.g".into(), b"M117 \"hello\"\n".to_vec()),
     ]
+}
+
+/// Most files [`www_files`] reads from a directory tree.
+pub const MAX_WWW_FILES: usize = 2000;
+/// Deepest directory level [`www_files`] descends to.
+pub const MAX_WWW_DEPTH: usize = 8;
+
+/// The files below `dir`, named for the card's web directory (`0:/www/…`), so
+/// `GET /` serves a web app (e.g. Duet Web Control's unpacked release) from it. At
+/// most [`MAX_WWW_FILES`] files, [`MAX_WWW_DEPTH`] levels; a name the card cannot
+/// hold is an `InvalidData` error.
+pub fn www_files(dir: &std::path::Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut pending = std::vec![(dir.to_path_buf(), String::new(), 0usize)];
+    while let Some((path, rel, depth)) = pending.pop() {
+        for entry in std::fs::read_dir(&path)? {
+            let entry = entry?;
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|n| io::Error::new(io::ErrorKind::InvalidData, std::format!("{n:?}: not UTF-8")))?;
+            let rel = if rel.is_empty() {
+                name
+            } else {
+                std::format!("{rel}/{name}")
+            };
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                if depth + 1 >= MAX_WWW_DEPTH {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        std::format!("{rel}: nested too deep"),
+                    ));
+                }
+                pending.push((entry.path(), rel, depth + 1));
+            } else if kind.is_file() {
+                let card_name =
+                    card::normalise(&std::format!("{}/{rel}", files::WWW), false).map_err(|e| {
+                        io::Error::new(io::ErrorKind::InvalidData, std::format!("{rel}: {}", e.message()))
+                    })?;
+                if out.len() >= MAX_WWW_FILES {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "too many files"));
+                }
+                out.push((card_name, std::fs::read(entry.path())?));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A running simulator. Dropping it stops it too.
@@ -302,6 +430,9 @@ impl Simulator {
                 card_capacity: config.card_capacity,
                 max_upload: config.card_capacity,
                 files: config.files.clone(),
+                password: config.password.clone(),
+                session_timeout: config.session_timeout,
+                print_rate: config.print_rate,
                 ..SamConfig::default()
             };
             let sam = Sam::new(bus.sam_side(), sam_config, shared.clone(), uart_rx);

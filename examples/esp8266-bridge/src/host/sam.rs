@@ -1,20 +1,21 @@
-//! The simulated RepRapFirmware board ("the SAM"): its WiFi interface, socket
-//! polling and a subset of the Duet HTTP API, seeing sockets only through SPI
-//! transactions on the [`VirtualBus`](super::bus::VirtualBus).
+//! The simulated RepRapFirmware board ("the SAM"): its WiFi interface and socket
+//! polling, seeing sockets only through SPI transactions on the
+//! [`VirtualBus`](super::bus::VirtualBus). The HTTP API it serves is in `api.rs`
+//! (sessions in [`session`](super::session), the machine behind `rr_gcode` in
+//! [`gcode`](super::gcode), the object model in [`model`](super::model), the card's
+//! files in [`files`](super::files)).
 //!
 //! What it does, after RepRapFirmware's `WiFiInterface` and `WiFiSocket`:
 //!
-//! - **Startup**: wait for two rising edges of the request line and for stable pins,
-//!   then `networkGetStatus` (≥ 140 bytes) and `networkSetHostName` (64 bytes), fetch
-//!   the status change with `networkGetLastError`, ask for client mode
-//!   (`networkStartClient`), wait for the request pulse that says the mode changed,
-//!   then `networkListen` on the HTTP port with the configured cap.
+//! - **Startup** (`startup.rs`): request-line edges, stable pins, status, host name,
+//!   client mode, then `networkListen` on the HTTP port with the configured cap.
 //! - **Spin**: fetch a status change when the request line pulsed; poll the next
 //!   socket that needs it (in use, or flagged by the status bitmaps; otherwise the
 //!   next one anyway, to notice new connections) with `connGetStatus`; read what is
 //!   available (`connRead`), write responses within `writeBufferSpace` (`connWrite`),
 //!   then push (zero-length write) and `connClose`; `connAbort` sockets shown
-//!   `aborted`.
+//!   `aborted`. Each pass also advances the simulated print and executes one queued
+//!   G-code.
 //! - **HTTP**: one request per connection (`Connection: close`), framed by
 //!   [`http`] (`httparse`). The board serves `http_max_conns`
 //!   connections at once and holds up to `http_queue` more waiting (the listen cap is
@@ -24,14 +25,14 @@
 //!   body must keep moving (no byte for `body_stall`: 408) and, after its first
 //!   `body_stall`, average at least `min_body_rate` bytes/s (408), so a trickle cannot
 //!   hold a slot. Routes are checked when the head is complete, before the body is
-//!   read: 404, 405 with `Allow`, 411 (upload without `Content-Length`), 413, 400 for
-//!   a file name outside the card ([`card::normalise`]), 507
+//!   read: 404, 405 with `Allow`, 403 (another origin), 401 (no session), 411 (upload
+//!   without `Content-Length`), 413, 400 for a file name outside the card
+//!   ([`card::normalise`]), 507
 //!   when the card has no room for the announced length. An error answered before
 //!   the request was read to its end is followed by a short lingering read (at most
 //!   [`LINGER`]), so the client sees the response rather than a reset.
 
-use std::collections::BTreeMap;
-use std::format;
+use std::collections::{BTreeMap, BTreeSet};
 use std::string::{String, ToString};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -39,15 +40,17 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
-use serde_json::{json, Value};
-
+use super::api::{self, error_body};
 use super::bus::{LinkError, SamLink};
 use super::card;
-use super::http::{self, Exchange, HttpError, Request};
+use super::files;
+use super::gcode::Machine;
+use super::http::{self, Exchange, HttpError};
+use super::session::{SessionConfig, Sessions};
 use super::DiagMessage;
 use crate::protocol::{
-    c_str, Command, ConnStatusResponse, ListenOrConnectData, NetworkStatusResponse, Protocol, Reply,
-    SamHeader, WiFiState, FLAG_PUSH, FORMAT_VERSION, HOST_NAME_LENGTH, MAX_CONNECTIONS, MAX_DATA_LENGTH,
+    c_str, Command, ConnStatusResponse, Reply, SamHeader, WiFiState, FLAG_PUSH, FORMAT_VERSION,
+    MAX_CONNECTIONS, MAX_DATA_LENGTH,
 };
 
 /// Settings of the simulated board.
@@ -79,6 +82,12 @@ pub struct SamConfig {
     pub body_stall: Duration,
     /// Lowest average body rate, bytes/s, once `body_stall` has passed (408).
     pub min_body_rate: u32,
+    /// The machine password (`None`: none set; any password logs in).
+    pub password: Option<String>,
+    /// An HTTP session ends after this long without a request (RepRapFirmware: 8 s).
+    pub session_timeout: Duration,
+    /// Bytes of a G-code file a simulated print gets through per second.
+    pub print_rate: u32,
 }
 
 /// How long the board keeps reading (and discarding) after an error response to a
@@ -100,6 +109,9 @@ impl Default for SamConfig {
             request_deadline: Duration::from_secs(5),
             body_stall: Duration::from_secs(5),
             min_body_rate: 1024,
+            password: None,
+            session_timeout: Duration::from_secs(8),
+            print_rate: 1024,
         }
     }
 }
@@ -138,8 +150,11 @@ pub struct SamStats {
 pub struct SamShared {
     /// Counters.
     pub stats: SamStats,
-    /// The SD card.
+    /// The SD card's files.
     pub files: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// The SD card's directories made explicitly (a directory also exists while a
+    /// file lies below it). Locked after `files` when both are needed.
+    pub dirs: Mutex<BTreeSet<String>>,
     /// `None` while starting; then whether listening worked.
     pub started: Mutex<Option<Result<(), String>>>,
     started_cv: Condvar,
@@ -158,12 +173,12 @@ impl SamShared {
         g.clone()
     }
 
-    fn set_started(&self, r: Result<(), String>) {
+    pub(super) fn set_started(&self, r: Result<(), String>) {
         *self.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
         self.started_cv.notify_all();
     }
 
-    fn message(&self, m: String) {
+    pub(super) fn message(&self, m: String) {
         let mut v = self.messages.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() < 1000 {
             v.push(m);
@@ -171,40 +186,9 @@ impl SamShared {
     }
 }
 
-fn bump(c: &AtomicU64) {
+pub(super) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
-
-// ------------------------------------------------------------------------ HTTP
-
-/// A response before it is framed.
-struct HttpReply {
-    status: u16,
-    content_type: &'static str,
-    body: Vec<u8>,
-}
-
-fn json_reply(status: u16, v: &Value) -> HttpReply {
-    HttpReply {
-        status,
-        content_type: "application/json",
-        body: v.to_string().into_bytes(),
-    }
-}
-
-fn error_body(message: &str) -> Vec<u8> {
-    json!({"err": 1, "error": message}).to_string().into_bytes()
-}
-
-/// The routes and the methods each allows.
-const GET_ROUTES: [&str; 5] = [
-    "/rr_connect",
-    "/rr_model",
-    "/rr_download",
-    "/rr_filelist",
-    "/rr_diag",
-];
-const UPLOAD: &str = "/rr_upload";
 
 // ------------------------------------------------------------------------ sockets
 
@@ -214,8 +198,10 @@ enum Phase {
     Active,
 }
 
-struct SamSocket {
+pub(super) struct SamSocket {
     phase: Phase,
+    /// The client's IPv4 address (first octet in the low byte), for its session.
+    pub(super) remote_ip: u32,
     needs_polling: bool,
     tx_space: usize,
     peer_closed: bool,
@@ -223,7 +209,7 @@ struct SamSocket {
     seen_at: Instant,
     /// It has one of the `http_max_conns` turns (else it waits in the queue).
     responder: bool,
-    exchange: Exchange,
+    pub(super) exchange: Exchange,
     /// The head was complete and its route accepted it: the body is being read.
     admitted: bool,
     response: Option<Vec<u8>>,
@@ -238,6 +224,7 @@ impl SamSocket {
     fn new() -> Self {
         SamSocket {
             phase: Phase::Inactive,
+            remote_ip: 0,
             needs_polling: false,
             tx_space: 0,
             peer_closed: false,
@@ -253,9 +240,9 @@ impl SamSocket {
     }
 
     /// The body length of an admitted upload still arriving (reserved on the card).
-    fn reserved(&self) -> usize {
+    pub(super) fn reserved(&self) -> usize {
         match self.exchange.head() {
-            Some(r) if self.admitted && self.response.is_none() && r.path == UPLOAD => r.body_len(),
+            Some(r) if self.admitted && self.response.is_none() && r.path == api::UPLOAD => r.body_len(),
             _ => 0,
         }
     }
@@ -263,16 +250,20 @@ impl SamSocket {
 
 /// The board.
 pub struct Sam {
-    link: SamLink,
-    config: SamConfig,
-    shared: Arc<SamShared>,
-    uart: Receiver<DiagMessage>,
-    sockets: Vec<SamSocket>,
+    pub(super) link: SamLink,
+    pub(super) config: SamConfig,
+    pub(super) shared: Arc<SamShared>,
+    pub(super) uart: Receiver<DiagMessage>,
+    pub(super) sockets: Vec<SamSocket>,
     current: usize,
-    rises_seen: u64,
-    mode: WiFiState,
-    booted: Instant,
-    ip: [u8; 4],
+    pub(super) rises_seen: u64,
+    pub(super) mode: WiFiState,
+    pub(super) booted: Instant,
+    pub(super) ip: [u8; 4],
+    /// The HTTP sessions.
+    pub(super) sessions: Sessions,
+    /// The machine behind `rr_gcode`.
+    pub(super) machine: Machine,
 }
 
 type CmdResult = Result<(i32, Vec<u8>), i32>;
@@ -292,7 +283,14 @@ impl Sam {
                     files.insert(name, content.clone());
                 }
             }
+            let mut dirs = shared.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            dirs.extend(files::STANDARD_DIRS.iter().map(|d| d.to_string()));
         }
+        let sessions = Sessions::new(SessionConfig {
+            password: config.password.clone(),
+            timeout: config.session_timeout,
+        });
+        let machine = Machine::new(config.print_rate);
         Sam {
             link,
             config,
@@ -304,6 +302,8 @@ impl Sam {
             mode: WiFiState::Disabled,
             booted: Instant::now(),
             ip: [0; 4],
+            sessions,
+            machine,
         }
     }
 
@@ -325,7 +325,14 @@ impl Sam {
 
     // -------------------------------------------------------------- SPI commands
 
-    fn cmd(&mut self, command: Command, socket: usize, flags: u8, data: &[u8], room: usize) -> CmdResult {
+    pub(super) fn cmd(
+        &mut self,
+        command: Command,
+        socket: usize,
+        flags: u8,
+        data: &[u8],
+        room: usize,
+    ) -> CmdResult {
         self.cmd_param(command, socket, flags, data, room, 0)
     }
 
@@ -371,7 +378,7 @@ impl Sam {
         }
     }
 
-    fn get_last_error(&mut self) {
+    pub(super) fn get_last_error(&mut self) {
         if let Ok((n, data)) = self.cmd(Command::NetworkGetLastError, 0, 0, &[], 100) {
             if n > 0 {
                 let text = String::from_utf8_lossy(c_str(&data)).into_owned();
@@ -382,7 +389,7 @@ impl Sam {
         }
     }
 
-    fn status_changed(&mut self) -> bool {
+    pub(super) fn status_changed(&mut self) -> bool {
         let rises = self.link.request_rises();
         if rises > self.rises_seen {
             self.rises_seen = rises;
@@ -390,103 +397,6 @@ impl Sam {
         } else {
             false
         }
-    }
-
-    // -------------------------------------------------------------- startup
-
-    fn start(&mut self, stop: &AtomicBool) -> Result<(), String> {
-        // Two rising edges of the request line: out of reset, then initialised.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.link.request_rises() < 2 {
-            if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                return Err("WiFi module start timed out".into());
-            }
-            self.link.wait_request_rise(1, Duration::from_millis(50));
-        }
-        // Stable pins for a while.
-        let mut stable_since = Instant::now();
-        while stable_since.elapsed() < Duration::from_millis(50) {
-            if !self.link.pins_idle() {
-                stable_since = Instant::now();
-            }
-            if Instant::now() > deadline {
-                return Err("WiFi module pins not stable".into());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let mut status = None;
-        for _ in 0..4 {
-            match self.cmd(Command::NetworkGetStatus, 0, 0, &[], NetworkStatusResponse::SIZE) {
-                Ok((n, data)) if n as usize >= NetworkStatusResponse::MIN_LEN => {
-                    status = NetworkStatusResponse::decode(&data).ok();
-                    break;
-                }
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-        if status.is_none() {
-            return Err("failed to initialise WiFi module".into());
-        }
-        let mut name = [0u8; HOST_NAME_LENGTH];
-        let n = self.config.host_name.len().min(HOST_NAME_LENGTH - 1);
-        name[..n].copy_from_slice(&self.config.host_name.as_bytes()[..n]);
-        if let Err(code) = self.cmd(Command::NetworkSetHostName, 0, 0, &name, 0) {
-            self.shared
-                .message(format!("failed to set WiFi hostname: {code}"));
-        }
-        self.rises_seen = self.link.request_rises();
-        self.get_last_error();
-        // Client mode.
-        let mut ssid = [0u8; 32];
-        let n = self.config.ssid.len().min(31);
-        ssid[..n].copy_from_slice(&self.config.ssid.as_bytes()[..n]);
-        if self.mode == WiFiState::Idle {
-            if let Err(code) = self.cmd(Command::NetworkStartClient, 0, 0, &ssid, 0) {
-                return Err(format!("failed to change WiFi mode: {code}"));
-            }
-        }
-        while !matches!(self.mode, WiFiState::Connected | WiFiState::RunningAsAccessPoint) {
-            if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                return Err("WiFi module did not connect".into());
-            }
-            self.link
-                .wait_request_rise(self.rises_seen, Duration::from_millis(50));
-            if self.status_changed() {
-                self.get_last_error();
-            }
-        }
-        if let Ok((n, data)) = self.cmd(Command::NetworkGetStatus, 0, 0, &[], NetworkStatusResponse::SIZE) {
-            if let Ok(s) = NetworkStatusResponse::decode(&data[..(n as usize).min(data.len())]) {
-                self.ip = s.ip_address.to_le_bytes();
-            }
-        }
-        // Listen for HTTP.
-        let lcd = ListenOrConnectData {
-            remote_ip: 0,
-            protocol: Protocol::Http.value(),
-            port: self.config.http_port,
-            max_connections: self.config.http_max_conns + self.config.http_queue,
-        };
-        let before = self.shared.messages.lock().map(|m| m.len()).unwrap_or(0);
-        if let Err(code) = self.cmd(Command::NetworkListen, 0, 0, &lcd.encode(), 0) {
-            return Err(format!("networkListen failed: {code}"));
-        }
-        // A failure comes back as a status change (request pulse + last error).
-        let rises = self.rises_seen;
-        self.link.wait_request_rise(rises, Duration::from_millis(150));
-        if self.status_changed() {
-            self.get_last_error();
-        }
-        let messages = self
-            .shared
-            .messages
-            .lock()
-            .map(|m| m[before..].to_vec())
-            .unwrap_or_default();
-        if let Some(m) = messages.iter().find(|m| m.contains("Listen failed")) {
-            return Err(format!("WiFi module reported: {m}"));
-        }
-        Ok(())
     }
 
     // -------------------------------------------------------------- spin
@@ -509,7 +419,8 @@ impl Sam {
         }
         let busy = self.poll(i);
         self.current = (i + 1) % MAX_CONNECTIONS;
-        busy
+        let ran = self.run_machine();
+        busy || ran
     }
 
     fn abort(&mut self, i: usize) {
@@ -538,6 +449,7 @@ impl Sam {
                 if !was_active {
                     self.sockets[i] = SamSocket::new();
                     self.sockets[i].phase = Phase::Active;
+                    self.sockets[i].remote_ip = st.remote_ip;
                     bump(&self.shared.stats.connections);
                 }
                 let s = &mut self.sockets[i];
@@ -617,12 +529,13 @@ impl Sam {
             507 => bump(&self.shared.stats.card_full),
             _ => bump(&self.shared.stats.bad_requests),
         }
+        let allow: Vec<(&str, &str)> = e.allow.map(|a| ("Allow", a)).into_iter().collect();
         let s = &mut self.sockets[i];
         s.response = Some(http::response(
             e.status,
             "application/json",
             &error_body(e.message),
-            e.allow,
+            &allow,
             false,
         ));
         s.linger = unread;
@@ -674,7 +587,7 @@ impl Sam {
             if s.response.is_none() {
                 match s.exchange.take_complete() {
                     Some((req, body)) => {
-                        let resp = self.handle(&req, body);
+                        let resp = self.handle(i, &req, body);
                         self.sockets[i].response = Some(resp);
                     }
                     None => match self.overdue(i, now) {
@@ -738,204 +651,5 @@ impl Sam {
         }
         let _ = self.cmd(Command::ConnClose, i, 0, &[], 0);
         self.sockets[i] = SamSocket::new();
-    }
-
-    // -------------------------------------------------------------- the HTTP API
-
-    /// Check a complete head before its body is read: route, method, length, name,
-    /// room on the card.
-    fn admit(&self, i: usize) -> Result<(), HttpError> {
-        let Some(req) = self.sockets[i].exchange.head() else {
-            return Ok(());
-        };
-        let path = req.path.as_str();
-        if GET_ROUTES.contains(&path) {
-            if !matches!(req.method.as_str(), "GET" | "HEAD") {
-                return Err(HttpError {
-                    allow: Some("GET, HEAD"),
-                    ..HttpError::new(405, "method not allowed")
-                });
-            }
-            if req.body_len() > http::MAX_HEAD {
-                return Err(HttpError::new(413, "body too large"));
-            }
-            return Ok(());
-        }
-        if path != UPLOAD {
-            return Err(HttpError::new(404, "not found"));
-        }
-        if req.method != "POST" {
-            return Err(HttpError {
-                allow: Some("POST"),
-                ..HttpError::new(405, "method not allowed")
-            });
-        }
-        let Some(len) = req.content_length else {
-            return Err(HttpError::new(411, "an upload needs Content-Length"));
-        };
-        if len > self.config.max_upload {
-            return Err(HttpError::new(413, "upload larger than the board accepts"));
-        }
-        let name = req.param("name").ok_or(HttpError::new(400, "missing name"))?;
-        let name = card::normalise(name, false).map_err(|e| HttpError::new(400, e.message()))?;
-        let in_flight: usize = (0..self.sockets.len())
-            .filter(|&j| j != i)
-            .map(|j| self.sockets[j].reserved())
-            .sum();
-        let files = self.shared.files.lock().unwrap_or_else(|e| e.into_inner());
-        let used = card::used(&files, Some(&name)) + in_flight;
-        if used.saturating_add(len) > self.config.card_capacity {
-            return Err(HttpError::new(507, "SD card full"));
-        }
-        Ok(())
-    }
-
-    /// The response to a complete, admitted request.
-    fn handle(&mut self, req: &Request, body: Vec<u8>) -> Vec<u8> {
-        let head_only = req.method == "HEAD";
-        let r = self.route(req, body);
-        http::response(r.status, r.content_type, &r.body, None, head_only)
-    }
-
-    fn route(&mut self, req: &Request, body: Vec<u8>) -> HttpReply {
-        let bad = |stats: &SamStats, why: &str| {
-            bump(&stats.bad_requests);
-            json_reply(400, &json!({"err": 1, "error": why}))
-        };
-        match req.path.as_str() {
-            "/rr_connect" => json_reply(
-                200,
-                &json!({"err": 0, "sessionTimeout": 8000, "boardType": "duetwifi102", "apiLevel": 1,
-                        "sessionKey": 0}),
-            ),
-            "/rr_model" => {
-                let key = req.param("key").unwrap_or("");
-                let flags = req.param("flags").unwrap_or("");
-                json_reply(
-                    200,
-                    &json!({"key": key, "flags": flags, "result": self.model(key)}),
-                )
-            }
-            UPLOAD => {
-                // Admitted: the name is good and the card had room for it.
-                let name = match req.param("name").map(|n| card::normalise(n, false)) {
-                    Some(Ok(n)) => n,
-                    _ => return bad(&self.shared.stats, "bad name"),
-                };
-                let expected = match req.param("crc32") {
-                    Some(hex) => match u32::from_str_radix(hex.trim_start_matches("0x"), 16) {
-                        Ok(v) => Some(v),
-                        Err(_) => return bad(&self.shared.stats, "bad crc32"),
-                    },
-                    None => None,
-                };
-                let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&body);
-                if expected.is_some_and(|e| e != crc) {
-                    bump(&self.shared.stats.uploads_bad_crc);
-                    return json_reply(200, &json!({"err": 1}));
-                }
-                bump(&self.shared.stats.uploads_ok);
-                self.shared
-                    .files
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name, body);
-                json_reply(200, &json!({"err": 0}))
-            }
-            "/rr_download" => {
-                let Some(name) = req.param("name") else {
-                    return bad(&self.shared.stats, "missing name");
-                };
-                let name = match card::normalise(name, false) {
-                    Ok(n) => n,
-                    Err(e) => return bad(&self.shared.stats, e.message()),
-                };
-                let files = self.shared.files.lock().unwrap_or_else(|e| e.into_inner());
-                match files.get(&name) {
-                    Some(content) => HttpReply {
-                        status: 200,
-                        content_type: "application/octet-stream",
-                        body: content.clone(),
-                    },
-                    None => json_reply(404, &json!({"err": 1})),
-                }
-            }
-            "/rr_filelist" => {
-                let Some(dir) = req.param("dir") else {
-                    return bad(&self.shared.stats, "missing dir");
-                };
-                match card::normalise(dir, true) {
-                    Ok(dir) => json_reply(200, &self.file_list(&dir)),
-                    Err(e) => bad(&self.shared.stats, e.message()),
-                }
-            }
-            "/rr_diag" => self.diag(),
-            _ => json_reply(404, &json!({"err": 1, "error": "not found"})),
-        }
-    }
-
-    fn model(&self, key: &str) -> Value {
-        let up = self.booted.elapsed().as_secs_f64();
-        let ip = format!("{}.{}.{}.{}", self.ip[0], self.ip[1], self.ip[2], self.ip[3]);
-        let wobble = (up * 0.7).sin() * 0.3;
-        let model = json!({
-            "boards": [{"firmwareName": "RepRapFirmware (simulated)", "firmwareVersion": "3.5.0",
-                        "name": "Duet 2 WiFi (simulated)"}],
-            "heat": {"heaters": [
-                {"current": 24.6 + wobble, "active": 0.0, "standby": 0.0, "state": "off"},
-                {"current": 205.0 + wobble, "active": 205.0, "standby": 0.0, "state": "active"}
-            ]},
-            "network": {"hostname": self.config.host_name, "interfaces": [
-                {"type": "wifi", "actualIP": ip, "state": "active", "ssid": self.config.ssid}
-            ]},
-            "state": {"status": "idle", "upTime": up as u64, "machineMode": "FFF"},
-            "seqs": {"state": 1, "heat": 1, "network": 1},
-        });
-        if key.is_empty() {
-            return model;
-        }
-        let mut v = &model;
-        for part in key.split('.') {
-            match v.get(part) {
-                Some(next) => v = next,
-                None => return Value::Null,
-            }
-        }
-        v.clone()
-    }
-
-    fn file_list(&self, dir: &str) -> Value {
-        let dir = dir.trim_end_matches('/');
-        let prefix = format!("{dir}/");
-        let files = self.shared.files.lock().unwrap_or_else(|e| e.into_inner());
-        let mut entries = Vec::new();
-        let mut dirs = Vec::<String>::new();
-        for (path, content) in files.range(prefix.clone()..) {
-            let Some(rest) = path.strip_prefix(&prefix) else {
-                break;
-            };
-            match rest.split_once('/') {
-                Some((sub, _)) => {
-                    if dirs.last().map(String::as_str) != Some(sub) {
-                        dirs.push(sub.to_string());
-                        entries.push(json!({"type": "d", "name": sub, "size": 0}));
-                    }
-                }
-                None => entries.push(json!({"type": "f", "name": rest, "size": content.len()})),
-            }
-        }
-        json!({"dir": dir, "first": 0, "files": entries, "next": 0})
-    }
-
-    /// `diagnostics` over SPI; the module's report arrives on its UART.
-    fn diag(&mut self) -> HttpReply {
-        while self.uart.try_recv().is_ok() {}
-        if let Err(code) = self.cmd(Command::Diagnostics, 0, 0, &[], 0) {
-            return json_reply(503, &json!({"err": 1, "error": format!("diagnostics: {code}")}));
-        }
-        match self.uart.recv_timeout(Duration::from_millis(500)) {
-            Ok(msg) => json_reply(200, &super::diag_json(&msg)),
-            Err(_) => json_reply(503, &json!({"err": 1, "error": "no diagnostics from the module"})),
-        }
     }
 }
