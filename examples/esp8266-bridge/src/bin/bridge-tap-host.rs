@@ -40,7 +40,7 @@ use esp8266_bridge::host::DiagMessage;
 use esp8266_bridge::protocol::{ip_to_wire, set_c_str, WiFiState};
 use esp8266_bridge::{Bridge, ModeRequest};
 use netpool::stack::smoltcp::SmoltcpStack;
-use netpool::stack::LinkState;
+use netpool::stack::{LinkState, PcbCounters};
 use netpool::{Config as PoolConfig, Duration, Instant, Pool};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet, SocketStorage};
 use smoltcp::phy::{Medium, TunTapInterface};
@@ -171,10 +171,11 @@ fn crc32(data: &[u8]) -> u32 {
 /// Service passes, and the longest time between two (milliseconds).
 static PASSES: AtomicU64 = AtomicU64::new(0);
 static MAX_PASS_GAP_MS: AtomicU64 = AtomicU64::new(0);
-/// Passes at which no socket was free or listening (a SYN then gets RST: refused),
-/// and the most sockets seen closing (FIN handshake or TIME-WAIT) at once.
-static PASSES_WITHOUT_LISTENER: AtomicU64 = AtomicU64::new(0);
+/// The most sockets seen closing (FIN handshake or TIME-WAIT) at once.
 static MAX_CLOSING: AtomicU64 = AtomicU64::new(0);
+/// The stack's own counters (reclaims by state, passes that left a listener short
+/// with none listening), as of the last pass.
+static PCBS: Mutex<Option<PcbCounters>> = Mutex::new(None);
 
 fn main() -> ExitCode {
     let args = match parse_args() {
@@ -302,11 +303,9 @@ fn main() -> ExitCode {
         let gap = last_pass.elapsed().as_millis() as u64;
         last_pass = StdInstant::now();
         MAX_PASS_GAP_MS.fetch_max(gap, Ordering::Relaxed);
-        let counts = bridge.pool().stack().counts();
-        MAX_CLOSING.fetch_max(counts.closing as u64, Ordering::Relaxed);
-        if counts.listening == 0 {
-            PASSES_WITHOUT_LISTENER.fetch_add(1, Ordering::Relaxed);
-        }
+        let stack = bridge.pool().stack();
+        MAX_CLOSING.fetch_max(stack.counts().closing as u64, Ordering::Relaxed);
+        *PCBS.lock().unwrap_or_else(|e| e.into_inner()) = Some(stack.pcb_counters());
         if PASSES.fetch_add(1, Ordering::Relaxed) % 64 == 0 {
             *bridge_stats.lock().unwrap_or_else(|e| e.into_inner()) = bridge.stats();
         }
@@ -407,11 +406,14 @@ fn diagnostics(
         kv("bus_errors", b.bus_errors.into());
         kv("passes", PASSES.load(Ordering::Relaxed));
         kv("max_pass_gap_ms", MAX_PASS_GAP_MS.load(Ordering::Relaxed));
-        kv(
-            "passes_without_listener",
-            PASSES_WITHOUT_LISTENER.load(Ordering::Relaxed),
-        );
         kv("max_sockets_closing", MAX_CLOSING.load(Ordering::Relaxed));
+        let pcbs = PCBS.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or_default();
+        kv("unarmed_passes", pcbs.unarmed_passes.into());
+        kv("reclaimed", pcbs.reclaimed().into());
+        kv("reclaimed_time_wait", pcbs.reclaimed_time_wait.into());
+        kv("reclaimed_last_ack", pcbs.reclaimed_last_ack.into());
+        kv("reclaimed_closing", pcbs.reclaimed_closing.into());
+        kv("reclaimed_fin_wait", pcbs.reclaimed_fin_wait.into());
         if let Some(name) = file {
             let files = shared.files.lock().unwrap_or_else(|e| e.into_inner());
             match files.get(name) {
