@@ -152,6 +152,9 @@ pub struct SimConfig {
     pub min_body_rate: u32,
     /// Bytes the simulated SD card holds (an upload that does not fit gets 507).
     pub card_capacity: usize,
+    /// How long the SAM waits for the module to be ready, and for a transfer, before
+    /// it gives up on the command (100 ms, as the real SAM).
+    pub spi_timeout: Duration,
     /// Print every SPI transaction.
     pub verbose: bool,
     /// Files on the SAM's SD card at start.
@@ -169,6 +172,7 @@ impl Default for SimConfig {
             body_stall: Duration::from_secs(5),
             min_body_rate: 1024,
             card_capacity: 64 << 20,
+            spi_timeout: SamConfig::default().spi_timeout,
             verbose: false,
             files: demo_files(),
         }
@@ -318,6 +322,7 @@ impl Simulator {
                 card_capacity: config.card_capacity,
                 max_upload: config.card_capacity,
                 files: config.files.clone(),
+                spi_timeout: config.spi_timeout,
                 ..SamConfig::default()
             };
             let sam = Sam::new(bus.sam_side(), sam_config, shared.clone(), uart_rx);
