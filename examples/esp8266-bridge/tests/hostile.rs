@@ -389,13 +389,14 @@ fn a_full_card_refuses_uploads_with_507() {
 }
 
 #[test]
-fn a_browsers_six_parallel_connections_are_all_served() {
-    // The board serves 4 at once and holds 2 waiting: six at once (a browser's
-    // per-host limit) all get their 200; none is reset.
+fn eight_parallel_connections_are_all_served() {
+    // The board serves 4 at once and holds 4 waiting: eight at once (every socket of
+    // the module: a browser's six, or seven pollers and an upload) all get their
+    // 200; none is reset.
     let sim = start(SimConfig::default());
     let addr = sim.addr();
     assert_eq!(common::get(addr, "/rr_connect?password=").status, 200);
-    let mut conns: Vec<TcpStream> = (0..6).map(|_| connect(addr)).collect();
+    let mut conns: Vec<TcpStream> = (0..8).map(|_| connect(addr)).collect();
     // Each request is on its way before any is answered.
     for s in &mut conns {
         s.write_all(b"GET /rr_model?key=state HTTP/1.1\r\nHost: duet\r\n\r\n")
@@ -405,18 +406,20 @@ fn a_browsers_six_parallel_connections_are_all_served() {
         let r = read_response(s, Duration::from_secs(20), false);
         assert_eq!(r.map(|r| r.status), Some(200), "connection {i}");
     }
+    assert_eq!(sim.board().stats.busy.load(Ordering::Relaxed), 0, "no 503");
 }
 
 #[test]
 fn connections_beyond_cap_and_queue_are_reset_at_once() {
-    // Cap 4 + queue 2 = 6 held; the 7th is reset at once, not left hanging.
+    // Cap 4 + queue 4 = 8 held, every slot of the pool; the 9th is reset at once,
+    // not left hanging.
     let sim = start(SimConfig::default());
     let addr = sim.addr();
     assert_eq!(common::get(addr, "/rr_connect?password=").status, 200);
-    let _held: Vec<TcpStream> = (0..6).map(|_| connect(addr)).collect();
+    let _held: Vec<TcpStream> = (0..8).map(|_| connect(addr)).collect();
     thread::sleep(Duration::from_millis(300));
     let r = exchange(addr, b"GET /rr_model?key=state HTTP/1.1\r\n\r\n");
-    assert!(r.is_none(), "a seventh connection was served while six were held");
+    assert!(r.is_none(), "a ninth connection was served while eight were held");
 }
 
 /// Run `bridge-sim` with `args`; it must exit (bounded) with a failure naming `flag`.

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use esp8266_bridge::host::decode::{decode_hex, Direction};
-use esp8266_bridge::host::{SimConfig, Simulator};
+use esp8266_bridge::host::{default_http_queue, SimConfig, Simulator};
 use esp8266_bridge::protocol::Command;
 
 const USAGE: &str = "\
@@ -25,7 +25,8 @@ usage:
                                (100 ..= 3600000, default 10000)
       --http-max-conns N       HTTP connections the board serves at once (1 ..= 8, default 4)
       --http-queue N           further HTTP connections it holds waiting for a turn
-                               (max-conns + queue <= 8, default 2); beyond: reset at once
+                               (max-conns + queue <= 8; default 8 - max-conns, so the
+                               board asks for all 8 sockets); beyond: reset at once
       --request-deadline-ms N  a request head must be complete within N ms of the connection,
                                queue time included: else 408 (503 from the queue)
                                (100 ..= 3600000, default 5000)
@@ -92,9 +93,8 @@ fn run_sim(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    // Without --http-queue: the default queue, within the sockets --http-max-conns leaves.
-    let free = (esp8266_bridge::bridge::SOCKETS as u16).saturating_sub(config.http_max_conns);
-    config.http_queue = queue.unwrap_or(config.http_queue.min(free));
+    // Without --http-queue: the sockets --http-max-conns leaves wait for a turn.
+    config.http_queue = queue.unwrap_or(default_http_queue(config.http_max_conns));
     config.validate().map_err(|e| format!("{e}\n{USAGE}"))?;
     let sim = Simulator::start(config.clone()).map_err(|e| format!("simulator did not start: {e}"))?;
     eprintln!(

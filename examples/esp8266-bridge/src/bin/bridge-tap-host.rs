@@ -36,7 +36,7 @@ use std::time::Instant as StdInstant;
 
 use esp8266_bridge::host::bus::{BusCs, BusReady, BusRequest, BusSpi, VirtualBus};
 use esp8266_bridge::host::sam::{Sam, SamConfig, SamShared};
-use esp8266_bridge::host::DiagMessage;
+use esp8266_bridge::host::{default_http_queue, DiagMessage, HTTP_MAX_CONNS};
 use esp8266_bridge::protocol::{ip_to_wire, set_c_str, WiFiState};
 use esp8266_bridge::{Bridge, ModeRequest};
 use netpool::stack::smoltcp::SmoltcpStack;
@@ -75,7 +75,9 @@ USAGE: bridge-tap-host --tap NAME [OPTIONS]
   --tap NAME            an existing TAP device (ip tuntap add dev NAME mode tap)
   --address CIDR        the bridge's address (default 10.78.0.2/24)
   --stall-grace-ms N    the pool's stall grace (default 10000, the C3 image's)
-  --http-max-conns N    maxConnections the board asks for on port 80 (default 4)
+  --http-max-conns N    HTTP connections the board serves at once (1..=8, default 4)
+  --http-queue N        more it holds waiting for a turn (max-conns + queue <= 8;
+                        default 8 - max-conns: the board asks for all 8 sockets)
   --file NAME=LEN:SEED  a file of LEN deterministic bytes on the board's SD card
   --report-file NAME    `report` includes this file's CRC-32
   -h, --help            this text
@@ -88,6 +90,7 @@ struct Args {
     address: Ipv4Cidr,
     stall_grace_ms: u64,
     http_max_conns: u16,
+    http_queue: Option<u16>,
     files: Vec<(String, Vec<u8>)>,
     report_file: Option<String>,
 }
@@ -97,7 +100,8 @@ fn parse_args() -> Result<Option<Args>, String> {
         tap: String::new(),
         address: Ipv4Cidr::new(Ipv4Addr::new(10, 78, 0, 2), 24),
         stall_grace_ms: STALL_GRACE_MS,
-        http_max_conns: 4,
+        http_max_conns: HTTP_MAX_CONNS,
+        http_queue: None,
         files: Vec::new(),
         report_file: None,
     };
@@ -134,6 +138,7 @@ fn parse_args() -> Result<Option<Args>, String> {
                     .filter(|n| (1..=8).contains(n))
                     .ok_or_else(bad)?
             }
+            "--http-queue" => a.http_queue = Some(value.parse().ok().filter(|n| *n <= 7).ok_or_else(bad)?),
             "--file" => {
                 let (name, spec) = value.split_once('=').ok_or_else(bad)?;
                 let (len, seed) = spec.split_once(':').ok_or_else(bad)?;
@@ -147,6 +152,9 @@ fn parse_args() -> Result<Option<Args>, String> {
     }
     if a.tap.is_empty() {
         return Err("--tap is required".into());
+    }
+    if a.http_max_conns + a.http_queue.unwrap_or(0) > 8 {
+        return Err("--http-queue plus --http-max-conns must be at most 8 (the pool's slots)".into());
     }
     Ok(Some(a))
 }
@@ -247,6 +255,7 @@ fn main() -> ExitCode {
         SamConfig {
             http_port: 80,
             http_max_conns: args.http_max_conns,
+            http_queue: args.http_queue.unwrap_or(default_http_queue(args.http_max_conns)),
             files: args.files,
             ..SamConfig::default()
         },

@@ -179,6 +179,21 @@ pub fn diag_text(msg: &DiagMessage) -> String {
     t
 }
 
+/// HTTP connections the simulated board serves at once unless told otherwise
+/// (`--http-max-conns`): the SAM's HTTP cap.
+pub const HTTP_MAX_CONNS: u16 = 4;
+
+/// HTTP connections the board holds waiting for a turn, beyond the `max_conns` it
+/// serves at once, unless told otherwise (`--http-queue`): every other socket of the
+/// module, so that it asks the module for all 8 on the HTTP port. A connection the
+/// module holds costs it the same served or waiting (one of its 8 slots, there
+/// anyway); one it resets is a failed request for the browser. So the board lets
+/// the ones beyond its turns wait — a poll takes milliseconds, a turn frees soon —
+/// and the module resets only a 9th.
+pub const fn default_http_queue(max_conns: u16) -> u16 {
+    (SOCKETS as u16).saturating_sub(max_conns)
+}
+
 /// Settings of the simulator.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -188,11 +203,12 @@ pub struct SimConfig {
     /// The pool's stall grace: a connection whose queued bytes make no progress for
     /// this long is reaped.
     pub stall_grace: Duration,
-    /// HTTP connections the SAM serves at once.
+    /// HTTP connections the SAM serves at once (default [`HTTP_MAX_CONNS`]).
     pub http_max_conns: u16,
     /// HTTP connections the SAM holds waiting for a turn, beyond `http_max_conns`
     /// (it asks the module for `http_max_conns + http_queue` on the HTTP port; the
-    /// module resets connections beyond that at once).
+    /// module resets connections beyond that at once). Default
+    /// [`default_http_queue`]: 4, so the two make all 8 of the module's sockets.
     pub http_queue: u16,
     /// A request head must be complete this long after the SAM first saw the
     /// connection, queue time included (408, or 503 from the queue).
@@ -203,6 +219,9 @@ pub struct SimConfig {
     pub min_body_rate: u32,
     /// Bytes the simulated SD card holds (an upload that does not fit gets 507).
     pub card_capacity: usize,
+    /// How long the SAM waits for the module to be ready, and for a transfer, before
+    /// it gives up on the command (100 ms, as the real SAM).
+    pub spi_timeout: Duration,
     /// Print every SPI transaction.
     pub verbose: bool,
     /// Files on the SAM's SD card at start.
@@ -220,12 +239,13 @@ impl Default for SimConfig {
         SimConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             stall_grace: Duration::from_secs(10),
-            http_max_conns: 4,
-            http_queue: 2,
+            http_max_conns: HTTP_MAX_CONNS,
+            http_queue: default_http_queue(HTTP_MAX_CONNS),
             request_deadline: Duration::from_secs(5),
             body_stall: Duration::from_secs(5),
             min_body_rate: 1024,
             card_capacity: 64 << 20,
+            spi_timeout: SamConfig::default().spi_timeout,
             verbose: false,
             files: demo_files(),
             password: None,
@@ -433,6 +453,7 @@ impl Simulator {
                 password: config.password.clone(),
                 session_timeout: config.session_timeout,
                 print_rate: config.print_rate,
+                spi_timeout: config.spi_timeout,
                 ..SamConfig::default()
             };
             let sam = Sam::new(bus.sam_side(), sam_config, shared.clone(), uart_rx);
