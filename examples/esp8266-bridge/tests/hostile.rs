@@ -4,10 +4,10 @@
 //! One test per case: idle and trickling connections (4 and 20) against a client
 //! that wants a 200, request-head and body deadlines, bare LF, framing (conflicting
 //! `Content-Length`, missing length, a body cut short, too large, 405 with `Allow`,
-//! `HEAD`), file names outside the card, a full card, a browser's six parallel
-//! connections, and flag validation. Every loop is bounded in count and time; the
-//! only time limits asserted are the configured deadlines plus a generous margin,
-//! which is the behaviour under test.
+//! `HEAD`), file names outside the card, a full card, eight parallel connections
+//! (and a ninth reset), and flag validation. Every loop is bounded in count and
+//! time; the only time limits asserted are the configured deadlines plus a generous
+//! margin, which is the behaviour under test.
 
 mod common;
 

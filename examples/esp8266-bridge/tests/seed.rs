@@ -8,10 +8,10 @@
 //! - 1 upload of 1 MiB (with its CRC-32), started with the first polls and paced like
 //!   a browser's upload over WiFi so that it lasts through most of them: 8
 //!   connections at once, every slot of the bridge's pool;
-//! - poller 0 is also the client whose user asks for diagnostics: after each of its
-//!   polls while the upload is on its way it requests `/rr_diag` (the board's
-//!   `diagnostics` over SPI, RepRapFirmware's M122 path), one connection after the
-//!   other, so there are never more than 8.
+//! - poller 0 is also the client whose user asks for diagnostics: before each of its
+//!   polls while the upload is on its way (the first as soon as the upload's head is
+//!   sent) it requests `/rr_diag` (the board's `diagnostics` over SPI, RepRapFirmware's
+//!   M122 path), one connection after the other, so there are never more than 8.
 //!
 //! Asserted: every poll and every diagnostics request is served (200, the right JSON)
 //! at its first attempt — no refusal, no reset or close before a response, no 503
