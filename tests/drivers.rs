@@ -1,4 +1,4 @@
-//! The rules of DESIGN.md, written once and run against both drivers on kernel TCP
+//! The rules (README, "The rules, and the test that guards each"), written once and run against both drivers on kernel TCP
 //! (127.0.0.1 only): the sync [`Pool`] over `StdStack`, driven in a loop, and the
 //! [`AsyncPool`] over edge-nal-std, driven with `futures_lite::future::block_on` and
 //! async-io.

@@ -1,4 +1,4 @@
-//! One test (or a few) per rule of DESIGN.md, on the scripted stack. Each fails if
+//! One test (or a few) per rule of the README's rules table, on the scripted stack. Each fails if
 //! its rule is broken.
 
 use std::net::SocketAddr;

@@ -47,7 +47,7 @@ const POLLERS: u8 = 7;
 const BACKLOG: u8 = 8;
 const UPLOAD_BYTES_PER_S: u64 = 100_000;
 const SUCCESS_PPM: u64 = 999_000;
-/// The incident's churn (shared/reference/000: ~12 connections per second).
+/// The incident's churn (the ESP8266 bridge that collapsed: ~12 connections per second).
 const INCIDENT_RATE: u64 = 12;
 const MAX_RATE: u64 = 1000;
 /// When the first poll starts (s).

@@ -1,5 +1,6 @@
 //! A Duet Web Control-like load on the simulator, over kernel TCP on 127.0.0.1: the
-//! incident's workload (`shared/reference/000_…`).
+//! incident's workload (a bridge that collapsed under a few browser tabs polling while
+//! a file uploaded).
 //!
 //! - one 3 MiB upload with its CRC-32;
 //! - seven pollers opening a connection per request (`rr_model`), half of them
