@@ -537,8 +537,12 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     }
 
     /// Tell the stack each listener's room (the core's number) when it changed, so a
-    /// stack without a SYN queue keeps that many sockets listening.
+    /// stack without a SYN queue keeps that many sockets listening. Nothing to do (and
+    /// no cost) for a stack whose `set_backlog` does nothing.
     fn announce_rooms(&mut self) {
+        if !S::NATIVE_BACKLOG {
+            return;
+        }
         for li in 0..L {
             if let Some(room) = self.core.room_to_announce(li) {
                 if let Some(socket) = self.listener_sockets[li].as_mut() {

@@ -99,8 +99,6 @@ pub(crate) struct ListenerEntry {
     pub port: u16,
     pub params: ListenParams,
     pub generation: u16,
-    /// The core's occupancy count when the driver was last told this listener's room.
-    pub room_told_at: Option<u32>,
 }
 
 /// What [`Core::plan_listen`] decided.
@@ -139,6 +137,8 @@ pub(crate) struct Admitted {
 pub(crate) struct Core<const N: usize, const L: usize> {
     slots: [Slot; N],
     listeners: [Option<ListenerEntry>; L],
+    /// The room the driver last told the stack for each listener.
+    rooms_told: [Option<u8>; L],
     listener_generation: u16,
     counters: Counters,
     config: Config,
@@ -148,9 +148,6 @@ pub(crate) struct Core<const N: usize, const L: usize> {
     event_cursor: u8,
     /// Slots not `Free` (kept by `occupy` and `handle_released`, so counting is O(1)).
     in_use: u8,
-    /// Counts every change a listener's room depends on: a slot taken or freed, a
-    /// listener set.
-    occupancy: u32,
 }
 
 impl<const N: usize, const L: usize> Core<N, L> {
@@ -166,13 +163,13 @@ impl<const N: usize, const L: usize> Core<N, L> {
         Core {
             slots: [const { Slot::new() }; N],
             listeners: [const { None }; L],
+            rooms_told: [None; L],
             listener_generation: 0,
             counters: Counters::ZERO,
             config,
             clock: Instant::ZERO,
             event_cursor: 0,
             in_use: 0,
-            occupancy: 0,
         }
     }
 
@@ -275,9 +272,8 @@ impl<const N: usize, const L: usize> Core<N, L> {
             port,
             params,
             generation,
-            room_told_at: None,
         });
-        self.occupancy = self.occupancy.wrapping_add(1);
+        self.rooms_told[i] = None;
         ListenerId {
             index: i as u8,
             generation,
@@ -300,19 +296,18 @@ impl<const N: usize, const L: usize> Core<N, L> {
         })
     }
 
-    /// Listener `li`'s room when it may have changed since the driver last told the
-    /// stack (a slot taken or freed, the listener set), once per change; `None`
-    /// otherwise, or for an unused entry. O(1) when nothing changed.
+    /// Listener `li`'s room when it differs from what the driver last told the stack
+    /// (a slot taken or freed, the listener's cap changed), once per change; `None`
+    /// otherwise, or for an unused entry. O(N).
     pub fn room_to_announce(&mut self, li: usize) -> Option<usize> {
-        let occupancy = self.occupancy;
-        let told = self.listeners[li]?.room_told_at;
-        if told == Some(occupancy) {
+        self.listeners[li]?;
+        let room = self.listener_room(li);
+        // A room fits in u8: at most the port's cap.
+        let told = Some(room as u8);
+        if self.rooms_told[li] == told {
             return None;
         }
-        let room = self.listener_room(li);
-        if let Some(l) = self.listeners[li].as_mut() {
-            l.room_told_at = Some(occupancy);
-        }
+        self.rooms_told[li] = told;
         Some(room)
     }
 
@@ -722,7 +717,6 @@ impl<const N: usize, const L: usize> Core<N, L> {
             s.events &= !event_bits::ACCEPTED;
             if s.state.is_in_use() {
                 self.in_use -= 1;
-                self.occupancy = self.occupancy.wrapping_add(1);
             }
             s.set_state(ConnState::Free, now);
         }
@@ -865,7 +859,6 @@ impl<const N: usize, const L: usize> Core<N, L> {
         new.generation = self.slots[i].generation.wrapping_add(1);
         // Callers pick a free slot: this one becomes in use.
         self.in_use += 1;
-        self.occupancy = self.occupancy.wrapping_add(1);
         self.slots[i] = new;
         self.counters.high_water = self.counters.high_water.max(u32::from(self.in_use));
         self.slots[i].handle(i)

@@ -275,7 +275,8 @@ fn a_listeners_room_is_its_cap_left_at_most_the_free_slots_announced_once_per_ch
     core.handle_connect_started(i, remote(), 0, true, now + Duration::from_secs(1), now);
     assert_eq!(
         (core.room_to_announce(0), core.room_to_announce(1)),
-        (Some(0), Some(0))
+        (None, Some(0)),
+        "port 80's room is still 0: nothing new to tell"
     );
     core.handle_app_close(a.handle, false).unwrap();
     core.handle_released(a.handle.slot(), CloseReason::Closed, now);

@@ -159,6 +159,10 @@ pub trait TcpPeerStatus: TcpClientStack {
 ///
 /// Fallback: nothing; the stack keeps its own backlog.
 pub trait TcpBacklog: TcpFullStack {
+    /// `true` when [`set_backlog`](Self::set_backlog) does something: the pool then
+    /// works out and tells each listener's room; otherwise it skips that work.
+    const NATIVE_BACKLOG: bool = false;
+
     /// Be ready to take `connections` connections on `listener` (a socket given to
     /// [`TcpFullStack::listen`]). Called when the number changes. Default: nothing.
     fn set_backlog(&mut self, listener: &mut Self::TcpSocket, connections: usize) {

@@ -1333,6 +1333,8 @@ impl<const M: usize> TcpPeerStatus for SmoltcpStack<'_, M> {
 /// ones ([`Reclaim`]); idle listening sockets beyond the number are freed. A stale or
 /// non-listener handle is ignored.
 impl<const M: usize> TcpBacklog for SmoltcpStack<'_, M> {
+    const NATIVE_BACKLOG: bool = true;
+
     fn set_backlog(&mut self, listener: &mut SmolSocket, connections: usize) {
         if let Ok(li) = self.resolve_listener(listener) {
             self.listeners[li].backlog = connections;
