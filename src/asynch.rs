@@ -56,7 +56,8 @@ use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
 use crate::listener::{ListenOutcome, ListenParams};
 use crate::report::{Counters, Report};
-use crate::sansio::{AfterError, Core, Release, Timer as CoreTimer};
+use crate::sansio::{AfterError, Core, Release, Slot, SlotIo, SlotOutcome};
+use crate::stack::PeerStatus;
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
 
@@ -125,6 +126,8 @@ struct Inner<const N: usize, const L: usize> {
     wakers: [[Option<Waker>; 2]; N],
     /// What the accept backlogs did ([`Backlog`]).
     backlog: BacklogCounters,
+    /// The link as the network task last said ([`AsyncPool::set_link`]).
+    link: LinkState,
 }
 
 /// Who waits on a connection: its reader or its writer (the index of its waker).
@@ -207,6 +210,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
                 core: Core::new(config),
                 wakers: [const { [None, None] }; N],
                 backlog: BacklogCounters::ZERO,
+                link: LinkState::Unknown,
             })),
         }
     }
@@ -458,8 +462,15 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
             generation,
             reason: CloseReason::ConnectFailed(ErrorClass::Aborted),
         };
-        let reason = match with_deadline(timer, now + timeout, connector.connect(remote)).await {
-            Ok(Ok(socket)) => {
+        // The reaper may fail the connect first (its deadline, the link gone): then
+        // this returns at once with the core's reason.
+        let attempt = select(
+            connector.connect(remote),
+            self.dead(slot, generation, Waiter::Writer),
+        );
+        let reason = match with_deadline(timer, now + timeout, attempt).await {
+            Ok(Either::Second(())) => self.failed_connect_reason(slot, generation),
+            Ok(Either::First(Ok(socket))) => {
                 let now = timer.now();
                 let still_ours = self.with(|t| {
                     let ours = t.core.slot(slot).generation == generation
@@ -473,10 +484,9 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
                     core::mem::forget(reservation);
                     return Ok(Conn::new(self, handle, socket));
                 }
-                // The reaper failed it at its deadline first.
-                CloseReason::ConnectTimeout
+                self.failed_connect_reason(slot, generation)
             }
-            Ok(Err(e)) => CloseReason::ConnectFailed(class_of(&e)),
+            Ok(Either::First(Err(e))) => CloseReason::ConnectFailed(class_of(&e)),
             Err(TimedOut) => CloseReason::ConnectTimeout,
         };
         reservation.reason = reason;
@@ -484,6 +494,18 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
             CloseReason::ConnectFailed(class) => class,
             _ => ErrorClass::ConnectionTimedOut,
         }))
+    }
+
+    /// Why the core failed the connect in `(slot, generation)` (the reaper did, at its
+    /// deadline or because the link dropped); a connect timeout if the slot moved on.
+    fn failed_connect_reason(&self, slot: usize, generation: u32) -> CloseReason {
+        self.with(|t| {
+            let s = t.core.slot(slot);
+            match s.close_reason {
+                Some(reason) if s.generation == generation => reason,
+                _ => CloseReason::ConnectTimeout,
+            }
+        })
     }
 
     /// The reaper: run the core's timers at `now`. Connections that stalled (bytes
@@ -496,32 +518,19 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
     /// Call it at [`poll_at`](Self::poll_at) (or periodically). Returns how many
     /// connections it ended. O(N), short critical sections, no I/O.
     pub fn reap(&self, now: Instant) -> u16 {
-        let mut n = 0;
+        let link = self.with(|t| t.link);
+        let mut out = SlotOutcome::default();
         for i in 0..N {
-            let ended = self.update(i, |core| {
-                if core.due(i, CoreTimer::Connect, now) {
-                    core.handle_connect_failed(i, CloseReason::ConnectTimeout, now);
-                    return true;
-                }
-                if core.due(i, CoreTimer::Stall, now) && core.handle_stall_reading(i, None, now) {
-                    core.handle_gave_up(i, CloseReason::Stalled, now);
-                    return true;
-                }
-                for timer in [CoreTimer::Idle, CoreTimer::Abandoned] {
-                    if let Some((_, reason)) = core.handle_expired(i, timer, now) {
-                        if timer == CoreTimer::Abandoned {
-                            core.handle_released(i, reason, now);
-                        } else {
-                            core.handle_gave_up(i, reason, now);
-                        }
-                        return true;
-                    }
-                }
-                false
-            });
-            n += u16::from(ended);
+            self.update(i, |core| core.poll_slot(i, now, link, &mut ReaperIo, &mut out));
         }
-        n
+        out.closed
+    }
+
+    /// Tell the pool the link state (from the network driver's task: netpool never
+    /// probes). The reaper fails a connect under way when the link is down, as the
+    /// sync pool does. Initially [`LinkState::Unknown`] (treated as up).
+    pub fn set_link(&self, link: LinkState) {
+        self.with(|t| t.link = link);
     }
 
     /// The earliest time at which [`reap`](Self::reap) has work (it may be past:
@@ -641,6 +650,32 @@ impl<const N: usize, const L: usize> Drop for Reservation<'_, N, L> {
             }
         });
     }
+}
+
+/// The reaper's side of the core's timer work: the tasks hold the sockets, so it has
+/// no socket I/O to offer. A connect is the connecting task's to finish (the core
+/// still fails it at its deadline or when the link drops); nothing is held back to
+/// push; the peer and the send queue are unknown (stalls are judged by bytes taken);
+/// and a connection the pool ends stays with its task, which releases the socket.
+struct ReaperIo;
+
+impl SlotIo for ReaperIo {
+    fn connect(&mut self, _: usize, _: SocketAddr) -> Result<bool, ErrorClass> {
+        Ok(false)
+    }
+    fn push(&mut self, _: usize, _: &mut Slot, _: &Config, _: Instant) -> Result<(), ErrorClass> {
+        Ok(())
+    }
+    fn peer_status(&mut self, _: usize) -> PeerStatus {
+        PeerStatus::Unknown
+    }
+    fn send_queue(&mut self, _: usize) -> Option<usize> {
+        None
+    }
+    fn release(&mut self, _: usize, _: Release, _: &mut Slot, _: &Config, _: Instant) -> Option<usize> {
+        None
+    }
+    fn abort(&mut self, _: usize) {}
 }
 
 /// One side of a connection's I/O, shared by [`Conn`] and its split halves.

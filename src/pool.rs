@@ -11,7 +11,7 @@ use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
 use crate::listener::{ListenOutcome, ListenParams};
 use crate::report::{Counters, Report, SlotReport};
-use crate::sansio::{AfterError, Core, ListenerIo, Release, Timer};
+use crate::sansio::{Core, ListenerIo, Release, Slot, SlotIo, SlotOutcome};
 use crate::stack::{PeerStatus, Stack};
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
@@ -462,37 +462,15 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         Ok(())
     }
 
-    /// Give the slot's socket back to the stack and tell the core.
+    /// End slot `i`'s connection `how`, for `reason`: the core's [`end`](Core::end),
+    /// with this pool's sockets.
     fn release(&mut self, i: usize, how: Release, reason: CloseReason, now: Instant) {
-        if let Some(mut socket) = self.sockets[i].take() {
-            let result = match how {
-                Release::Close => {
-                    if self.core.slot(i).can_send {
-                        let (slot, config) = self.core.send_side(i);
-                        let mut tx = TxSide {
-                            buf: &mut self.buffers[i],
-                            slot,
-                            config,
-                        };
-                        let _ = write::flush(&mut self.stack, &mut socket, &mut tx, now);
-                    }
-                    self.core.count_dropped_on_close(self.core.buffered(i));
-                    self.stack.close(socket)
-                }
-                Release::Abort => self.stack.abort(socket),
-            };
-            // The socket is the stack's again whatever it says; nothing to retry.
-            let _ = result;
-        }
-        self.core.handle_released(i, reason, now);
-    }
-
-    /// Release the socket at once (RST where the stack can) but keep the slot,
-    /// `Aborted`, so the application sees the failure and its reason.
-    fn abort_socket(&mut self, i: usize) {
-        if let Some(socket) = self.sockets[i].take() {
-            let _ = self.stack.abort(socket);
-        }
+        let mut io = PoolIo {
+            stack: &mut self.stack,
+            sockets: &mut self.sockets,
+            buffers: &mut self.buffers,
+        };
+        self.core.end(i, how, reason, now, &mut io);
     }
 
     /// Shut the pool down: close every connection (FIN after handing over coalesced
@@ -524,10 +502,18 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         self.link = self.stack.link_state();
         // Only slots in use have work: an idle pool's poll is O(L).
         if self.core.free_slots() < N {
+            let mut io = PoolIo {
+                stack: &mut self.stack,
+                sockets: &mut self.sockets,
+                buffers: &mut self.buffers,
+            };
+            let mut out = SlotOutcome::default();
             for i in 0..N {
-                let state = self.core.slot(i).state;
-                self.service_slot(i, state, now, &mut summary);
+                self.core.poll_slot(i, now, self.link, &mut io, &mut out);
             }
+            summary.connected = out.connected;
+            summary.peer_gone = out.peer_gone;
+            summary.closed = out.closed;
         }
         for li in 0..L {
             self.drain_listener(li, now, &mut summary);
@@ -552,121 +538,14 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         }
     }
 
-    fn service_slot(&mut self, i: usize, state: ConnState, now: Instant, summary: &mut PollSummary) {
-        match state {
-            ConnState::Connecting => self.advance_connect(i, now, summary),
-            ConnState::Connected | ConnState::OtherEndClosed => self.watch_connection(i, now, summary),
-            ConnState::Aborted => self.expire(i, Timer::Abandoned, now, summary),
-            _ => {}
-        }
-    }
-
-    fn advance_connect(&mut self, i: usize, now: Instant, summary: &mut PollSummary) {
-        let (Some(remote), Some(socket)) = (self.core.slot(i).remote.addr(), self.sockets[i].as_mut()) else {
-            self.fail_connect(i, CloseReason::ConnectFailed(ErrorClass::Fatal), now, summary);
-            return;
-        };
-        if !self.link.allows_connect() {
-            self.fail_connect(i, CloseReason::ConnectFailed(ErrorClass::NoRoute), now, summary);
-            return;
-        }
-        match self.stack.connect(socket, remote) {
-            Ok(()) => {
-                self.core.handle_connected(i, now);
-                summary.connected += 1;
-            }
-            Err(nb::Error::Other(e)) if !e.class().is_retry() => {
-                self.fail_connect(i, CloseReason::ConnectFailed(e.class()), now, summary);
-            }
-            Err(_) if self.core.due(i, Timer::Connect, now) => {
-                self.fail_connect(i, CloseReason::ConnectTimeout, now, summary)
-            }
-            Err(_) => {}
-        }
-    }
-
-    /// A connect failed: release the socket at once, keep the slot `Aborted` so the
-    /// application sees the failure and its reason.
-    fn fail_connect(&mut self, i: usize, reason: CloseReason, now: Instant, summary: &mut PollSummary) {
-        self.abort_socket(i);
-        self.core.handle_connect_failed(i, reason, now);
-        summary.closed += 1;
-    }
-
-    fn watch_connection(&mut self, i: usize, now: Instant, summary: &mut PollSummary) {
-        let Some(socket) = self.sockets[i].as_mut() else {
-            return;
-        };
-
-        if self.core.due(i, Timer::Flush, now) {
-            let (slot, config) = self.core.send_side(i);
-            let mut tx = TxSide {
-                buf: &mut self.buffers[i],
-                slot,
-                config,
-            };
-            if let Err(class) = write::push_now(&mut self.stack, socket, &mut tx, now) {
-                self.on_error_counted(i, class, now, summary);
-                return;
-            }
-        }
-
-        let slot = self.core.slot(i);
-        match self.stack.peer_status(socket) {
-            PeerStatus::Closed if slot.state == ConnState::Connected => {
-                self.core.handle_peer_fin(i, now);
-                summary.peer_gone += 1;
-            }
-            PeerStatus::Gone(class)
-                if !class.is_retry() && (slot.can_send || slot.state == ConnState::Connected) =>
-            {
-                self.on_error_counted(i, class, now, summary);
-                return;
-            }
-            _ => {}
-        }
-
-        if self.core.due(i, Timer::Stall, now) {
-            let queue = self.sockets[i].as_ref().and_then(|s| self.stack.send_queue(s));
-            if self.core.handle_stall_reading(i, queue, now) {
-                self.release(i, Release::Abort, CloseReason::Stalled, now);
-                summary.closed += 1;
-                return;
-            }
-        }
-
-        self.expire(i, Timer::Idle, now, summary);
-        if self.core.slot(i).state == ConnState::OtherEndClosed {
-            self.expire(i, Timer::Abandoned, now, summary);
-        }
-    }
-
-    /// Carry out the core's decision for an expired idle or abandoned timer.
-    fn expire(&mut self, i: usize, timer: Timer, now: Instant, summary: &mut PollSummary) {
-        if let Some((how, reason)) = self.core.handle_expired(i, timer, now) {
-            self.release(i, how, reason, now);
-            summary.closed += 1;
-        }
-    }
-
-    fn on_error_counted(&mut self, i: usize, class: ErrorClass, now: Instant, summary: &mut PollSummary) {
-        let was_connected = self.core.slot(i).state == ConnState::Connected;
-        if class.is_peer_gone() {
-            summary.peer_gone += u16::from(was_connected);
-        } else if !class.is_retry() {
-            summary.closed += 1;
-        }
-        self.on_error(i, class, now);
-    }
-
     /// Apply an error's [`Disposition`](crate::Disposition) (the core decides).
     fn on_error(&mut self, i: usize, class: ErrorClass, now: Instant) {
-        match self.core.handle_error(i, class, now) {
-            AfterError::Retry => {}
-            // The peer is gone: keep the socket so received data stays readable.
-            AfterError::PeerGone => {}
-            AfterError::Abort => self.abort_socket(i),
-        }
+        let mut io = PoolIo {
+            stack: &mut self.stack,
+            sockets: &mut self.sockets,
+            buffers: &mut self.buffers,
+        };
+        self.core.apply_error(i, class, now, &mut io);
     }
 
     /// The earliest time at which [`poll`](Self::poll) has timer work: a connect
@@ -743,5 +622,90 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> core::fmt::Debug
             .field("free", &self.free_slots())
             .field("counters", &self.core.counters())
             .finish()
+    }
+}
+
+/// The socket I/O the core asks for ([`SlotIo`]), over a pool's stack, sockets and
+/// coalescing buffers.
+struct PoolIo<'a, S: Stack, const N: usize, const TX: usize> {
+    stack: &'a mut S,
+    sockets: &'a mut [Option<S::TcpSocket>; N],
+    buffers: &'a mut [Coalescer<TX>; N],
+}
+
+impl<S: Stack, const N: usize, const TX: usize> SlotIo for PoolIo<'_, S, N, TX> {
+    fn connect(&mut self, i: usize, remote: SocketAddr) -> Result<bool, ErrorClass> {
+        let Some(socket) = self.sockets[i].as_mut() else {
+            return Err(ErrorClass::Fatal);
+        };
+        match self.stack.connect(socket, remote) {
+            Ok(()) => Ok(true),
+            Err(nb::Error::WouldBlock) => Ok(false),
+            Err(nb::Error::Other(e)) => Err(e.class()),
+        }
+    }
+
+    fn push(&mut self, i: usize, slot: &mut Slot, config: &Config, now: Instant) -> Result<(), ErrorClass> {
+        let Some(socket) = self.sockets[i].as_mut() else {
+            return Ok(());
+        };
+        let mut tx = TxSide {
+            buf: &mut self.buffers[i],
+            slot,
+            config,
+        };
+        write::push_now(self.stack, socket, &mut tx, now).map(|_| ())
+    }
+
+    #[inline]
+    fn peer_status(&mut self, i: usize) -> PeerStatus {
+        match self.sockets[i].as_ref() {
+            Some(socket) => self.stack.peer_status(socket),
+            None => PeerStatus::Unknown,
+        }
+    }
+
+    fn send_queue(&mut self, i: usize) -> Option<usize> {
+        self.sockets[i].as_ref().and_then(|s| self.stack.send_queue(s))
+    }
+
+    fn release(
+        &mut self,
+        i: usize,
+        how: Release,
+        slot: &mut Slot,
+        config: &Config,
+        now: Instant,
+    ) -> Option<usize> {
+        let buffered = |slot: &Slot| usize::from(slot.progress.buffered);
+        let Some(mut socket) = self.sockets[i].take() else {
+            return Some(buffered(slot));
+        };
+        let result = match how {
+            Release::Close => {
+                if slot.can_send {
+                    let mut tx = TxSide {
+                        buf: &mut self.buffers[i],
+                        slot,
+                        config,
+                    };
+                    let _ = write::flush(self.stack, &mut socket, &mut tx, now);
+                }
+                let dropped = buffered(slot);
+                let closed = self.stack.close(socket);
+                // The socket is the stack's again whatever it says; nothing to retry.
+                let _ = closed;
+                return Some(dropped);
+            }
+            Release::Abort => self.stack.abort(socket),
+        };
+        let _ = result;
+        Some(buffered(slot))
+    }
+
+    fn abort(&mut self, i: usize) {
+        if let Some(socket) = self.sockets[i].take() {
+            let _ = self.stack.abort(socket);
+        }
     }
 }

@@ -29,7 +29,7 @@ use netpool::asynch::{AcceptError, AsyncPool, Closer, Conn};
 use netpool::stack::std_net::StdStack;
 use netpool::{
     nb, CloseReason, Config, ConnError, ConnHandle, ConnState, Counters, Duration, ErrorClass, EventKind,
-    Instant, ListenMode, ListenParams, Pool, Report,
+    Instant, LinkState, ListenMode, ListenParams, Pool, RejectPolicy, Report,
 };
 
 /// Connection slots and listener entries of every pool here.
@@ -149,6 +149,23 @@ trait Driver: Sized {
     fn closing(&self) -> u32;
     /// Let background closes finish (bounded by `deadline`).
     fn settle(&mut self, deadline: Instant);
+    /// Connect to `remote` within `timeout`, running the timer work every
+    /// millisecond until the connect ends (at most `WAIT_MS` of real time); when
+    /// `link_down_after_ms` is set, the link goes down that long after the start.
+    fn connect(
+        &mut self,
+        remote: SocketAddr,
+        timeout: Duration,
+        link_down_after_ms: Option<u64>,
+    ) -> Connected<Self::Conn>;
+}
+
+/// How [`Driver::connect`] ended.
+enum Connected<C> {
+    Conn(C),
+    /// Failed: the sync pool hands out a handle at once, so the application holds an
+    /// `Aborted` slot to close; the async connect returns an error and holds nothing.
+    Failed(Option<C>),
 }
 
 // ------------------------------------------------------------------- sync driver
@@ -272,6 +289,33 @@ impl Driver for SyncDriver {
     }
 
     fn settle(&mut self, _deadline: Instant) {}
+
+    fn connect(
+        &mut self,
+        remote: SocketAddr,
+        timeout: Duration,
+        link_down_after_ms: Option<u64>,
+    ) -> Connected<ConnHandle> {
+        let start = self.now();
+        let h = self
+            .pool
+            .connect(remote, 0, timeout, start)
+            .expect("connect starts");
+        let deadline = self.clock.after(WAIT_MS);
+        while self.now() < deadline {
+            let now = self.now();
+            if link_down_after_ms.is_some_and(|ms| now >= start + Duration::from_millis(ms)) {
+                self.pool.stack_mut().set_link(LinkState::Down);
+            }
+            self.pool.poll(now);
+            match self.pool.state(h) {
+                Ok(ConnState::Connected) => return Connected::Conn(h),
+                Ok(ConnState::Aborted) => return Connected::Failed(Some(h)),
+                _ => thread::sleep(StdDuration::from_millis(1)),
+            }
+        }
+        panic!("the connect neither finished nor failed in {WAIT_MS} ms");
+    }
 }
 
 // ------------------------------------------------------------------ async driver
@@ -346,6 +390,18 @@ impl edge_nal::TcpAccept for Acceptor {
     async fn accept(&self) -> Result<(SocketAddr, Socket), std::io::Error> {
         let (remote, socket) = edge_nal::TcpAccept::accept(&self.0).await?;
         Ok((remote, Socket(socket)))
+    }
+}
+
+/// edge-nal-std's connector, handing out [`Socket`]s.
+struct Connector(edge_nal_std::Stack);
+
+impl embedded_nal_async::TcpConnect for Connector {
+    type Error = std::io::Error;
+    type Connection<'a> = Socket;
+
+    async fn connect(&self, remote: SocketAddr) -> Result<Socket, std::io::Error> {
+        edge_nal::TcpConnect::connect(&self.0, remote).await.map(Socket)
     }
 }
 
@@ -485,6 +541,41 @@ impl Driver for AsyncDriver {
             }
         });
         assert_eq!(self.closer.stats().closing, 0, "the closer did not finish");
+    }
+
+    fn connect(
+        &mut self,
+        remote: SocketAddr,
+        timeout: Duration,
+        link_down_after_ms: Option<u64>,
+    ) -> Connected<AsyncConn> {
+        let (pool, clock) = (self.pool, self.clock);
+        let connector: &'static Connector = Box::leak(Box::new(Connector(edge_nal_std::Stack::new())));
+        let start = clock.now();
+        let deadline = clock.after(WAIT_MS);
+        let attempt = async {
+            let conn = pool
+                .connect(connector, remote, 0, LinkState::Up, clock, timeout)
+                .await;
+            Some(conn)
+        };
+        // The reaper beside it, as a firmware runs it in a task of its own.
+        let reaper = async {
+            while clock.now() < deadline {
+                let now = clock.now();
+                if link_down_after_ms.is_some_and(|ms| now >= start + Duration::from_millis(ms)) {
+                    pool.set_link(LinkState::Down);
+                }
+                pool.reap(now);
+                async_io::Timer::after(StdDuration::from_millis(1)).await;
+            }
+            None
+        };
+        match block(&mut self.closer_task, future::or(attempt, reaper)) {
+            Some(Ok(conn)) => Connected::Conn(conn),
+            Some(Err(_)) => Connected::Failed(None),
+            None => panic!("the connect neither finished nor failed in {WAIT_MS} ms"),
+        }
     }
 }
 
@@ -1263,6 +1354,122 @@ fn counters_and_events_agree_between_drivers() {
     assert_eq!(sync_events, [PeerClosed, PeerClosed, Reaped, Reaped]);
 }
 
+/// A listener that never completes a handshake: its accept queue (backlog 0) is
+/// full, so the kernel drops further SYNs and a connect to it stays under way.
+fn silent_server() -> (TcpListener, TcpStream, SocketAddr) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&loopback(0).into()).unwrap();
+    s.listen(0).unwrap();
+    let listener: TcpListener = s.into();
+    let addr = listener.local_addr().unwrap();
+    let filler = TcpStream::connect(addr).expect("the one queued connection");
+    (listener, filler, addr)
+}
+
+/// The application's view of a failed connect, the same from both drivers: a
+/// `ConnectFailed` event with `reason`, counted once; a sync handle to it is `Aborted`
+/// and closing it frees the slot.
+fn assert_connect_failed<D: Driver>(d: &mut D, outcome: Connected<D::Conn>, reason: CloseReason) {
+    let failed = match outcome {
+        Connected::Conn(_) => panic!("connected to a server that never answers"),
+        Connected::Failed(c) => c,
+    };
+    let events = d.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| (e.1, e.2) == (EventKind::ConnectFailed, Some(reason))),
+        "{events:?}"
+    );
+    assert_eq!(d.counters().connect_failed, 1);
+    match failed {
+        Some(c) => {
+            assert!(D::POOL_OWNS_SOCKETS);
+            assert_eq!(d.state(&c), ConnState::Aborted, "the failure stays visible");
+            d.close(c);
+        }
+        None => assert!(!D::POOL_OWNS_SOCKETS),
+    }
+    assert_eq!(d.free_slots(), N);
+}
+
+/// A connect past its deadline fails with `ConnectTimeout`.
+fn a_connect_past_its_deadline_fails_with_connect_timeout<D: Driver>() {
+    let (_listener, _filler, addr) = silent_server();
+    let mut d = D::new(Config::new());
+    let outcome = d.connect(addr, ms(200), None);
+    assert_connect_failed(&mut d, outcome, CloseReason::ConnectTimeout);
+}
+
+/// The link going down fails a connect under way at the next timer work, long before
+/// its deadline: `ConnectFailed(NoRoute)`.
+fn a_link_drop_mid_connect_fails_the_connect<D: Driver>() {
+    let (_listener, _filler, addr) = silent_server();
+    let mut d = D::new(Config::new());
+    let outcome = d.connect(addr, GRACE, Some(50));
+    assert_connect_failed(&mut d, outcome, CloseReason::ConnectFailed(ErrorClass::NoRoute));
+}
+
+/// With `hold_ended`, a connection the idle timeout ended stays `Aborted` (reason
+/// `Idle`, a `Reaped` event) until the application closes it — in both drivers — and
+/// the peer then sees FIN, not RST.
+fn the_idle_timeout_with_hold_ended_keeps_the_slot_until_closed<D: Driver>() {
+    let port = free_port();
+    let mut d = D::new(Config::new().with_idle_timeout(Some(IDLE)).with_hold_ended(true));
+    d.listen(port, ListenParams::new(N as u8));
+    let mut client = connect(port, None).expect("connect");
+    let c = accept(&mut d, port);
+    let due = next_deadline(&d, d.clock().now());
+    work_at(&mut d, due);
+    assert_eq!(d.counters().idle_closed, 1);
+    assert_eq!(
+        d.state(&c),
+        ConnState::Aborted,
+        "held until the application closes it"
+    );
+    assert_eq!(d.free_slots(), N - 1);
+    let slot = D::handle(&c).slot();
+    assert_eq!(
+        d.report(d.clock().now()).slots[slot].close_reason,
+        Some(CloseReason::Idle)
+    );
+    assert_eq!(
+        d.events().last().map(|e| (e.1, e.2)),
+        Some((EventKind::Reaped, Some(CloseReason::Idle)))
+    );
+    d.close(c);
+    assert_eq!(d.free_slots(), N);
+    d.settle(d.clock().after(WAIT_MS));
+    assert_eq!(read_to_end(&mut client), End::Eof(Vec::new()));
+}
+
+/// Under `RejectPolicy::Close` a connection beyond the port's cap is released with
+/// FIN (the client reads a clean end), counted.
+fn connections_beyond_the_cap_are_closed_with_fin_under_reject_close<D: Driver>() {
+    let port = free_port();
+    let mut d = D::new(Config::new().with_reject(RejectPolicy::Close));
+    d.listen(port, ListenParams::new(1));
+    let _first = connect(port, None).expect("connect");
+    let held = accept(&mut d, port);
+    let extra = thread::spawn(move || {
+        let mut s = connect(port, None).expect("the kernel accepts the extra connection");
+        read_to_end(&mut s)
+    });
+    for _ in 0..50 {
+        if d.counters().rejected > 0 {
+            break;
+        }
+        let deadline = d.clock().after(200);
+        if let Accepted::Conn(c) = d.accept(port, deadline) {
+            panic!("served beyond the cap: slot {}", D::handle(&c).slot());
+        }
+    }
+    assert_eq!(join(extra), End::Eof(Vec::new()));
+    assert_eq!(d.counters().rejected_port_cap, 1);
+    d.close(held);
+    d.settle(d.clock().after(WAIT_MS));
+}
+
 /// Instantiate every rule for both drivers. `#[async_pool(...)]` before a rule puts
 /// an attribute on its async instantiation only (a known difference, stated there).
 macro_rules! rule_tests {
@@ -1289,4 +1496,8 @@ rule_tests!(
     the_idle_timeout_ends_a_silent_connection,
     the_idle_timeout_is_not_early_and_traffic_restarts_it,
     abandoned_after_frees_a_slot_left_ended,
+    a_connect_past_its_deadline_fails_with_connect_timeout,
+    a_link_drop_mid_connect_fails_the_connect,
+    the_idle_timeout_with_hold_ended_keeps_the_slot_until_closed,
+    connections_beyond_the_cap_are_closed_with_fin_under_reject_close,
 );

@@ -16,19 +16,22 @@
 //!    [`Core::handle_connect_failed`];
 //! 3. each I/O result → [`Core::handle_read`], [`Core::handle_written`],
 //!    [`Core::handle_peer_fin`], [`Core::handle_error`];
-//! 4. timers: [`Core::due`] says which of a slot's [`Timer`]s has expired;
-//!    [`Core::handle_stall_reading`] and [`Core::handle_expired`] decide what to do;
-//!    [`Core::poll_timeout`] is the earliest of all of them — exactly the time at
-//!    which one of these calls will return something new;
-//! 5. the slot ends → [`Core::handle_released`] (frees it, or keeps it in its end
+//! 4. timers: [`Core::poll_slot`] runs a slot's timer work in one order for both
+//!    drivers, asking the driver for the socket I/O it needs through [`SlotIo`];
+//!    [`Core::poll_timeout`] is the earliest deadline of all of them — exactly the
+//!    time at which `poll_slot` has something new to do;
+//! 5. the slot ends → [`Core::end`] (the application's close or the pool's decision:
+//!    the driver releases the socket, the core frees the slot, or keeps it in its end
 //!    state until the application acknowledges it when
 //!    [`Config::hold_ended`](crate::Config::hold_ended) is set).
 
+mod sequence;
 mod slot;
 mod stamp;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use sequence::{SlotIo, SlotOutcome};
 pub(crate) use slot::{event_bits, Remote, Slot};
 pub(crate) use stamp::Stamp;
 
