@@ -31,6 +31,7 @@ mod m122;
 pub mod model;
 pub mod sam;
 pub mod session;
+mod shared;
 mod startup;
 
 use std::io;
