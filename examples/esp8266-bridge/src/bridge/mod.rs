@@ -85,9 +85,9 @@ use netpool::{ConnState, Duration, EventKind, Instant, ListenMode, ListenParams,
 
 use crate::protocol::{
     c_str, set_c_str, Command, ConnStatusResponse, ListenOrConnectData, NetworkStatusResponse, Protocol,
-    SamHeader, WiFiState, HOST_NAME_LENGTH, MAX_CONNECTIONS, MAX_DATA_LENGTH,
+    Response, SamHeader, WiFiState, HOST_NAME_LENGTH, MAX_CONNECTIONS, MAX_DATA_LENGTH,
 };
-use plan::{Action, DataPhase, Outgoing, Plan, Refusal, View};
+use plan::{Action, DataPhase, Outgoing, Plan, SocketView, View};
 pub use signal::ModeRequest;
 use signal::Signal;
 use sockets::Sockets;
@@ -464,18 +464,24 @@ where
 
     /// The planner's answer, counted, with the outgoing bytes in the transfer buffer.
     fn plan(&mut self, header: &SamHeader) -> Plan {
+        let socket = usize::from(header.socket_number);
         let view = View {
             wifi_state: self.signal.wifi_state(),
             error_len: self.signal.error().map(str::len),
-            sockets: core::array::from_fn(|i| self.sockets.view(&self.pool, i)),
+            socket: if socket < SOCKETS {
+                self.sockets.view(&self.pool, socket)
+            } else {
+                SocketView::default()
+            },
+            vacant: self.sockets.vacant(&self.pool),
         };
         let plan = plan::plan(header, &view);
         match plan.refusal {
             None => {}
-            Some(Refusal::BadFormatVersion) => self.stats.bad_format_version += 1,
-            Some(Refusal::BadDataLength) => self.stats.bad_data_length += 1,
-            Some(Refusal::UnknownCommand) => self.stats.unknown_command += 1,
-            Some(Refusal::BadParameter) => self.stats.bad_parameter += 1,
+            Some(Response::BadRequestFormatVersion) => self.stats.bad_format_version += 1,
+            Some(Response::BadDataLength) => self.stats.bad_data_length += 1,
+            Some(Response::UnknownCommand) => self.stats.unknown_command += 1,
+            Some(_) => self.stats.bad_parameter += 1,
         }
         if let DataPhase::ToSam(o) = plan.data {
             self.stage(o);
@@ -488,21 +494,23 @@ where
         let n = o.len();
         match o {
             Outgoing::Received { socket, .. } => {
-                self.xfer[..n].copy_from_slice(&self.sockets.received(socket)[..n]);
+                copy_prefix(&mut self.xfer, self.sockets.received(socket), n)
             }
             Outgoing::ConnStatus { socket } => {
                 let status = self
                     .sockets
                     .conn_status(&self.pool, socket, self.status.rssi, self.now);
-                self.xfer[..n].copy_from_slice(&status.encode());
+                copy_prefix(&mut self.xfer, &status.encode(), n);
             }
-            Outgoing::NetworkStatus { .. } => {
-                self.xfer[..n].copy_from_slice(&self.status.encode()[..n]);
-            }
+            Outgoing::NetworkStatus { .. } => copy_prefix(&mut self.xfer, &self.status.encode(), n),
             Outgoing::LastError { .. } => {
+                // The text, cut to leave room for its NUL, then the NUL.
                 let text = self.signal.error().unwrap_or("").as_bytes();
-                self.xfer[..n - 1].copy_from_slice(&text[..n - 1]);
-                self.xfer[n - 1] = 0;
+                let end = n.saturating_sub(1);
+                copy_prefix(&mut self.xfer, text, end);
+                if let Some(nul) = self.xfer.get_mut(end) {
+                    *nul = 0;
+                }
             }
         }
     }
@@ -511,7 +519,7 @@ where
 
     /// The command's network work, after chip select has risen.
     fn act(&mut self, x: Exchanged, now: Instant) {
-        let data = &self.xfer[..x.moved];
+        let data = self.xfer.get(..x.moved).unwrap_or(&[]);
         match x.action {
             Action::None => {}
             Action::Abort(i) => self.sockets.abort(&mut self.pool, i, now),
@@ -522,7 +530,7 @@ where
                 push,
                 close,
             } => {
-                let data = &data[..len.min(data.len())];
+                let data = data.get(..len).unwrap_or(data);
                 let (held, dropped) = self
                     .sockets
                     .write(&mut self.pool, socket, data, (push, close), now);
@@ -536,7 +544,7 @@ where
             Action::Connect(i) => self.connect(i, now),
             Action::Listen => self.listen(),
             Action::SetHostName => {
-                let text = c_str(&data[..HOST_NAME_LENGTH.min(data.len())]);
+                let text = c_str(data.get(..HOST_NAME_LENGTH).unwrap_or(data));
                 let mut field = [0u8; HOST_NAME_LENGTH];
                 set_c_str(&mut field, text);
                 self.status.host_name = field;
@@ -550,7 +558,7 @@ where
                         self.pool.stop_listening(l.port);
                     }
                 }
-                let data = &self.xfer[..len.min(x.moved)];
+                let data = self.xfer.get(..len.min(x.moved)).unwrap_or(&[]);
                 if let Some(request) = ModeRequest::from_command(command, data) {
                     self.signal.request_mode(request);
                 }
@@ -611,4 +619,10 @@ impl<S: Stack, SPI, CS, RDY, REQ, const L: usize, const TX: usize, const BUF: us
             .field("stats", &self.stats)
             .finish()
     }
+}
+
+/// Copy the first `n` bytes of `src` to the front of `dst` (as many as both have).
+fn copy_prefix(dst: &mut [u8], src: &[u8], n: usize) {
+    let n = n.min(dst.len()).min(src.len());
+    dst[..n].copy_from_slice(&src[..n]);
 }

@@ -9,7 +9,7 @@
 
 use crate::protocol::{
     Command, ConnStatusResponse, DecodeError, ListenOrConnectData, NetworkStatusResponse, Response,
-    SamHeader, WiFiState, HOST_NAME_LENGTH, MAX_CONNECTIONS, MAX_DATA_LENGTH,
+    SamHeader, WiFiState, HOST_NAME_LENGTH, MAX_DATA_LENGTH,
 };
 
 /// Highest `networkSetTxPower` value (0.25 dB units: 20.5 dBm).
@@ -24,8 +24,6 @@ pub(super) struct SocketView {
     pub write_space: usize,
     /// The socket takes writes (`connected`, `connecting` or `otherEndClosed`).
     pub writable: bool,
-    /// Free for the SAM and in the pool: a `connCreate` may announce it.
-    pub vacant: bool,
 }
 
 /// What the planner reads.
@@ -35,8 +33,11 @@ pub(super) struct View {
     pub wifi_state: WiFiState,
     /// Length of the error message waiting for the SAM, if any.
     pub error_len: Option<usize>,
-    /// Every socket.
-    pub sockets: [SocketView; MAX_CONNECTIONS],
+    /// The socket the header names (all zero when the number is out of range).
+    pub socket: SocketView,
+    /// The lowest socket number free for the SAM and in the pool: what a
+    /// `connCreate` may announce.
+    pub vacant: Option<usize>,
 }
 
 /// What the bridge sends in the data phase. The bytes are copied into the transfer
@@ -101,23 +102,15 @@ pub(super) enum Action {
     ClockControl,
 }
 
-/// A request refused for a malformed header; counted in
-/// [`BridgeStats`](super::BridgeStats).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(super) enum Refusal {
-    BadFormatVersion,
-    BadDataLength,
-    UnknownCommand,
-    BadParameter,
-}
-
 /// The planner's answer.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(super) struct Plan {
     pub response: i32,
     pub data: DataPhase,
     pub action: Action,
-    pub refusal: Option<Refusal>,
+    /// The request was malformed (counted in [`BridgeStats`](super::BridgeStats)):
+    /// bad format version, data length, command, or socket number or parameter.
+    pub refusal: Option<Response>,
 }
 
 impl Plan {
@@ -147,20 +140,18 @@ impl Plan {
     }
 
     fn refuse(e: DecodeError) -> Self {
-        let r = e.response();
-        let refusal = match r {
-            Response::BadRequestFormatVersion => Refusal::BadFormatVersion,
-            Response::BadDataLength => Refusal::BadDataLength,
-            Response::UnknownCommand => Refusal::UnknownCommand,
-            _ => Refusal::BadParameter,
-        };
+        Plan::malformed(e.response())
+    }
+
+    const fn malformed(r: Response) -> Self {
         Plan {
-            refusal: Some(refusal),
+            refusal: Some(r),
             ..Plan::reply(r.code())
         }
     }
 
     /// Send `out` if the SAM can take it, else −9.
+    #[inline(always)]
     fn send(out: Outgoing, capacity: usize, action: Action) -> Self {
         if out.len() > capacity {
             return Plan::reply(Response::BufferTooSmall.code());
@@ -175,6 +166,7 @@ impl Plan {
 }
 
 /// Decide the response to `h` given `view`. See the [module docs](self).
+#[inline(never)]
 pub(super) fn plan(h: &SamHeader, view: &View) -> Plan {
     let command = match h.validate() {
         Ok(c) => c,
@@ -188,7 +180,7 @@ pub(super) fn plan(h: &SamHeader, view: &View) -> Plan {
     } else {
         0
     };
-    let sock = view.sockets[socket];
+    let sock = view.socket;
     let len = usize::from(h.data_length);
     let capacity = h.receive_capacity();
     let fixed = |size: usize, action: Action| {
@@ -238,7 +230,7 @@ pub(super) fn plan(h: &SamHeader, view: &View) -> Plan {
             }
             // The reply names the socket before the connect happens: a number free
             // for the SAM and in the pool; the connect goes into that very slot.
-            match view.sockets.iter().position(|s| s.vacant) {
+            match view.vacant {
                 Some(i) => Plan {
                     response: i as i32,
                     data: DataPhase::FromSam(len),
@@ -280,10 +272,7 @@ pub(super) fn plan(h: &SamHeader, view: &View) -> Plan {
         Command::NetworkStop => Plan::act(Action::Mode(command, 0)),
         Command::NetworkSetTxPower => {
             if h.flags > MAX_TX_POWER {
-                return Plan {
-                    refusal: Some(Refusal::BadParameter),
-                    ..Plan::reply(Response::BadParameter.code())
-                };
+                return Plan::malformed(Response::BadParameter);
             }
             Plan::act(Action::TxPower(h.flags))
         }

@@ -12,7 +12,7 @@
 
 use netpool::{Duration, Instant};
 
-use crate::protocol::{c_str, Command, WiFiState, SSID_LENGTH};
+use crate::protocol::{Command, WiFiState, SSID_LENGTH};
 
 /// A mode change the SAM asked for. The bridge replies at once; the platform does
 /// the work (WiFi driver), then reports the new state with
@@ -37,10 +37,11 @@ impl ModeRequest {
     pub(super) fn from_command(command: Command, data: &[u8]) -> Option<Self> {
         match command {
             Command::NetworkStartClient => {
-                let n = data.len().min(SSID_LENGTH);
-                let text = c_str(&data[..n]);
+                // Up to the first NUL, at most SSID_LENGTH bytes, NUL-padded.
                 let mut ssid = [0u8; SSID_LENGTH];
-                ssid[..text.len()].copy_from_slice(text);
+                for (d, &b) in ssid.iter_mut().zip(data.iter().take_while(|&&b| b != 0)) {
+                    *d = b;
+                }
                 Some(ModeRequest::StartClient { ssid })
             }
             Command::NetworkStartAccessPoint => Some(ModeRequest::StartAccessPoint),
@@ -130,6 +131,7 @@ impl Signal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::c_str;
 
     const REPEAT: Duration = Duration::from_millis(200);
 

@@ -262,10 +262,10 @@ impl<const B: usize> Sockets<B> {
         0
     }
 
-    /// A connection the SAM let go of: hand the rest to the pool's
-    /// [`write_and_close`](Pool::write_and_close), which closes once every byte is
-    /// with the stack; discard what arrives meanwhile (unread data would make the
-    /// close a reset). The pool's stall reaper bounds how long this takes.
+    /// A connection the SAM let go of: every held byte goes with push, then the
+    /// pool's [`write_and_close`](Pool::write_and_close) closes once every byte is
+    /// with the stack; what arrives meanwhile is discarded (unread data would make
+    /// the close a reset). The pool's stall reaper bounds how long this takes.
     fn finish<S: Stack, const L: usize, const TX: usize>(
         &mut self,
         pool: &mut Pool<S, SOCKETS, L, TX>,
@@ -273,23 +273,21 @@ impl<const B: usize> Sockets<B> {
         h: ConnHandle,
         now: Instant,
     ) -> u64 {
-        let sock = &mut self.sockets[i];
         let mut dropped = 0;
         if is_live(pool, h) {
             let mut scratch = [0u8; 64];
             let _ = pool.read(h, &mut scratch, now);
-            match pool.write_and_close(h, sock.tx.bytes(), now) {
-                Ok(taken) => sock.tx.consume(taken),
-                Err(nb::Error::WouldBlock) => {}
-                Err(nb::Error::Other(_)) => {
+            self.sockets[i].push = true;
+            dropped = self.feed(pool, i, h, now);
+            if self.sockets[i].tx.len() == 0 {
+                if let Err(nb::Error::Other(_)) = pool.write_and_close(h, &[], now) {
                     // Ended under us (reaped, reset): the pool holds the slot until
-                    // it is closed; nobody will take the rest.
-                    dropped = sock.tx.len() as u64;
-                    sock.tx.clear();
+                    // it is closed.
                     let _ = pool.close(h, now);
                 }
             }
         }
+        let sock = &mut self.sockets[i];
         if !is_live(pool, h) {
             dropped += sock.tx.len() as u64;
             sock.reset(Phase::Free);
@@ -318,26 +316,23 @@ impl<const B: usize> Sockets<B> {
         }
     }
 
-    fn writable<S: Stack, const L: usize, const TX: usize>(
-        &self,
-        pool: &Pool<S, SOCKETS, L, TX>,
-        i: usize,
-    ) -> bool {
-        matches!(self.sockets[i].phase, Phase::Open(_))
-            && matches!(
-                self.wire_state(pool, i),
-                ConnState::Connecting | ConnState::Connected | ConnState::OtherEndClosed
-            )
-    }
-
     /// Socket `i` as the planner sees it.
     pub(super) fn view<S: Stack, const L: usize, const TX: usize>(
         &self,
         pool: &Pool<S, SOCKETS, L, TX>,
         i: usize,
     ) -> SocketView {
+        self.view_in(i, self.wire_state(pool, i))
+    }
+
+    /// Socket `i` as the planner sees it, its wire state being `state`.
+    fn view_in(&self, i: usize, state: ConnState) -> SocketView {
         let sock = &self.sockets[i];
-        let writable = self.writable(pool, i);
+        let writable = matches!(sock.phase, Phase::Open(_))
+            && matches!(
+                state,
+                ConnState::Connecting | ConnState::Connected | ConnState::OtherEndClosed
+            );
         SocketView {
             readable: if matches!(sock.phase, Phase::Open(_)) {
                 sock.rx.len()
@@ -346,8 +341,15 @@ impl<const B: usize> Sockets<B> {
             },
             write_space: if writable { sock.tx.space() } else { 0 },
             writable,
-            vacant: sock.phase == Phase::Free && pool.handle_at(i).is_none(),
         }
+    }
+
+    /// The lowest socket number free for the SAM and in the pool.
+    pub(super) fn vacant<S: Stack, const L: usize, const TX: usize>(
+        &self,
+        pool: &Pool<S, SOCKETS, L, TX>,
+    ) -> Option<usize> {
+        (0..SOCKETS).find(|&i| self.sockets[i].phase == Phase::Free && pool.handle_at(i).is_none())
     }
 
     /// The SAM's status snapshot of socket `i` (`connGetStatus`). Protocol, local
@@ -360,9 +362,13 @@ impl<const B: usize> Sockets<B> {
         now: Instant,
     ) -> ConnStatusResponse {
         let sock = &self.sockets[i];
-        let (mut connected, mut closed) = (0u16, 0u16);
+        let (mut connected, mut closed, mut state) = (0u16, 0u16, ConnState::Free);
         for j in 0..SOCKETS {
-            match self.wire_state(pool, j) {
+            let s = self.wire_state(pool, j);
+            if j == i {
+                state = s;
+            }
+            match s {
                 ConnState::Connected => connected |= 1 << j,
                 ConnState::OtherEndClosed | ConnState::Aborted => closed |= 1 << j,
                 _ => {}
@@ -383,9 +389,9 @@ impl<const B: usize> Sockets<B> {
             Phase::Refused { protocol, remote } => (protocol, 0, Some(remote)),
             Phase::Free | Phase::Closing(_) => (0, 0, None),
         };
-        let view = self.view(pool, i);
+        let view = self.view_in(i, state);
         ConnStatusResponse {
-            state: self.wire_state(pool, i),
+            state,
             socket_number: i as u8,
             protocol,
             rssi,

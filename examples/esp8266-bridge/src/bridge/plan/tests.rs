@@ -3,33 +3,32 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::protocol::{FLAG_CLOSE_AFTER_WRITE, FLAG_PUSH, FORMAT_VERSION};
+use crate::protocol::{FLAG_CLOSE_AFTER_WRITE, FLAG_PUSH, FORMAT_VERSION, MAX_CONNECTIONS};
 
 fn wifi_state() -> impl Strategy<Value = WiFiState> {
     (0u8..=6).prop_map(|b| WiFiState::try_from(b).unwrap_or(WiFiState::Idle))
 }
 
 fn socket_view() -> impl Strategy<Value = SocketView> {
-    (0usize..=4096, 0usize..=4096, any::<bool>(), any::<bool>()).prop_map(
-        |(readable, write_space, writable, vacant)| SocketView {
-            readable,
-            write_space: if writable { write_space } else { 0 },
-            writable,
-            vacant,
-        },
-    )
+    (0usize..=4096, 0usize..=4096, any::<bool>()).prop_map(|(readable, write_space, writable)| SocketView {
+        readable,
+        write_space: if writable { write_space } else { 0 },
+        writable,
+    })
 }
 
 fn view() -> impl Strategy<Value = View> {
     (
         wifi_state(),
         proptest::option::of(0usize..=3000),
-        proptest::array::uniform8(socket_view()),
+        socket_view(),
+        proptest::option::of(0usize..MAX_CONNECTIONS),
     )
-        .prop_map(|(wifi_state, error_len, sockets)| View {
+        .prop_map(|(wifi_state, error_len, socket, vacant)| View {
             wifi_state,
             error_len,
-            sockets,
+            socket,
+            vacant,
         })
 }
 
@@ -108,15 +107,15 @@ proptest! {
     fn header_checks_come_first(h in header(), v in view()) {
         let p = plan(&h, &v);
         if h.format_version != FORMAT_VERSION {
-            prop_assert_eq!(p, Plan { refusal: Some(Refusal::BadFormatVersion), ..Plan::reply(-2) });
+            prop_assert_eq!(p, Plan { refusal: Some(Response::BadRequestFormatVersion), ..Plan::reply(-2) });
         } else if usize::from(h.data_length) > MAX_DATA_LENGTH {
-            prop_assert_eq!(p, Plan { refusal: Some(Refusal::BadDataLength), ..Plan::reply(-5) });
+            prop_assert_eq!(p, Plan { refusal: Some(Response::BadDataLength), ..Plan::reply(-5) });
         } else if Command::try_from(h.command).is_err() {
-            prop_assert_eq!(p, Plan { refusal: Some(Refusal::UnknownCommand), ..Plan::reply(-1) });
+            prop_assert_eq!(p, Plan { refusal: Some(Response::UnknownCommand), ..Plan::reply(-1) });
         } else if Command::try_from(h.command).is_ok_and(|c| c.takes_socket())
             && usize::from(h.socket_number) >= MAX_CONNECTIONS
         {
-            prop_assert_eq!(p, Plan { refusal: Some(Refusal::BadParameter), ..Plan::reply(-11) });
+            prop_assert_eq!(p, Plan { refusal: Some(Response::BadParameter), ..Plan::reply(-11) });
         }
     }
 
@@ -130,7 +129,7 @@ proptest! {
         v in view(),
     ) {
         let h = SamHeader::new(Command::ConnWrite, socket, flags, len, 0, 0);
-        let s = v.sockets[usize::from(socket)];
+        let s = v.socket;
         let p = plan(&h, &v);
         if !s.writable {
             prop_assert_eq!(p, Plan::reply(Response::WrongState.code()));
@@ -157,21 +156,21 @@ proptest! {
     fn conn_read_sends_what_is_readable(socket in 0u8..8, room in 0u16..=4096, v in view()) {
         let h = SamHeader::new(Command::ConnRead, socket, 0, 0, room, 0);
         let i = usize::from(socket);
-        let n = v.sockets[i].readable.min(h.receive_capacity());
+        let n = v.socket.readable.min(h.receive_capacity());
         let p = plan(&h, &v);
         prop_assert_eq!(p.response, n as i32);
         prop_assert_eq!(p.data, DataPhase::ToSam(Outgoing::Received { socket: i, len: n }));
         prop_assert_eq!(p.action, Action::Read { socket: i, len: n });
     }
 
-    /// `connCreate` announces the lowest vacant number, only with the link up.
+    /// `connCreate` announces the vacant number, only with the link up.
     #[test]
     fn conn_create_announces_a_vacant_number(v in view()) {
         let h = SamHeader::new(Command::ConnCreate, 0, 0, ListenOrConnectData::SIZE as u16, 0, 0);
         let p = plan(&h, &v);
         if !v.wifi_state.link_up() {
             prop_assert_eq!(p, Plan::reply(Response::WrongState.code()));
-        } else if let Some(i) = v.sockets.iter().position(|s| s.vacant) {
+        } else if let Some(i) = v.vacant {
             prop_assert_eq!(p.response, i as i32);
             prop_assert_eq!(p.action, Action::Connect(i));
             prop_assert_eq!(p.data, DataPhase::FromSam(ListenOrConnectData::SIZE));
@@ -206,7 +205,8 @@ fn fixed_size_requests_check_their_length() {
     let v = View {
         wifi_state: WiFiState::Connected,
         error_len: None,
-        sockets: [SocketView::default(); MAX_CONNECTIONS],
+        socket: SocketView::default(),
+        vacant: None,
     };
     let listen = |len| plan(&SamHeader::new(Command::NetworkListen, 0, 0, len, 0, 0), &v);
     assert_eq!(listen(12), Plan::receive(12, Action::Listen));
@@ -223,7 +223,7 @@ fn fixed_size_requests_check_their_length() {
     assert_eq!(status(2048).response, NetworkStatusResponse::SIZE as i32);
     let power = |p| plan(&SamHeader::new(Command::NetworkSetTxPower, 0, p, 0, 0, 0), &v);
     assert_eq!(power(82).action, Action::TxPower(82));
-    assert_eq!(power(83).refusal, Some(Refusal::BadParameter));
+    assert_eq!(power(83).refusal, Some(Response::BadParameter));
     let start = plan(&SamHeader::new(Command::NetworkStartClient, 0, 0, 32, 0, 0), &v);
     assert_eq!(start.response, Response::WrongState.code(), "only from idle");
 }
