@@ -410,6 +410,7 @@ fn diagnostics(
         kv("aborted_seen", s.aborted_seen.load(Ordering::Relaxed));
         kv("vanished", s.vanished.load(Ordering::Relaxed));
         kv("link_errors", s.link_errors.load(Ordering::Relaxed));
+        kv("release_retries", s.release_retries.load(Ordering::Relaxed));
         kv("transactions", bus.transactions());
         kv("bad_format_version", b.bad_format_version.into());
         kv("bus_errors", b.bus_errors.into());

@@ -31,6 +31,7 @@ mod m122;
 pub mod model;
 pub mod sam;
 pub mod session;
+mod shared;
 mod startup;
 
 use std::io;
@@ -111,11 +112,11 @@ pub fn diag_json(msg: &DiagMessage) -> Value {
             "dropped_on_close": c.dropped_on_close, "in_use": c.in_use, "high_water": c.high_water,
         },
         "bridge": {
-            "transactions": b.transactions, "lost": b.lost, "request_pulses": b.request_pulses,
+            "transactions": b.transactions, "request_pulses": b.request_pulses, "bus_errors": b.bus_errors,
             "bytes_from_sam": b.bytes_from_sam, "bytes_to_sam": b.bytes_to_sam,
             "bytes_dropped": b.bytes_dropped, "bad_format_version": b.bad_format_version,
             "bad_data_length": b.bad_data_length, "unknown_command": b.unknown_command,
-            "bad_parameter": b.bad_parameter, "diagnostics": b.diagnostics,
+            "bad_parameter": b.bad_parameter, "diagnostics": b.diagnostics, "listen_failed": b.listen_failed,
         },
     })
 }
@@ -162,10 +163,10 @@ pub fn diag_text(msg: &DiagMessage) -> String {
     let b = &msg.bridge;
     let _ = writeln!(
         t,
-        "SPI: transactions {}, lost {}, request pulses {}, bytes from SAM {}, to SAM {}, dropped {}, \
+        "SPI: transactions {}, bus errors {}, request pulses {}, bytes from SAM {}, to SAM {}, dropped {}, \
          bad format version {}, bad data length {}, unknown command {}, bad parameter {}, diagnostics {}",
         b.transactions,
-        b.lost,
+        b.bus_errors,
         b.request_pulses,
         b.bytes_from_sam,
         b.bytes_to_sam,

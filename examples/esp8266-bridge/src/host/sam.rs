@@ -3,7 +3,7 @@
 //! [`VirtualBus`](super::bus::VirtualBus). The HTTP API it serves is in `api.rs`
 //! (sessions in [`session`](super::session), the machine behind `rr_gcode` in
 //! [`gcode`](super::gcode), the object model in [`model`](super::model), the card's
-//! files in [`files`](super::files)).
+//! files in [`files`]).
 //!
 //! What it does, after RepRapFirmware's `WiFiInterface` and `WiFiSocket`:
 //!
@@ -32,11 +32,10 @@
 //!   the request was read to its end is followed by a short lingering read (at most
 //!   [`LINGER`]), so the client sees the response rather than a reset.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::string::{String, ToString};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
@@ -47,6 +46,8 @@ use super::files;
 use super::gcode::Machine;
 use super::http::{self, Exchange, HttpError};
 use super::session::{SessionConfig, Sessions};
+pub(super) use super::shared::bump;
+pub use super::shared::{SamShared, SamStats};
 use super::DiagMessage;
 use crate::protocol::{
     c_str, Command, ConnStatusResponse, Reply, SamHeader, WiFiState, FLAG_PUSH, FORMAT_VERSION,
@@ -116,92 +117,36 @@ impl Default for SamConfig {
     }
 }
 
-/// Counters of the simulated board, readable from any thread.
-#[derive(Debug, Default)]
-pub struct SamStats {
-    /// SPI commands sent.
-    pub commands: AtomicU64,
-    /// Commands that got −7 (timeout) or −8 (busy).
-    pub link_errors: AtomicU64,
-    /// Connections it saw.
-    pub connections: AtomicU64,
-    /// HTTP responses completely handed to the module.
-    pub responses: AtomicU64,
-    /// Requests answered 400 or another 4xx framing or route error (not 404, 408).
-    pub bad_requests: AtomicU64,
-    /// Requests answered 408 (head deadline, stalled or too slow body).
-    pub timed_out: AtomicU64,
-    /// Connections answered 503: they waited in the queue past the request deadline.
-    pub busy: AtomicU64,
-    /// Uploads refused with 507 (no room on the card).
-    pub card_full: AtomicU64,
-    /// Uploads stored with a matching CRC.
-    pub uploads_ok: AtomicU64,
-    /// Uploads whose CRC did not match.
-    pub uploads_bad_crc: AtomicU64,
-    /// Sockets it found `aborted` and terminated.
-    pub aborted_seen: AtomicU64,
-    /// Sockets whose connection vanished while it was serving them.
-    pub vanished: AtomicU64,
-}
-
-/// What the board shares with the outside (the simulator's owner and tests).
-#[derive(Debug, Default)]
-pub struct SamShared {
-    /// Counters.
-    pub stats: SamStats,
-    /// The SD card's files.
-    pub files: Mutex<BTreeMap<String, Vec<u8>>>,
-    /// The SD card's directories made explicitly (a directory also exists while a
-    /// file lies below it). Locked after `files` when both are needed.
-    pub dirs: Mutex<BTreeSet<String>>,
-    /// `None` while starting; then whether listening worked.
-    pub started: Mutex<Option<Result<(), String>>>,
-    started_cv: Condvar,
-    /// Messages the module reported (`networkGetLastError`).
-    pub messages: Mutex<Vec<String>>,
-}
-
-impl SamShared {
-    /// Wait at most `timeout` for the startup to finish.
-    pub fn wait_started(&self, timeout: Duration) -> Option<Result<(), String>> {
-        let g = self.started.lock().unwrap_or_else(|e| e.into_inner());
-        let (g, _) = self
-            .started_cv
-            .wait_timeout_while(g, timeout, |s| s.is_none())
-            .unwrap_or_else(|e| e.into_inner());
-        g.clone()
-    }
-
-    pub(super) fn set_started(&self, r: Result<(), String>) {
-        *self.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        self.started_cv.notify_all();
-    }
-
-    pub(super) fn message(&self, m: String) {
-        let mut v = self.messages.lock().unwrap_or_else(|e| e.into_inner());
-        if v.len() < 1000 {
-            v.push(m);
-        }
-    }
-}
-
-pub(super) fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
 // ------------------------------------------------------------------------ sockets
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Phase {
     Inactive,
     Active,
+    /// The board let go, but the module never confirmed it (the command was lost to
+    /// the SPI timeout): the module may still hold the connection, so the board asks
+    /// again at the socket's next poll instead of taking it for a new connection.
+    Releasing(Release),
 }
+
+/// How the board lets go of a socket.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Release {
+    Close,
+    Abort,
+}
+
+/// Lost `connClose`s after which the board aborts instead.
+const CLOSE_ATTEMPTS: u8 = 3;
 
 pub(super) struct SamSocket {
     phase: Phase,
     /// The client's IPv4 address (first octet in the low byte), for its session.
     pub(super) remote_ip: u32,
+    /// The client's port (with the address: which connection this is).
+    remote_port: u16,
+    /// `connClose`/`connAbort` commands lost so far.
+    release_attempts: u8,
     needs_polling: bool,
     tx_space: usize,
     peer_closed: bool,
@@ -225,6 +170,8 @@ impl SamSocket {
         SamSocket {
             phase: Phase::Inactive,
             remote_ip: 0,
+            remote_port: 0,
+            release_attempts: 0,
             needs_polling: false,
             tx_space: 0,
             peer_closed: false,
@@ -424,8 +371,54 @@ impl Sam {
     }
 
     fn abort(&mut self, i: usize) {
-        let _ = self.cmd(Command::ConnAbort, i, 0, &[], 0);
-        self.sockets[i] = SamSocket::new();
+        self.release(i, Release::Abort);
+    }
+
+    /// Let go of socket `i` (`connClose` or `connAbort`). The board forgets the
+    /// socket only once the module confirmed the command: one lost to the SPI timeout
+    /// leaves it `Releasing`, asked again at its next poll (a close that keeps
+    /// failing becomes an abort).
+    fn release(&mut self, i: usize, how: Release) {
+        let command = match how {
+            Release::Close => Command::ConnClose,
+            Release::Abort => Command::ConnAbort,
+        };
+        if self.cmd(command, i, 0, &[], 0).is_ok() {
+            self.sockets[i] = SamSocket::new();
+            return;
+        }
+        let s = &self.sockets[i];
+        let attempts = s.release_attempts.saturating_add(1);
+        let how = if attempts >= CLOSE_ATTEMPTS {
+            Release::Abort
+        } else {
+            how
+        };
+        self.sockets[i] = SamSocket {
+            phase: Phase::Releasing(how),
+            remote_ip: s.remote_ip,
+            remote_port: s.remote_port,
+            release_attempts: attempts,
+            ..SamSocket::new()
+        };
+    }
+
+    /// A socket being released, at its poll: done if the module shows it free or
+    /// shows another connection under its number (the command went through after
+    /// all); else ask again. Returns whether the poll is over.
+    fn retry_release(&mut self, i: usize, st: &ConnStatusResponse) -> bool {
+        let Phase::Releasing(how) = self.sockets[i].phase else {
+            return false;
+        };
+        let s = &self.sockets[i];
+        let same = (st.remote_ip, st.remote_port) == (s.remote_ip, s.remote_port);
+        if st.state == netpool::ConnState::Free || !same {
+            self.sockets[i] = SamSocket::new();
+            return st.state == netpool::ConnState::Free;
+        }
+        bump(&self.shared.stats.release_retries);
+        self.release(i, how);
+        true
     }
 
     fn poll(&mut self, i: usize) -> bool {
@@ -442,6 +435,9 @@ impl Sam {
             }
         }
         self.sockets[i].needs_polling = false;
+        if self.retry_release(i, &st) {
+            return true;
+        }
         let was_active = self.sockets[i].phase == Phase::Active;
         match st.state {
             netpool::ConnState::Connected | netpool::ConnState::OtherEndClosed => {
@@ -450,6 +446,7 @@ impl Sam {
                     self.sockets[i] = SamSocket::new();
                     self.sockets[i].phase = Phase::Active;
                     self.sockets[i].remote_ip = st.remote_ip;
+                    self.sockets[i].remote_port = st.remote_port;
                     bump(&self.shared.stats.connections);
                 }
                 let s = &mut self.sockets[i];
@@ -594,8 +591,7 @@ impl Sam {
                         Some((e, unread)) => self.respond_error(i, e, unread),
                         None if self.sockets[i].peer_closed => {
                             // Gone without a byte: nothing to answer.
-                            let _ = self.cmd(Command::ConnClose, i, 0, &[], 0);
-                            self.sockets[i] = SamSocket::new();
+                            self.release(i, Release::Close);
                             return;
                         }
                         None => return,
@@ -606,8 +602,7 @@ impl Sam {
         if let Some(until) = self.sockets[i].closing_until {
             // Lingering after the response: close once the client did, or at the limit.
             if self.sockets[i].peer_closed || now >= until {
-                let _ = self.cmd(Command::ConnClose, i, 0, &[], 0);
-                self.sockets[i] = SamSocket::new();
+                self.release(i, Release::Close);
             }
             return;
         }
@@ -649,7 +644,9 @@ impl Sam {
             s.closing_until = Some(now + LINGER);
             return;
         }
-        let _ = self.cmd(Command::ConnClose, i, 0, &[], 0);
-        self.sockets[i] = SamSocket::new();
+        self.release(i, Release::Close);
     }
 }
+
+#[cfg(test)]
+mod tests;
