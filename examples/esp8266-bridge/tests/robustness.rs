@@ -1,6 +1,7 @@
 //! Arbitrary bytes never panic the decoders or the command dispatcher (the fuzz
-//! targets' properties, run by proptest on every test run), plus the regression
-//! inputs found by fuzzing (`fuzz/regressions/`).
+//! targets' properties, run by proptest on every test run), plus the fuzz targets'
+//! committed corpus (`fuzz/corpus/`) and the regression inputs found by fuzzing
+//! (`fuzz/regressions/`).
 
 use esp8266_bridge::mock::exercise;
 use esp8266_bridge::protocol::*;
@@ -81,6 +82,28 @@ proptest! {
     #[test]
     fn dispatcher_never_panics_and_keeps_its_invariants(script in proptest::collection::vec(any::<u8>(), 0..1500)) {
         exercise(&script);
+    }
+}
+
+/// Every input of the fuzz targets' committed corpus (`fuzz/corpus/decode/`,
+/// `fuzz/corpus/dispatch/`), through the same checks as the targets.
+#[test]
+fn fuzz_corpus() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for (target, check) in [
+        ("decode", decode_everything as fn(&[u8])),
+        ("dispatch", |b: &[u8]| {
+            exercise(b);
+        }),
+    ] {
+        let dir = root.join(target);
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("fuzz/corpus/<target> exists") {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            check(&bytes);
+            n += 1;
+        }
+        assert!(n > 0, "no corpus inputs in {}", dir.display());
     }
 }
 

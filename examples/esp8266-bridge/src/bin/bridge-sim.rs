@@ -3,7 +3,7 @@
 //! ```text
 //! bridge-sim [--listen ADDR] [--stall-grace-ms N] [--http-max-conns N] [--http-queue N]
 //!            [--request-deadline-ms N] [--body-stall-ms N] [--min-body-rate N] [--card-mib N]
-//!            [--www DIR] [--password PW] [--verbose]
+//!            [--www DIR] [--password PW] [--log-requests] [--verbose]
 //! bridge-sim decode HEX [--from-sam | --from-bridge] [--command NAME|N]
 //! ```
 
@@ -18,7 +18,7 @@ const USAGE: &str = "\
 usage:
   bridge-sim [--listen ADDR] [--stall-grace-ms N] [--http-max-conns N] [--http-queue N]
              [--request-deadline-ms N] [--body-stall-ms N] [--min-body-rate N] [--card-mib N]
-             [--www DIR] [--password PW] [--verbose]
+             [--www DIR] [--password PW] [--log-requests] [--verbose]
       Run the bridge on OS sockets with a simulated RepRapFirmware board behind it.
       --listen ADDR            where browsers connect (default 127.0.0.1:8080)
       --stall-grace-ms N       reap connections whose queued bytes make no progress for N ms
@@ -39,6 +39,8 @@ usage:
       --www DIR                put the files below DIR on the card's 0:/www/ (a web app such as
                                Duet Web Control, unpacked): GET / serves index.html(.gz) from it
       --password PW            the machine password rr_connect wants (default: none set)
+      --log-requests           print every HTTP request the board answers, with its status
+                               (\"request: 200 GET /rr_model?flags=d99fno\")
       --verbose                print every SPI transaction
   bridge-sim decode HEX [--from-sam | --from-bridge] [--command NAME|N]
       Decode a captured SPI transaction (one wire, hex) as JSON. The direction is
@@ -61,6 +63,7 @@ where
 fn run_sim(args: &[String]) -> Result<(), String> {
     let mut config = SimConfig::default();
     let mut queue = None;
+    let mut log_requests = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -85,6 +88,7 @@ fn run_sim(args: &[String]) -> Result<(), String> {
                 config.files.extend(files);
             }
             "--password" => config.password = Some(value(&mut it, a)?.clone()),
+            "--log-requests" => log_requests = true,
             "--verbose" | "-v" => config.verbose = true,
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -97,6 +101,9 @@ fn run_sim(args: &[String]) -> Result<(), String> {
     config.http_queue = queue.unwrap_or(default_http_queue(config.http_max_conns));
     config.validate().map_err(|e| format!("{e}\n{USAGE}"))?;
     let sim = Simulator::start(config.clone()).map_err(|e| format!("simulator did not start: {e}"))?;
+    sim.board()
+        .print_requests
+        .store(log_requests, std::sync::atomic::Ordering::Relaxed);
     eprintln!(
         "bridge-sim: simulated Duet board on http://{} (HTTP {} at once + {} waiting, request deadline {} ms, \
          stall grace {} ms); Ctrl-C to stop",

@@ -250,6 +250,7 @@ impl Sam {
                 json_reply(e.status, &json!({"err": 1, "error": e.message}))
             }
         };
+        self.shared.log_request(Some(req), r.status);
         let extra: &[(&str, &str)] = if r.gzip {
             &[("Content-Encoding", "gzip")]
         } else {

@@ -63,10 +63,16 @@ pub fn full(m: &Machine, b: &BoardInfo<'_>, now: Instant) -> Value {
                    "drivers": [i.to_string()]})
         })
         .collect();
+    let reading = |i: usize| (m.current(i, now) * 10.0).round() / 10.0;
+    // Heater i reads sensor i; RRF reports a heater's temperature under both
+    // `heat.heaters[].current` and its sensor's `lastReading` (which DWC shows).
+    let analog: Vec<Value> = (0..m.heaters.len())
+        .map(|i| json!({"name": "", "type": "thermistor", "state": "ok", "lastReading": reading(i)}))
+        .collect();
     let heaters: Vec<Value> = (0..m.heaters.len())
         .map(|i| {
             let h = &m.heaters[i];
-            json!({"current": (m.current(i, now) * 10.0).round() / 10.0, "active": h.active,
+            json!({"current": reading(i), "active": h.active,
                    "standby": h.standby, "state": if h.on { "active" } else { "off" }, "sensor": i,
                    "max": if i == 0 { 120 } else { 285 }, "min": -273.1,
                    "model": {"heatingRate": 2.4, "coolingRate": 0.56, "deadTime": 5.5}})
@@ -85,6 +91,8 @@ pub fn full(m: &Machine, b: &BoardInfo<'_>, now: Instant) -> Value {
         "global": {},
         "heat": {"bedHeaters": [0, -1, -1, -1], "chamberHeaters": [-1, -1], "heaters": heaters},
         "inputs": [],
+        "ledStrips": [],
+        "limits": {},
         "job": {
             "file": job_file,
             "filePosition": job.map_or(0, |j| j.position(now, m.print_rate)),
@@ -99,10 +107,12 @@ pub fn full(m: &Machine, b: &BoardInfo<'_>, now: Instant) -> Value {
              "mac": "a0:20:a6:00:00:01", "subnet": "255.255.255.0", "gateway": "0.0.0.0"}
         ]},
         "seqs": {"boards": 0, "directories": m.seqs.directories, "fans": 0, "global": 0,
-                 "heat": m.seqs.heat, "inputs": 0, "job": m.seqs.job, "move": m.seqs.moves,
-                 "network": 0, "reply": m.reply_seq(), "sensors": 0, "state": m.seqs.state,
-                 "tools": 0, "volumes": m.seqs.directories},
-        "sensors": {"analog": [], "endstops": [], "probes": []},
+                 "heat": m.seqs.heat, "inputs": 0, "job": m.seqs.job, "ledStrips": 0,
+                 "move": m.seqs.moves, "network": 0, "reply": m.reply_seq(), "sensors": 0,
+                 "spindles": 0, "state": m.seqs.state, "tools": m.seqs.heat,
+                 "volChanges": [m.seqs.directories], "volumes": m.seqs.directories},
+        "sensors": {"analog": analog, "endstops": [], "probes": []},
+        "spindles": [],
         "state": {"status": m.status.name(), "upTime": b.up_secs as u64,
                   "msUpTime": ((b.up_secs.fract()) * 1000.0) as u64, "machineMode": "FFF",
                   "currentTool": m.tool, "displayMessage": m.message, "time": null},
@@ -163,13 +173,15 @@ pub struct KeyError;
 /// The fields `f` keeps, by object path (array elements as `[]`); objects not listed
 /// keep everything.
 const LIVE: &[(&str, &[&str])] = &[
-    ("", &["boards", "heat", "job", "move", "seqs", "state"]),
+    ("", &["boards", "heat", "job", "move", "sensors", "seqs", "state"]),
     ("boards[]", &["mcuTemp", "vIn"]),
     ("heat", &["heaters"]),
     ("heat.heaters[]", &["current", "state", "active", "standby"]),
     ("job", &["duration", "filePosition", "layer", "timesLeft"]),
     ("move", &["axes", "currentMove"]),
     ("move.axes[]", &["userPosition", "machinePosition"]),
+    ("sensors", &["analog"]),
+    ("sensors.analog[]", &["lastReading"]),
     (
         "state",
         &["status", "upTime", "msUpTime", "currentTool", "displayMessage"],
@@ -325,6 +337,33 @@ mod tests {
             card: (100, 10),
         };
         full(&Machine::new(100), &b, Instant::now())
+    }
+
+    /// What Duet Web Control reads when it connects: every top-level key of its model
+    /// that RRF 3.5 has is there (DWC's update fails on a `null` array, e.g.
+    /// `spindles`), the heaters' temperatures are also their sensors' readings (DWC
+    /// shows those), and the live poll carries the readings.
+    #[test]
+    fn what_dwc_reads() {
+        let m = model();
+        let q = |k, f| query(&m, k, &Flags::parse(f)).unwrap();
+        for key in ["ledStrips", "spindles"] {
+            assert!(q(key, "d99vno").is_array(), "{key}");
+        }
+        assert!(q("limits", "d99vno").is_object());
+        let seqs = q("seqs", "");
+        for key in ["ledStrips", "spindles", "tools", "volumes"] {
+            assert!(seqs[key].is_u64(), "seqs.{key}");
+        }
+        assert_eq!(seqs["volChanges"], json!([seqs["volumes"].clone()]));
+        let heaters = q("heat.heaters[].current", "");
+        assert_eq!(q("sensors.analog[].lastReading", ""), heaters);
+        assert_eq!(heaters.as_array().map(Vec::len), Some(2));
+        let live = q("", "d99fno");
+        assert_eq!(
+            live["sensors"],
+            json!({"analog": [{"lastReading": heaters[0]}, {"lastReading": heaters[1]}]})
+        );
     }
 
     #[test]

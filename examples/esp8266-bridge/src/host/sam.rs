@@ -47,7 +47,7 @@ use super::gcode::Machine;
 use super::http::{self, Exchange, HttpError};
 use super::session::{SessionConfig, Sessions};
 pub(super) use super::shared::bump;
-pub use super::shared::{SamShared, SamStats};
+pub use super::shared::{RequestRecord, SamShared, SamStats, REQUEST_LOG};
 use super::DiagMessage;
 use crate::protocol::{
     c_str, Command, ConnStatusResponse, Reply, SamHeader, WiFiState, FLAG_PUSH, FORMAT_VERSION,
@@ -526,6 +526,7 @@ impl Sam {
             507 => bump(&self.shared.stats.card_full),
             _ => bump(&self.shared.stats.bad_requests),
         }
+        self.shared.log_request(self.sockets[i].exchange.head(), e.status);
         let allow: Vec<(&str, &str)> = e.allow.map(|a| ("Allow", a)).into_iter().collect();
         let s = &mut self.sockets[i];
         s.response = Some(http::response(

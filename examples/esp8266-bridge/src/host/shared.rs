@@ -1,12 +1,14 @@
 //! What the simulated board shares with the outside (the simulator's owner, the
 //! diagnostics and the tests): its counters, its SD card and its startup result.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::string::String;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use std::vec::Vec;
+
+use super::http;
 
 /// Counters of the simulated board, readable from any thread.
 #[derive(Debug, Default)]
@@ -54,6 +56,50 @@ pub struct SamShared {
     started_cv: Condvar,
     /// Messages the module reported (`networkGetLastError`).
     pub messages: Mutex<Vec<String>>,
+    /// The newest [`REQUEST_LOG`] requests it answered, oldest first.
+    pub requests: Mutex<VecDeque<RequestRecord>>,
+    /// Also print each answered request to stderr (`bridge-sim --log-requests`).
+    pub print_requests: AtomicBool,
+}
+
+/// Requests the board's request log keeps ([`SamShared::requests`]); older ones are
+/// dropped.
+pub const REQUEST_LOG: usize = 4096;
+
+/// One request the board answered, in its request log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// When the response was made.
+    pub at: Instant,
+    /// The method ("" when the request head never came complete).
+    pub method: String,
+    /// The path, percent-decoded ("" when the head never came complete).
+    pub path: String,
+    /// The query's pairs, percent-decoded.
+    pub query: Vec<(String, String)>,
+    /// The response's status code.
+    pub status: u16,
+}
+
+impl RequestRecord {
+    /// The first value of query parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Display for RequestRecord {
+    /// `STATUS METHOD PATH?QUERY` (the query as `k=v` pairs, decoded).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.status, self.method, self.path)?;
+        for (n, (k, v)) in self.query.iter().enumerate() {
+            write!(f, "{}{k}={v}", if n == 0 { '?' } else { '&' })?;
+        }
+        Ok(())
+    }
 }
 
 impl SamShared {
@@ -70,6 +116,31 @@ impl SamShared {
     pub(super) fn set_started(&self, r: Result<(), String>) {
         *self.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
         self.started_cv.notify_all();
+    }
+
+    /// What the request log holds now, oldest first.
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        let log = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        log.iter().cloned().collect()
+    }
+
+    /// Log a request answered with `status` (`req`: its head, if it came complete).
+    pub(super) fn log_request(&self, req: Option<&http::Request>, status: u16) {
+        let record = RequestRecord {
+            at: Instant::now(),
+            method: req.map_or_else(String::new, |r| r.method.clone()),
+            path: req.map_or_else(String::new, |r| r.path.clone()),
+            query: req.map_or_else(Vec::new, |r| r.query.clone()),
+            status,
+        };
+        if self.print_requests.load(Ordering::Relaxed) {
+            std::eprintln!("request: {record}");
+        }
+        let mut log = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= REQUEST_LOG {
+            log.pop_front();
+        }
+        log.push_back(record);
     }
 
     pub(super) fn message(&self, m: String) {
