@@ -110,7 +110,7 @@ pub const WEB_TASKS: usize = 4;
 /// keeping its TCP buffers ([`TCP_TX`] + [`TCP_RX`] = 3 KiB) and its embassy-net socket
 /// until it is done. One per web task: four slow browsers can be finishing while the
 /// four tasks serve the next ones; a fifth close while all four are busy is reset at
-/// once (counted in [`CloserStats::overflow`]).
+/// once (counted in [`CloserStats::overflow`](netpool::asynch::CloserStats::overflow)).
 pub const CLOSING: usize = WEB_TASKS;
 /// Connections accepted ahead of the web tasks (`K` of netpool's [`Backlog`]): accepts
 /// kept armed, each holding an embassy-net socket and its TCP buffers ([`TCP_TX`] +

@@ -5,7 +5,7 @@
 //! | Route | Method | Response |
 //! |---|---|---|
 //! | `/` (`/index.html`) | GET, HEAD | 200 HTML page: live values server-rendered, an inline SVG chart of the history, a script that refreshes from `/api/state` (backing off up to 30 s when the controller is unreachable). No external resources; a CSP forbids them. |
-//! | `/api/state` | GET, HEAD | 200 JSON: [`Snapshot`](crate::state::Snapshot) fields and `history_c` (oldest first, `null` for fault samples) |
+//! | `/api/state` | GET, HEAD | 200 JSON: [`Snapshot`] fields and `history_c` (oldest first, `null` for fault samples) |
 //! | `/api/setpoint` | POST | body `{"setpoint_c": N}`, `N` an integer in [`SETPOINT_MIN_C`](crate::control::SETPOINT_MIN_C)`..=`[`SETPOINT_MAX_C`](crate::control::SETPOINT_MAX_C) °C → 202 and [`Command::SetSetpoint`] |
 //! | `/api/reset-cutoff` | POST | body empty or `{}`; 202 and [`Command::ResetCutoff`] when the cutoff is latched, else 409. The control loop honours the reset only below [`Config::reset_below`](crate::control::Config::reset_below); the result shows up as `last_command` in the state. |
 //!

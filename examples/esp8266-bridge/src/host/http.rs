@@ -6,7 +6,7 @@
 //! - A head longer than [`MAX_HEAD`], or with more than [`MAX_HEADERS`] fields: 431.
 //! - Anything `httparse` rejects: 400.
 //! - `Content-Length`: digits only; repeated with different values: 400.
-//! - `Transfer-Encoding` is never decoded ([`transfer_coding_error`]): with
+//! - `Transfer-Encoding` is never decoded (`transfer_coding_error`): with
 //!   `Content-Length` too 400 (request smuggling); `chunked` alone 411 (send a
 //!   length); another coding before the final `chunked` 501; a final coding other
 //!   than `chunked`, or HTTP/1.0, 400 — the same table as the pico-w-furnace

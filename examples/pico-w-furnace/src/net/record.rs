@@ -62,7 +62,7 @@ pub struct WebStats {
     pub responded_ok: u32,
     /// Responses with a 4xx status, of which the next three are counted again:
     pub responded_client_error: u32,
-    /// 408: the request was not complete by [`REQUEST_TIMEOUT`].
+    /// 408: the request was not complete by [`REQUEST_TIMEOUT`](super::REQUEST_TIMEOUT).
     pub request_timed_out: u32,
     /// 413: the request did not fit in the buffer.
     pub request_too_large: u32,
@@ -77,15 +77,15 @@ pub struct WebStats {
     /// Responses handed to the stack completely, then closed through the closer.
     pub written: u32,
     /// Responses not written completely (the peer reset, the reaper gave up, or
-    /// [`WRITE_TIMEOUT`]): aborted.
+    /// [`WRITE_TIMEOUT`](super::WRITE_TIMEOUT)): aborted.
     pub write_failed: u32,
     /// Of `write_failed`: the write deadline passed.
     pub write_timed_out: u32,
     /// Accepts that failed (the stack's error).
     pub accept_failed: u32,
-    /// Of `written`: closes that found the closer full ([`CLOSING`] sockets closing),
+    /// Of `written`: closes that found the closer full ([`CLOSING`](super::CLOSING) sockets closing),
     /// so the task waited for the peer to acknowledge the response itself (within
-    /// [`WRITE_TIMEOUT`]) before the close, which resets it unless room came up.
+    /// [`WRITE_TIMEOUT`](super::WRITE_TIMEOUT)) before the close, which resets it unless room came up.
     pub closer_full: u32,
 }
 
@@ -150,7 +150,7 @@ pub fn tasks() -> [TaskStatus; WEB_TASKS] {
 }
 
 /// The [`WebCloser`]'s counters as last published: by a web task right after each
-/// close, and by [`closer_task`] every [`TICK`] (so a close that finished or was
+/// close, and by [`closer_task`](super::closer_task) every [`TICK`](super::TICK) (so a close that finished or was
 /// reset shows within a tick). Readable from any thread, unlike the closer.
 pub fn closer_stats() -> CloserStats {
     critical_section::with(|cs| RECORD.borrow(cs).get().closer).unwrap_or_default()
