@@ -421,11 +421,26 @@ async fn serve<S: Socket, const H: usize>(
                 // (bounded by the write deadline), so at worst the FIN is lost.
                 record(|r| r.stats.closer_full += 1);
                 let _ = conn.write(&[], true, timer, write_deadline).await;
+                // Then give the closer's task turns to take what it has finished
+                // (bounded): on a stack whose writes and flushes complete at once
+                // (the host's TCP) this task has not yielded since the closer was
+                // handed its sockets.
+                for _ in 0..CLOSING {
+                    if (closer.stats().closing as usize) < CLOSING {
+                        break;
+                    }
+                    embassy_futures::yield_now().await;
+                }
             }
             // The slot and this task are free when this returns; the closer sends what
             // the stack still holds and the FIN, or resets at CLOSE_TIMEOUT.
             conn.close(closer, timer).await;
             publish_closer_stats(closer);
+            // One close per turn: the closer's task runs before this task closes
+            // again. A stack whose reads and writes complete at once (the host's
+            // TCP) would otherwise let one task serve, and hand over, connection
+            // after connection without yielding.
+            embassy_futures::yield_now().await;
         }
         Err(e) => {
             record(|r| {

@@ -248,6 +248,7 @@ fn main() -> ExitCode {
     for h in handles {
         ok &= h.join().is_ok();
     }
+    print_counters();
     let s = SHARED.snapshot();
     let w = net::stats();
     println!(
@@ -451,6 +452,41 @@ async fn backlog_task(acceptor: &'static Acceptor) -> ! {
 #[embassy_executor::task(pool_size = WEB_TASKS)]
 async fn web_task(id: usize, interface: &'static SimInterface) -> ! {
     net::web_server(id, interface, &BACKLOG, &CLOSER, &SHARED).await
+}
+
+/// `[web] counters ...`: the pool's, the web tasks', the closer's and the backlog's
+/// counters (what `furnace-net-host` reports on `report`).
+fn print_counters() {
+    let c = net::POOL.counters();
+    let w = net::stats();
+    let k = net::closer_stats();
+    let b = net::POOL.backlog_counters();
+    println!(
+        "[web] counters: accepted {} rejected {} reaped {} aborted {}; responded {} ok, {} 4xx \
+         ({} timed out), {} 5xx; read failed {}, write failed {}; closer handed {} finished {} \
+         reset {} overflow {} (found full {}, high water {}); backlog parked {} served {} refused {} expired {} high water {}",
+        c.accepted,
+        c.rejected,
+        c.reaped,
+        c.aborted,
+        w.responded_ok,
+        w.responded_client_error,
+        w.request_timed_out,
+        w.responded_server_error,
+        w.read_failed,
+        w.write_failed,
+        k.handed,
+        k.finished,
+        k.reset,
+        k.overflow,
+        w.closer_full,
+        k.high_water,
+        b.parked,
+        b.served,
+        b.refused,
+        b.expired,
+        b.high_water,
+    );
 }
 
 // ------------------------------------------------------------------- log
