@@ -3,8 +3,8 @@
 //! A wood furnace with a MAX6675 thermocouple on SPI, a heating-element relay, a
 //! fail-safe overheat-cutoff relay in series with the element's supply, ember banking
 //! when the fire would die, and a small web UI. This crate is the part that runs
-//! unchanged on the RP2040 and on the host: `no_std`, no allocation, no async, no
-//! `unsafe`.
+//! unchanged on the RP2040 and on the host: `no_std`, no allocation, no `unsafe`, and
+//! no async outside the web server (`net`).
 //!
 //! | Module | What |
 //! |---|---|
