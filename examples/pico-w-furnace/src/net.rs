@@ -109,8 +109,9 @@ pub const WEB_TASKS: usize = 4;
 /// connections whose FIN (and the tail of their response) is still under way, each
 /// keeping its TCP buffers ([`TCP_TX`] + [`TCP_RX`] = 3 KiB) and its embassy-net socket
 /// until it is done. One per web task: four slow browsers can be finishing while the
-/// four tasks serve the next ones; a fifth close while all four are busy is reset at
-/// once (counted in [`CloserStats::overflow`](netpool::asynch::CloserStats::overflow)).
+/// four tasks serve the next ones; a task whose close finds all four busy waits for
+/// its peer's ACK and then for a place (within [`WRITE_TIMEOUT`]), and only then
+/// resets (counted in [`CloserStats::overflow`](netpool::asynch::CloserStats::overflow)).
 pub const CLOSING: usize = WEB_TASKS;
 /// Connections accepted ahead of the web tasks (`K` of netpool's [`Backlog`]): accepts
 /// kept armed, each holding an embassy-net socket and its TCP buffers ([`TCP_TX`] +
@@ -149,6 +150,8 @@ pub const STALL_GRACE: Duration = Duration::from_secs(4);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the link state is read and the reaper runs.
 pub const TICK: embassy_time::Duration = embassy_time::Duration::from_millis(500);
+/// How often a web task that found the [`WebCloser`] full looks for a free place.
+const CLOSER_POLL: Duration = Duration::from_millis(10);
 /// A failed accept is retried after this long.
 const ACCEPT_BACKOFF: embassy_time::Duration = embassy_time::Duration::from_millis(500);
 
@@ -417,20 +420,13 @@ async fn serve<S: Socket, const H: usize>(
             record(|r| r.stats.written += 1);
             if closer.stats().closing as usize >= CLOSING {
                 // No room: `close` would reset at once and the stack would drop what it
-                // still holds of the response. Wait for the peer's ACK of it here
-                // (bounded by the write deadline), so at worst the FIN is lost.
+                // still holds of the response. Wait for the peer's ACK of it here, then
+                // for a place in the closer (a closing peer sends its FIN, or the
+                // closer's linger ends), both within the write deadline: only a closer
+                // still full then makes the close a reset.
                 record(|r| r.stats.closer_full += 1);
                 let _ = conn.write(&[], true, timer, write_deadline).await;
-                // Then give the closer's task turns to take what it has finished
-                // (bounded): on a stack whose writes and flushes complete at once
-                // (the host's TCP) this task has not yielded since the closer was
-                // handed its sockets.
-                for _ in 0..CLOSING {
-                    if (closer.stats().closing as usize) < CLOSING {
-                        break;
-                    }
-                    embassy_futures::yield_now().await;
-                }
+                wait_for_room(closer, timer, write_deadline).await;
             }
             // The slot and this task are free when this returns; the closer sends what
             // the stack still holds and the FIN, or resets at CLOSE_TIMEOUT.
@@ -452,6 +448,16 @@ async fn serve<S: Socket, const H: usize>(
             net_log!(info, "web[{}]: response not written: {}", id, e);
             conn.abort(timer).await;
         }
+    }
+}
+
+/// Until `closer` has a free place or `deadline` passes, looking every
+/// [`CLOSER_POLL`] (the closer has no signal for a freed place).
+async fn wait_for_room<S>(closer: &WebCloser<S>, timer: &EmbassyTimer, deadline: Instant) {
+    // Bounded by the deadline: each turn waits CLOSER_POLL or until the deadline.
+    while (closer.stats().closing as usize) >= CLOSING && timer.now() < deadline {
+        let next = timer.now() + CLOSER_POLL;
+        timer.at(if next < deadline { next } else { deadline }).await;
     }
 }
 

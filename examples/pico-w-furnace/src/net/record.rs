@@ -83,9 +83,11 @@ pub struct WebStats {
     pub write_timed_out: u32,
     /// Accepts that failed (the stack's error).
     pub accept_failed: u32,
-    /// Of `written`: closes that found the closer full ([`CLOSING`](super::CLOSING) sockets closing),
-    /// so the task waited for the peer to acknowledge the response itself (within
-    /// [`WRITE_TIMEOUT`](super::WRITE_TIMEOUT)) before the close, which resets it unless room came up.
+    /// Of `written`: closes that found the closer full ([`CLOSING`](super::CLOSING)
+    /// sockets closing), so the task waited for the peer to acknowledge the response
+    /// itself and then for a place in the closer (both within
+    /// [`WRITE_TIMEOUT`](super::WRITE_TIMEOUT)); the close resets only if none came
+    /// up (counted in the closer's `overflow`).
     pub closer_full: u32,
 }
 
