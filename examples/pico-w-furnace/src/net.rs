@@ -451,11 +451,20 @@ async fn serve<S: Socket, const H: usize>(
     }
 }
 
-/// Until `closer` has a free place or `deadline` passes, looking every
-/// [`CLOSER_POLL`] (the closer has no signal for a freed place).
+/// Until `closer` has a free place or `deadline` passes: first a few turns for the
+/// closer's task (it may just not have run since it was handed its sockets: on the
+/// host's TCP its closes finish at once), then a look every [`CLOSER_POLL`] (the
+/// closer has no signal for a freed place).
 async fn wait_for_room<S>(closer: &WebCloser<S>, timer: &EmbassyTimer, deadline: Instant) {
+    let full = || closer.stats().closing as usize >= CLOSING;
+    for _ in 0..CLOSING {
+        if !full() {
+            return;
+        }
+        embassy_futures::yield_now().await;
+    }
     // Bounded by the deadline: each turn waits CLOSER_POLL or until the deadline.
-    while (closer.stats().closing as usize) >= CLOSING && timer.now() < deadline {
+    while full() && timer.now() < deadline {
         let next = timer.now() + CLOSER_POLL;
         timer.at(if next < deadline { next } else { deadline }).await;
     }
