@@ -38,7 +38,7 @@
 //!     backlog: &'static WebBacklog<Socket<'static>>,
 //!     closer: &'static WebCloser<Socket<'static>>,
 //! ) -> ! {
-//!     pico_w_furnace::net::web_server(id, &stack, backlog, closer, &SHARED).await
+//!     pico_w_furnace::net::web_server(id, stack, backlog, closer, &SHARED).await
 //! }
 //!
 //! #[embassy_executor::task]
@@ -233,11 +233,31 @@ pub trait Interface {
     }
 }
 
+/// A reference to an interface is one (the host binaries pass `&'static` ones; the
+/// board passes embassy-net's `Stack`, a `Copy` handle, by value).
+impl<T: Interface + ?Sized> Interface for &T {
+    fn is_link_up(&self) -> bool {
+        T::is_link_up(self)
+    }
+    fn is_config_up(&self) -> bool {
+        T::is_config_up(self)
+    }
+    async fn wait_config_up(&self) {
+        T::wait_config_up(self).await
+    }
+    fn address(&self) -> Option<Ipv4Addr> {
+        T::address(self)
+    }
+    fn port(&self) -> u16 {
+        T::port(self)
+    }
+}
+
 // ------------------------------------------------------------------- the tasks' bodies
 
 /// Every [`TICK`]: read the link state (the driver's link and the netif's
 /// configuration, two memory reads), publish it, and run the pool's reaper.
-pub async fn link_and_reaper<I: Interface, const H: usize>(iface: &I, shared: &Shared<H>) -> ! {
+pub async fn link_and_reaper<I: Interface, const H: usize>(iface: I, shared: &Shared<H>) -> ! {
     let timer = EmbassyTimer;
     let mut last = LinkState::Unknown;
     loop {
@@ -301,7 +321,7 @@ pub async fn backlog_task<'a, A: TcpAccept>(backlog: &WebBacklog<A::Socket<'a>>,
 /// the caller's task storage.
 pub async fn web_server<S: Socket, I: Interface, const H: usize>(
     id: usize,
-    iface: &I,
+    iface: I,
     backlog: &WebBacklog<S>,
     closer: &WebCloser<S>,
     shared: &Shared<H>,

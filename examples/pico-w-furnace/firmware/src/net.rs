@@ -163,7 +163,7 @@ pub async fn net_main(spawner: Spawner, p: Peripherals) {
 /// The link state and the pool's reaper ([`net::link_and_reaper`]).
 #[embassy_executor::task]
 async fn link_task(stack: Stack<'static>) -> ! {
-    net::link_and_reaper(&stack, &SHARED).await
+    net::link_and_reaper(stack, &SHARED).await
 }
 
 /// The background closer of the web tasks' connections ([`net::closer_task`]).
@@ -190,5 +190,5 @@ async fn web_task(
     backlog: &'static WebBacklog<Socket<'static>>,
     closer: &'static WebCloser<Socket<'static>>,
 ) -> ! {
-    net::web_server(id, &stack, backlog, closer, &SHARED).await
+    net::web_server(id, stack, backlog, closer, &SHARED).await
 }

@@ -162,7 +162,7 @@ async fn stack_task(mut runner: embassy_net::Runner<'static, TunTapDevice>) -> !
 
 #[embassy_executor::task]
 async fn link_task(stack: Stack<'static>) -> ! {
-    net::link_and_reaper(&stack, &SHARED).await
+    net::link_and_reaper(stack, &SHARED).await
 }
 
 #[embassy_executor::task]
@@ -186,7 +186,7 @@ async fn web_task(
     backlog: &'static WebBacklog<Socket<'static>>,
     closer: &'static WebCloser<Socket<'static>>,
 ) -> ! {
-    net::web_server(id, &stack, backlog, closer, &SHARED).await
+    net::web_server(id, stack, backlog, closer, &SHARED).await
 }
 
 /// The board bring-up, host flavour: the TAP device with a static address instead of

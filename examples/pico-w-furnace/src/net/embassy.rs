@@ -3,6 +3,7 @@
 //! and the socket storage is sized for them. The firmware and `furnace-net-host` use
 //! it.
 
+use core::future::Future;
 use core::net::Ipv4Addr;
 
 use edge_nal::TcpBind;
@@ -27,8 +28,9 @@ impl Interface for Stack<'_> {
         Stack::is_config_up(self)
     }
 
-    async fn wait_config_up(&self) {
-        Stack::wait_config_up(self).await
+    // Stack's own future (not an `async fn` around it: one state machine less).
+    fn wait_config_up(&self) -> impl Future<Output = ()> {
+        Stack::wait_config_up(self)
     }
 
     fn address(&self) -> Option<Ipv4Addr> {
@@ -38,10 +40,9 @@ impl Interface for Stack<'_> {
 
 /// The acceptor the [`WebBacklog`](super::WebBacklog) arms its accepts on:
 /// [`HTTP_PORT`] on every address of `tcp`'s stack.
-pub async fn listen<'d>(tcp: &'d Tcp<'d>) -> Result<TcpAccept<'d>, TcpError> {
+pub fn listen<'d>(tcp: &'d Tcp<'d>) -> impl Future<Output = Result<TcpAccept<'d>, TcpError>> + 'd {
     tcp.bind(core::net::SocketAddr::new(
         Ipv4Addr::UNSPECIFIED.into(),
         HTTP_PORT,
     ))
-    .await
 }

@@ -64,7 +64,7 @@ pub struct WebStats {
     pub responded_client_error: u32,
     /// 408: the request was not complete by [`REQUEST_TIMEOUT`](super::REQUEST_TIMEOUT).
     pub request_timed_out: u32,
-    /// 413: the request did not fit in the buffer.
+    /// 431: the request did not fit in the buffer.
     pub request_too_large: u32,
     /// 400: the peer ended its side mid-request.
     pub request_truncated: u32,

@@ -95,11 +95,10 @@ pub fn transfer_coding_error(headers: &[httparse::Header<'_>], version: u8) -> O
     let is = |h: &&httparse::Header<'_>, name: &str| h.name.eq_ignore_ascii_case(name);
     let mut fields = headers.iter().filter(|h| is(h, "transfer-encoding")).peekable();
     fields.peek()?;
-    if version == 0 {
-        return Some((400, "Transfer-Encoding in an HTTP/1.0 request"));
-    }
-    if headers.iter().any(|h| is(&h, "content-length")) {
-        return Some((400, "both Transfer-Encoding and Content-Length"));
+    // Short messages: they are flash on the board.
+    const BAD: Refusal = (400, "invalid Transfer-Encoding (send Content-Length)");
+    if version == 0 || headers.iter().any(|h| is(&h, "content-length")) {
+        return Some(BAD);
     }
     // The codings' names, parameters and empty list elements dropped.
     let codings = fields

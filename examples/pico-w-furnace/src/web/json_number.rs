@@ -25,14 +25,15 @@ pub fn json_numbers_valid(text: &[u8]) -> bool {
                 i += 1;
             }
             b'-' | b'+' | b'.' | b'0'..=b'9' => {
-                let end = text[i..]
+                let rest = text.get(i..).unwrap_or(&[]);
+                let len = rest
                     .iter()
                     .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                    .map_or(text.len(), |n| i + n);
-                if !json_number(&text[i..end]) {
+                    .unwrap_or(rest.len());
+                if !json_number(rest.get(..len).unwrap_or(&[])) {
                     return false;
                 }
-                i = end;
+                i += len;
             }
             _ => i += 1,
         }
@@ -40,36 +41,37 @@ pub fn json_numbers_valid(text: &[u8]) -> bool {
     true
 }
 
-/// One number token, RFC 8259 §6.
+/// One number token, RFC 8259 §6. (No indexing: nothing here can panic.)
 fn json_number(t: &[u8]) -> bool {
-    fn digits(t: &[u8]) -> usize {
-        t.iter().take_while(|b| b.is_ascii_digit()).count()
+    /// How many digits `t` starts with, and what follows them.
+    fn digits(t: &[u8]) -> (usize, &[u8]) {
+        let n = t.iter().take_while(|b| b.is_ascii_digit()).count();
+        (n, t.get(n..).unwrap_or(&[]))
     }
     let t = t.strip_prefix(b"-").unwrap_or(t);
-    let int = digits(t);
-    if int == 0 || (int > 1 && t[0] == b'0') {
+    let (int, mut rest) = digits(t);
+    if int == 0 || (int > 1 && t.first() == Some(&b'0')) {
         return false;
     }
-    let mut t = &t[int..];
-    if let Some(rest) = t.strip_prefix(b".") {
-        let frac = digits(rest);
+    if let Some(after) = rest.strip_prefix(b".") {
+        let (frac, after) = digits(after);
         if frac == 0 {
             return false;
         }
-        t = &rest[frac..];
+        rest = after;
     }
-    if let Some(rest) = t.strip_prefix(b"e").or_else(|| t.strip_prefix(b"E")) {
-        let rest = rest
+    if let Some(after) = rest.strip_prefix(b"e").or_else(|| rest.strip_prefix(b"E")) {
+        let after = after
             .strip_prefix(b"+")
-            .or_else(|| rest.strip_prefix(b"-"))
-            .unwrap_or(rest);
-        let exp = digits(rest);
+            .or_else(|| after.strip_prefix(b"-"))
+            .unwrap_or(after);
+        let (exp, after) = digits(after);
         if exp == 0 {
             return false;
         }
-        t = &rest[exp..];
+        rest = after;
     }
-    t.is_empty()
+    rest.is_empty()
 }
 
 #[cfg(test)]

@@ -51,7 +51,8 @@ fn chart_range<const H: usize>(view: &View<'_, H>) -> (i64, i64) {
 fn chart_y(t: Temp, (lo_c, hi_c): (i64, i64)) -> i64 {
     let (lo, hi) = (lo_c * 4, hi_c * 4);
     let q = i64::from(t.quarters()).clamp(lo, hi);
-    CHART_TOP * 10 + (hi - q) * CHART_H * 10 / (hi - lo)
+    // `hi > lo` (see `chart_range`); checked all the same: no division can panic.
+    CHART_TOP * 10 + ((hi - q) * CHART_H * 10).checked_div(hi - lo).unwrap_or(0)
 }
 
 /// A coordinate in tenths of a pixel as `12.3`.
@@ -76,7 +77,7 @@ fn chart_path<const H: usize>(view: &View<'_, H>, range: (i64, i64), w: &mut Cur
         let x = if n <= 1 {
             CHART_W * 10
         } else {
-            i as i64 * CHART_W * 10 / (n - 1)
+            (i as i64 * CHART_W * 10).checked_div(n - 1).unwrap_or(0)
         };
         let cmd = if pen { 'L' } else { 'M' };
         let _ = write!(w, "{cmd}{},{}", Tenths(x), Tenths(chart_y(t, range)));

@@ -50,6 +50,15 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Append `value` as JSON, or remember that it did not fit.
+    fn put_json<T: Serialize>(&mut self, value: &T) {
+        let rest = self.buf.get_mut(self.len..).unwrap_or(&mut []);
+        match serde_json_core::to_slice(value, rest) {
+            Ok(n) => self.len += n,
+            Err(_) => self.overflow = true,
+        }
+    }
+
     /// Append `s`, or remember that it did not fit.
     pub fn put(&mut self, s: &str) {
         let bytes = s.as_bytes();
@@ -134,9 +143,20 @@ pub(super) fn reply_with(
         return internal_error(out);
     }
     let head_len = head.len;
-    let start = HEADER_RESERVE - head_len;
-    out[start..HEADER_RESERVE].copy_from_slice(&head_buf[..head_len]);
-    out.copy_within(start..HEADER_RESERVE + body_len, 0);
+    // The head to the start of `out`, then the body right after it (it only moves
+    // towards the start: the head is at most the reserve). Copied byte by byte with
+    // `get`: nothing here can panic.
+    for (i, &b) in head_buf.iter().take(head_len).enumerate() {
+        if let Some(dst) = out.get_mut(i) {
+            *dst = b;
+        }
+    }
+    for i in 0..body_len {
+        let b = out.get(HEADER_RESERVE + i).copied().unwrap_or(0);
+        if let Some(dst) = out.get_mut(head_len + i) {
+            *dst = b;
+        }
+    }
     Reply {
         status,
         len: head_len + body_len,
@@ -151,18 +171,9 @@ pub(super) fn reply_json<T: Serialize>(
     value: &T,
     command: Option<Command>,
 ) -> Reply {
-    reply_with(
-        out,
-        status,
-        "application/json",
-        None,
-        false,
-        command,
-        |w| match serde_json_core::to_slice(value, &mut w.buf[w.len..]) {
-            Ok(n) => w.len += n,
-            Err(_) => w.overflow = true,
-        },
-    )
+    reply_with(out, status, "application/json", None, false, command, |w| {
+        w.put_json(value)
+    })
 }
 
 pub(super) fn reply_error(out: &mut [u8], status: u16, msg: &str) -> Reply {
@@ -180,18 +191,9 @@ pub(super) fn not_allowed(out: &mut [u8], allow: &str) -> Reply {
         min_c: None,
         max_c: None,
     };
-    reply_with(
-        out,
-        405,
-        "application/json",
-        Some(allow),
-        false,
-        None,
-        |w| match serde_json_core::to_slice(&body, &mut w.buf[w.len..]) {
-            Ok(n) => w.len += n,
-            Err(_) => w.overflow = true,
-        },
-    )
+    reply_with(out, 405, "application/json", Some(allow), false, None, |w| {
+        w.put_json(&body)
+    })
 }
 
 /// An error response for the driver (no command).
