@@ -268,6 +268,14 @@ fn an_upload_without_content_length_gets_411() {
         ),
         Some(411)
     );
+    // Other transfer codings, as the pico-w-furnace example answers them: one the
+    // board does not implement before the final chunked 501; chunked not last 400.
+    for (coding, want) in [("gzip, chunked", 501), ("gzip", 400)] {
+        let raw = format!(
+            "POST /rr_upload?name=0:/gcodes/x.g HTTP/1.1\r\nTransfer-Encoding: {coding}\r\n\r\nG28\n"
+        );
+        assert_eq!(status(sim.addr(), raw.as_bytes()), Some(want), "{coding}");
+    }
     assert!(!sim.board().files.lock().unwrap().contains_key("0:/gcodes/x.g"));
 }
 

@@ -1,9 +1,10 @@
-//! The web server over embassy-net (feature `embassy-net`): the Pico W firmware's and
-//! the `furnace-net-host` binary's, the same code.
+//! The web server (feature `net`): the Pico W firmware's, and the same code in both
+//! host binaries — `furnace-sim` (edge-nal-std sockets on the host's TCP) and
+//! `furnace-net-host` (embassy-net on a TAP device).
 //!
 //! [`WEB_TASKS`] tasks take connections through one netpool [`AsyncPool`] ([`POOL`])
 //! from an accept [`Backlog`] ([`WebBacklog`], its own task: [`backlog_task`]) that
-//! keeps [`BACKLOG`] accepts armed on edge-nal-embassy's `TcpAccept`, so a burst larger
+//! keeps [`BACKLOG`] accepts armed on the stack's edge-nal `TcpAccept`, so a burst larger
 //! than the web tasks waits (at most [`BACKLOG_WAIT`]) instead of being refused by
 //! the stack; they read one request within [`REQUEST_TIMEOUT`], render
 //! it with [`crate::web`] from copies of the shared state, hand the response to the
@@ -11,38 +12,45 @@
 //! are free at once, and the socket goes to a background [`Closer`] ([`WebCloser`],
 //! [`CLOSING`] places, its own task: [`closer_task`]) that delivers the rest of the
 //! response and the FIN within [`CLOSE_TIMEOUT`], else resets. A link task
-//! ([`link_and_reaper`]) publishes the link state read from the stack and runs the
+//! ([`link_and_reaper`]) publishes the link state read from the [`Interface`] and runs the
 //! pool's reaper every [`TICK`].
 //!
-//! What the caller provides is the board: the embassy-net [`Stack`] over its driver
-//! (CYW43 on the Pico W, a TAP device on the host), the socket buffers ([`TcpBuffers`],
-//! [`Resources`]: room for the web tasks', the backlog's and the closer's sockets), the
-//! acceptor, the backlog and the closer in `StaticCell`s (see [`WebCloser`] for why
-//! not `static`s), the executor and its tasks (embassy tasks cannot be generic, so each
-//! binary declares its own and calls [`web_server`], [`backlog_task`], [`closer_task`]
-//! and [`link_and_reaper`] from them):
+//! Everything here is generic over the network: an edge-nal acceptor and its sockets
+//! (`TcpAccept`, whose sockets netpool's `Conn`, `Backlog` and `Closer` take), and an
+//! [`Interface`] the link is read from. [`embassy`] (feature `embassy-net`) is the
+//! board's: embassy-net's `Stack`, edge-nal-embassy's sockets, the socket buffers
+//! ([`TcpBuffers`](embassy::TcpBuffers), [`Resources`](embassy::Resources)).
+//!
+//! What the caller provides is the board: the interface and its acceptor (CYW43 and
+//! embassy-net on the Pico W; a TAP device and embassy-net, or the host's TCP, on the
+//! host), the acceptor, the backlog and the closer in `StaticCell`s (see [`WebCloser`]
+//! for why not `static`s), the executor and its tasks (embassy tasks cannot be
+//! generic, so each binary declares its own and calls [`web_server`],
+//! [`backlog_task`], [`closer_task`] and [`link_and_reaper`] from them):
 //!
 //! ```ignore
+//! use pico_w_furnace::net::embassy::Socket;
+//!
 //! #[embassy_executor::task(pool_size = WEB_TASKS)]
 //! async fn web_task(
 //!     id: usize,
 //!     stack: Stack<'static>,
-//!     backlog: &'static WebBacklog<'static>,
-//!     closer: &'static WebCloser<'static>,
+//!     backlog: &'static WebBacklog<Socket<'static>>,
+//!     closer: &'static WebCloser<Socket<'static>>,
 //! ) -> ! {
 //!     pico_w_furnace::net::web_server(id, stack, backlog, closer, &SHARED).await
 //! }
 //!
 //! #[embassy_executor::task]
 //! async fn backlog_task(
-//!     backlog: &'static WebBacklog<'static>,
+//!     backlog: &'static WebBacklog<Socket<'static>>,
 //!     acceptor: &'static TcpAccept<'static>,
 //! ) -> ! {
 //!     pico_w_furnace::net::backlog_task(backlog, acceptor).await
 //! }
 //!
 //! #[embassy_executor::task]
-//! async fn closer_task(closer: &'static WebCloser<'static>) -> ! {
+//! async fn closer_task(closer: &'static WebCloser<Socket<'static>>) -> ! {
 //!     pico_w_furnace::net::closer_task(closer).await
 //! }
 //! ```
@@ -57,18 +65,23 @@
 //! the connection I/O and the close in `serve`, the backlog in [`backlog_task`], the
 //! closer in [`closer_task`], the reaper in [`link_and_reaper`].
 
-use core::cell::Cell;
+use core::net::Ipv4Addr;
 
-use critical_section::Mutex;
-use edge_nal::TcpBind;
-use edge_nal_embassy::{Tcp, TcpAccept, TcpError, TcpSocket};
-use embassy_net::Stack;
-use netpool::asynch::{AcceptError, AsyncPool, Backlog, Closer, CloserStats, Timer};
+use edge_nal::{TcpAccept, TcpShutdown};
+use embedded_io_async::{Read, Write};
+use netpool::asynch::{AcceptError, AsyncPool, Backlog, Closer, Timer};
 use netpool::{ConnError, Duration, Instant, LinkState, ListenParams};
 
 use crate::history::History;
 use crate::shared::Shared;
 use crate::web::{self, Handled, Incomplete, Response, View, REQUEST_BUF, RESPONSE_BUF};
+
+#[cfg(feature = "embassy-net")]
+pub mod embassy;
+mod record;
+
+pub use record::{closer_stats, stats, tasks, Phase, TaskStatus, WebStats};
+use record::{count_response, publish_closer_stats, record, set_phase};
 
 /// Logging through defmt (feature `defmt`, on bare metal: the firmware), `log`
 /// (feature `log`: the host) or nowhere. defmt needs the global logger only firmware
@@ -96,8 +109,9 @@ pub const WEB_TASKS: usize = 4;
 /// connections whose FIN (and the tail of their response) is still under way, each
 /// keeping its TCP buffers ([`TCP_TX`] + [`TCP_RX`] = 3 KiB) and its embassy-net socket
 /// until it is done. One per web task: four slow browsers can be finishing while the
-/// four tasks serve the next ones; a fifth close while all four are busy is reset at
-/// once (counted in [`CloserStats::overflow`]).
+/// four tasks serve the next ones; a task whose close finds all four busy waits for
+/// its peer's ACK and then for a place (within [`WRITE_TIMEOUT`]), and only then
+/// resets (counted in [`CloserStats::overflow`](netpool::asynch::CloserStats::overflow)).
 pub const CLOSING: usize = WEB_TASKS;
 /// Connections accepted ahead of the web tasks (`K` of netpool's [`Backlog`]): accepts
 /// kept armed, each holding an embassy-net socket and its TCP buffers ([`TCP_TX`] +
@@ -110,17 +124,13 @@ pub const BACKLOG: usize = 8;
 /// is reset (counted in `BacklogCounters::expired`). A task serves a request within
 /// [`REQUEST_TIMEOUT`] + [`WRITE_TIMEOUT`] at worst, within milliseconds usually.
 pub const BACKLOG_WAIT: Duration = Duration::from_secs(5);
-/// Per-socket TCP transmit buffer.
+/// Per-socket TCP transmit buffer (embassy-net; the host's TCP has its own).
 pub const TCP_TX: usize = 2048;
-/// Per-socket TCP receive buffer.
+/// Per-socket TCP receive buffer (embassy-net; the host's TCP has its own).
 pub const TCP_RX: usize = 1024;
 /// Every TCP socket of the web server: one per web task, per backlog place and per
 /// closing socket.
 pub const SOCKETS: usize = WEB_TASKS + BACKLOG + CLOSING;
-/// The TCP socket buffers: one set per socket ([`SOCKETS`]).
-pub type TcpBuffers = edge_nal_embassy::TcpBuffers<SOCKETS, TCP_TX, TCP_RX>;
-/// embassy-net's socket storage: the web server's sockets, DHCP and one spare.
-pub type Resources = embassy_net::StackResources<{ SOCKETS + 2 }>;
 
 /// A request must arrive completely within this time of its accept (else 408).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -140,6 +150,8 @@ pub const STALL_GRACE: Duration = Duration::from_secs(4);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the link state is read and the reaper runs.
 pub const TICK: embassy_time::Duration = embassy_time::Duration::from_millis(500);
+/// How often a web task that found the [`WebCloser`] full looks for a free place.
+const CLOSER_POLL: Duration = Duration::from_millis(10);
 /// A failed accept is retried after this long.
 const ACCEPT_BACKOFF: embassy_time::Duration = embassy_time::Duration::from_millis(500);
 
@@ -153,9 +165,10 @@ pub static POOL: AsyncPool<WEB_TASKS> = AsyncPool::new(
 /// The background closer of the web server's sockets ([`CLOSING`] at once, each given
 /// [`CLOSE_TIMEOUT`]); create it with [`closer`] and run it with [`closer_task`].
 ///
-/// It lives in a `StaticCell`, not a `static`: edge-nal-embassy's `TcpSocket` holds
-/// raw pointers and a `&RefCell` stack, so it is not `Send`, the `Closer` holding
-/// them is not `Sync`, and a `static` must be. That is no loss here: the sockets
+/// `S` is the stack's socket. On the board it lives in a `StaticCell`, not a
+/// `static`: edge-nal-embassy's `TcpSocket` holds raw pointers and a `&RefCell`
+/// stack, so it is not `Send`, the `Closer` holding them is not `Sync`, and a
+/// `static` must be. That is no loss here: the sockets
 /// (and the embassy-net stack they point into) belong to one thread-mode executor
 /// anyway, and embassy-executor 0.10's `Spawner::spawn` takes tasks whose arguments
 /// are not `Send` (only `SendSpawner` asks for `Send`), so a `&'static WebCloser`
@@ -163,20 +176,21 @@ pub static POOL: AsyncPool<WEB_TASKS> = AsyncPool::new(
 /// keeps the reference on that executor: other threads (the host binary's report)
 /// read the counters [`closer_task`] publishes ([`closer_stats`]). The sockets it
 /// takes must be `'static` too, so the acceptor they borrow lives in a `StaticCell`.
-pub type WebCloser<'d> = Closer<TcpSocket<'d>, CLOSING>;
+pub type WebCloser<S> = Closer<S, CLOSING>;
 
 /// The accept backlog of the web server ([`BACKLOG`] places on [`HTTP_PORT`], each
 /// connection waiting at most [`BACKLOG_WAIT`]); create it with [`backlog`] and run it
-/// with [`backlog_task`]. In a `StaticCell`, for the reason given at [`WebCloser`].
-pub type WebBacklog<'d> = Backlog<TcpSocket<'d>, BACKLOG>;
+/// with [`backlog_task`]. On the board in a `StaticCell`, for the reason given at
+/// [`WebCloser`].
+pub type WebBacklog<S> = Backlog<S, BACKLOG>;
 
 /// An empty [`WebBacklog`].
-pub const fn backlog<'d>() -> WebBacklog<'d> {
+pub const fn backlog<S>() -> WebBacklog<S> {
     Backlog::new(HTTP_PORT, BACKLOG_WAIT)
 }
 
 /// An idle [`WebCloser`] with the [`CLOSE_TIMEOUT`] linger.
-pub const fn closer<'d>() -> WebCloser<'d> {
+pub const fn closer<S>() -> WebCloser<S> {
     Closer::new(CLOSE_TIMEOUT)
 }
 
@@ -200,177 +214,54 @@ impl Timer for EmbassyTimer {
     }
 }
 
-// ------------------------------------------------------------------- what the tasks did
-
-/// What a web task is doing.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Phase {
-    /// Not started yet.
-    Starting,
-    /// Waiting for the network configuration (link up, address).
-    WaitingForNetwork,
-    /// In `accept`.
-    Accepting,
-    /// Reading a request.
-    Reading,
-    /// Writing a response.
-    Writing,
-    /// Handing a connection to the closer (FIN), or aborting it (RST).
-    Closing,
-}
-
-impl Phase {
-    /// Lower-case name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Phase::Starting => "starting",
-            Phase::WaitingForNetwork => "waiting-for-network",
-            Phase::Accepting => "accepting",
-            Phase::Reading => "reading",
-            Phase::Writing => "writing",
-            Phase::Closing => "closing",
-        }
+/// The network interface the web tasks read the link from: the driver's link and
+/// the interface's configuration (its address). embassy-net's `Stack` is one
+/// ([`embassy`]); `furnace-sim` has its own over the host's TCP.
+#[allow(async_fn_in_trait)]
+pub trait Interface {
+    /// Whether the driver reports the link up (WiFi joined).
+    fn is_link_up(&self) -> bool;
+    /// Whether the interface has its configuration (an address, e.g. from DHCP).
+    fn is_config_up(&self) -> bool;
+    /// Until [`is_config_up`](Self::is_config_up).
+    async fn wait_config_up(&self);
+    /// The interface's IPv4 address, while configured.
+    fn address(&self) -> Option<Ipv4Addr>;
+    /// The port the acceptor listens on, for the log: [`HTTP_PORT`] on the board.
+    fn port(&self) -> u16 {
+        HTTP_PORT
     }
 }
 
-/// One web task, as last recorded.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct TaskStatus {
-    /// What it is doing.
-    pub phase: Phase,
-    /// Since when.
-    pub since: Instant,
-    /// Connections it has finished (served, refused or dropped).
-    pub connections: u32,
-}
-
-/// What the web tasks did with their connections. Every accepted connection ends in
-/// exactly one of `responded_*`, `read_failed`, `empty_response`.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct WebStats {
-    /// Responses with a 2xx/3xx status.
-    pub responded_ok: u32,
-    /// Responses with a 4xx status, of which the next three are counted again:
-    pub responded_client_error: u32,
-    /// 408: the request was not complete by [`REQUEST_TIMEOUT`].
-    pub request_timed_out: u32,
-    /// 413: the request did not fit in the buffer.
-    pub request_too_large: u32,
-    /// 400: the peer ended its side mid-request.
-    pub request_truncated: u32,
-    /// Responses with a 5xx status.
-    pub responded_server_error: u32,
-    /// Connections that ended before a request byte (reset, closed, reaped): aborted.
-    pub read_failed: u32,
-    /// Requests the handlers answered with nothing (aborted).
-    pub empty_response: u32,
-    /// Responses handed to the stack completely, then closed through the closer.
-    pub written: u32,
-    /// Responses not written completely (the peer reset, the reaper gave up, or
-    /// [`WRITE_TIMEOUT`]): aborted.
-    pub write_failed: u32,
-    /// Of `write_failed`: the write deadline passed.
-    pub write_timed_out: u32,
-    /// Accepts that failed (the stack's error).
-    pub accept_failed: u32,
-    /// Of `written`: closes that found the closer full ([`CLOSING`] sockets closing),
-    /// so the task waited for the peer to acknowledge the response itself (within
-    /// [`WRITE_TIMEOUT`]) before the close, which resets it unless room came up.
-    pub closer_full: u32,
-}
-
-#[derive(Copy, Clone)]
-struct Record {
-    stats: WebStats,
-    tasks: [TaskStatus; WEB_TASKS],
-    /// The closer's counters as last published (`None`: never yet).
-    closer: Option<CloserStats>,
-}
-
-static RECORD: Mutex<Cell<Record>> = Mutex::new(Cell::new(Record {
-    stats: WebStats {
-        responded_ok: 0,
-        responded_client_error: 0,
-        request_timed_out: 0,
-        request_too_large: 0,
-        request_truncated: 0,
-        responded_server_error: 0,
-        read_failed: 0,
-        empty_response: 0,
-        written: 0,
-        write_failed: 0,
-        write_timed_out: 0,
-        accept_failed: 0,
-        closer_full: 0,
-    },
-    tasks: [TaskStatus {
-        phase: Phase::Starting,
-        since: Instant::ZERO,
-        connections: 0,
-    }; WEB_TASKS],
-    closer: None,
-}));
-
-fn record(f: impl FnOnce(&mut Record)) {
-    critical_section::with(|cs| {
-        let cell = RECORD.borrow(cs);
-        let mut r = cell.get();
-        f(&mut r);
-        cell.set(r);
-    })
-}
-
-fn set_phase(id: usize, phase: Phase, now: Instant) {
-    record(|r| {
-        if let Some(t) = r.tasks.get_mut(id) {
-            t.phase = phase;
-            t.since = now;
-        }
-    })
-}
-
-/// What the web tasks did so far.
-pub fn stats() -> WebStats {
-    critical_section::with(|cs| RECORD.borrow(cs).get().stats)
-}
-
-/// Every web task's phase.
-pub fn tasks() -> [TaskStatus; WEB_TASKS] {
-    critical_section::with(|cs| RECORD.borrow(cs).get().tasks)
-}
-
-/// The [`WebCloser`]'s counters as last published: by a web task right after each
-/// close, and by [`closer_task`] every [`TICK`] (so a close that finished or was
-/// reset shows within a tick). Readable from any thread, unlike the closer.
-pub fn closer_stats() -> CloserStats {
-    critical_section::with(|cs| RECORD.borrow(cs).get().closer).unwrap_or_default()
-}
-
-fn publish_closer_stats(closer: &WebCloser<'_>) {
-    let stats = closer.stats();
-    record(|r| r.closer = Some(stats));
+/// A reference to an interface is one (the host binaries pass `&'static` ones; the
+/// board passes embassy-net's `Stack`, a `Copy` handle, by value).
+impl<T: Interface + ?Sized> Interface for &T {
+    fn is_link_up(&self) -> bool {
+        T::is_link_up(self)
+    }
+    fn is_config_up(&self) -> bool {
+        T::is_config_up(self)
+    }
+    async fn wait_config_up(&self) {
+        T::wait_config_up(self).await
+    }
+    fn address(&self) -> Option<Ipv4Addr> {
+        T::address(self)
+    }
+    fn port(&self) -> u16 {
+        T::port(self)
+    }
 }
 
 // ------------------------------------------------------------------- the tasks' bodies
 
-/// The acceptor the [`WebBacklog`] arms its accepts on: [`HTTP_PORT`] on every address
-/// of `tcp`'s stack.
-pub async fn listen<'d>(tcp: &'d Tcp<'d>) -> Result<TcpAccept<'d>, TcpError> {
-    tcp.bind(core::net::SocketAddr::new(
-        core::net::Ipv4Addr::UNSPECIFIED.into(),
-        HTTP_PORT,
-    ))
-    .await
-}
-
 /// Every [`TICK`]: read the link state (the driver's link and the netif's
 /// configuration, two memory reads), publish it, and run the pool's reaper.
-pub async fn link_and_reaper<const H: usize>(stack: Stack<'_>, shared: &Shared<H>) -> ! {
+pub async fn link_and_reaper<I: Interface, const H: usize>(iface: I, shared: &Shared<H>) -> ! {
     let timer = EmbassyTimer;
     let mut last = LinkState::Unknown;
     loop {
-        let link = if stack.is_link_up() && stack.is_config_up() {
+        let link = if iface.is_link_up() && iface.is_config_up() {
             LinkState::Up
         } else {
             LinkState::Down
@@ -378,15 +269,15 @@ pub async fn link_and_reaper<const H: usize>(stack: Stack<'_>, shared: &Shared<H
         shared.set_link(link);
         if link != last {
             last = link;
-            match stack.config_v4() {
-                Some(cfg) if link == LinkState::Up => {
-                    net_log!(info, "network up: http://{}/", cfg.address.address())
+            match iface.address() {
+                Some(address) if link == LinkState::Up => {
+                    net_log!(info, "network up: http://{}:{}/", address, iface.port())
                 }
                 _ => net_log!(
                     warn,
                     "network down (link {}, config {})",
-                    stack.is_link_up(),
-                    stack.is_config_up()
+                    iface.is_link_up(),
+                    iface.is_config_up()
                 ),
             }
         }
@@ -401,7 +292,7 @@ pub async fn link_and_reaper<const H: usize>(stack: Stack<'_>, shared: &Shared<H
 /// The closer's task body: close the sockets the web tasks hand to `closer` (FIN
 /// within [`CLOSE_TIMEOUT`], else RST), and publish its counters every [`TICK`] for
 /// [`closer_stats`]; forever.
-pub async fn closer_task(closer: &WebCloser<'_>) -> ! {
+pub async fn closer_task<S: TcpShutdown>(closer: &WebCloser<S>) -> ! {
     let timer = EmbassyTimer;
     let publish = async {
         loop {
@@ -420,7 +311,7 @@ fn listen_params() -> ListenParams {
 
 /// The backlog's task body: keep [`BACKLOG`] accepts armed on `acceptor` for the web
 /// tasks ([`Backlog::run`]); forever.
-pub async fn backlog_task<'a>(backlog: &WebBacklog<'a>, acceptor: &'a TcpAccept<'_>) -> ! {
+pub async fn backlog_task<'a, A: TcpAccept>(backlog: &WebBacklog<A::Socket<'a>>, acceptor: &'a A) -> ! {
     let _ = POOL.listen(HTTP_PORT, listen_params());
     backlog.run(&POOL, acceptor, &EmbassyTimer).await
 }
@@ -428,11 +319,11 @@ pub async fn backlog_task<'a>(backlog: &WebBacklog<'a>, acceptor: &'a TcpAccept<
 /// Web task number `id` (of [`WEB_TASKS`]): take a connection from `backlog` through
 /// the pool, serve one request, close through `closer`; forever. Its buffers live in
 /// the caller's task storage.
-pub async fn web_server<'a, const H: usize>(
+pub async fn web_server<S: Socket, I: Interface, const H: usize>(
     id: usize,
-    stack: Stack<'_>,
-    backlog: &WebBacklog<'a>,
-    closer: &WebCloser<'a>,
+    iface: I,
+    backlog: &WebBacklog<S>,
+    closer: &WebCloser<S>,
     shared: &Shared<H>,
 ) -> ! {
     let timer = EmbassyTimer;
@@ -445,9 +336,9 @@ pub async fn web_server<'a, const H: usize>(
         history: History::<H>::new(1),
     };
     loop {
-        if !stack.is_config_up() {
+        if !iface.is_config_up() {
             set_phase(id, Phase::WaitingForNetwork, timer.now());
-            stack.wait_config_up().await;
+            iface.wait_config_up().await;
         }
         set_phase(id, Phase::Accepting, timer.now());
         let deadline = timer.now() + ACCEPT_WINDOW;
@@ -476,13 +367,18 @@ struct Buffers<const H: usize> {
     history: History<H>,
 }
 
-type Conn<'a> = netpool::asynch::Conn<'static, TcpSocket<'a>, WEB_TASKS>;
+/// What a web task needs of a socket: netpool's `Conn` reads, writes and closes it.
+pub trait Socket: Read + Write + TcpShutdown {}
+
+impl<S: Read + Write + TcpShutdown> Socket for S {}
+
+type Conn<S> = netpool::asynch::Conn<'static, S, WEB_TASKS>;
 
 /// Read one request (until complete, full, ended or timed out), answer, close.
-async fn serve<'a, const H: usize>(
+async fn serve<S: Socket, const H: usize>(
     id: usize,
-    mut conn: Conn<'a>,
-    closer: &WebCloser<'a>,
+    mut conn: Conn<S>,
+    closer: &WebCloser<S>,
     timer: &EmbassyTimer,
     buf: &mut Buffers<H>,
     shared: &Shared<H>,
@@ -544,15 +440,23 @@ async fn serve<'a, const H: usize>(
             record(|r| r.stats.written += 1);
             if closer.stats().closing as usize >= CLOSING {
                 // No room: `close` would reset at once and the stack would drop what it
-                // still holds of the response. Wait for the peer's ACK of it here
-                // (bounded by the write deadline), so at worst the FIN is lost.
+                // still holds of the response. Wait for the peer's ACK of it here, then
+                // for a place in the closer (a closing peer sends its FIN, or the
+                // closer's linger ends), both within the write deadline: only a closer
+                // still full then makes the close a reset.
                 record(|r| r.stats.closer_full += 1);
                 let _ = conn.write(&[], true, timer, write_deadline).await;
+                wait_for_room(closer, timer, write_deadline).await;
             }
             // The slot and this task are free when this returns; the closer sends what
             // the stack still holds and the FIN, or resets at CLOSE_TIMEOUT.
             conn.close(closer, timer).await;
             publish_closer_stats(closer);
+            // One close per turn: the closer's task runs before this task closes
+            // again. A stack whose reads and writes complete at once (the host's
+            // TCP) would otherwise let one task serve, and hand over, connection
+            // after connection without yielding.
+            embassy_futures::yield_now().await;
         }
         Err(e) => {
             record(|r| {
@@ -567,13 +471,32 @@ async fn serve<'a, const H: usize>(
     }
 }
 
+/// Until `closer` has a free place or `deadline` passes: first a few turns for the
+/// closer's task (it may just not have run since it was handed its sockets: on the
+/// host's TCP its closes finish at once), then a look every [`CLOSER_POLL`] (the
+/// closer has no signal for a freed place).
+async fn wait_for_room<S>(closer: &WebCloser<S>, timer: &EmbassyTimer, deadline: Instant) {
+    let full = || closer.stats().closing as usize >= CLOSING;
+    for _ in 0..CLOSING {
+        if !full() {
+            return;
+        }
+        embassy_futures::yield_now().await;
+    }
+    // Bounded by the deadline: each turn waits CLOSER_POLL or until the deadline.
+    while full() && timer.now() < deadline {
+        let next = timer.now() + CLOSER_POLL;
+        timer.at(if next < deadline { next } else { deadline }).await;
+    }
+}
+
 /// Give all of `data` to the stack by `deadline`, without waiting for the peer to
 /// acknowledge it: no push, since embassy-net's flush waits for the peer's ACK and the
 /// close that follows flushes anyway (in the closer, not in this task). A response
 /// longer than the send buffer still waits here for the peer to take all but the last
 /// buffer's worth.
-async fn hand_over(
-    conn: &mut Conn<'_>,
+async fn hand_over<S: Socket>(
+    conn: &mut Conn<S>,
     mut data: &[u8],
     timer: &EmbassyTimer,
     deadline: Instant,
@@ -585,29 +508,10 @@ async fn hand_over(
     Ok(())
 }
 
-fn count_response(response: &Response, incomplete: Option<Incomplete>) {
-    record(|r| {
-        let s = &mut r.stats;
-        match response.status {
-            0..=399 => s.responded_ok += 1,
-            400..=499 => s.responded_client_error += 1,
-            _ => s.responded_server_error += 1,
-        }
-        match incomplete {
-            Some(Incomplete::TimedOut) => s.request_timed_out += 1,
-            Some(Incomplete::TooLarge) => s.request_too_large += 1,
-            Some(Incomplete::Truncated) => s.request_truncated += 1,
-            None => {}
-        }
-    })
-}
-
-/// `web[id]: GET /api/state -> 200 (1234 B)` at debug level: the request line
-/// (at most 48 bytes of it, if it is text).
+/// `web[id]: GET /api/state HTTP/1.1 -> 200 (1234 B)` at debug level: the request
+/// line ([`web::request_line`]), escaped: it is the peer's bytes.
 fn log_request(id: usize, request: &[u8], response: &Response) {
-    let line = request.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or(&[]);
-    let line = &line[..line.len().min(48)];
-    let line = core::str::from_utf8(line).unwrap_or("(not text)");
+    let line = Escaped(web::request_line(request));
     net_log!(
         debug,
         "web[{}]: {} -> {} ({} B)",
@@ -617,4 +521,23 @@ fn log_request(id: usize, request: &[u8], response: &Response) {
         response.len
     );
     let _ = (id, line, response);
+}
+
+/// Bytes printed with every byte that is not printable ASCII escaped (`\x1b`), so a
+/// request line with terminal escape sequences reaches a log harmlessly.
+#[derive(Copy, Clone)]
+struct Escaped<'a>(&'a [u8]);
+
+impl core::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0.escape_ascii())
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Escaped<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        // A byte string: the host side prints it escaped.
+        defmt::write!(f, "{=[u8]:a}", self.0)
+    }
 }

@@ -1,5 +1,6 @@
-//! The host simulator end to end: real sockets on 127.0.0.1, netpool's sync pool,
-//! the shared state between the control thread and the web thread, link flaps.
+//! The host simulator end to end: real sockets on 127.0.0.1, the firmware's web
+//! server (`pico_w_furnace::net`: netpool's `AsyncPool`, accept backlog and closer),
+//! the shared state between the control thread and the web tasks, link flaps.
 
 mod common;
 
@@ -79,8 +80,9 @@ fn control_keeps_cycling_while_the_link_is_down() {
         "no link drop: {:#?}",
         sim.output()
     );
-    // While down: the listener is closed ...
-    assert!(sim.wait_for_line(Duration::from_secs(10), |l| l.starts_with("[web] link down")));
+    // While down: the web server sees it (read from the driver) and new connections
+    // are reset ...
+    assert!(sim.wait_for_line(Duration::from_secs(10), |l| l.starts_with("[web] network down")));
     let refused = sim.get("/api/state").is_none();
     // ... and the control loop keeps printing a growing cycle count.
     assert!(sim.wait_for_line(Duration::from_secs(20), |l| l.starts_with("[wifi] link up")));
@@ -99,7 +101,7 @@ fn control_keeps_cycling_while_the_link_is_down() {
     assert!(cycles.windows(2).all(|w| w[0] < w[1]), "{cycles:?}");
     assert!(refused, "the UI should not be served while the link is down");
     // Back up: served again.
-    assert!(sim.wait_for_line(Duration::from_secs(10), |l| l.starts_with("[web] link up")));
+    assert!(sim.wait_for_line(Duration::from_secs(10), |l| l.starts_with("[web] network up")));
     // The snapshot shows the link the control loop last read (bounded retries: the
     // next cycle publishes it; the link may flap again meanwhile).
     let shown_up = (0..100).any(|_| {
@@ -118,4 +120,18 @@ fn runs_for_its_duration_and_exits_cleanly() {
     let last = sim.output().last().unwrap();
     assert!(last.starts_with("furnace-sim: done after"), "{last}");
     assert!(!sim.output().iter().any(|l| l.contains("[watchdog]")));
+}
+
+#[test]
+fn the_firmware_web_server_answers() {
+    // The request log is the firmware's (`net`): task, escaped request line, status.
+    let mut sim = Sim::start(&["--speed", "50", "--duration-s", "60"]);
+    let _ = sim.state();
+    assert!(
+        sim.wait_for_line(Duration::from_secs(10), |l| {
+            l.starts_with("[web] web[") && l.contains("]: GET /api/state HTTP/1.1 -> 200 (")
+        }),
+        "{:#?}",
+        sim.output()
+    );
 }

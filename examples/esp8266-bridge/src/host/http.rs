@@ -5,9 +5,12 @@
 //!   (RFC 9112 §2.2 lets a server accept a bare LF; `httparse` does).
 //! - A head longer than [`MAX_HEAD`], or with more than [`MAX_HEADERS`] fields: 431.
 //! - Anything `httparse` rejects: 400.
-//! - `Content-Length`: digits only; repeated with different values: 400. With
-//!   `Transfer-Encoding` too: 400 (request smuggling). `Transfer-Encoding` alone:
-//!   411 (chunked bodies are not supported; send a length).
+//! - `Content-Length`: digits only; repeated with different values: 400.
+//! - `Transfer-Encoding` is never decoded (`transfer_coding_error`): with
+//!   `Content-Length` too 400 (request smuggling); `chunked` alone 411 (send a
+//!   length); another coding before the final `chunked` 501; a final coding other
+//!   than `chunked`, or HTTP/1.0, 400 — the same table as the pico-w-furnace
+//!   example's framing.
 //! - The body is exactly `Content-Length` bytes; bytes after it are ignored (one
 //!   request per connection, `Connection: close`).
 //!
@@ -177,8 +180,10 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
     let malformed = HttpError::new(400, "malformed request");
     let method = req.method.ok_or(malformed)?.to_string();
     let target = req.path.ok_or(malformed)?;
+    if let Some(e) = transfer_coding_error(req.headers, req.version.unwrap_or(1)) {
+        return Err(e);
+    }
     let mut content_length: Option<usize> = None;
-    let mut chunked = false;
     let mut fields = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         // A value that is not UTF-8 is kept as an empty value: no rule here reads one.
@@ -197,15 +202,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
                 return Err(HttpError::new(400, "conflicting Content-Length headers"));
             }
             content_length = Some(n);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = true;
         }
-    }
-    if chunked {
-        return Err(match content_length {
-            Some(_) => HttpError::new(400, "both Transfer-Encoding and Content-Length"),
-            None => HttpError::new(411, "chunked bodies are not supported: send Content-Length"),
-        });
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let bad_escape = HttpError::new(400, "bad percent escape or not UTF-8");
@@ -225,6 +222,45 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
         headers: fields,
     };
     Ok(Some((request, len)))
+}
+
+/// What a request with `Transfer-Encoding` gets (`None` without one); no transfer
+/// coding is decoded. RFC 9112: HTTP/1.0 with it 400 (§6.1, faulty framing); with
+/// `Content-Length` too 400 (§6.3, smuggling); a final coding other than `chunked`,
+/// or `chunked` twice, 400 (§6.3, §6.1); another coding before the final `chunked`
+/// 501 (§6.1, not understood); `chunked` alone 411 (RFC 9110 §15.5.12: a body only
+/// with a declared length). Several fields are one list. Hand-written: a few lines
+/// over the fields `httparse` found.
+fn transfer_coding_error(headers: &[httparse::Header<'_>], version: u8) -> Option<HttpError> {
+    let is = |h: &&httparse::Header<'_>, name: &str| h.name.eq_ignore_ascii_case(name);
+    let mut fields = headers.iter().filter(|h| is(h, "transfer-encoding")).peekable();
+    fields.peek()?;
+    if version == 0 {
+        return Some(HttpError::new(400, "Transfer-Encoding in an HTTP/1.0 request"));
+    }
+    if headers.iter().any(|h| is(&h, "content-length")) {
+        return Some(HttpError::new(400, "both Transfer-Encoding and Content-Length"));
+    }
+    let codings = fields
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(|c| c.split(|&b| b == b';').next().unwrap_or(&[]).trim_ascii())
+        .filter(|c| !c.is_empty());
+    let (mut chunked, mut other, mut last_chunked) = (0usize, false, false);
+    for c in codings {
+        last_chunked = c.eq_ignore_ascii_case(b"chunked");
+        if last_chunked {
+            chunked += 1;
+        } else {
+            other = true;
+        }
+    }
+    Some(if !last_chunked || chunked > 1 {
+        HttpError::new(400, "Transfer-Encoding must end in chunked, once")
+    } else if other {
+        HttpError::new(501, "transfer codings are not implemented: send Content-Length")
+    } else {
+        HttpError::new(411, "chunked bodies are not supported: send Content-Length")
+    })
 }
 
 /// Decode `%XX` escapes and `+` (form encoding, as DWC's query strings use it).
@@ -274,6 +310,7 @@ pub fn response(
         411 => "Length Required",
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         507 => "Insufficient Storage",
         _ => "Error",
@@ -325,6 +362,33 @@ mod tests {
             (b"POST /x HTTP/1.1\r\nContent-Length: +3\r\n\r\n", 400),
             (b"POST /x HTTP/1.1\r\nContent-Length: 3 4\r\n\r\n", 400),
             (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
+            // The pico-w-furnace framing's table.
+            (b"POST /x HTTP/1.1\r\nTransfer-Encoding: CHUNKED\r\n\r\n", 411),
+            (
+                b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked;foo=bar\r\n\r\n",
+                411,
+            ),
+            (b"POST /x HTTP/1.1\r\nTransfer-Encoding: ,chunked,\r\n\r\n", 411),
+            (
+                b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                501,
+            ),
+            (
+                b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+                501,
+            ),
+            (b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+            (b"POST /x HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", 400),
+            (
+                b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                400,
+            ),
+            (
+                b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+                400,
+            ),
+            (b"POST /x HTTP/1.1\r\nTransfer-Encoding: \r\n\r\n", 400),
+            (b"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
             (
                 b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
                 400,

@@ -22,7 +22,8 @@ use embassy_rp::peripherals::{DMA_CH0, PIN_23, PIN_24, PIN_25, PIN_29, PIO0};
 use embassy_rp::pio::{self, Pio};
 use embassy_rp::{bind_interrupts, dma, Peri};
 use netpool::LinkState;
-use pico_w_furnace::net::{self, Resources, TcpBuffers, WebBacklog, WebCloser, WEB_TASKS};
+use pico_w_furnace::net::embassy::{self as board, Resources, Socket, TcpBuffers};
+use pico_w_furnace::net::{self, WebBacklog, WebCloser, WEB_TASKS};
 use static_cell::StaticCell;
 
 use crate::SHARED;
@@ -127,11 +128,11 @@ pub async fn net_main(spawner: Spawner, p: Peripherals) {
     // `Sync` (edge-nal-embassy sockets are not `Send`), so it cannot be a `static`: a
     // `StaticCell` each (see `WebCloser`).
     static ACCEPTOR: StaticCell<TcpAccept<'static>> = StaticCell::new();
-    static CLOSER: StaticCell<WebCloser<'static>> = StaticCell::new();
-    static BACKLOG: StaticCell<WebBacklog<'static>> = StaticCell::new();
-    let acceptor: &'static TcpAccept<'static> = ACCEPTOR.init(unwrap!(net::listen(tcp).await));
-    let closer: &'static WebCloser<'static> = CLOSER.init(net::closer());
-    let backlog: &'static WebBacklog<'static> = BACKLOG.init(net::backlog());
+    static CLOSER: StaticCell<WebCloser<Socket<'static>>> = StaticCell::new();
+    static BACKLOG: StaticCell<WebBacklog<Socket<'static>>> = StaticCell::new();
+    let acceptor: &'static TcpAccept<'static> = ACCEPTOR.init(unwrap!(board::listen(tcp).await));
+    let closer: &'static WebCloser<Socket<'static>> = CLOSER.init(net::closer());
+    let backlog: &'static WebBacklog<Socket<'static>> = BACKLOG.init(net::backlog());
     spawner.spawn(unwrap!(closer_task(closer)));
     spawner.spawn(unwrap!(backlog_task(backlog, acceptor)));
     for id in 0..WEB_TASKS {
@@ -167,14 +168,14 @@ async fn link_task(stack: Stack<'static>) -> ! {
 
 /// The background closer of the web tasks' connections ([`net::closer_task`]).
 #[embassy_executor::task]
-async fn closer_task(closer: &'static WebCloser<'static>) -> ! {
+async fn closer_task(closer: &'static WebCloser<Socket<'static>>) -> ! {
     net::closer_task(closer).await
 }
 
 /// The accept backlog the web tasks take their connections from ([`net::backlog_task`]).
 #[embassy_executor::task]
 async fn backlog_task(
-    backlog: &'static WebBacklog<'static>,
+    backlog: &'static WebBacklog<Socket<'static>>,
     acceptor: &'static TcpAccept<'static>,
 ) -> ! {
     net::backlog_task(backlog, acceptor).await
@@ -186,8 +187,8 @@ async fn backlog_task(
 async fn web_task(
     id: usize,
     stack: Stack<'static>,
-    backlog: &'static WebBacklog<'static>,
-    closer: &'static WebCloser<'static>,
+    backlog: &'static WebBacklog<Socket<'static>>,
+    closer: &'static WebCloser<Socket<'static>>,
 ) -> ! {
     net::web_server(id, stack, backlog, closer, &SHARED).await
 }

@@ -47,7 +47,8 @@ use embassy_time::{Duration, Ticker};
 use netpool::asynch::Timer as _;
 use pico_w_furnace::control::{Config, Controller, Outputs};
 use pico_w_furnace::cycle::{ControlLoop, CONTROL_PERIOD_MS};
-use pico_w_furnace::net::{self, EmbassyTimer, Resources, TcpBuffers, WebBacklog, WebCloser, WEB_TASKS};
+use pico_w_furnace::net::embassy::{self as board, Resources, Socket, TcpBuffers};
+use pico_w_furnace::net::{self, EmbassyTimer, WebBacklog, WebCloser, WEB_TASKS};
 use pico_w_furnace::shared::Shared;
 use pico_w_furnace::thermal::{Furnace, FurnaceParams};
 use static_cell::StaticCell;
@@ -165,13 +166,16 @@ async fn link_task(stack: Stack<'static>) -> ! {
 }
 
 #[embassy_executor::task]
-async fn closer_task(closer: &'static WebCloser<'static>) -> ! {
+async fn closer_task(closer: &'static WebCloser<Socket<'static>>) -> ! {
     net::closer_task(closer).await
 }
 
 /// The accept backlog the web tasks take their connections from ([`net::backlog_task`]).
 #[embassy_executor::task]
-async fn backlog_task(backlog: &'static WebBacklog<'static>, acceptor: &'static TcpAccept<'static>) -> ! {
+async fn backlog_task(
+    backlog: &'static WebBacklog<Socket<'static>>,
+    acceptor: &'static TcpAccept<'static>,
+) -> ! {
     net::backlog_task(backlog, acceptor).await
 }
 
@@ -179,8 +183,8 @@ async fn backlog_task(backlog: &'static WebBacklog<'static>, acceptor: &'static 
 async fn web_task(
     id: usize,
     stack: Stack<'static>,
-    backlog: &'static WebBacklog<'static>,
-    closer: &'static WebCloser<'static>,
+    backlog: &'static WebBacklog<Socket<'static>>,
+    closer: &'static WebCloser<Socket<'static>>,
 ) -> ! {
     net::web_server(id, stack, backlog, closer, &SHARED).await
 }
@@ -208,17 +212,17 @@ async fn net_main(spawner: Spawner, device: TunTapDevice, address: Ipv4Cidr) {
     // As on the chip: the acceptor and the closer (not `Sync`: see `WebCloser`) in
     // `StaticCell`s, so the sockets and the closer holding them are `'static`.
     static ACCEPTOR: StaticCell<TcpAccept<'static>> = StaticCell::new();
-    static CLOSER: StaticCell<WebCloser<'static>> = StaticCell::new();
-    static BACKLOG: StaticCell<WebBacklog<'static>> = StaticCell::new();
-    let acceptor: &'static TcpAccept<'static> = match net::listen(tcp).await {
+    static CLOSER: StaticCell<WebCloser<Socket<'static>>> = StaticCell::new();
+    static BACKLOG: StaticCell<WebBacklog<Socket<'static>>> = StaticCell::new();
+    let acceptor: &'static TcpAccept<'static> = match board::listen(tcp).await {
         Ok(a) => ACCEPTOR.init(a),
         Err(e) => {
             eprintln!("furnace-net-host: cannot listen: {e}");
             std::process::exit(1);
         }
     };
-    let closer: &'static WebCloser<'static> = CLOSER.init(net::closer());
-    let backlog: &'static WebBacklog<'static> = BACKLOG.init(net::backlog());
+    let closer: &'static WebCloser<Socket<'static>> = CLOSER.init(net::closer());
+    let backlog: &'static WebBacklog<Socket<'static>> = BACKLOG.init(net::backlog());
     spawner.spawn(closer_task(closer).expect("one closer task"));
     spawner.spawn(backlog_task(backlog, acceptor).expect("one backlog task"));
     for id in 0..WEB_TASKS {

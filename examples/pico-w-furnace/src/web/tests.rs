@@ -7,8 +7,9 @@ use std::{format, vec};
 use proptest::prelude::*;
 
 use super::*;
-use crate::control::{Mode, Outputs};
+use crate::control::{CommandOutcome, Mode, Outputs, SETPOINT_MAX_C, SETPOINT_MIN_C};
 use crate::max6675::Max6675Error;
+use crate::temp::Temp;
 
 const H: usize = 32;
 
@@ -378,8 +379,9 @@ fn framing_errors() {
     let req =
         format!("POST /api/setpoint HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 19\r\nContent-Length: 19\r\n\r\n{body}");
     assert_eq!(run(req.as_bytes()).status, 202);
+    // Chunked: 411 (the full table is in `framing`'s tests).
     let req = "POST /api/setpoint HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n13\r\n{\"setpoint_c\": 300}\r\n0\r\n\r\n";
-    assert_eq!(run(req.as_bytes()).status, 400);
+    assert_eq!(run(req.as_bytes()).status, 411);
     // Too large a body.
     let big = format!("{{\"setpoint_c\": 300{}}}", " ".repeat(300));
     assert_eq!(run(&post("/api/setpoint", &big)).status, 413);
@@ -528,10 +530,6 @@ fn invalid_json_numbers_are_a_400() {
         let p = run(&post("/api/setpoint", body));
         assert_eq!(p.command, Some(Command::SetSetpoint(c)), "{body}");
     }
-    // Digits inside strings are not numbers.
-    assert!(json_numbers_valid(br#"{"a\"01":"+0300"}"#));
-    assert!(json_numbers_valid(b"[0, -0, 0.5, -1.25e-3, 10]"));
-    assert!(!json_numbers_valid(b"[01]"));
 }
 
 #[test]

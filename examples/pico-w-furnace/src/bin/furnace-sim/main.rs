@@ -1,17 +1,21 @@
 //! `furnace-sim`: the furnace controller on the host.
 //!
 //! The same control logic as the firmware ([`ControlLoop`]) drives a simulated furnace
-//! ([`Furnace`]) in accelerated time, and the web UI ([`pico_w_furnace::web`]) is
-//! served by netpool's sync `Pool` over OS sockets. Three threads stand in for the
-//! firmware's tasks and share state only through [`Shared`]:
+//! ([`Furnace`]) in accelerated time, and the UI is served by the firmware's own web
+//! server, [`pico_w_furnace::net`] — netpool's `AsyncPool`, the accept `Backlog` and
+//! the background `Closer`, the same tasks as on the Pico W — over the host's TCP
+//! (edge-nal-std sockets, [`host_net`]) on embassy's std executor. Threads stand in
+//! for the firmware's tasks and share state only through [`Shared`]:
 //!
 //! - **control** (the firmware's control loop): MAX6675 frame → cycle → relays;
-//! - **web** (the network task): netpool pool, one request per connection, handlers
-//!   rendered from copies of the shared state; it never holds a lock across I/O;
-//! - **wifi** (the CYW43 driver): publishes the link state; with `--link-flap-s N` it
-//!   drops the link for N seconds every N seconds. While the link is down the web
-//!   side closes its listener and its connections and waits; the control loop keeps
-//!   cycling (its cycle count is printed).
+//! - **web** (the firmware's network executor): [`net::WEB_TASKS`] web tasks, the
+//!   backlog's task, the closer's task and the link/reaper task of
+//!   [`pico_w_furnace::net`]; they render from copies of the shared state and never
+//!   hold a lock across I/O;
+//! - **wifi** (the CYW43 driver): owns the link state ([`host_net::DRIVER_LINK`]);
+//!   with `--link-flap-s N` it drops the link for N seconds every N seconds. While
+//!   the link is down the web tasks wait for it and new connections are reset; the
+//!   control loop keeps cycling (its cycle count is printed).
 //!
 //! A fourth, the **watchdog**, checks that the control loop's cycle count keeps moving,
 //! as the RP2040 watchdog fed by the control loop would.
@@ -21,37 +25,30 @@
 //! ```
 
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, SocketAddrV4, TcpListener};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use netpool::stack::std_net::StdStack;
-use netpool::{
-    nb, Config as PoolConfig, ConnError, ConnHandle, Duration, Instant, LinkState, ListenParams, Pool,
-};
+use embassy_executor::{Executor, Spawner};
 use pico_w_furnace::control::{Command, Config, Controller, Mode, Outputs, SETPOINT_MAX_C, SETPOINT_MIN_C};
 use pico_w_furnace::cycle::{ControlLoop, CONTROL_PERIOD_MS};
-use pico_w_furnace::history::History;
+use pico_w_furnace::net::{self, WebBacklog, WebCloser, WEB_TASKS};
 use pico_w_furnace::shared::Shared;
 use pico_w_furnace::state::link_name;
 use pico_w_furnace::thermal::{Furnace, FurnaceParams};
-use pico_w_furnace::web::{self, Handled, Incomplete, View};
+use static_cell::StaticCell;
+
+mod host_net;
+use host_net::{Acceptor, SimInterface, Socket, DRIVER_LINK, REFUSED_WHILE_DOWN};
 
 /// History: 240 samples, one every 10 s of simulated time (40 minutes).
 const HISTORY_LEN: usize = 240;
 const HISTORY_PERIOD_MS: u32 = 10_000;
-/// Connection slots (and the HTTP listener's cap).
-const SLOTS: usize = 4;
-/// A request must be complete this long after the connection was accepted.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
-/// A response must be written this long after the request was complete.
-const RESPONSE_DEADLINE: Duration = Duration::from_secs(10);
 
 static SHARED: Shared<HISTORY_LEN> = Shared::new(HISTORY_PERIOD_MS);
 static STOP: AtomicBool = AtomicBool::new(false);
-static SERVED: AtomicU32 = AtomicU32::new(0);
 static LINK_DROPS: AtomicU32 = AtomicU32::new(0);
 
 const USAGE: &str = "\
@@ -59,7 +56,8 @@ furnace-sim: the Pico W furnace controller with a simulated furnace and its web 
 
 USAGE: furnace-sim [OPTIONS]
 
-  --http ADDR            serve the UI here (default 127.0.0.1:8080; port 0 picks a free one)
+  --http ADDR            serve the UI here, IPv4 as the firmware (default 127.0.0.1:8080;
+                         port 0 picks a free one)
   --speed N              simulated seconds per real second (default 1; 0.1 ..= 10000)
   --link-flap-s N        drop the WiFi link for N s every N s (real time; default: never)
   --duration-s N         stop after N real seconds (default: run until killed)
@@ -76,7 +74,7 @@ USAGE: furnace-sim [OPTIONS]
 
 #[derive(Clone, Debug)]
 struct Args {
-    http: SocketAddr,
+    http: SocketAddrV4,
     speed: f64,
     link_flap_s: Option<f64>,
     duration_s: Option<f64>,
@@ -118,7 +116,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--http" => {
                 a.http = value
                     .parse()
-                    .map_err(|_| format!("--http: not an address: {value}"))?
+                    .map_err(|_| format!("--http: not an IPv4 address and port: {value}"))?
             }
             "--speed" => a.speed = num(&flag, &value)?,
             "--link-flap-s" => a.link_flap_s = Some(num(&flag, &value)?),
@@ -171,18 +169,30 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Port 0: pick a free port now, so the listener can be reopened on the same port
-    // after every link drop.
-    let mut addr = args.http;
-    if addr.port() == 0 {
-        match TcpListener::bind(addr).and_then(|l| l.local_addr()) {
-            Ok(a) => addr.set_port(a.port()),
-            Err(e) => {
-                eprintln!("furnace-sim: cannot bind {addr}: {e}");
-                return ExitCode::FAILURE;
-            }
+    // The listening socket for the whole run (port 0: the kernel picks one).
+    let listener = match TcpListener::bind(args.http) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("furnace-sim: cannot bind {}: {e}", args.http);
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    let addr = match listener.local_addr() {
+        Ok(SocketAddr::V4(a)) => a,
+        other => {
+            eprintln!("furnace-sim: no IPv4 address to serve on: {other:?}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let acceptor = match Acceptor::new(listener) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("furnace-sim: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log::set_logger(&LOGGER).expect("the only logger");
+    log::set_max_level(log::LevelFilter::Debug);
     println!("furnace-sim: web UI on http://{addr}/ (speed {}x)", args.speed);
     let _ = std::io::stdout().flush();
 
@@ -195,9 +205,6 @@ fn main() -> ExitCode {
             let args = args.clone();
             move || control_thread(&args, start)
         }),
-        thread::Builder::new()
-            .name("web".into())
-            .spawn(move || web_thread(addr, start)),
         thread::Builder::new().name("wifi".into()).spawn({
             let flap = args.link_flap_s;
             move || wifi_thread(flap)
@@ -214,6 +221,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The network executor never returns: its thread ends with the process.
+    let interface = SimInterface {
+        address: *addr.ip(),
+        port: addr.port(),
+    };
+    if let Err(e) = thread::Builder::new()
+        .name("web".into())
+        .spawn(move || web_thread(interface, acceptor))
+    {
+        eprintln!("furnace-sim: cannot start the web thread: {e}");
+        return ExitCode::FAILURE;
+    }
     match args.duration_s {
         Some(d) => sleep_unless_stopped(StdDuration::from_secs_f64(d)),
         None => loop {
@@ -229,12 +248,16 @@ fn main() -> ExitCode {
     for h in handles {
         ok &= h.join().is_ok();
     }
+    print_counters();
     let s = SHARED.snapshot();
+    let w = net::stats();
     println!(
-        "furnace-sim: done after {:.1} s: {} control cycles, {} requests served, {} link drops, mode {}",
+        "furnace-sim: done after {:.1} s: {} control cycles, {} requests answered, {} refused while \
+         the link was down, {} link drops, mode {}",
         start.elapsed().as_secs_f64(),
         s.cycles,
-        SERVED.load(Ordering::Acquire),
+        w.responded_ok + w.responded_client_error + w.responded_server_error,
+        REFUSED_WHILE_DOWN.load(Ordering::Acquire),
         LINK_DROPS.load(Ordering::Acquire),
         s.mode
     );
@@ -336,10 +359,10 @@ fn control_thread(args: &Args, start: StdInstant) {
 
 // ------------------------------------------------------------------- wifi + watchdog
 
-/// The WiFi driver: owns the link state and publishes it (the web side reads it; it
-/// never opens a connection to find out).
+/// The WiFi driver: owns the link state (the web server reads it, and publishes it
+/// to the control side; it never opens a connection to find out).
 fn wifi_thread(flap_s: Option<f64>) {
-    SHARED.set_link(LinkState::Up);
+    DRIVER_LINK.store(true, Ordering::Release);
     let Some(flap_s) = flap_s else {
         return;
     };
@@ -353,7 +376,7 @@ fn wifi_thread(flap_s: Option<f64>) {
         if !up {
             LINK_DROPS.fetch_add(1, Ordering::AcqRel);
         }
-        SHARED.set_link(if up { LinkState::Up } else { LinkState::Down });
+        DRIVER_LINK.store(up, Ordering::Release);
         println!(
             "[wifi] link {} (simulated) at control cycle {}",
             if up { "up" } else { "down" },
@@ -383,168 +406,114 @@ fn watchdog_thread(speed: f64) {
 
 // ------------------------------------------------------------------- web
 
-enum Phase {
-    /// Reading the request until this deadline.
-    Reading { until: Instant },
-    /// Writing the response until this deadline.
-    Writing { until: Instant, sent: usize },
+/// The network executor: the firmware's web tasks on the host's TCP.
+fn web_thread(interface: SimInterface, acceptor: Acceptor) -> ! {
+    static NETWORK: StaticCell<Executor> = StaticCell::new();
+    NETWORK
+        .init(Executor::new())
+        .run(move |spawner| spawner.spawn(net_main(spawner, interface, acceptor).expect("one net_main")))
 }
 
-struct Conn {
-    handle: ConnHandle,
-    request: Vec<u8>,
-    response: Vec<u8>,
-    phase: Phase,
-}
+/// The closer and the backlog hold edge-nal-std sockets, which are `Send`: `static`s
+/// here (the board's are in `StaticCell`s: see `net::WebCloser`).
+static CLOSER: WebCloser<Socket> = net::closer();
+static BACKLOG: WebBacklog<Socket> = net::backlog();
 
-/// One pass over a connection. Returns whether it made progress, and whether it is done.
-fn serve(
-    pool: &mut Pool<StdStack, SLOTS, 1>,
-    conn: &mut Conn,
-    now: Instant,
-    view_buf: &mut (History<HISTORY_LEN>, Vec<u8>),
-) -> (bool, bool) {
-    match conn.phase {
-        Phase::Reading { until } => {
-            let mut buf = [0u8; 1024];
-            let room = web::REQUEST_BUF - conn.request.len();
-            let incomplete = match pool.read(conn.handle, &mut buf[..room.min(1024)], now) {
-                Ok(n) => {
-                    conn.request.extend_from_slice(&buf[..n]);
-                    (conn.request.len() >= web::REQUEST_BUF).then_some(Incomplete::TooLarge)
-                }
-                Err(nb::Error::WouldBlock) if now >= until => Some(Incomplete::TimedOut),
-                Err(nb::Error::WouldBlock) => return (false, false),
-                Err(nb::Error::Other(ConnError::PeerGone(_))) if !conn.request.is_empty() => {
-                    Some(Incomplete::Truncated)
-                }
-                Err(nb::Error::Other(_)) => return (true, true),
-            };
-            // Render from copies: the shared state is locked only while copying.
-            let (history, out) = view_buf;
-            let snapshot = SHARED.snapshot();
-            SHARED.copy_history(history);
-            let view = View {
-                snapshot: &snapshot,
-                history,
-            };
-            let response = match web::handle(&conn.request, &view, out) {
-                Handled::NeedMore => match incomplete {
-                    None => return (true, false),
-                    Some(why) => web::respond_incomplete(why, out),
-                },
-                Handled::Respond(r) => r,
-            };
-            if let Some(command) = response.command {
-                SHARED.post(command);
-            }
-            // The peer's bytes, escaped: no terminal escape sequence reaches the log.
-            let line = web::request_line(&conn.request);
-            if response.status >= 400 || !line.starts_with(b"GET") {
-                println!(
-                    "[web] {} -> {} {:?}",
-                    line.escape_ascii(),
-                    response.status,
-                    response.command
-                );
-            }
-            SERVED.fetch_add(1, Ordering::AcqRel);
-            conn.response.clear();
-            conn.response.extend_from_slice(&out[..response.len]);
-            conn.phase = Phase::Writing {
-                until: now + RESPONSE_DEADLINE,
-                sent: 0,
-            };
-            (true, response.len == 0)
-        }
-        Phase::Writing { until, sent } => match pool.write(conn.handle, &conn.response[sent..], true, now) {
-            Ok(n) => {
-                let sent = sent + n;
-                conn.phase = Phase::Writing { until, sent };
-                (true, sent >= conn.response.len())
-            }
-            Err(nb::Error::WouldBlock) => (false, now >= until),
-            Err(nb::Error::Other(_)) => (true, true),
-        },
+/// The board bring-up, host flavour: then the same tasks as the firmware.
+#[embassy_executor::task]
+async fn net_main(spawner: Spawner, interface: SimInterface, acceptor: Acceptor) {
+    static INTERFACE: StaticCell<SimInterface> = StaticCell::new();
+    static ACCEPTOR: StaticCell<Acceptor> = StaticCell::new();
+    let interface: &'static SimInterface = INTERFACE.init(interface);
+    let acceptor: &'static Acceptor = ACCEPTOR.init(acceptor);
+    spawner.spawn(link_task(interface).expect("one link task"));
+    spawner.spawn(closer_task().expect("one closer task"));
+    spawner.spawn(backlog_task(acceptor).expect("one backlog task"));
+    for id in 0..WEB_TASKS {
+        spawner.spawn(web_task(id, interface).expect("WEB_TASKS web tasks"));
     }
 }
 
-fn web_thread(addr: SocketAddr, start: StdInstant) {
-    let ip: IpAddr = addr.ip();
-    let config = PoolConfig::new().with_stall_grace(Duration::from_secs(5));
-    let mut pool: Pool<StdStack, SLOTS, 1> = Pool::new(StdStack::with_bind_ip(ip), config);
-    let mut conns: [Option<Conn>; SLOTS] = Default::default();
-    let mut view_buf = (History::<HISTORY_LEN>::new(1), vec![0u8; web::RESPONSE_BUF]);
-    let mut listening = false;
-    let mut retry_listen_at = Instant::ZERO;
-    while !STOP.load(Ordering::Acquire) {
-        let now = Instant::from_millis(start.elapsed().as_millis() as u64);
-        // The link as the driver reports it; the pool reads it from the stack.
-        pool.stack_mut().set_link(SHARED.link());
-        pool.poll(now);
-        match (pool.link(), listening) {
-            (LinkState::Down, true) => {
-                pool.stop_listening(addr.port());
-                let mut dropped = 0;
-                for c in conns.iter_mut().filter_map(Option::take) {
-                    let _ = pool.abort(c.handle, now);
-                    dropped += 1;
-                }
-                listening = false;
-                println!(
-                    "[web] link down: listener closed, {dropped} connection(s) dropped; backing off (control at cycle {})",
-                    SHARED.cycles()
-                );
-            }
-            (LinkState::Up | LinkState::Unknown, false) if now >= retry_listen_at => {
-                match pool.listen(addr.port(), ListenParams::new(SLOTS as u8)) {
-                    Ok(_) => {
-                        listening = true;
-                        println!(
-                            "[web] link up: listening on http://{addr}/ (control at cycle {})",
-                            SHARED.cycles()
-                        );
-                    }
-                    Err(e) => {
-                        println!("[web] cannot listen on {addr}: {e}; retrying in 1 s");
-                        retry_listen_at = now + Duration::from_secs(1);
-                    }
-                }
-            }
-            _ => {}
+#[embassy_executor::task]
+async fn link_task(interface: &'static SimInterface) -> ! {
+    net::link_and_reaper(interface, &SHARED).await
+}
+
+#[embassy_executor::task]
+async fn closer_task() -> ! {
+    net::closer_task(&CLOSER).await
+}
+
+#[embassy_executor::task]
+async fn backlog_task(acceptor: &'static Acceptor) -> ! {
+    net::backlog_task(&BACKLOG, acceptor).await
+}
+
+#[embassy_executor::task(pool_size = WEB_TASKS)]
+async fn web_task(id: usize, interface: &'static SimInterface) -> ! {
+    net::web_server(id, interface, &BACKLOG, &CLOSER, &SHARED).await
+}
+
+/// `[web] counters ...`: the pool's, the web tasks', the closer's and the backlog's
+/// counters (what `furnace-net-host` reports on `report`).
+fn print_counters() {
+    let c = net::POOL.counters();
+    let w = net::stats();
+    let k = net::closer_stats();
+    let b = net::POOL.backlog_counters();
+    println!(
+        "[web] counters: accepted {} rejected {} reaped {} aborted {}; responded {} ok, {} 4xx \
+         ({} timed out), {} 5xx; read failed {}, write failed {}; closer handed {} finished {} \
+         reset {} overflow {} (found full {}, high water {}); backlog parked {} served {} refused {} expired {} high water {}",
+        c.accepted,
+        c.rejected,
+        c.reaped,
+        c.aborted,
+        w.responded_ok,
+        w.responded_client_error,
+        w.request_timed_out,
+        w.responded_server_error,
+        w.read_failed,
+        w.write_failed,
+        k.handed,
+        k.finished,
+        k.reset,
+        k.overflow,
+        w.closer_full,
+        k.high_water,
+        b.parked,
+        b.served,
+        b.refused,
+        b.expired,
+        b.high_water,
+    );
+}
+
+// ------------------------------------------------------------------- log
+
+/// `log` to stdout: the web server's lines as `[web] ...` (its request log is at
+/// debug level; request lines are escaped), everyone else's from info up.
+struct Stdout;
+
+static LOGGER: Stdout = Stdout;
+
+impl log::Log for Stdout {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info || m.target().starts_with("pico_w_furnace")
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if !self.enabled(r.metadata()) {
+            return;
         }
-        if !listening {
-            // Link down: nothing to serve. Check the link again shortly.
-            thread::sleep(StdDuration::from_millis(50));
-            continue;
+        if r.target().starts_with("pico_w_furnace") {
+            println!("[web] {}", r.args());
+        } else {
+            println!("[{}] {}: {}", r.level(), r.target(), r.args());
         }
-        while let Some(new) = pool.accept_next() {
-            if let Some(old) = conns[new.handle.slot()].take() {
-                let _ = pool.abort(old.handle, now);
-            }
-            conns[new.handle.slot()] = Some(Conn {
-                handle: new.handle,
-                request: Vec::with_capacity(web::REQUEST_BUF),
-                response: Vec::new(),
-                phase: Phase::Reading {
-                    until: now + REQUEST_DEADLINE,
-                },
-            });
-        }
-        let mut busy = false;
-        for slot in conns.iter_mut() {
-            let Some(conn) = slot.as_mut() else {
-                continue;
-            };
-            let (progress, done) = serve(&mut pool, conn, now, &mut view_buf);
-            busy |= progress;
-            if done {
-                let _ = pool.close(conn.handle, now);
-                *slot = None;
-            }
-        }
-        if !busy {
-            thread::sleep(StdDuration::from_millis(2));
-        }
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stdout().flush();
     }
 }
