@@ -3,7 +3,7 @@
 //! [`VirtualBus`](super::bus::VirtualBus). The HTTP API it serves is in `api.rs`
 //! (sessions in [`session`](super::session), the machine behind `rr_gcode` in
 //! [`gcode`](super::gcode), the object model in [`model`](super::model), the card's
-//! files in [`files`](super::files)).
+//! files in [`files`]).
 //!
 //! What it does, after RepRapFirmware's `WiFiInterface` and `WiFiSocket`:
 //!
