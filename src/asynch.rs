@@ -186,6 +186,7 @@ pub struct AsyncPool<const N: usize, const L: usize = 1> {
 /// Why [`AsyncPool::accept`] returned without a connection.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum AcceptError {
     /// The acceptor failed (class of its error).
     Stack(ErrorClass),

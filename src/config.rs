@@ -9,6 +9,7 @@ use crate::time::Duration;
 /// never sits in the stack's backlog holding a PCB, and the rejection is counted.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum RejectPolicy {
     /// Abort (RST) where the stack can ([`TcpAbort`](crate::stack::TcpAbort)); the PCB
     /// is freed at once, with no TIME-WAIT. Falls back to a close.

@@ -1,9 +1,10 @@
 //! One error classification across stacks.
 //!
 //! Every stack reports failures its own way: embedded-nal's [`TcpErrorKind`],
-//! embedded-io's [`embedded_io::ErrorKind`], `std::io::ErrorKind`, lwIP's `err_t`.
-//! netpool maps them all onto one [`ErrorClass`], and every class has exactly one
-//! [`Disposition`]: what the pool does about it.
+//! embedded-io's [`embedded_io::ErrorKind`], `std::io::ErrorKind`, a backend's own
+//! error type (netpool-lwip classifies lwIP's `err_t`). netpool maps them all onto one
+//! [`ErrorClass`], and every class has exactly one [`Disposition`]: what the pool does
+//! about it.
 //!
 //! | disposition | classes | what the pool does |
 //! |---|---|---|
@@ -12,12 +13,26 @@
 //! | [`Fatal`](Disposition::Fatal) | everything else | stack socket released, slot → `Aborted` |
 //!
 //! ```
-//! use netpool::{Classify, Disposition, ErrorClass, LwipErr};
-//! // lwIP killed the connection to reclaim its PCB (ERR_ABRT): the peer is gone.
-//! assert_eq!(LwipErr(-13).class(), ErrorClass::Aborted);
-//! assert_eq!(LwipErr(-13).class().disposition(), Disposition::PeerGone);
-//! // ERR_WOULDBLOCK is not an error at all.
-//! assert!(LwipErr(-7).class().is_retry());
+//! use netpool::{Classify, Disposition, ErrorClass};
+//! // A reset from any stack, as embedded-io says it: the peer is gone.
+//! let class = embedded_io::ErrorKind::ConnectionReset.class();
+//! assert_eq!(class, ErrorClass::Reset);
+//! assert_eq!(class.disposition(), Disposition::PeerGone);
+//! // A read timeout is not an error at all.
+//! assert!(embedded_io::ErrorKind::TimedOut.class().is_retry());
+//! ```
+//!
+//! The pool's own errors ([`ConnError`], [`ConnectError`], [`ListenError`], and the
+//! async driver's `AcceptError`) say which class they belong to the way
+//! embedded-hal's errors give their `kind()`: with one method, `class()` (also
+//! through [`Classify`]), so code can act on the class without matching every
+//! variant:
+//!
+//! ```
+//! use netpool::{ConnError, ConnectError, ErrorClass};
+//! assert_eq!(ConnectError::PoolFull.class(), ErrorClass::OutOfResources);
+//! assert!(ConnError::PeerGone(ErrorClass::Reset).class().is_peer_gone());
+//! assert!(ConnError::TimedOut.class().is_retry());
 //! ```
 
 use core::fmt;
@@ -61,6 +76,7 @@ pub enum ErrorClass {
 /// What the pool does about an error of a given class.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Disposition {
     /// Not an error: no progress now, try again later.
     Retry,
@@ -212,135 +228,9 @@ impl Classify for std::io::Error {
     }
 }
 
-/// An lwIP `err_t` code (a signed byte; 0 is `ERR_OK`).
-///
-/// | code | name | class |
-/// |---|---|---|
-/// | 0 | `ERR_OK` | — (not an error; [`LwipErr::class_of`] returns `None`) |
-/// | −1 | `ERR_MEM` | `OutOfResources` |
-/// | −2 | `ERR_BUF` | `OutOfResources` |
-/// | −3 | `ERR_TIMEOUT` | `Timeout` |
-/// | −4 | `ERR_RTE` | `NoRoute` |
-/// | −5 | `ERR_INPROGRESS` | `WouldBlock` |
-/// | −6 | `ERR_VAL` | `InvalidInput` |
-/// | −7 | `ERR_WOULDBLOCK` | `WouldBlock` |
-/// | −8 | `ERR_USE` | `AddressInUse` |
-/// | −9 | `ERR_ALREADY` | `WouldBlock` (a connect is already under way) |
-/// | −10 | `ERR_ISCONN` | `InvalidInput` (a backend answers a repeated `connect` on an established connection with `Ok`, not with this) |
-/// | −11 | `ERR_CONN` | `ConnectionLost` |
-/// | −12 | `ERR_IF` | `NoRoute` |
-/// | −13 | `ERR_ABRT` | `Aborted` |
-/// | −14 | `ERR_RST` | `Reset` |
-/// | −15 | `ERR_CLSD` | `Closed` |
-/// | −16 | `ERR_ARG` | `InvalidInput` |
-/// | other | — | `Fatal` |
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct LwipErr(pub i8);
-
-impl LwipErr {
-    /// `ERR_OK`
-    pub const OK: LwipErr = LwipErr(0);
-
-    /// The class of an lwIP return code, or `None` for `ERR_OK`.
-    pub const fn class_of(code: i8) -> Option<ErrorClass> {
-        Some(match code {
-            0 => return None,
-            -1 | -2 => ErrorClass::OutOfResources,
-            -3 => ErrorClass::Timeout,
-            -4 | -12 => ErrorClass::NoRoute,
-            -5 | -7 | -9 => ErrorClass::WouldBlock,
-            -6 | -10 | -16 => ErrorClass::InvalidInput,
-            -8 => ErrorClass::AddressInUse,
-            -11 => ErrorClass::ConnectionLost,
-            -13 => ErrorClass::Aborted,
-            -14 => ErrorClass::Reset,
-            -15 => ErrorClass::Closed,
-            _ => ErrorClass::Fatal,
-        })
-    }
-
-    /// The lwIP name of the code (`"ERR_RST"`), or `"ERR_?"` for an unknown one.
-    pub const fn name(self) -> &'static str {
-        match self.0 {
-            0 => "ERR_OK",
-            -1 => "ERR_MEM",
-            -2 => "ERR_BUF",
-            -3 => "ERR_TIMEOUT",
-            -4 => "ERR_RTE",
-            -5 => "ERR_INPROGRESS",
-            -6 => "ERR_VAL",
-            -7 => "ERR_WOULDBLOCK",
-            -8 => "ERR_USE",
-            -9 => "ERR_ALREADY",
-            -10 => "ERR_ISCONN",
-            -11 => "ERR_CONN",
-            -12 => "ERR_IF",
-            -13 => "ERR_ABRT",
-            -14 => "ERR_RST",
-            -15 => "ERR_CLSD",
-            -16 => "ERR_ARG",
-            _ => "ERR_?",
-        }
-    }
-}
-
-/// `ERR_OK` classifies as `Fatal` here: a caller that has an `LwipErr` in hand as an
-/// error has already checked it is not `ERR_OK`. Use [`LwipErr::class_of`] on raw codes.
-impl Classify for LwipErr {
-    fn class(&self) -> ErrorClass {
-        match Self::class_of(self.0) {
-            Some(c) => c,
-            None => ErrorClass::Fatal,
-        }
-    }
-}
-
-impl fmt::Display for LwipErr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.name(), self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The incident's `Poll()` fix: these four lwIP codes mean the peer is gone,
-    /// WOULDBLOCK and TIMEOUT are not errors, everything else is fatal.
-    #[test]
-    fn lwip_codes_classify_as_the_incident_fix_requires() {
-        for code in [-11, -13, -14, -15] {
-            assert_eq!(
-                LwipErr(code).class().disposition(),
-                Disposition::PeerGone,
-                "{}",
-                LwipErr(code)
-            );
-        }
-        for code in [-3, -5, -7, -9] {
-            assert!(LwipErr(code).class().is_retry(), "{}", LwipErr(code));
-        }
-        for code in [-1, -2, -4, -6, -8, -10, -12, -16, -17, -100, 5] {
-            assert_eq!(
-                LwipErr(code).class().disposition(),
-                Disposition::Fatal,
-                "{}",
-                LwipErr(code)
-            );
-        }
-        assert_eq!(LwipErr::class_of(0), None);
-    }
-
-    #[test]
-    fn every_lwip_code_has_a_name_and_never_panics() {
-        for code in i8::MIN..=i8::MAX {
-            let e = LwipErr(code);
-            let _ = e.class();
-            let known = (-16..=0).contains(&code);
-            assert_eq!(e.name() != "ERR_?", known, "{code}");
-        }
-    }
 
     #[test]
     fn embedded_nal_and_embedded_io_kinds() {
@@ -389,6 +279,7 @@ use crate::state::ConnState;
 /// Why a read, write, close or query on a connection handle failed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ConnError {
     /// The handle's slot now belongs to another connection (or the slot number is
     /// out of range).
@@ -400,8 +291,7 @@ pub enum ConnError {
     PeerGone(ErrorClass),
     /// The connection failed; the slot is `Aborted` until the application closes it.
     Aborted(ErrorClass),
-    /// The operation does not apply in this state (e.g. writing to a slot that is
-    /// still `Allocated`).
+    /// The operation does not apply in the connection's current state.
     InvalidState(ConnState),
     /// The deadline passed first (async driver). The connection is unchanged.
     TimedOut,
@@ -422,10 +312,46 @@ impl fmt::Display for ConnError {
 
 impl core::error::Error for ConnError {}
 
+impl ConnError {
+    /// The [`ErrorClass`] of this error, as embedded-hal errors give their `kind()`:
+    /// act on the class (retry? peer gone?) without matching every variant.
+    ///
+    /// | variant | class |
+    /// |---|---|
+    /// | `Stale`, `InvalidState` | `InvalidInput` (the handle or the call is wrong) |
+    /// | `Closed` | `Closed` (the reason says who closed it and why) |
+    /// | `PeerGone(c)`, `Aborted(c)` | `c` |
+    /// | `TimedOut` | `Timeout` (a retry class: the connection is unchanged) |
+    ///
+    /// ```
+    /// use netpool::{CloseReason, ConnError, ErrorClass};
+    /// assert_eq!(ConnError::PeerGone(ErrorClass::Reset).class(), ErrorClass::Reset);
+    /// assert_eq!(ConnError::Closed(CloseReason::Idle).class(), ErrorClass::Closed);
+    /// assert!(ConnError::TimedOut.class().is_retry());
+    /// assert!(!ConnError::Stale.class().is_retry());
+    /// ```
+    pub const fn class(&self) -> ErrorClass {
+        match self {
+            ConnError::Stale | ConnError::InvalidState(_) => ErrorClass::InvalidInput,
+            ConnError::Closed(_) => ErrorClass::Closed,
+            ConnError::PeerGone(c) | ConnError::Aborted(c) => *c,
+            ConnError::TimedOut => ErrorClass::Timeout,
+        }
+    }
+}
+
+/// [`ConnError::class`].
+impl Classify for ConnError {
+    fn class(&self) -> ErrorClass {
+        ConnError::class(self)
+    }
+}
+
 /// Why [`Pool::connect`](crate::Pool::connect) refused to start a connection.
 /// Nothing was allocated when it returns an error.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The link gate says the link is down. Nothing was sent.
     LinkDown,
@@ -460,9 +386,45 @@ impl fmt::Display for ConnectError {
 
 impl core::error::Error for ConnectError {}
 
+impl ConnectError {
+    /// The [`ErrorClass`] of this error (see [`ConnError::class`]).
+    ///
+    /// | variant | class |
+    /// |---|---|
+    /// | `LinkDown` | `NoRoute` |
+    /// | `PoolFull` | `OutOfResources` |
+    /// | `Stack(c)` | `c` |
+    /// | `UnsupportedAddress` | `NoRoute` (this build cannot reach IPv6 peers) |
+    /// | `SlotInUse`, `NoSuchSlot`, `PortZero` | `InvalidInput` |
+    ///
+    /// ```
+    /// use netpool::{ConnectError, ErrorClass};
+    /// assert_eq!(ConnectError::LinkDown.class(), ErrorClass::NoRoute);
+    /// assert_eq!(ConnectError::Stack(ErrorClass::Refused).class(), ErrorClass::Refused);
+    /// ```
+    pub const fn class(&self) -> ErrorClass {
+        match self {
+            ConnectError::LinkDown | ConnectError::UnsupportedAddress => ErrorClass::NoRoute,
+            ConnectError::PoolFull => ErrorClass::OutOfResources,
+            ConnectError::Stack(c) => *c,
+            ConnectError::SlotInUse | ConnectError::NoSuchSlot | ConnectError::PortZero => {
+                ErrorClass::InvalidInput
+            }
+        }
+    }
+}
+
+/// [`ConnectError::class`].
+impl Classify for ConnectError {
+    fn class(&self) -> ErrorClass {
+        ConnectError::class(self)
+    }
+}
+
 /// Why [`Pool::listen`](crate::Pool::listen) failed. The listener table is unchanged.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ListenError {
     /// All `L` listener slots are in use.
     TableFull,
@@ -480,3 +442,154 @@ impl fmt::Display for ListenError {
 }
 
 impl core::error::Error for ListenError {}
+
+impl ListenError {
+    /// The [`ErrorClass`] of this error (see [`ConnError::class`]): `TableFull` is
+    /// `OutOfResources`, `Stack(c)` is `c`.
+    ///
+    /// ```
+    /// use netpool::{ErrorClass, ListenError};
+    /// assert_eq!(ListenError::TableFull.class(), ErrorClass::OutOfResources);
+    /// assert_eq!(ListenError::Stack(ErrorClass::AddressInUse).class(), ErrorClass::AddressInUse);
+    /// ```
+    pub const fn class(&self) -> ErrorClass {
+        match self {
+            ListenError::TableFull => ErrorClass::OutOfResources,
+            ListenError::Stack(c) => *c,
+        }
+    }
+}
+
+/// [`ListenError::class`].
+impl Classify for ListenError {
+    fn class(&self) -> ErrorClass {
+        ListenError::class(self)
+    }
+}
+
+#[cfg(feature = "async")]
+impl crate::asynch::AcceptError {
+    /// The [`ErrorClass`] of this error (see [`ConnError::class`]): `Stack(c)` is `c`,
+    /// `TimedOut` is `Timeout` (a retry class), `NotListening` is `InvalidInput`.
+    ///
+    /// ```
+    /// use netpool::asynch::AcceptError;
+    /// use netpool::ErrorClass;
+    /// assert_eq!(AcceptError::Stack(ErrorClass::OutOfResources).class(), ErrorClass::OutOfResources);
+    /// assert!(AcceptError::TimedOut.class().is_retry());
+    /// ```
+    pub const fn class(&self) -> ErrorClass {
+        use crate::asynch::AcceptError;
+        match self {
+            AcceptError::Stack(c) => *c,
+            AcceptError::TimedOut => ErrorClass::Timeout,
+            AcceptError::NotListening => ErrorClass::InvalidInput,
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl fmt::Display for crate::asynch::AcceptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::asynch::AcceptError;
+        match self {
+            AcceptError::Stack(c) => write!(f, "the acceptor failed ({c})"),
+            AcceptError::TimedOut => f.write_str("deadline passed"),
+            AcceptError::NotListening => f.write_str("not listening on the port"),
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl core::error::Error for crate::asynch::AcceptError {}
+
+/// [`AcceptError::class`](crate::asynch::AcceptError::class).
+#[cfg(feature = "async")]
+impl Classify for crate::asynch::AcceptError {
+    fn class(&self) -> ErrorClass {
+        crate::asynch::AcceptError::class(self)
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+
+    /// Every variant's class, and `Classify` says the same as the method.
+    #[test]
+    fn conn_error_class() {
+        let cases = [
+            (ConnError::Stale, ErrorClass::InvalidInput),
+            (
+                ConnError::InvalidState(ConnState::Connecting),
+                ErrorClass::InvalidInput,
+            ),
+            (ConnError::Closed(CloseReason::Closed), ErrorClass::Closed),
+            (ConnError::Closed(CloseReason::Stalled), ErrorClass::Closed),
+            (ConnError::PeerGone(ErrorClass::Reset), ErrorClass::Reset),
+            (
+                ConnError::Aborted(ErrorClass::OutOfResources),
+                ErrorClass::OutOfResources,
+            ),
+            (ConnError::TimedOut, ErrorClass::Timeout),
+        ];
+        for (e, class) in cases {
+            assert_eq!(e.class(), class, "{e}");
+            assert_eq!(Classify::class(&e), class, "{e}");
+        }
+        assert!(ConnError::TimedOut.class().is_retry());
+        assert!(ConnError::PeerGone(ErrorClass::Closed).class().is_peer_gone());
+    }
+
+    #[test]
+    fn connect_error_class() {
+        let cases = [
+            (ConnectError::LinkDown, ErrorClass::NoRoute),
+            (ConnectError::PoolFull, ErrorClass::OutOfResources),
+            (ConnectError::Stack(ErrorClass::Refused), ErrorClass::Refused),
+            (ConnectError::SlotInUse, ErrorClass::InvalidInput),
+            (ConnectError::NoSuchSlot, ErrorClass::InvalidInput),
+            (ConnectError::UnsupportedAddress, ErrorClass::NoRoute),
+            (ConnectError::PortZero, ErrorClass::InvalidInput),
+        ];
+        for (e, class) in cases {
+            assert_eq!(e.class(), class, "{e}");
+            assert_eq!(Classify::class(&e), class, "{e}");
+            // A refused connect is never "try again later".
+            assert!(!e.class().is_retry(), "{e}");
+        }
+    }
+
+    #[test]
+    fn listen_error_class() {
+        let cases = [
+            (ListenError::TableFull, ErrorClass::OutOfResources),
+            (
+                ListenError::Stack(ErrorClass::AddressInUse),
+                ErrorClass::AddressInUse,
+            ),
+        ];
+        for (e, class) in cases {
+            assert_eq!(e.class(), class, "{e}");
+            assert_eq!(Classify::class(&e), class, "{e}");
+        }
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn accept_error_class() {
+        use crate::asynch::AcceptError;
+        let cases = [
+            (
+                AcceptError::Stack(ErrorClass::OutOfResources),
+                ErrorClass::OutOfResources,
+            ),
+            (AcceptError::TimedOut, ErrorClass::Timeout),
+            (AcceptError::NotListening, ErrorClass::InvalidInput),
+        ];
+        for (e, class) in cases {
+            assert_eq!(e.class(), class, "{e}");
+            assert_eq!(Classify::class(&e), class, "{e}");
+        }
+    }
+}

@@ -53,6 +53,7 @@ impl ListenerId {
 /// diagnostics and late handle users can see it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The application closed it.
     Closed,

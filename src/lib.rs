@@ -13,22 +13,22 @@
 //!   (slot + generation): a handle kept after its connection ended is refused
 //!   ([`ConnError::Stale`]), never pointed at the next connection.
 //! - Every slot is in a numbered [`ConnState`] (`Free` 0, `Connecting` 1, `Connected` 2,
-//!   `OtherEndClosed` 3, `Aborted` 4; `ClosePending` 5, `CloseReady` 6 and `Allocated` 7
-//!   are reserved for wire compatibility), stable for wire protocols.
+//!   `OtherEndClosed` 3, `Aborted` 4), stable for wire protocols; the numbers 5, 6 and
+//!   7 are reserved.
 //! - **You own time and the loop.** Call [`Pool::poll`] with `now` regularly; it accepts,
 //!   connects, flushes, reaps. Then read, write, close. Nothing blocks, nothing spins.
 //! - **Listeners** have a per-port cap; connections beyond it (or beyond the pool) are
 //!   accepted and released at once, and counted — they never sit in the stack's backlog
 //!   holding a PCB. One-shot listeners stop after their first connection.
 //! - **Writes** return the bytes taken. `push == false` means MORE (coalesce),
-//!   `push == true` means send now ([`mod@write`] module).
+//!   `push == true` means send now ([Writes](#writes-more-and-push)).
 //! - **Errors** from any stack fold into one [`ErrorClass`] with one
 //!   [`Disposition`]: retry, peer gone (→ `OtherEndClosed`, received data stays
 //!   readable), or fatal (→ `Aborted`).
 //! - **Close is immediate**: the slot is free on return, the stack finishes
 //!   FIN/TIME-WAIT by itself.
-//! - **Dead peers are reaped** from send progress ([`reaper`]); a slow peer that keeps
-//!   draining never is.
+//! - **Dead peers are reaped** from send progress ([Dead peers](#dead-peers)); a slow
+//!   peer that keeps draining never is.
 //! - **The link is read, never probed** ([`LinkStatus`]): connects fail fast while it is down.
 //! - **Diagnostics** ([`Pool::report`]) are a `Copy` snapshot, O(N), no I/O.
 //! - Stacks can do more than embedded-nal says (abort, MORE flag, push, send queue,
@@ -71,6 +71,54 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Writes: MORE and push
+//!
+//! [`Pool::write`]`(handle, bytes, push, now)` returns the number of bytes *taken*,
+//! never the number requested. `push == false` means MORE ("more data follows, you
+//! may coalesce"); `push == true` means send now. A write that can make no progress
+//! returns `WouldBlock` at once: netpool never retries inside a write.
+//!
+//! How MORE reaches the wire depends on the stack:
+//!
+//! - A stack with [`TcpSendFlags`](stack::TcpSendFlags) gets the flag itself:
+//!   [`SendFlag::More`](stack::SendFlag::More) exactly when `push` is false,
+//!   [`SendFlag::Push`](stack::SendFlag::Push) when it is true.
+//! - A plain embedded-nal stack gets coalescing inside netpool: MORE bytes gather in a
+//!   per-slot buffer of `TX` bytes, handed to the stack on push, when the buffer fills,
+//!   when [`Config::coalesce_delay`] expires, and on close.
+//!
+//! Bytes taken into the buffer are bytes the stack will send: netpool hands them over
+//! before anything written later. A push counts only bytes that reached the stack, so
+//! after a push whose bytes were all taken, netpool's buffer is empty and a close
+//! loses nothing ([`Pool::write_and_close`] relies on this). The one way to lose taken
+//! bytes is to close right after MORE writes while the stack refuses them: the close
+//! is still immediate, and those bytes are counted in
+//! [`Counters::dropped_on_close`]. End a message with a push (or [`Pool::flush`]
+//! until it succeeds) before closing.
+//!
+//! On a stack with a native flag, bytes sent with MORE belong to the stack, which
+//! sends them on the next push or after its own coalescing delay (Linux: 200 ms).
+//! [`Pool::flush`] asks it to send them now through [`TcpPush`](stack::TcpPush) (lwIP
+//! `tcp_output`; Linux: a zero-byte send without `MSG_MORE`), so an application that
+//! ends a message late does not need to keep a byte back to carry the push.
+//!
+//! ## Dead peers
+//!
+//! A peer that vanished without FIN or RST leaves the connection looking healthy:
+//! nothing fails, the bytes just stop moving. The pool watches *send progress*, never
+//! application-level acknowledgements:
+//!
+//! - with [`TcpSendQueue`](stack::TcpSendQueue), progress is a rise in the bytes the
+//!   peer acknowledged (bytes handed to the stack minus its send queue);
+//! - without it (the fallback), progress is the stack taking bytes at all.
+//!
+//! A connection is *stalled* when bytes are pending (in the stack's queue, in netpool's
+//! coalescing buffer, or refused at the last write) and there has been no progress for
+//! [`Config::stall_grace`]; it is then reaped (aborted, [`CloseReason::Stalled`]). A
+//! slow peer that keeps draining makes progress within every grace period and is never
+//! reaped. The pool reads progress on its own timer: [`Pool::poll_at`] includes the
+//! next reading.
+//!
 //! ## Features
 //!
 //! - `std`: [`stack::std_net`], a host backend over OS sockets with a non-blocking
@@ -103,17 +151,17 @@ mod handle;
 pub mod link;
 mod listener;
 mod pool;
-pub mod reaper;
+mod reaper;
 mod report;
 mod sansio;
 pub mod shared;
 pub mod stack;
 pub mod state;
 pub mod time;
-pub mod write;
+mod write;
 
 pub use config::{Config, RejectPolicy};
-pub use error::{Classify, ConnError, ConnectError, Disposition, ErrorClass, ListenError, LwipErr};
+pub use error::{Classify, ConnError, ConnectError, Disposition, ErrorClass, ListenError};
 pub use event::{Event, EventKind};
 pub use handle::{CloseReason, ConnHandle, ListenerId};
 pub use link::{LinkState, LinkStatus};

@@ -5,6 +5,7 @@ use crate::handle::ListenerId;
 /// Whether a listener keeps listening after an accept.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ListenMode {
     /// Listen until stopped.
     Persistent,
@@ -62,6 +63,7 @@ impl ListenParams {
 /// Why an incoming connection is turned away.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Rejection {
     /// The port's connection cap is reached.
     PortCap,

@@ -361,7 +361,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     /// `push == false` means MORE (more data follows: coalesce); `push == true` means
     /// send now. When nothing at all can be taken the call returns `WouldBlock` at
     /// once: call again after a later [`poll`](Self::poll). Never spins. See
-    /// [`crate::write`] for the full contract.
+    /// [Writes](crate#writes-more-and-push) for the full contract.
     ///
     /// Writing is allowed in `OtherEndClosed` after a peer FIN (a half-close), not
     /// after a reset.

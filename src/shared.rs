@@ -41,6 +41,7 @@ use crate::time::Instant;
 /// A request from another task, applied by the network task.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Command {
     /// [`Pool::close`].
     Close(ConnHandle),

@@ -1,9 +1,8 @@
 //! Connection states with stable numbers.
 //!
 //! The numbers are part of wire protocols: the Duet WiFi-to-SPI bridge sends them to
-//! the main board as a `u8`. They never change. `ClosePending` and `CloseReady` keep
-//! their numbers for compatibility but netpool never enters them: closing is immediate
-//! (the stack finishes FIN/TIME-WAIT on its own).
+//! the main board as a `u8`. They never change. The numbers 5, 6 and 7 are reserved:
+//! no state has them, and `ConnState::try_from` refuses them.
 
 use core::fmt;
 
@@ -20,7 +19,8 @@ use core::fmt;
 /// ```
 /// use netpool::ConnState;
 /// assert_eq!(ConnState::OtherEndClosed.as_u8(), 3);
-/// assert_eq!(ConnState::try_from(7), Ok(ConnState::Allocated));
+/// assert_eq!(ConnState::try_from(4), Ok(ConnState::Aborted));
+/// assert!(ConnState::try_from(5).is_err()); // 5, 6 and 7 are reserved
 /// assert!(ConnState::try_from(8).is_err());
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -39,14 +39,6 @@ pub enum ConnState {
     /// The connection failed (connect failure or a fatal stack error). The stack
     /// socket is already released; the application closes the slot to reuse it.
     Aborted = 4,
-    /// Reserved for wire compatibility. Never entered.
-    ClosePending = 5,
-    /// Reserved for wire compatibility. Never entered.
-    CloseReady = 6,
-    /// A slot reserved but not yet given a connection. Kept for wire compatibility:
-    /// the sync pool allocates and connects (or accepts) in one step, so it never
-    /// leaves a slot here.
-    Allocated = 7,
 }
 
 /// A byte that is not a [`ConnState`] number.
@@ -68,9 +60,6 @@ impl ConnState {
             ConnState::Connected => "connected",
             ConnState::OtherEndClosed => "otherEndClosed",
             ConnState::Aborted => "aborted",
-            ConnState::ClosePending => "closePending",
-            ConnState::CloseReady => "closeReady",
-            ConnState::Allocated => "allocated",
         }
     }
 
@@ -89,9 +78,6 @@ impl TryFrom<u8> for ConnState {
             2 => ConnState::Connected,
             3 => ConnState::OtherEndClosed,
             4 => ConnState::Aborted,
-            5 => ConnState::ClosePending,
-            6 => ConnState::CloseReady,
-            7 => ConnState::Allocated,
             other => return Err(InvalidState(other)),
         })
     }
@@ -121,15 +107,12 @@ mod tests {
             (ConnState::Connected, 2),
             (ConnState::OtherEndClosed, 3),
             (ConnState::Aborted, 4),
-            (ConnState::ClosePending, 5),
-            (ConnState::CloseReady, 6),
-            (ConnState::Allocated, 7),
         ];
         for (state, n) in expected {
             assert_eq!(state.as_u8(), n);
             assert_eq!(ConnState::try_from(n), Ok(state));
         }
-        for n in 8..=255u8 {
+        for n in 5..=255u8 {
             assert_eq!(ConnState::try_from(n), Err(InvalidState(n)));
         }
     }

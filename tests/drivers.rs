@@ -475,7 +475,7 @@ impl Driver for AsyncDriver {
                 self.acceptors.remove(at);
                 Accepted::NotListening
             }
-            Err(AcceptError::Stack(class)) => panic!("accept failed: {class}"),
+            Err(e) => panic!("accept failed: {e}"),
         }
     }
 

@@ -125,6 +125,7 @@ pub trait TcpSendQueue: TcpClientStack {
 /// What the stack knows about the far end of a connection, without reading from it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum PeerStatus {
     /// The stack cannot tell without reading.
     Unknown,

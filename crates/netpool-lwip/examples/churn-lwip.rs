@@ -24,9 +24,9 @@
 //!   incident's path to a killed upload.
 //!
 //! ```text
-//! cargo run --release --example churn-lwip                 # table
-//! cargo run --release --example churn-lwip -- --json       # one JSON object
-//! cargo run --release --example churn-lwip -- --seed 7 --loss-ppm 10000 --duration-s 60
+//! cargo run --release --features sim --example churn-lwip                 # table
+//! cargo run --release --features sim --example churn-lwip -- --json       # one JSON object
+//! cargo run --release --features sim --example churn-lwip -- --seed 7 --loss-ppm 10000 --duration-s 60
 //! ```
 //!
 //! Same arguments, same numbers: everything random comes from the seed.

@@ -1,10 +1,110 @@
-//! The backend's error: lwIP's `err_t` (classified by netpool's [`LwipErr`]) plus the
-//! few failures the backend itself detects.
+//! The backend's errors: lwIP's `err_t` ([`LwipErr`], classified onto netpool's
+//! [`ErrorClass`]) and [`LwipError`], which adds the few failures the backend itself
+//! detects.
+//!
+//! ```
+//! use netpool::{Classify, Disposition, ErrorClass};
+//! use netpool_lwip::LwipErr;
+//! // lwIP killed the connection to reclaim its PCB (ERR_ABRT): the peer is gone.
+//! assert_eq!(LwipErr(-13).class(), ErrorClass::Aborted);
+//! assert_eq!(LwipErr(-13).class().disposition(), Disposition::PeerGone);
+//! // ERR_WOULDBLOCK is not an error at all.
+//! assert!(LwipErr(-7).class().is_retry());
+//! ```
 
 use core::fmt;
 
 use embedded_nal::{TcpError, TcpErrorKind};
-use netpool::{Classify, ErrorClass, LwipErr};
+use netpool::{Classify, ErrorClass};
+
+/// An lwIP `err_t` code (a signed byte; 0 is `ERR_OK`).
+///
+/// | code | name | class |
+/// |---|---|---|
+/// | 0 | `ERR_OK` | — (not an error; [`LwipErr::class_of`] returns `None`) |
+/// | −1 | `ERR_MEM` | `OutOfResources` |
+/// | −2 | `ERR_BUF` | `OutOfResources` |
+/// | −3 | `ERR_TIMEOUT` | `Timeout` |
+/// | −4 | `ERR_RTE` | `NoRoute` |
+/// | −5 | `ERR_INPROGRESS` | `WouldBlock` |
+/// | −6 | `ERR_VAL` | `InvalidInput` |
+/// | −7 | `ERR_WOULDBLOCK` | `WouldBlock` |
+/// | −8 | `ERR_USE` | `AddressInUse` |
+/// | −9 | `ERR_ALREADY` | `WouldBlock` (a connect is already under way) |
+/// | −10 | `ERR_ISCONN` | `InvalidInput` (a backend answers a repeated `connect` on an established connection with `Ok`, not with this) |
+/// | −11 | `ERR_CONN` | `ConnectionLost` |
+/// | −12 | `ERR_IF` | `NoRoute` |
+/// | −13 | `ERR_ABRT` | `Aborted` |
+/// | −14 | `ERR_RST` | `Reset` |
+/// | −15 | `ERR_CLSD` | `Closed` |
+/// | −16 | `ERR_ARG` | `InvalidInput` |
+/// | other | — | `Fatal` |
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LwipErr(pub i8);
+
+impl LwipErr {
+    /// `ERR_OK`
+    pub const OK: LwipErr = LwipErr(0);
+
+    /// The class of an lwIP return code, or `None` for `ERR_OK`.
+    pub const fn class_of(code: i8) -> Option<ErrorClass> {
+        Some(match code {
+            0 => return None,
+            -1 | -2 => ErrorClass::OutOfResources,
+            -3 => ErrorClass::Timeout,
+            -4 | -12 => ErrorClass::NoRoute,
+            -5 | -7 | -9 => ErrorClass::WouldBlock,
+            -6 | -10 | -16 => ErrorClass::InvalidInput,
+            -8 => ErrorClass::AddressInUse,
+            -11 => ErrorClass::ConnectionLost,
+            -13 => ErrorClass::Aborted,
+            -14 => ErrorClass::Reset,
+            -15 => ErrorClass::Closed,
+            _ => ErrorClass::Fatal,
+        })
+    }
+
+    /// The lwIP name of the code (`"ERR_RST"`), or `"ERR_?"` for an unknown one.
+    pub const fn name(self) -> &'static str {
+        match self.0 {
+            0 => "ERR_OK",
+            -1 => "ERR_MEM",
+            -2 => "ERR_BUF",
+            -3 => "ERR_TIMEOUT",
+            -4 => "ERR_RTE",
+            -5 => "ERR_INPROGRESS",
+            -6 => "ERR_VAL",
+            -7 => "ERR_WOULDBLOCK",
+            -8 => "ERR_USE",
+            -9 => "ERR_ALREADY",
+            -10 => "ERR_ISCONN",
+            -11 => "ERR_CONN",
+            -12 => "ERR_IF",
+            -13 => "ERR_ABRT",
+            -14 => "ERR_RST",
+            -15 => "ERR_CLSD",
+            -16 => "ERR_ARG",
+            _ => "ERR_?",
+        }
+    }
+}
+
+/// `ERR_OK` classifies as `Fatal` here: a caller that has an `LwipErr` in hand as an
+/// error has already checked it is not `ERR_OK`. Use [`LwipErr::class_of`] on raw codes.
+impl Classify for LwipErr {
+    fn class(&self) -> ErrorClass {
+        match Self::class_of(self.0) {
+            Some(c) => c,
+            None => ErrorClass::Fatal,
+        }
+    }
+}
+
+impl fmt::Display for LwipErr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.0)
+    }
+}
 
 /// Why an [`LwipStack`](crate::LwipStack) operation failed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -95,6 +195,43 @@ impl TcpError for LwipError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netpool::Disposition;
+
+    /// The incident's `Poll()` fix: these four lwIP codes mean the peer is gone,
+    /// WOULDBLOCK and TIMEOUT are not errors, everything else is fatal.
+    #[test]
+    fn lwip_codes_classify_as_the_incident_fix_requires() {
+        for code in [-11, -13, -14, -15] {
+            assert_eq!(
+                LwipErr(code).class().disposition(),
+                Disposition::PeerGone,
+                "{}",
+                LwipErr(code)
+            );
+        }
+        for code in [-3, -5, -7, -9] {
+            assert!(LwipErr(code).class().is_retry(), "{}", LwipErr(code));
+        }
+        for code in [-1, -2, -4, -6, -8, -10, -12, -16, -17, -100, 5] {
+            assert_eq!(
+                LwipErr(code).class().disposition(),
+                Disposition::Fatal,
+                "{}",
+                LwipErr(code)
+            );
+        }
+        assert_eq!(LwipErr::class_of(0), None);
+    }
+
+    #[test]
+    fn every_lwip_code_has_a_name_and_never_panics() {
+        for code in i8::MIN..=i8::MAX {
+            let e = LwipErr(code);
+            let _ = e.class();
+            let known = (-16..=0).contains(&code);
+            assert_eq!(e.name() != "ERR_?", known, "{code}");
+        }
+    }
 
     #[test]
     fn lwip_codes_keep_netpool_classes() {

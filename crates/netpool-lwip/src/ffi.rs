@@ -42,9 +42,8 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use critical_section::Mutex;
-use netpool::LwipErr;
 
-use crate::error::LwipError;
+use crate::error::{LwipErr, LwipError};
 use crate::stack::LwipSocket;
 
 /// How many sockets (listeners, connections, connections waiting in a backlog) the

@@ -5,7 +5,8 @@
 //! netpool extension trait native, for firmware that runs lwIP (ESP8266 RTOS SDK,
 //! ESP-IDF, the Pico SDK's `pico_cyw43_arch_lwip_*`).
 //!
-//! With feature `bundled` (on by default, with `sim`), the crate compiles real lwIP —
+//! The default features are what a firmware uses: the backend alone, against the
+//! firmware's own lwIP. With feature `bundled` (off by default), the crate compiles real lwIP —
 //! the C sources shipped by the `lwip` crate on crates.io, lwIP
 //! `LWIP_VERSION` — for the host, configured like the ESP8266 bridge of the
 //! incident that motivated netpool (10 TCP PCBs, MSS 1460, 7300-byte send buffer and
@@ -86,7 +87,9 @@
 //!
 //! - `bundled`: compile lwIP (host) with `c/lwipopts.h`; `sys_now()` from
 //!   [`LwipStack::poll`]. Without it, link the firmware's own lwIP (see the README).
-//! - `sim` (default): module `sim`, lwIP on netpool's simulated network (std).
+//! - `sim`: module `sim`, lwIP on the test kit's simulated network (std; implies
+//!   `bundled` and depends on the unpublished netpool-testkit). Off by default; the
+//!   crate's tests and the `churn-lwip` example need it.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -100,7 +103,7 @@ mod ffi;
 pub mod sim;
 mod stack;
 
-pub use error::LwipError;
+pub use error::{LwipErr, LwipError};
 pub use ffi::{Events, LwipConfig, SendQueue, MAX_SOCKETS};
 pub use stack::{LwipSocket, LwipStack, LwipStats, TcpState, DEFAULT_BACKLOG};
 

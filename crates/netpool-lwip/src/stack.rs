@@ -10,9 +10,9 @@ use netpool::stack::{
     PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush, TcpSendFlags,
     TcpSendQueue,
 };
-use netpool::{Classify, Duration, Instant, LinkState, LinkStatus, LwipErr};
+use netpool::{Classify, Instant, LinkState, LinkStatus};
 
-use crate::error::LwipError;
+use crate::error::{LwipErr, LwipError};
 use crate::ffi::{self, Events, Kind, LwipConfig, Read, SendQueue, ERR_ABRT, ERR_CLSD, ERR_OK, ERR_RST};
 
 /// Connections lwIP holds in a listener's backlog unless
@@ -243,7 +243,7 @@ impl LwipStack {
     /// coalescing delay among them, are [`Pool::poll_at`](netpool::Pool::poll_at).
     pub fn poll_at(&self, now: Instant) -> Option<Instant> {
         #[cfg(feature = "bundled")]
-        return ffi::sleeptime().map(|ms| now + Duration::from_millis(u64::from(ms)));
+        return ffi::sleeptime().map(|ms| now + netpool::Duration::from_millis(u64::from(ms)));
         #[cfg(not(feature = "bundled"))]
         {
             let _ = now;

@@ -9,9 +9,9 @@
 use std::sync::{Mutex, MutexGuard};
 
 use netpool::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
-use netpool::{nb, Classify, Config, ConnHandle, Duration, ErrorClass, Instant, ListenParams, LwipErr, Pool};
+use netpool::{nb, Classify, Config, ConnHandle, Duration, ErrorClass, Instant, ListenParams, Pool};
 use netpool_lwip::sim::{LwipHost, LwipServer, Segment};
-use netpool_lwip::{LwipError, LwipSocket, LwipStack, TcpState};
+use netpool_lwip::{LwipErr, LwipError, LwipSocket, LwipStack, TcpState};
 use netpool_testkit::sim::{
     run, server, test_net, ClosePolicy, CloseStyle, Fabric, HalfOpen, LinkConfig, Participant, PeerHost,
     PollStats, Poller, PollerConfig, Storm, Uploader,

@@ -432,7 +432,7 @@ impl fmt::Display for DecodeError {
             DecodeError::UnknownCommand(c) => write!(f, "unknown command {c}"),
             DecodeError::BadSocket(s) => write!(f, "socket number {s} out of range 0..8"),
             DecodeError::BadWiFiState(s) => write!(f, "WiFi state {s} out of range 0..=6"),
-            DecodeError::BadConnState(s) => write!(f, "connection state {s} out of range 0..=7"),
+            DecodeError::BadConnState(s) => write!(f, "connection state {s} out of range 0..=4"),
             DecodeError::BadProtocol(p) => write!(f, "protocol {p} out of range 0..=3"),
             DecodeError::UnknownResponse(r) => write!(f, "unknown response code {r}"),
         }?;
@@ -553,9 +553,6 @@ const _: () = {
     assert!(ConnState::Connected.as_u8() == 2);
     assert!(ConnState::OtherEndClosed.as_u8() == 3);
     assert!(ConnState::Aborted.as_u8() == 4);
-    assert!(ConnState::ClosePending.as_u8() == 5);
-    assert!(ConnState::CloseReady.as_u8() == 6);
-    assert!(ConnState::Allocated.as_u8() == 7);
 };
 
 // ------------------------------------------------------------------------ byte helpers

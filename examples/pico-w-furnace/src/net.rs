@@ -352,9 +352,10 @@ pub async fn web_server<S: Socket, I: Interface, const H: usize>(
             Err(AcceptError::NotListening) => {
                 let _ = POOL.listen(HTTP_PORT, params);
             }
-            Err(AcceptError::Stack(class)) => {
+            // `AcceptError::Stack`, and any error a later netpool adds: back off.
+            Err(e) => {
                 record(|r| r.stats.accept_failed += 1);
-                net_log!(warn, "web[{}]: accept failed: {}", id, class);
+                net_log!(warn, "web[{}]: accept failed: {}", id, e.class());
                 embassy_time::Timer::after(ACCEPT_BACKOFF).await;
             }
         }
