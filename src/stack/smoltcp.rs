@@ -863,19 +863,16 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         if let Some(i) = self.entries.iter().position(|e| e.role == Role::Free) {
             return Some(i);
         }
+        // Closing sockets' states are up to date: smoltcp changes them only in a poll,
+        // after which `maintain` notes every one.
         let mut best: Option<(u8, Instant, usize, State)> = None;
-        for i in 0..self.entries.len() {
-            self.note_closing(i);
-            match self.entries[i].role {
-                Role::Free => return Some(i),
-                Role::Closing { state, since } => {
-                    if let Some(rank) = self.reclaim_rank(state, since) {
-                        if best.is_none_or(|(r, s, _, _)| (rank, since) < (r, s)) {
-                            best = Some((rank, since, i, state));
-                        }
+        for (i, e) in self.entries.iter().enumerate() {
+            if let Role::Closing { state, since } = e.role {
+                if let Some(rank) = self.reclaim_rank(state, since) {
+                    if best.is_none_or(|(r, s, _, _)| (rank, since) < (r, s)) {
+                        best = Some((rank, since, i, state));
                     }
                 }
-                _ => {}
             }
         }
         let (_, _, i, state) = best?;
@@ -1810,6 +1807,171 @@ mod tests {
             }
         });
         let _ = net.accept(&mut l);
+    }
+
+    #[test]
+    fn reclaim_rank_follows_tcp_alloc_and_the_policy() {
+        let bound = Duration::from_secs(20);
+        let mut net: Net<1> = Net::new(1);
+        net.now = Instant::from_secs(100);
+        net.stack.poll(net.now, &mut net.dev);
+        let fresh = net.now;
+        let past_bound = net.now - bound;
+        let table = [
+            // (state, since, Closing, TimeWait, Never)
+            (State::TimeWait, fresh, Some(0), Some(0), None),
+            (State::LastAck, fresh, Some(1), None, None),
+            (State::Closing, fresh, Some(2), None, None),
+            (State::FinWait1, fresh, None, None, None),
+            (State::FinWait2, fresh, None, None, None),
+            (State::FinWait1, past_bound, Some(3), None, None),
+            (State::FinWait2, past_bound, Some(3), None, None),
+            (State::Established, past_bound, None, None, None),
+            (State::CloseWait, past_bound, None, None, None),
+        ];
+        for (state, since, closing, time_wait, never) in table {
+            for (policy, want) in [
+                (Reclaim::Closing, closing),
+                (Reclaim::TimeWait, time_wait),
+                (Reclaim::Never, never),
+            ] {
+                net.stack.reclaim = policy;
+                assert_eq!(
+                    net.stack.reclaim_rank(state, since),
+                    want,
+                    "{state} since {since} under {policy:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reclaim_takes_the_oldest_of_the_first_state_and_counts_it_by_state() {
+        let mut net: Net<5> = Net::new(5);
+        let at = Instant::from_secs;
+        let roles = [
+            (State::TimeWait, at(3)),
+            (State::TimeWait, at(1)),
+            (State::Closing, at(0)),
+            (State::LastAck, at(2)),
+            (State::LastAck, at(1)),
+        ];
+        for (e, (state, since)) in net.stack.entries.iter_mut().zip(roles) {
+            e.role = Role::Closing { state, since };
+        }
+        let mut take = || {
+            let i = net.stack.take_socket()?;
+            net.stack.entries[i].role = Role::Fresh; // as `socket()` would
+            Some(i)
+        };
+        let order: Vec<usize> = (0..5).map(|_| take().unwrap()).collect();
+        assert_eq!(take(), None);
+        assert_eq!(
+            order,
+            [1, 0, 4, 3, 2],
+            "oldest first within TIME-WAIT, LAST-ACK, CLOSING"
+        );
+        let c = net.stack.pcb_counters();
+        assert_eq!(
+            (
+                c.reclaimed_time_wait,
+                c.reclaimed_last_ack,
+                c.reclaimed_closing,
+                c.reclaimed_fin_wait
+            ),
+            (2, 2, 1, 0)
+        );
+        assert_eq!(
+            PcbDiagnostics::pcb_counters(&net.stack),
+            c,
+            "the pool's report reads the same"
+        );
+    }
+
+    #[test]
+    fn a_reclaimed_last_ack_socket_carries_a_new_connection() {
+        let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
+        let mut l = net.listen(PORT);
+        let c1 = net.connect(server());
+        let (s1, _) = net.accept(&mut l);
+        let last_ack = s1.index();
+        net.stack.close(c1).unwrap();
+        net.until("close-wait", |st| {
+            (tcp_ref(&st.sockets, st.entries[last_ack].handle).state() == State::CloseWait).then_some(())
+        });
+        net.dev.lose = true;
+        net.stack.close(s1).unwrap();
+        net.step();
+        assert_eq!(state_of(&net, last_ack), State::LastAck);
+        net.dev.lose = false;
+        // The client side sits in FIN-WAIT-2 within its bound; one socket is free.
+        let free = net.stack.counts().free;
+        let _fresh = take(&mut net, free);
+        let mut c = net.stack.socket().unwrap();
+        assert_eq!(c.index(), last_ack);
+        net.until("connect on a reclaimed LAST-ACK socket", |st| {
+            match st.connect(&mut c, server()) {
+                Ok(()) => Some(()),
+                Err(nb::Error::WouldBlock) => None,
+                Err(nb::Error::Other(e)) => panic!("{e}"),
+            }
+        });
+    }
+
+    #[test]
+    fn an_armed_connection_that_dies_before_accept_listens_again() {
+        let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
+        let mut l = net.listen(PORT);
+        let armed = net
+            .stack
+            .entries
+            .iter()
+            .position(|e| matches!(e.role, Role::Armed { .. }))
+            .unwrap();
+        let c = net.connect(server());
+        net.until("pending", |st| (st.counts().pending == 1).then_some(()));
+        net.stack.abort(c).unwrap();
+        net.until("listening again", |st| (st.counts().listening == 1).then_some(()));
+        assert_eq!(
+            state_of(&net, armed),
+            State::Listen,
+            "the same socket, back in LISTEN"
+        );
+        assert_eq!(net.stack.counts().pending, 0);
+        let _c2 = net.connect(server());
+        let _ = net.accept(&mut l);
+    }
+
+    #[test]
+    fn a_listener_short_of_sockets_but_listening_is_not_an_unarmed_pass() {
+        let mut net: Net<3> = Net::new(3);
+        let mut l = net.listen(PORT);
+        let c = net.connect(server());
+        net.until("pending", |st| (st.counts().pending == 1).then_some(()));
+        // Wants 4: one pending, one listening, no socket left; short, but listening.
+        net.stack.set_backlog(&mut l, 4);
+        let before = net.stack.pcb_counters().unarmed_passes;
+        net.step();
+        net.step();
+        let counts = net.stack.counts();
+        assert_eq!((counts.listening, counts.pending), (1, 1));
+        assert_eq!(net.stack.pcb_counters().unarmed_passes, before);
+        let _ = (c, net.accept(&mut l));
+    }
+
+    #[test]
+    fn recv_queue_counts_unread_bytes_and_nothing_for_a_listener() {
+        let mut net: Net<6> = Net::new(6);
+        let (l, mut c, mut s) = net.pair();
+        assert_eq!(net.stack.recv_queue(&s), Some(0));
+        assert_eq!(net.stack.send(&mut c, b"hello"), Ok(5));
+        net.until("bytes in", |st| (st.recv_queue(&s) == Some(5)).then_some(()));
+        let _ = net.recv_exact(&mut s, 5);
+        assert_eq!(net.stack.recv_queue(&s), Some(0));
+        assert_eq!(net.stack.recv_queue(&l), None);
+        let stale = s;
+        net.stack.close(s).unwrap();
+        assert_eq!(net.stack.recv_queue(&stale), None);
     }
 
     #[test]
