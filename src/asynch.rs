@@ -137,20 +137,10 @@ enum Waiter {
     Writer = 1,
 }
 
-/// Whether a connection in `slot` can still serve `who`: a reader until the peer
-/// closed or the connection ended; a writer also after the peer's FIN (a
-/// half-close, as in the sync pool) until sending is no longer possible.
-fn serves(s: &crate::sansio::Slot, who: Waiter) -> bool {
-    match who {
-        Waiter::Reader => matches!(s.state, ConnState::Connected | ConnState::Connecting),
-        Waiter::Writer => {
-            s.can_send
-                && matches!(
-                    s.state,
-                    ConnState::Connected | ConnState::Connecting | ConnState::OtherEndClosed
-                )
-        }
-    }
+/// Whether a connection in `slot` can still serve `who` (the core's rule,
+/// [`Slot::may_wait`]).
+fn serves(s: &Slot, who: Waiter) -> bool {
+    s.may_wait(who == Waiter::Writer)
 }
 
 impl<const N: usize, const L: usize> Inner<N, L> {
@@ -1025,5 +1015,65 @@ impl<W: Write, const N: usize, const L: usize> ConnWriter<'_, W, N, L> {
         deadline: Instant,
     ) -> Result<usize, ConnError> {
         self.side.write(&mut self.w, data, push, timer, deadline).await
+    }
+}
+
+impl AcceptError {
+    /// The [`ErrorClass`] of this error (see [`ConnError::class`]): `Stack(c)` is `c`,
+    /// `TimedOut` is `Timeout` (a retry class), `NotListening` is `InvalidInput`.
+    ///
+    /// ```
+    /// use netpool::asynch::AcceptError;
+    /// use netpool::ErrorClass;
+    /// assert_eq!(AcceptError::Stack(ErrorClass::OutOfResources).class(), ErrorClass::OutOfResources);
+    /// assert!(AcceptError::TimedOut.class().is_retry());
+    /// ```
+    pub const fn class(&self) -> ErrorClass {
+        match self {
+            AcceptError::Stack(c) => *c,
+            AcceptError::TimedOut => ErrorClass::Timeout,
+            AcceptError::NotListening => ErrorClass::InvalidInput,
+        }
+    }
+}
+
+impl core::fmt::Display for AcceptError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AcceptError::Stack(c) => write!(f, "the acceptor failed ({c})"),
+            AcceptError::TimedOut => f.write_str("deadline passed"),
+            AcceptError::NotListening => f.write_str("not listening on the port"),
+        }
+    }
+}
+
+impl core::error::Error for AcceptError {}
+
+/// [`AcceptError::class`](AcceptError::class).
+impl Classify for AcceptError {
+    fn class(&self) -> ErrorClass {
+        AcceptError::class(self)
+    }
+}
+
+#[cfg(test)]
+mod accept_error_tests {
+    use super::AcceptError;
+    use crate::error::{Classify, ErrorClass};
+
+    #[test]
+    fn accept_error_class() {
+        let cases = [
+            (
+                AcceptError::Stack(ErrorClass::OutOfResources),
+                ErrorClass::OutOfResources,
+            ),
+            (AcceptError::TimedOut, ErrorClass::Timeout),
+            (AcceptError::NotListening, ErrorClass::InvalidInput),
+        ];
+        for (e, class) in cases {
+            assert_eq!(e.class(), class, "{e}");
+            assert_eq!(Classify::class(&e), class, "{e}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::error::ErrorClass;
+use crate::class::ErrorClass;
 
 /// A connection: (slot, generation).
 ///
@@ -73,37 +73,6 @@ pub enum CloseReason {
     Idle,
     /// Freed after the application left it `Aborted`/`OtherEndClosed` too long.
     Abandoned,
-}
-
-/// The one rule both drivers apply to a stack error: the state a live connection
-/// moves to and the reason recorded, or `None` for retry classes (not an error).
-pub(crate) const fn after_error(class: ErrorClass) -> Option<(crate::ConnState, CloseReason)> {
-    match class.disposition() {
-        crate::Disposition::Retry => None,
-        crate::Disposition::PeerGone => {
-            Some((crate::ConnState::OtherEndClosed, CloseReason::PeerGone(class)))
-        }
-        crate::Disposition::Fatal => Some((crate::ConnState::Aborted, CloseReason::Failed(class))),
-    }
-}
-
-/// The error an operation on a connection that is no longer live reports, from its
-/// state and close reason (both drivers).
-pub(crate) fn ended_error(state: crate::ConnState, reason: Option<CloseReason>) -> crate::ConnError {
-    use crate::{ConnError, ConnState};
-    let class = match reason {
-        Some(CloseReason::PeerGone(c) | CloseReason::Failed(c) | CloseReason::ConnectFailed(c)) => c,
-        Some(CloseReason::ConnectTimeout) => ErrorClass::Timeout,
-        _ => ErrorClass::Fatal,
-    };
-    match (state, reason) {
-        (ConnState::Free, r) => ConnError::Closed(r.unwrap_or(CloseReason::Closed)),
-        (ConnState::OtherEndClosed, _) => ConnError::PeerGone(class),
-        // The pool gave up on it (async reaper): say why, like a freed slot does.
-        (ConnState::Aborted, Some(r @ (CloseReason::Stalled | CloseReason::Idle))) => ConnError::Closed(r),
-        (ConnState::Aborted, _) => ConnError::Aborted(class),
-        (other, _) => ConnError::InvalidState(other),
-    }
 }
 
 impl CloseReason {

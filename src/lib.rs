@@ -144,6 +144,7 @@ extern crate std;
 
 #[cfg(feature = "async")]
 pub mod asynch;
+mod class;
 mod config;
 pub mod error;
 pub mod event;
@@ -151,7 +152,6 @@ mod handle;
 pub mod link;
 mod listener;
 mod pool;
-mod reaper;
 mod report;
 mod sansio;
 pub mod shared;

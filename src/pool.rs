@@ -11,7 +11,7 @@ use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
 use crate::listener::{ListenOutcome, ListenParams};
 use crate::report::{Counters, Report, SlotReport};
-use crate::sansio::{Core, ListenerIo, Release, Slot, SlotIo, SlotOutcome};
+use crate::sansio::{Access, Core, ListenerIo, Release, Slot, SlotIo, SlotOutcome};
 use crate::stack::{PeerStatus, Stack};
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
@@ -316,10 +316,10 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     /// been read: data received before a FIN stays readable.
     pub fn read(&mut self, h: ConnHandle, buf: &mut [u8], now: Instant) -> nb::Result<usize, ConnError> {
         let i = self.core.live(h)?;
-        match self.core.slot(i).state {
-            ConnState::Connecting => return Err(nb::Error::WouldBlock),
-            ConnState::Connected | ConnState::OtherEndClosed => {}
-            _ => return Err(nb::Error::Other(self.core.error_for(i))),
+        match self.core.may_read(i) {
+            Access::Wait => return Err(nb::Error::WouldBlock),
+            Access::Go => {}
+            Access::Fail => return Err(nb::Error::Other(self.core.error_for(i))),
         }
         let Some(socket) = self.sockets[i].as_mut() else {
             return Err(nb::Error::Other(self.core.error_for(i)));
@@ -373,11 +373,10 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         now: Instant,
     ) -> nb::Result<usize, ConnError> {
         let i = self.core.live(h)?;
-        let slot = self.core.slot(i);
-        match slot.state {
-            ConnState::Connecting => return Err(nb::Error::WouldBlock),
-            ConnState::Connected | ConnState::OtherEndClosed if slot.can_send => {}
-            _ => return Err(nb::Error::Other(self.core.error_for(i))),
+        match self.core.may_write(i) {
+            Access::Wait => return Err(nb::Error::WouldBlock),
+            Access::Go => {}
+            Access::Fail => return Err(nb::Error::Other(self.core.error_for(i))),
         }
         let Some(socket) = self.sockets[i].as_mut() else {
             return Err(nb::Error::Other(self.core.error_for(i)));

@@ -25,6 +25,8 @@
 //!    state until the application acknowledges it when
 //!    [`Config::hold_ended`](crate::Config::hold_ended) is set).
 
+mod errors;
+pub(crate) mod reaper;
 mod sequence;
 mod slot;
 mod stamp;
@@ -43,11 +45,11 @@ use crate::event::{Event, EventKind};
 use crate::handle::{CloseReason, ConnHandle, ListenerId};
 use crate::link::LinkState;
 use crate::listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
-use crate::reaper::{SendProgress, Verdict};
 use crate::report::{Counters, ListenerReport, Report, SlotReport};
 use crate::stack::PcbCounters;
 use crate::state::ConnState;
 use crate::time::Instant;
+use reaper::{SendProgress, Verdict};
 
 /// How a socket is given back to the stack.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -56,6 +58,18 @@ pub(crate) enum Release {
     Close,
     /// RST where the stack can.
     Abort,
+}
+
+/// Whether a read or write may go to the socket ([`Core::may_read`],
+/// [`Core::may_write`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Not yet: the connection is still being established.
+    Wait,
+    /// Go ahead.
+    Go,
+    /// No: the connection has ended; report [`Core::error_for`].
+    Fail,
 }
 
 /// What an error does to a connection (the [`Disposition`](crate::Disposition)
@@ -499,10 +513,33 @@ impl<const N: usize, const L: usize> Core<N, L> {
         Ok(i)
     }
 
+    /// Whether a read on slot `i` goes to the socket now: wait while connecting, go
+    /// while open (also after the peer's FIN: what it sent before stays readable),
+    /// else fail ([`error_for`](Self::error_for) says with what).
+    pub fn may_read(&self, i: usize) -> Access {
+        match self.slots[i].state {
+            ConnState::Connecting => Access::Wait,
+            ConnState::Connected | ConnState::OtherEndClosed => Access::Go,
+            _ => Access::Fail,
+        }
+    }
+
+    /// Whether a write on slot `i` goes to the socket now: wait while connecting, go
+    /// while sending is possible (also after the peer's FIN: a half-close), else fail
+    /// ([`error_for`](Self::error_for) says with what).
+    pub fn may_write(&self, i: usize) -> Access {
+        let s = &self.slots[i];
+        match s.state {
+            ConnState::Connecting => Access::Wait,
+            ConnState::Connected | ConnState::OtherEndClosed if s.can_send => Access::Go,
+            _ => Access::Fail,
+        }
+    }
+
     /// The error a handle operation reports for a slot's current state.
     pub fn error_for(&self, i: usize) -> ConnError {
         let s = &self.slots[i];
-        crate::handle::ended_error(s.state, s.close_reason)
+        errors::ended_error(s.state, s.close_reason)
     }
 
     /// What a read that found nothing reports: wait, unless the connection is
@@ -553,7 +590,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
     pub fn handle_error(&mut self, i: usize, class: ErrorClass, now: Instant) -> AfterError {
         self.tick(now);
         let s = &mut self.slots[i];
-        match crate::handle::after_error(class) {
+        match errors::after_error(class) {
             None => AfterError::Retry,
             Some((ConnState::OtherEndClosed, reason)) => {
                 s.stop_sending();

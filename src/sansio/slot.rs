@@ -3,8 +3,8 @@
 
 use core::net::{IpAddr, SocketAddr};
 
+use super::reaper::SendProgress;
 use crate::handle::{CloseReason, ConnHandle};
-use crate::reaper::SendProgress;
 use crate::sansio::Stamp;
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
@@ -222,6 +222,21 @@ impl Slot {
     /// Whether this slot is an open connection accepted on `port` (counts against its cap).
     pub fn counts_against(&self, port: u16) -> bool {
         self.state.is_in_use() && !self.outgoing && self.port == port
+    }
+
+    /// Whether a task may keep waiting on this connection: a writer while sending is
+    /// still possible (also after the peer's FIN: a half-close); a reader only while
+    /// more can arrive (connecting or connected: after the peer's FIN whatever is left
+    /// is read at once, without waiting). Both drivers' read and write rules
+    /// ([`Core::may_read`](super::Core::may_read), [`Core::may_write`](super::Core::may_write))
+    /// agree with it.
+    pub fn may_wait(&self, writer: bool) -> bool {
+        use ConnState::*;
+        if writer {
+            self.can_send && matches!(self.state, Connecting | Connected | OtherEndClosed)
+        } else {
+            matches!(self.state, Connecting | Connected)
+        }
     }
 
     /// Open and able to carry data (possibly half-closed by the peer).

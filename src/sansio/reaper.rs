@@ -21,7 +21,7 @@
 //! disarmed), or a stall. Until the first reading shows whether the stack reports its
 //! send queue, bytes handed over are not counted as progress.
 
-use crate::sansio::Stamp;
+use super::Stamp;
 use crate::time::{Duration, Instant};
 
 /// What a reading of a connection's send progress found.
