@@ -921,8 +921,9 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             }
             let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
             match socket.state() {
-                // The connection died before it was accepted: listen again.
-                State::Closed if socket.remote_endpoint().is_none() && socket.listen(port).is_err() => {
+                // The connection died before it was accepted: the socket is free, and
+                // armed again below.
+                State::Closed => {
                     self.entries[i].role = Role::Free;
                     continue;
                 }
@@ -1957,6 +1958,42 @@ mod tests {
         assert_eq!((counts.listening, counts.pending), (1, 1));
         assert_eq!(net.stack.pcb_counters().unarmed_passes, before);
         let _ = (c, net.accept(&mut l));
+    }
+
+    #[test]
+    fn unarmed_passes_count_exactly_the_polls_with_a_short_listener_and_nothing_listening() {
+        let mut net: Net<3> = Net::with(3, None, |s| s.with_backlog(1).with_reclaim(Reclaim::Never));
+        let mut l = net.listen(PORT);
+        let tw = time_wait(&mut net, &mut l);
+        // One armed socket, one TIME-WAIT socket kept (no reclaim), one free.
+        let _c = net.connect(server());
+        net.until("pending", |st| (st.counts().pending == 1).then_some(()));
+        net.stack.set_backlog(&mut l, 3);
+        let c = net.stack.counts();
+        assert_eq!((c.listening, c.pending, c.closing, c.free), (0, 1, 1, 0));
+        // Short, nothing listening: every poll counts, until TIME-WAIT ends (10 s).
+        let mut before = net.stack.pcb_counters().unarmed_passes;
+        let mut counted = 0;
+        for _ in 0..MAX_POLLS {
+            net.step();
+            let now = net.stack.pcb_counters().unarmed_passes;
+            if net.stack.counts().listening == 1 {
+                assert_eq!(now, before, "the poll that armed the freed socket is not unarmed");
+                break;
+            }
+            assert_eq!(now, before + 1, "a poll with nothing listening is counted");
+            counted += 1;
+            before = now;
+        }
+        assert!(counted > 100, "{counted}");
+        assert_eq!(
+            state_of(&net, tw),
+            State::Listen,
+            "the TIME-WAIT socket, freed and armed"
+        );
+        // Short but listening from now on: not counted.
+        net.step();
+        assert_eq!(net.stack.pcb_counters().unarmed_passes, before);
     }
 
     #[test]
