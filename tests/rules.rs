@@ -644,8 +644,9 @@ fn rule_reaper_reaps_a_send_stall_after_the_grace() {
     pool.poll(t(1));
     pool.poll(t(7999));
     assert_eq!(pool.state(h), Ok(ConnState::Connected), "reaped before the grace");
-    pool.poll(t(9001)); // grace + one reading interval (grace / 8)
+    let summary = pool.poll(t(9001)); // grace + one reading interval (grace / 8)
     assert_eq!(pool.state(h), Ok(ConnState::Free));
+    assert_eq!(summary.closed, 1, "the poll that reaped it says so");
     assert!(
         pool.stack().peer_saw_reset(peer),
         "a reaped connection is aborted"
@@ -846,4 +847,138 @@ fn into_stack_closes_everything_and_leaks_no_socket() {
     let stack = pool.into_stack(t(1));
     assert_eq!(stack.open_sockets(), 0, "sockets left in the stack");
     assert!(stack.peer_saw_fin(peer));
+}
+
+// ------------------------------------------------------------------------------------
+// The timer work's order and outcomes, decided once in the core (Core::poll_slot)
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn rule_a_connect_that_completes_later_is_connected_by_poll_and_counted_once() {
+    let mut pool = native(Config::new());
+    pool.stack_mut().script_connect(ConnectScript::SucceedAfter(3));
+    let h = pool.connect(client(9), 1, Duration::from_secs(5), t(0)).unwrap();
+    let mut connected = Vec::new();
+    for ms in 1..=5 {
+        connected.push(pool.poll(t(ms)).connected);
+    }
+    assert_eq!(pool.state(h), Ok(ConnState::Connected));
+    assert_eq!(connected.iter().sum::<u16>(), 1, "{connected:?}");
+    assert_eq!(pool.counters().connect_failed, 0);
+}
+
+#[test]
+fn rule_a_retry_class_error_during_a_connect_waits_for_the_deadline() {
+    let mut pool = native(Config::new());
+    pool.stack_mut()
+        .script_connect(ConnectScript::FailAfter(1, ErrorClass::Timeout));
+    let h = pool
+        .connect(client(9), 1, Duration::from_millis(500), t(0))
+        .unwrap();
+    for ms in [1, 2, 499] {
+        assert_eq!(pool.poll(t(ms)).closed, 0);
+        assert_eq!(
+            pool.state(h),
+            Ok(ConnState::Connecting),
+            "a retry class is not a failure"
+        );
+    }
+    assert_eq!(
+        pool.poll(t(500)).closed,
+        1,
+        "the deadline ends it, counted as closed"
+    );
+    assert_eq!(
+        pool.report(t(500)).slots[h.slot()].close_reason,
+        Some(CloseReason::ConnectTimeout)
+    );
+}
+
+#[test]
+fn rule_a_refused_connect_is_counted_as_closed_by_the_poll_that_saw_it() {
+    let mut pool = native(Config::new());
+    pool.stack_mut()
+        .script_connect(ConnectScript::FailAfter(1, ErrorClass::Refused));
+    let h = pool.connect(client(9), 1, Duration::from_secs(5), t(0)).unwrap();
+    assert_eq!(pool.poll(t(1)).closed, 1);
+    assert_eq!(pool.state(h), Ok(ConnState::Aborted));
+    assert_eq!(pool.poll(t(2)).closed, 0, "counted once");
+}
+
+#[test]
+fn rule_an_aborted_slot_left_open_is_freed_after_abandoned_after() {
+    let after = Duration::from_secs(30);
+    let mut pool = native(Config::new().with_abandoned_after(Some(after)));
+    pool.stack_mut()
+        .script_connect(ConnectScript::FailAfter(1, ErrorClass::Refused));
+    let h = pool.connect(client(9), 1, Duration::from_secs(5), t(0)).unwrap();
+    pool.poll(t(1));
+    assert_eq!(pool.state(h), Ok(ConnState::Aborted));
+    let due = pool.poll_at().unwrap();
+    pool.poll(Instant::from_millis(due.as_millis() - 1));
+    assert_eq!(pool.state(h), Ok(ConnState::Aborted), "not a millisecond early");
+    assert_eq!(pool.poll(due).closed, 1);
+    assert_eq!(pool.free_slots(), 4);
+    assert_eq!(pool.counters().abandoned, 1);
+}
+
+#[test]
+fn rule_a_peer_fin_noticed_by_poll_counts_once_as_peer_gone() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().peer_fin(peer);
+    assert_eq!(pool.poll(t(1)).peer_gone, 1);
+    assert_eq!(pool.state(h), Ok(ConnState::OtherEndClosed));
+    assert_eq!(pool.poll(t(2)).peer_gone, 0, "already known: not counted again");
+    assert_eq!(pool.counters().peer_closed, 1);
+}
+
+#[test]
+fn rule_a_reset_after_the_peers_fin_ends_the_half_close_at_the_next_poll() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().peer_fin(peer);
+    pool.poll(t(1));
+    assert_eq!(pool.state(h), Ok(ConnState::OtherEndClosed));
+    // Half-closed: still writable, until the peer resets.
+    pool.stack_mut().peer_reset(peer);
+    let summary = pool.poll(t(2));
+    assert_eq!(summary.peer_gone, 0, "the peer was already gone");
+    // The poll learned the reset: the write goes nowhere near the stack.
+    let sends = |pool: &Native| pool.stack().count(|c| matches!(c, Call::Send { .. }));
+    let before = sends(&pool);
+    assert!(matches!(
+        pool.write(h, b"x", true, t(3)),
+        Err(nb::Error::Other(ConnError::PeerGone(_)))
+    ));
+    assert_eq!(sends(&pool), before, "a write after the reset reached the stack");
+}
+
+#[test]
+fn rule_a_reset_noticed_by_poll_counts_as_peer_gone_not_closed() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().peer_reset(peer);
+    let summary = pool.poll(t(1));
+    assert_eq!((summary.peer_gone, summary.closed), (1, 0));
+    assert_eq!(pool.state(h), Ok(ConnState::OtherEndClosed));
+}
+
+#[test]
+fn rule_a_fatal_error_met_by_the_timer_work_aborts_and_counts_as_closed() {
+    // Coalesced bytes (plain stack) due at the coalescing delay; the stack then fails
+    // the send with a fatal class: the poll aborts the connection, releases its
+    // socket, and says so.
+    let mut pool = fallback(Config::new());
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, b"held back", false, t(0)), Ok(9));
+    pool.stack_mut()
+        .inner_mut()
+        .fail_next_send(peer, ErrorClass::Fatal);
+    let due = t(0) + Config::new().coalesce_delay;
+    let summary = pool.poll(due);
+    assert_eq!((summary.peer_gone, summary.closed), (0, 1));
+    assert_eq!(pool.state(h), Ok(ConnState::Aborted));
+    // Released at once: a plain stack has no RST, so its abort falls back to FIN.
+    assert!(pool.stack().inner().peer_saw_fin(peer), "the socket is released");
 }
