@@ -46,9 +46,9 @@ pub enum ErrorClass {
 pub enum Disposition {
     /// Not an error: no progress now, try again later.
     Retry,
-    /// The peer is gone: the slot becomes [`ConnState::OtherEndClosed`].
+    /// The peer is gone: the slot becomes [`ConnState::OtherEndClosed`](crate::ConnState::OtherEndClosed).
     PeerGone,
-    /// The connection is unusable: the slot becomes [`ConnState::Aborted`].
+    /// The connection is unusable: the slot becomes [`ConnState::Aborted`](crate::ConnState::Aborted).
     Fatal,
 }
 
