@@ -766,27 +766,9 @@ fn close_frees_the_slot_at_once<D: Driver>() {
 /// connection is untouched, and the next one after it closes is served.
 fn connections_beyond_the_port_cap_are_released_and_counted<D: Driver>() {
     let port = free_port();
-    let mut d = D::new(Config::new());
-    d.listen(port, ListenParams::new(1));
-    let _first = connect(port, None).expect("connect");
-    let held = accept(&mut d, port);
-
-    let extra = thread::spawn(move || {
-        let mut s = connect(port, None).expect("the kernel accepts the extra connection");
-        read_to_end(&mut s)
-    });
-    // The extra connection is rejected inside accept; nothing is served meanwhile.
-    for _ in 0..50 {
-        if d.counters().rejected > 0 {
-            break;
-        }
-        let deadline = d.clock().after(200);
-        if let Accepted::Conn(c) = d.accept(port, deadline) {
-            panic!("served beyond the cap: slot {}", D::handle(&c).slot());
-        }
-    }
+    let (mut d, held, extra) = one_beyond_a_cap_of_one::<D>(port, Config::new());
     // Released with RST (`RejectPolicy::Abort`, the default), before any byte.
-    assert_eq!(join(extra), End::Reset(Vec::new()));
+    assert_eq!(extra, End::Reset(Vec::new()));
     let c = d.counters();
     assert_eq!(
         (c.accepted, c.rejected, c.rejected_port_cap, c.rejected_pool_full),
@@ -802,6 +784,31 @@ fn connections_beyond_the_port_cap_are_released_and_counted<D: Driver>() {
     d.close(third);
     d.settle(d.clock().after(WAIT_MS));
     assert_eq!(d.counters().accepted, 2);
+}
+
+/// A listener with a cap of one on `port`, one connection held, and a second one
+/// rejected inside accept (nothing served meanwhile): the driver, the held
+/// connection and how the rejected client saw its connection end.
+fn one_beyond_a_cap_of_one<D: Driver>(port: u16, config: Config) -> (D, D::Conn, End) {
+    let mut d = D::new(config);
+    d.listen(port, ListenParams::new(1));
+    let _first = connect(port, None).expect("connect");
+    let held = accept(&mut d, port);
+    let extra = thread::spawn(move || {
+        let mut s = connect(port, None).expect("the kernel accepts the extra connection");
+        read_to_end(&mut s)
+    });
+    for _ in 0..50 {
+        if d.counters().rejected > 0 {
+            break;
+        }
+        let deadline = d.clock().after(200);
+        if let Accepted::Conn(c) = d.accept(port, deadline) {
+            panic!("served beyond the cap: slot {}", D::handle(&c).slot());
+        }
+    }
+    let end = join(extra);
+    (d, held, end)
 }
 
 /// A one-shot listener serves its first connection and stops: it is gone from the
@@ -1447,24 +1454,9 @@ fn the_idle_timeout_with_hold_ended_keeps_the_slot_until_closed<D: Driver>() {
 /// FIN (the client reads a clean end), counted.
 fn connections_beyond_the_cap_are_closed_with_fin_under_reject_close<D: Driver>() {
     let port = free_port();
-    let mut d = D::new(Config::new().with_reject(RejectPolicy::Close));
-    d.listen(port, ListenParams::new(1));
-    let _first = connect(port, None).expect("connect");
-    let held = accept(&mut d, port);
-    let extra = thread::spawn(move || {
-        let mut s = connect(port, None).expect("the kernel accepts the extra connection");
-        read_to_end(&mut s)
-    });
-    for _ in 0..50 {
-        if d.counters().rejected > 0 {
-            break;
-        }
-        let deadline = d.clock().after(200);
-        if let Accepted::Conn(c) = d.accept(port, deadline) {
-            panic!("served beyond the cap: slot {}", D::handle(&c).slot());
-        }
-    }
-    assert_eq!(join(extra), End::Eof(Vec::new()));
+    let config = Config::new().with_reject(RejectPolicy::Close);
+    let (mut d, held, extra) = one_beyond_a_cap_of_one::<D>(port, config);
+    assert_eq!(extra, End::Eof(Vec::new()));
     assert_eq!(d.counters().rejected_port_cap, 1);
     d.close(held);
     d.settle(d.clock().after(WAIT_MS));
