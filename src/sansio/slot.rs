@@ -230,6 +230,7 @@ impl Slot {
     /// is read at once, without waiting). Both drivers' read and write rules
     /// ([`Core::may_read`](super::Core::may_read), [`Core::may_write`](super::Core::may_write))
     /// agree with it.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub fn may_wait(&self, writer: bool) -> bool {
         use ConnState::*;
         if writer {
