@@ -134,13 +134,17 @@ impl<const N: usize, const L: usize> Core<N, L> {
             }
         }
 
-        let (state, can_send) = (self.slots[i].state, self.slots[i].can_send);
+        // The slot is read only when the peer's status needs it (an idle open
+        // connection reads nothing here).
         match io.peer_status(i) {
-            PeerStatus::Closed if state == ConnState::Connected => {
+            PeerStatus::Closed if self.slots[i].state == ConnState::Connected => {
                 self.handle_peer_fin(i, now);
                 out.peer_gone += 1;
             }
-            PeerStatus::Gone(class) if !class.is_retry() && (can_send || state == ConnState::Connected) => {
+            PeerStatus::Gone(class)
+                if !class.is_retry()
+                    && (self.slots[i].can_send || self.slots[i].state == ConnState::Connected) =>
+            {
                 return self.on_error(i, class, now, io, out);
             }
             _ => {}
