@@ -507,9 +507,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
                 buffers: &mut self.buffers,
             };
             let mut out = SlotOutcome::default();
-            for i in 0..N {
-                self.core.poll_slot(i, now, self.link, &mut io, &mut out);
-            }
+            self.core.poll_slots(now, self.link, &mut io, &mut out);
             summary.connected = out.connected;
             summary.peer_gone = out.peer_gone;
             summary.closed = out.closed;

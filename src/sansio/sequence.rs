@@ -64,6 +64,21 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// bytes; notice a peer that left; take a due stall reading and reap a stall;
     /// apply the idle timeout; then the abandoned timeout. `link` is the link state
     /// as the driver last read it.
+    /// [`poll_slot`](Self::poll_slot) for every slot, in slot order (the sync pool's
+    /// `poll`; the async reaper runs one slot per critical section).
+    #[inline(always)]
+    pub fn poll_slots<I: SlotIo>(
+        &mut self,
+        now: Instant,
+        link: LinkState,
+        io: &mut I,
+        out: &mut SlotOutcome,
+    ) {
+        for i in 0..N {
+            self.poll_slot(i, now, link, io, out);
+        }
+    }
+
     #[inline(always)]
     pub fn poll_slot<I: SlotIo>(
         &mut self,
