@@ -284,7 +284,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
                 Ok(conn) => return Ok(conn),
                 Err(()) => {
                     rejected_in_a_row = rejected_in_a_row.saturating_add(1);
-                    if rejected_in_a_row >= self.config().accepts_per_poll.max(1) {
+                    if rejected_in_a_row >= self.config().accepts_in_a_row() {
                         rejected_in_a_row = 0;
                         yield_now().await;
                     }
@@ -333,7 +333,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
                 Ok(conn) => return Ok(conn),
                 Err(()) => {
                     rejected_in_a_row = rejected_in_a_row.saturating_add(1);
-                    if rejected_in_a_row >= self.config().accepts_per_poll.max(1) {
+                    if rejected_in_a_row >= self.config().accepts_in_a_row() {
                         rejected_in_a_row = 0;
                         yield_now().await;
                     }
@@ -736,10 +736,7 @@ impl<const N: usize, const L: usize> Side<'_, N, L> {
             if t.core.slot(self.slot).generation != self.generation {
                 return;
             }
-            let progress = &mut t.core.slot_mut(self.slot).progress;
-            progress.on_handed(taken, now);
-            progress.set_blocked(taken < requested, now);
-            t.core.handle_written(self.slot, taken, now);
+            t.core.handle_handed(self.slot, taken, requested, now);
         });
     }
 

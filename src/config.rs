@@ -101,6 +101,17 @@ impl Config {
         self
     }
 
+    /// The most connections taken from one listener's backlog in a row: at least 1
+    /// whatever [`accepts_per_poll`](Self::accepts_per_poll) says (both drivers use
+    /// this).
+    pub const fn accepts_in_a_row(&self) -> u8 {
+        if self.accepts_per_poll == 0 {
+            1
+        } else {
+            self.accepts_per_poll
+        }
+    }
+
     /// Set [`accepts_per_poll`](Self::accepts_per_poll) (at least 1).
     #[must_use]
     pub const fn with_accepts_per_poll(mut self, n: u8) -> Self {

@@ -188,7 +188,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
 
     /// Take what is waiting in one listener's backlog (bounded per poll).
     fn drain_listener(&mut self, li: usize, now: Instant, summary: &mut PollSummary) {
-        for _ in 0..self.core.config().accepts_per_poll.max(1) {
+        for _ in 0..self.core.config().accepts_in_a_row() {
             let Some(listener) = self.listener_sockets[li].as_mut() else {
                 return;
             };

@@ -214,8 +214,8 @@ impl<const N: usize, const L: usize> Core<N, L> {
         &self.slots[i]
     }
 
-    /// Slot `i`, for the async write path (send progress).
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    /// Slot `i`, mutably: for the core's own tests, which play a driver's writes.
+    #[cfg(test)]
     pub fn slot_mut(&mut self, i: usize) -> &mut Slot {
         &mut self.slots[i]
     }
@@ -568,6 +568,18 @@ impl<const N: usize, const L: usize> Core<N, L> {
         if taken > 0 {
             s.touch(now);
         }
+    }
+
+    /// A write handed `taken` of `requested` bytes straight to the stack (no
+    /// coalescing: the async driver): the send progress the stall watch reads (bytes
+    /// taken count as progress; fewer than requested means blocked), then
+    /// [`handle_written`](Self::handle_written).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub fn handle_handed(&mut self, i: usize, taken: usize, requested: usize, now: Instant) {
+        let progress = &mut self.slots[i].progress;
+        progress.on_handed(taken, now);
+        progress.set_blocked(taken < requested, now);
+        self.handle_written(i, taken, now);
     }
 
     /// The peer sent FIN: `OtherEndClosed`, still writable (half-close). Returns
