@@ -187,8 +187,6 @@ pub enum AcceptError {
     NotListening,
 }
 
-/// How long a rejected connection's release may take.
-const REJECT_DEADLINE: Duration = Duration::from_secs(1);
 /// After an accept error that only means "try again", wait this long (bounded by the
 /// deadline) before the next try, so a failing acceptor cannot spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(10);
@@ -237,7 +235,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
     /// Accept the next connection on `acceptor` (listening on `port`, registered with
     /// [`listen`](Self::listen)) that the port's cap and the pool admit, until
     /// `deadline`. Connections beyond the port's cap or the pool are accepted and
-    /// released at once ([`Config::reject`]; the release is given 1 s) and counted;
+    /// released at once ([`Config::reject`], within [`Config::release_deadline`]) and counted;
     /// after [`Config::accepts_per_poll`] of them in a row the task yields.
     ///
     /// A one-shot listener stops after its first connection: later calls for the port
@@ -343,7 +341,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
     }
 
     /// An accepted connection on `port`: the core admits it (a [`Conn`]) or not (it
-    /// is released at once: [`Config::reject`], given 1 s; `Err`). Counted by the core.
+    /// is released at once: [`Config::reject`], within [`Config::release_deadline`]; `Err`). Counted by the core.
     async fn admit<'p, S: TcpShutdown, T: Timer>(
         &'p self,
         port: u16,
@@ -364,7 +362,8 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
             return Ok(Conn::new(self, admitted.handle, socket));
         }
         // Release at once: never leave it holding a PCB.
-        let release_by = now + REJECT_DEADLINE;
+        let within = self.config().release_deadline;
+        let release_by = now + within;
         match self.config().reject {
             RejectPolicy::Abort => {
                 let _ = with_deadline(timer, release_by, socket.abort()).await;
@@ -372,7 +371,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
             RejectPolicy::Close => {
                 let closed = with_deadline(timer, release_by, socket.close(edge_nal::Close::Both)).await;
                 if !matches!(closed, Ok(Ok(()))) {
-                    let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
+                    let _ = with_deadline(timer, timer.now() + within, socket.abort()).await;
                 }
             }
         }
@@ -945,9 +944,10 @@ impl<S: TcpShutdown, const N: usize, const L: usize> Conn<'_, S, N, L> {
             return self.abort(timer).await;
         }
         let Conn { guard, socket } = self;
+        let within = guard.pool.config().release_deadline;
         drop(guard); // frees the slot: reason Closed
         if let Err(mut socket) = closer.offer(socket) {
-            let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
+            let _ = with_deadline(timer, timer.now() + within, socket.abort()).await;
         }
     }
 
@@ -958,8 +958,9 @@ impl<S: TcpShutdown, const N: usize, const L: usize> Conn<'_, S, N, L> {
             mut socket,
         } = self;
         guard.reason = CloseReason::Aborted;
+        let within = guard.pool.config().release_deadline;
         drop(guard);
-        let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
+        let _ = with_deadline(timer, timer.now() + within, socket.abort()).await;
     }
 }
 

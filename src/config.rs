@@ -57,6 +57,11 @@ pub struct Config {
     /// For wire protocols whose peer must see every socket's end before its number
     /// is reused (see [`Pool::poll_event`](crate::Pool::poll_event)). Default: off.
     pub hold_ended: bool,
+    /// How long the async driver gives a socket's release — the close or abort of a
+    /// connection it turns away or a backlog let expire, an application's abort, a
+    /// close the background closer had no room for — before it lets go of the
+    /// socket. Default 1 s.
+    pub release_deadline: Duration,
 }
 
 impl Config {
@@ -70,6 +75,7 @@ impl Config {
             accepts_per_poll: 4,
             reject: RejectPolicy::Abort,
             hold_ended: false,
+            release_deadline: Duration::from_secs(1),
         }
     }
 
@@ -110,6 +116,13 @@ impl Config {
         } else {
             self.accepts_per_poll
         }
+    }
+
+    /// Set [`release_deadline`](Self::release_deadline).
+    #[must_use]
+    pub const fn with_release_deadline(mut self, d: Duration) -> Self {
+        self.release_deadline = d;
+        self
     }
 
     /// Set [`accepts_per_poll`](Self::accepts_per_poll) (at least 1).

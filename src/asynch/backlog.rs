@@ -8,9 +8,7 @@ use core::task::{Poll, Waker};
 use critical_section::Mutex;
 use edge_nal::{TcpAccept, TcpShutdown};
 
-use super::{
-    class_of, select, with_deadline, AsyncPool, Either, TimedOut, Timer, ACCEPT_RETRY, REJECT_DEADLINE,
-};
+use super::{class_of, select, with_deadline, AsyncPool, Either, TimedOut, Timer, ACCEPT_RETRY};
 use crate::time::{Duration, Instant};
 
 /// What the accept backlogs of an [`AsyncPool`] did ([`AsyncPool::backlog_counters`]).
@@ -383,7 +381,8 @@ impl<S: TcpShutdown, const K: usize> Backlog<S, K> {
             if let Either::Second(()) = select(self.taken(i), timer.at(expires)).await {
                 if let Some(mut socket) = self.unpark(i) {
                     pool.with(|t| t.backlog.expired = t.backlog.expired.wrapping_add(1));
-                    let _ = with_deadline(timer, timer.now() + REJECT_DEADLINE, socket.abort()).await;
+                    let within = pool.config().release_deadline;
+                    let _ = with_deadline(timer, timer.now() + within, socket.abort()).await;
                 }
             }
             drop(parked);
