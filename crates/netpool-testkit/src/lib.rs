@@ -74,6 +74,8 @@
 #[cfg(feature = "std")]
 pub mod accept_log;
 #[cfg(feature = "std")]
+pub mod browser;
+#[cfg(feature = "std")]
 pub mod http;
 pub mod scripted;
 #[cfg(feature = "sim")]

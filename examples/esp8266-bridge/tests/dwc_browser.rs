@@ -34,8 +34,7 @@ use std::time::{Duration, Instant};
 use common::start;
 use esp8266_bridge::host::sam::RequestRecord;
 use esp8266_bridge::host::{card, demo_files, www_files, SimConfig, Simulator};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
+use netpool_testkit::browser::{CHROMIUM, HEADLESS_ARGS};
 
 /// How long DWC may take to load and send its first live poll.
 const LOAD_LIMIT: Duration = Duration::from_secs(90);
@@ -80,19 +79,8 @@ fn chromium(url: &str) -> Child {
     let profile = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dwc-chromium-profile");
     let _ = std::fs::remove_dir_all(&profile);
     Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,900",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
+        .args(HEADLESS_ARGS)
+        .args(["--window-size=1280,900", "--enable-logging=stderr", "--v=0"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(url)
         .stdin(Stdio::null())

@@ -17,22 +17,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::Sim;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
+use netpool_testkit::browser::{CHROMIUM, HEADLESS_ARGS};
 
 /// Run chromium with a time limit; kill it (by its own handle) if it overruns.
 fn chromium(profile: &Path, extra: &[&str], url: &str) -> Output {
     let mut child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
+        .args(HEADLESS_ARGS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
         .arg(url)

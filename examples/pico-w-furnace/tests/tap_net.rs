@@ -51,10 +51,10 @@ use std::time::{Duration, Instant};
 
 use netns::host::{num, Host};
 use netns::Netns;
+use netpool_testkit::browser::{CHROMIUM, HEADLESS_ARGS};
 use netpool_testkit::http::parse_closed;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const HOST_IP: &str = "10.77.0.1";
 const DEVICE_IP: &str = "10.77.0.2";
 /// The web tasks (and slots) of `pico_w_furnace::net`.
@@ -116,16 +116,7 @@ fn chromium(ns: &Netns, args: &[&str]) -> String {
     let _ = std::fs::remove_dir_all(&profile);
     let mut child = ns
         .command(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
+        .args(HEADLESS_ARGS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .stdout(Stdio::piped())
