@@ -678,25 +678,20 @@ impl<S: Stack, const N: usize, const TX: usize> SlotIo for PoolIo<'_, S, N, TX> 
         let Some(mut socket) = self.sockets[i].take() else {
             return Some(buffered(slot));
         };
-        let result = match how {
-            Release::Close => {
-                if slot.can_send {
-                    let mut tx = TxSide {
-                        buf: &mut self.buffers[i],
-                        slot,
-                        config,
-                    };
-                    let _ = write::flush(self.stack, &mut socket, &mut tx, now);
-                }
-                let dropped = buffered(slot);
-                let closed = self.stack.close(socket);
-                // The socket is the stack's again whatever it says; nothing to retry.
-                let _ = closed;
-                return Some(dropped);
-            }
+        if how == Release::Close && slot.can_send {
+            // FIN after what netpool still holds: hand it over first.
+            let mut tx = TxSide {
+                buf: &mut self.buffers[i],
+                slot,
+                config,
+            };
+            let _ = write::flush(self.stack, &mut socket, &mut tx, now);
+        }
+        // The socket is the stack's again whatever it says; nothing to retry.
+        let _ = match how {
+            Release::Close => self.stack.close(socket),
             Release::Abort => self.stack.abort(socket),
         };
-        let _ = result;
         Some(buffered(slot))
     }
 
