@@ -351,10 +351,10 @@ impl<const N: usize, const L: usize> Core<N, L> {
         // One pass: the port's open connections and the first free slot.
         let (mut on_port, mut free) = (0, None);
         for (i, s) in self.slots.iter().enumerate() {
-            if s.counts_against(l.port) {
+            if !s.state.is_in_use() {
+                free = free.or(Some(i));
+            } else if s.counts_against(l.port) {
                 on_port += 1;
-            } else if free.is_none() && !s.state.is_in_use() {
-                free = Some(i);
             }
         }
         if on_port >= l.params.max_conns as usize {
@@ -367,9 +367,9 @@ impl<const N: usize, const L: usize> Core<N, L> {
             return Err(self.count_rejection(Rejection::UnsupportedAddress));
         };
         let protocol = l.params.protocol;
-        let new = Slot::occupied(ConnState::Connected, false, l.port, remote, protocol, now, now);
+        let mut new = Slot::occupied(ConnState::Connected, false, l.port, remote, protocol, now, now);
+        new.events = event_bits::ACCEPTED;
         let handle = self.occupy(i, new, now);
-        self.slots[i].events |= event_bits::ACCEPTED;
         self.counters.accepted = self.counters.accepted.wrapping_add(1);
         let listener_stopped = l.params.mode == ListenMode::OneShot;
         if listener_stopped {
@@ -636,15 +636,10 @@ impl<const N: usize, const L: usize> Core<N, L> {
         let c = &self.config;
         match timer {
             Timer::Connect => (s.state == ConnState::Connecting).then(|| s.connect_deadline()),
-            Timer::Flush => (s.is_open() && s.can_send).then(|| s.flush_due()).flatten(),
-            Timer::Stall => (s.is_open() && s.can_send)
-                .then(|| s.progress.deadline())
-                .flatten(),
-            Timer::Idle => s
-                .is_open()
-                .then_some(c.idle_timeout)
-                .flatten()
-                .map(|d| s.last_activity.plus(d)),
+            Timer::Flush | Timer::Stall | Timer::Idle if !s.is_open() => None,
+            Timer::Flush => s.open_flush_deadline(),
+            Timer::Stall => s.open_stall_deadline(),
+            Timer::Idle => s.idle_deadline(c.idle_timeout),
             Timer::Abandoned => {
                 let ended = matches!(s.state, ConnState::OtherEndClosed | ConnState::Aborted);
                 let after = c.abandoned_after.filter(|_| ended)?;

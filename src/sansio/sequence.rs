@@ -9,7 +9,7 @@
 
 use core::net::SocketAddr;
 
-use super::{Core, Release, Slot, Timer};
+use super::{Core, Release, Slot, Stamp, Timer};
 use crate::config::Config;
 use crate::error::ErrorClass;
 use crate::handle::CloseReason;
@@ -17,6 +17,12 @@ use crate::link::LinkState;
 use crate::stack::PeerStatus;
 use crate::state::ConnState;
 use crate::time::Instant;
+
+/// Whether a deadline is set and reached.
+#[inline(always)]
+fn reached(deadline: Option<Stamp>, now: Instant) -> bool {
+    deadline.is_some_and(|d| d.reached(now))
+}
 
 /// The socket I/O the core asks a driver for while it runs a slot's timers.
 pub(crate) trait SlotIo {
@@ -88,11 +94,14 @@ impl<const N: usize, const L: usize> Core<N, L> {
         io: &mut I,
         out: &mut SlotOutcome,
     ) {
-        match self.slots[i].state {
-            ConnState::Connecting => self.advance_connect(i, now, link, io, out),
-            ConnState::Connected | ConnState::OtherEndClosed => self.watch(i, now, io, out),
-            ConnState::Aborted => self.expire(i, Timer::Abandoned, now, io, out),
-            _ => {}
+        // Open slots first: they are the ones an idle poll walks over.
+        let state = self.slots[i].state;
+        if matches!(state, ConnState::Connected | ConnState::OtherEndClosed) {
+            self.watch(i, now, io, out);
+        } else if state == ConnState::Connecting {
+            self.advance_connect(i, now, link, io, out);
+        } else if state == ConnState::Aborted {
+            self.expire(i, Timer::Abandoned, now, io, out);
         }
     }
 
@@ -140,9 +149,11 @@ impl<const N: usize, const L: usize> Core<N, L> {
         out.closed += 1;
     }
 
+    /// An open slot's timers: [`Core::deadline`]'s rules for a slot `poll_slot` found
+    /// `Connected` or `OtherEndClosed`, without reading its state again.
     #[inline(always)]
     fn watch<I: SlotIo>(&mut self, i: usize, now: Instant, io: &mut I, out: &mut SlotOutcome) {
-        if self.due(i, Timer::Flush, now) {
+        if reached(self.slots[i].open_flush_deadline(), now) {
             let (slot, config) = (&mut self.slots[i], &self.config);
             if let Err(class) = io.push(i, slot, config, now) {
                 return self.on_error(i, class, now, io, out);
@@ -165,7 +176,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
             _ => {}
         }
 
-        if self.due(i, Timer::Stall, now) {
+        if reached(self.slots[i].open_stall_deadline(), now) {
             let queue = io.send_queue(i);
             if self.handle_stall_reading(i, queue, now) {
                 self.end(i, Release::Abort, CloseReason::Stalled, now, io);
@@ -174,7 +185,9 @@ impl<const N: usize, const L: usize> Core<N, L> {
             }
         }
 
-        self.expire(i, Timer::Idle, now, io, out);
+        if reached(self.slots[i].idle_deadline(self.config.idle_timeout), now) {
+            self.expired(i, Timer::Idle, now, io, out);
+        }
         if self.slots[i].state == ConnState::OtherEndClosed {
             self.expire(i, Timer::Abandoned, now, io, out);
         }

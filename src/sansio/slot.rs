@@ -198,6 +198,26 @@ impl Slot {
         (self.flush_set && self.state != ConnState::Connecting).then_some(self.deadline)
     }
 
+    // The flush and stall timers of an open slot (`Connected` or `OtherEndClosed`):
+    // `Core::deadline` checks the state first, and the timer work reads them only for
+    // slots it found open.
+
+    /// Held-back bytes due to be pushed, while the slot may send. (Open, so
+    /// `deadline` holds the flush deadline, not the connect deadline.)
+    pub fn open_flush_deadline(&self) -> Option<Stamp> {
+        (self.can_send && self.flush_set).then_some(self.deadline)
+    }
+
+    /// The next stall reading, while the slot may send and the watch is armed.
+    pub fn open_stall_deadline(&self) -> Option<Stamp> {
+        self.can_send.then(|| self.progress.deadline()).flatten()
+    }
+
+    /// The idle timeout of an open slot, counted from its last activity.
+    pub fn idle_deadline(&self, idle_timeout: Option<Duration>) -> Option<Stamp> {
+        idle_timeout.map(|d| self.last_activity.plus(d))
+    }
+
     pub fn set_flush_due(&mut self, due: Option<Stamp>) {
         if (due.is_none() && !self.flush_set) || self.state == ConnState::Connecting {
             return; // nothing to clear; or the deadline field is the connect deadline
