@@ -18,8 +18,10 @@
 //!   dropped too: the stack closes or aborts it, as its own `Drop` does). For a clean
 //!   end call [`Conn::close`]: the slot is free when it returns and the socket goes
 //!   to a [`Closer`], a bounded background task that sends FIN and, if the peer has
-//!   not finished the close by the closer's deadline, RST. No slot ever waits for a
-//!   peer's ACK (the lingering close that exhausted the ESP8266 bridge's PCBs).
+//!   not finished the close within [`Config::close_linger`], RST. No slot ever waits
+//!   for a peer's ACK (the lingering close that exhausted the ESP8266 bridge's PCBs).
+//!   A close that finds the closer full waits for a place, bounded, then resets: one
+//!   policy, in [`Conn::close`]; the closer's counters are in the pool's report.
 //! - Every await that talks to the network takes a deadline, measured by the
 //!   caller's [`Timer`].
 //! - A task waiting in [`Conn::read`] wakes with an error as soon as the connection is
@@ -55,7 +57,7 @@ use crate::event::Event;
 use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
 use crate::listener::{ListenOutcome, ListenParams};
-use crate::report::{Counters, Report};
+use crate::report::{CloserCounters, Counters, Report};
 use crate::sansio::{AfterError, Core, Release, Slot, SlotIo, SlotOutcome};
 use crate::stack::PeerStatus;
 use crate::state::ConnState;
@@ -64,7 +66,7 @@ use crate::time::{Duration, Instant};
 mod backlog;
 mod closer;
 pub use backlog::{Backlog, BacklogCounters, REARM};
-pub use closer::{Closer, CloserStats};
+pub use closer::Closer;
 
 /// The caller's clock: what the async driver measures deadlines with (embassy-time,
 /// a hardware timer, `async-io` on the host...).
@@ -128,6 +130,8 @@ struct Inner<const N: usize, const L: usize> {
     backlog: BacklogCounters,
     /// The link as the network task last said ([`AsyncPool::set_link`]).
     link: LinkState,
+    /// What the background closer did with this pool's sockets ([`Closer`]).
+    closer: CloserCounters,
 }
 
 /// Who waits on a connection: its reader or its writer (the index of its waker).
@@ -200,6 +204,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
                 wakers: [const { [None, None] }; N],
                 backlog: BacklogCounters::ZERO,
                 link: LinkState::Unknown,
+                closer: CloserCounters::ZERO,
             })),
         }
     }
@@ -550,10 +555,25 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
         self.with(|t| t.core.free_slots())
     }
 
-    /// A snapshot of every slot and listener entry.
+    /// What the background [`Closer`] did with this pool's sockets (also in
+    /// [`report`](Self::report)).
+    pub fn closer_counters(&self) -> CloserCounters {
+        self.with(|t| t.closer)
+    }
+
+    /// Count what the closer did.
+    fn note_closer(&self, f: impl FnOnce(&mut CloserCounters)) {
+        self.with(|t| f(&mut t.closer));
+    }
+
+    /// A snapshot of every slot and listener entry, the counters and the closer's.
     pub fn report(&self, now: Instant) -> Report<N, L> {
-        // Link state belongs to the network driver's task, not the pool.
-        self.with(|t| t.core.report(now, LinkState::Unknown))
+        self.with(|t| {
+            // Link state belongs to the network driver's task, not the pool.
+            let mut report = t.core.report(now, LinkState::Unknown);
+            report.closer = t.closer;
+            report
+        })
     }
 
     /// The error a dead or stale connection reports.
@@ -930,11 +950,14 @@ impl<S: Read + Write, const N: usize, const L: usize> Conn<'_, S, N, L> {
 }
 
 impl<S: TcpShutdown, const N: usize, const L: usize> Conn<'_, S, N, L> {
-    /// Close now: the slot is free when this returns, and the socket goes to
-    /// `closer`, which sends FIN and, if the close has not finished by its deadline,
-    /// RST. When the closer is full (all its `K` places busy) the socket is aborted
-    /// here instead (RST; counted in [`CloserStats::overflow`]), so a close never
-    /// waits for a peer.
+    /// Close: the slot is free at once, and the socket goes to `closer`, which sends
+    /// FIN and, if the close has not finished within
+    /// [`Config::close_linger`], RST. When every one of the closer's `K` places is
+    /// busy, this waits for one — at most `close_linger` +
+    /// [`Config::release_deadline`], the longest a close there can take — and resets
+    /// the connection only if none freed by then or `K` closes already wait (counted
+    /// in [`CloserCounters`]: `waited`, `overflow`). It never waits for this
+    /// connection's peer.
     ///
     /// A connection the pool or the stack already gave up on (send stall, fatal
     /// error, abandoned) is aborted instead, as the sync pool does when it reaps:
@@ -944,10 +967,12 @@ impl<S: TcpShutdown, const N: usize, const L: usize> Conn<'_, S, N, L> {
             return self.abort(timer).await;
         }
         let Conn { guard, socket } = self;
-        let within = guard.pool.config().release_deadline;
+        let pool = guard.pool;
+        let config = pool.config();
         drop(guard); // frees the slot: reason Closed
-        if let Err(mut socket) = closer.offer(socket) {
-            let _ = with_deadline(timer, timer.now() + within, socket.abort()).await;
+        let until = timer.now() + config.close_linger + config.release_deadline;
+        if let Err(mut socket) = closer.hand_over(socket, pool, timer, until).await {
+            let _ = with_deadline(timer, timer.now() + config.release_deadline, socket.abort()).await;
         }
     }
 

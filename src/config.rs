@@ -62,6 +62,13 @@ pub struct Config {
     /// close the background closer had no room for — before it lets go of the
     /// socket. Default 1 s.
     pub release_deadline: Duration,
+    /// How long the async driver's background closer
+    /// ([`asynch::Closer`](crate::asynch::Closer)) gives a closed connection to finish
+    /// — the rest of what the stack holds, FIN, the peer's ACK and FIN — before it
+    /// resets it (within [`release_deadline`](Self::release_deadline) more). A close
+    /// that finds the closer full waits for a place at most this plus
+    /// `release_deadline`, the longest any close there can take. Default 2 s.
+    pub close_linger: Duration,
 }
 
 impl Config {
@@ -76,6 +83,7 @@ impl Config {
             reject: RejectPolicy::Abort,
             hold_ended: false,
             release_deadline: Duration::from_secs(1),
+            close_linger: Duration::from_secs(2),
         }
     }
 
@@ -116,6 +124,13 @@ impl Config {
         } else {
             self.accepts_per_poll
         }
+    }
+
+    /// Set [`close_linger`](Self::close_linger).
+    #[must_use]
+    pub const fn with_close_linger(mut self, d: Duration) -> Self {
+        self.close_linger = d;
+        self
     }
 
     /// Set [`release_deadline`](Self::release_deadline).

@@ -167,7 +167,7 @@ pub use handle::{CloseReason, ConnHandle, ListenerId};
 pub use link::{LinkState, LinkStatus};
 pub use listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
 pub use pool::{Accepted, PollSummary, Pool};
-pub use report::{Counters, ListenerReport, Report, SlotReport};
+pub use report::{CloserCounters, Counters, ListenerReport, Report, SlotReport};
 pub use shared::{Command, PoolShare, SharedCounters};
 pub use stack::PcbCounters;
 pub use state::ConnState;

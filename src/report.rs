@@ -152,6 +152,78 @@ pub struct Report<const N: usize, const L: usize> {
     /// What the stack did to its PCBs on its own ([`PcbDiagnostics`](crate::stack::PcbDiagnostics); zeros for a
     /// stack that does not say, and from the async driver, which has no stack).
     pub pcbs: PcbCounters,
+    /// What the async driver's background closer did with the sockets of closed
+    /// connections (zeros from the sync pool, which hands a close to the stack).
+    pub closer: CloserCounters,
+}
+
+/// What the async driver's background closer (`asynch::Closer`) did with the
+/// sockets [`Conn::close`](crate::asynch::Conn::close) gave it: in the pool's
+/// [`Report::closer`] and `AsyncPool::closer_counters`.
+///
+/// `handed` = `finished` + `reset` + `closing`; a close that found every place busy is
+/// counted in `waited`, and if no place freed in time, in `overflow` as well.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct CloserCounters {
+    /// Sockets handed to the closer.
+    pub handed: u32,
+    /// Closes the stack finished (FIN exchanged) within
+    /// [`Config::close_linger`](crate::Config::close_linger).
+    pub finished: u32,
+    /// Closes that had not finished by then (or failed): reset.
+    pub reset: u32,
+    /// Closes that found every place busy and waited for one.
+    pub waited: u32,
+    /// … of which found none in time: reset by `close` itself, never handed.
+    pub overflow: u32,
+    /// Sockets closing now (waiting for a worker or being closed).
+    pub closing: u32,
+    /// Most sockets ever closing at once.
+    pub high_water: u32,
+}
+
+impl CloserCounters {
+    /// All zero.
+    pub const ZERO: CloserCounters = CloserCounters {
+        handed: 0,
+        finished: 0,
+        reset: 0,
+        waited: 0,
+        overflow: 0,
+        closing: 0,
+        high_water: 0,
+    };
+
+    /// A socket was handed over.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn note_handed(&mut self) {
+        self.handed = self.handed.wrapping_add(1);
+        self.closing = self.closing.saturating_add(1);
+        self.high_water = self.high_water.max(self.closing);
+    }
+
+    /// A close handed over ended: the stack finished it, or it was reset.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn note_ended(&mut self, finished: bool) {
+        self.closing = self.closing.saturating_sub(1);
+        if finished {
+            self.finished = self.finished.wrapping_add(1);
+        } else {
+            self.reset = self.reset.wrapping_add(1);
+        }
+    }
+}
+
+impl fmt::Display for CloserCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "handed {} finished {} reset {} waited {} overflow {} closing {} high_water {}",
+            self.handed, self.finished, self.reset, self.waited, self.overflow, self.closing, self.high_water
+        )
+    }
 }
 
 impl<const N: usize, const L: usize> Report<N, L> {
@@ -207,6 +279,7 @@ impl<const N: usize, const L: usize> fmt::Display for Report<N, L> {
             )?;
         }
         writeln!(f, "  {}", self.counters)?;
-        write!(f, "  stack: {}", self.pcbs)
+        writeln!(f, "  stack: {}", self.pcbs)?;
+        write!(f, "  closer: {}", self.closer)
     }
 }

@@ -89,12 +89,12 @@ fn client(port: u16, req: &'static [u8]) -> std::thread::JoinHandle<std::io::Res
 
 #[test]
 fn accept_read_write_close_and_the_slot_is_free() {
-    static POOL: AsyncPool<4> = AsyncPool::new(Config::new());
-    static CLOSER: Closer<edge_nal_std::TcpSocket, 2> = Closer::new(Duration::from_secs(5));
+    static POOL: AsyncPool<4> = AsyncPool::new(Config::new().with_close_linger(Duration::from_secs(5)));
+    static CLOSER: Closer<edge_nal_std::TcpSocket, 2> = Closer::new();
     let timer = HostTimer::new();
     let port = free_port();
     let peer = client(port, b"ping");
-    future::block_on(future::or(async { CLOSER.run(&timer).await }, async {
+    future::block_on(future::or(async { CLOSER.run(&POOL, &timer).await }, async {
         let stack = edge_nal_std::Stack::new();
         let acceptor = stack.bind(loopback(port)).await.unwrap();
         POOL.listen(port, ListenParams::new(4)).unwrap();
@@ -111,11 +111,12 @@ fn accept_read_write_close_and_the_slot_is_free() {
         conn.close(&CLOSER, &timer).await;
         assert_eq!(POOL.free_slots(), 4);
         // The closer finishes the FIN in the background.
-        while CLOSER.stats().closing > 0 {
+        while CLOSER.closing() > 0 {
             timer.at(timer.after(10)).await;
         }
     }));
-    assert_eq!(CLOSER.stats().finished, 1);
+    assert_eq!(POOL.closer_counters().finished, 1);
+    assert_eq!(POOL.report(timer.now()).closer, POOL.closer_counters());
     assert_eq!(peer.join().unwrap().unwrap(), b"pong");
     assert_eq!(POOL.free_slots(), 4);
     let c = POOL.counters();

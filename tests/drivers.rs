@@ -433,8 +433,9 @@ impl Driver for AsyncDriver {
 
     fn new(config: Config) -> Self {
         // Leaked so that connections borrow them for 'static: one small pool per test.
+        let config = config.with_close_linger(Duration::from_secs(5));
         let pool: &'static AsyncPool<N, L> = Box::leak(Box::new(AsyncPool::new(config)));
-        let closer: &'static Closer<Socket, K> = Box::leak(Box::new(Closer::new(Duration::from_secs(5))));
+        let closer: &'static Closer<Socket, K> = Box::leak(Box::new(Closer::new()));
         let clock: &'static Clock = Box::leak(Box::new(Clock::new()));
         AsyncDriver {
             pool,
@@ -442,7 +443,7 @@ impl Driver for AsyncDriver {
             clock,
             acceptors: Vec::new(),
             closer_task: Box::pin(async move {
-                closer.run(clock).await;
+                closer.run(pool, clock).await;
             }),
         }
     }
@@ -530,17 +531,17 @@ impl Driver for AsyncDriver {
     }
 
     fn closing(&self) -> u32 {
-        self.closer.stats().closing
+        self.closer.closing() as u32
     }
 
     fn settle(&mut self, deadline: Instant) {
         let (closer, clock) = (self.closer, self.clock);
         block(&mut self.closer_task, async {
-            while closer.stats().closing > 0 && clock.now() < deadline {
+            while closer.closing() > 0 && clock.now() < deadline {
                 async_io::Timer::after(StdDuration::from_millis(2)).await;
             }
         });
-        assert_eq!(self.closer.stats().closing, 0, "the closer did not finish");
+        assert_eq!(self.closer.closing(), 0, "the closer did not finish");
     }
 
     fn connect(

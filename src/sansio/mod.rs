@@ -45,7 +45,7 @@ use crate::event::{Event, EventKind};
 use crate::handle::{CloseReason, ConnHandle, ListenerId};
 use crate::link::LinkState;
 use crate::listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
-use crate::report::{Counters, ListenerReport, Report, SlotReport};
+use crate::report::{CloserCounters, Counters, ListenerReport, Report, SlotReport};
 use crate::stack::PcbCounters;
 use crate::state::ConnState;
 use crate::time::Instant;
@@ -877,6 +877,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
             counters: self.counters(),
             link,
             pcbs: PcbCounters::default(),
+            closer: CloserCounters::ZERO,
         }
     }
 

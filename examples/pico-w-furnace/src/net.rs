@@ -81,7 +81,7 @@ pub mod embassy;
 mod record;
 
 pub use record::{closer_stats, stats, tasks, Phase, TaskStatus, WebStats};
-use record::{count_response, publish_closer_stats, record, set_phase};
+use record::{count_response, record, set_phase};
 
 /// Logging through defmt (feature `defmt`, on bare metal: the firmware), `log`
 /// (feature `log`: the host) or nowhere. defmt needs the global logger only firmware
@@ -109,9 +109,10 @@ pub const WEB_TASKS: usize = 4;
 /// connections whose FIN (and the tail of their response) is still under way, each
 /// keeping its TCP buffers ([`TCP_TX`] + [`TCP_RX`] = 3 KiB) and its embassy-net socket
 /// until it is done. One per web task: four slow browsers can be finishing while the
-/// four tasks serve the next ones; a task whose close finds all four busy waits for
-/// its peer's ACK and then for a place (within [`WRITE_TIMEOUT`]), and only then
-/// resets (counted in [`CloserStats::overflow`](netpool::asynch::CloserStats::overflow)).
+/// four tasks serve the next ones. A close that finds all four busy waits for a place
+/// (netpool's policy, [`Conn::close`](netpool::asynch::Conn::close)), and resets only if
+/// none frees within [`CLOSE_TIMEOUT`] + the release deadline (counted in the pool's
+/// [`CloserCounters`](netpool::CloserCounters): `waited`, `overflow`).
 pub const CLOSING: usize = WEB_TASKS;
 /// Connections accepted ahead of the web tasks (`K` of netpool's [`Backlog`]): accepts
 /// kept armed, each holding an embassy-net socket and its TCP buffers ([`TCP_TX`] +
@@ -150,8 +151,6 @@ pub const STALL_GRACE: Duration = Duration::from_secs(4);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the link state is read and the reaper runs.
 pub const TICK: embassy_time::Duration = embassy_time::Duration::from_millis(500);
-/// How often a web task that found the [`WebCloser`] full looks for a free place.
-const CLOSER_POLL: Duration = Duration::from_millis(10);
 /// A failed accept is retried after this long.
 const ACCEPT_BACKOFF: embassy_time::Duration = embassy_time::Duration::from_millis(500);
 
@@ -159,11 +158,13 @@ const ACCEPT_BACKOFF: embassy_time::Duration = embassy_time::Duration::from_mill
 pub static POOL: AsyncPool<WEB_TASKS> = AsyncPool::new(
     netpool::Config::new()
         .with_idle_timeout(Some(IDLE_TIMEOUT))
-        .with_stall_grace(STALL_GRACE),
+        .with_stall_grace(STALL_GRACE)
+        .with_close_linger(CLOSE_TIMEOUT),
 );
 
 /// The background closer of the web server's sockets ([`CLOSING`] at once, each given
-/// [`CLOSE_TIMEOUT`]); create it with [`closer`] and run it with [`closer_task`].
+/// [`CLOSE_TIMEOUT`], the [`POOL`]'s `close_linger`); create it with [`closer`] and run
+/// it with [`closer_task`].
 ///
 /// `S` is the stack's socket. On the board it lives in a `StaticCell`, not a
 /// `static`: edge-nal-embassy's `TcpSocket` holds raw pointers and a `&RefCell`
@@ -174,7 +175,7 @@ pub static POOL: AsyncPool<WEB_TASKS> = AsyncPool::new(
 /// are not `Send` (only `SendSpawner` asks for `Send`), so a `&'static WebCloser`
 /// is passed to the web tasks and the closer task like the `Stack`. Being `!Sync`
 /// keeps the reference on that executor: other threads (the host binary's report)
-/// read the counters [`closer_task`] publishes ([`closer_stats`]). The sockets it
+/// read its counters from the pool ([`closer_stats`]). The sockets it
 /// takes must be `'static` too, so the acceptor they borrow lives in a `StaticCell`.
 pub type WebCloser<S> = Closer<S, CLOSING>;
 
@@ -189,9 +190,10 @@ pub const fn backlog<S>() -> WebBacklog<S> {
     Backlog::new(HTTP_PORT, BACKLOG_WAIT)
 }
 
-/// An idle [`WebCloser`] with the [`CLOSE_TIMEOUT`] linger.
+/// An idle [`WebCloser`] (its linger is the [`POOL`]'s `close_linger`,
+/// [`CLOSE_TIMEOUT`]).
 pub const fn closer<S>() -> WebCloser<S> {
-    Closer::new(CLOSE_TIMEOUT)
+    Closer::new()
 }
 
 /// netpool's clock: embassy-time, in milliseconds.
@@ -290,18 +292,10 @@ pub async fn link_and_reaper<I: Interface, const H: usize>(iface: I, shared: &Sh
 }
 
 /// The closer's task body: close the sockets the web tasks hand to `closer` (FIN
-/// within [`CLOSE_TIMEOUT`], else RST), and publish its counters every [`TICK`] for
+/// within [`CLOSE_TIMEOUT`], else RST), counting in the [`POOL`]'s
 /// [`closer_stats`]; forever.
 pub async fn closer_task<S: TcpShutdown>(closer: &WebCloser<S>) -> ! {
-    let timer = EmbassyTimer;
-    let publish = async {
-        loop {
-            publish_closer_stats(closer);
-            embassy_time::Timer::after(TICK).await;
-        }
-    };
-    let (never, _) = embassy_futures::join::join(closer.run(&timer), publish).await;
-    never
+    closer.run(&POOL, &EmbassyTimer).await
 }
 
 /// The listener of [`HTTP_PORT`]: a connection per web task.
@@ -439,20 +433,10 @@ async fn serve<S: Socket, const H: usize>(
     match written {
         Ok(()) => {
             record(|r| r.stats.written += 1);
-            if closer.stats().closing as usize >= CLOSING {
-                // No room: `close` would reset at once and the stack would drop what it
-                // still holds of the response. Wait for the peer's ACK of it here, then
-                // for a place in the closer (a closing peer sends its FIN, or the
-                // closer's linger ends), both within the write deadline: only a closer
-                // still full then makes the close a reset.
-                record(|r| r.stats.closer_full += 1);
-                let _ = conn.write(&[], true, timer, write_deadline).await;
-                wait_for_room(closer, timer, write_deadline).await;
-            }
-            // The slot and this task are free when this returns; the closer sends what
-            // the stack still holds and the FIN, or resets at CLOSE_TIMEOUT.
+            // The slot is free at once; the closer sends what the stack still holds
+            // and the FIN, or resets at CLOSE_TIMEOUT. A full closer is waited for
+            // (netpool's bounded policy), so this task is free when it returns.
             conn.close(closer, timer).await;
-            publish_closer_stats(closer);
             // One close per turn: the closer's task runs before this task closes
             // again. A stack whose reads and writes complete at once (the host's
             // TCP) would otherwise let one task serve, and hand over, connection
@@ -469,25 +453,6 @@ async fn serve<S: Socket, const H: usize>(
             net_log!(info, "web[{}]: response not written: {}", id, e);
             conn.abort(timer).await;
         }
-    }
-}
-
-/// Until `closer` has a free place or `deadline` passes: first a few turns for the
-/// closer's task (it may just not have run since it was handed its sockets: on the
-/// host's TCP its closes finish at once), then a look every [`CLOSER_POLL`] (the
-/// closer has no signal for a freed place).
-async fn wait_for_room<S>(closer: &WebCloser<S>, timer: &EmbassyTimer, deadline: Instant) {
-    let full = || closer.stats().closing as usize >= CLOSING;
-    for _ in 0..CLOSING {
-        if !full() {
-            return;
-        }
-        embassy_futures::yield_now().await;
-    }
-    // Bounded by the deadline: each turn waits CLOSER_POLL or until the deadline.
-    while full() && timer.now() < deadline {
-        let next = timer.now() + CLOSER_POLL;
-        timer.at(if next < deadline { next } else { deadline }).await;
     }
 }
 

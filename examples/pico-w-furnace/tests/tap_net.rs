@@ -546,12 +546,10 @@ fn furnace_web_server_on_embassy_net_over_tap() {
         "{end:?}"
     );
     assert!(num(&end, "closer_finished") > 0, "{end:?}");
-    // The closer resets at once only closes that found it full, and those waited for
-    // the peer's ACK of the whole response first (nothing the client needs is lost).
-    assert!(
-        num(&end, "closer_overflow") <= num(&end, "closer_full"),
-        "{end:?}"
-    );
+    // A close that found the closer full waited for a place (netpool's policy) and
+    // got one: no response was cut short by a reset for want of room.
+    assert_eq!(num(&end, "closer_overflow"), 0, "{end:?}");
+    assert!(num(&end, "closer_waited") <= num(&end, "written"), "{end:?}");
     // The control loop kept cycling and feeding the watchdog through all of it.
     assert!(num(&end, "feeds") > num(&start, "feeds"), "{end:?}");
     assert_eq!(

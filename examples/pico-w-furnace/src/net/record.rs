@@ -1,14 +1,14 @@
-//! What the web tasks did: each task's phase, the outcome counters, the closer's
-//! counters as last published. One `critical_section::Mutex` cell, copied in and out;
-//! readable from any thread (the host binaries' reports).
+//! What the web tasks did: each task's phase and the outcome counters. One
+//! `critical_section::Mutex` cell, copied in and out; readable from any thread (the
+//! host binaries' reports). The closer's counters are the pool's
+//! ([`closer_stats`]).
 
 use core::cell::Cell;
 
 use critical_section::Mutex;
-use netpool::asynch::CloserStats;
-use netpool::Instant;
+use netpool::{CloserCounters, Instant};
 
-use super::{WebCloser, WEB_TASKS};
+use super::{POOL, WEB_TASKS};
 use crate::web::{Incomplete, Response};
 
 /// What a web task is doing.
@@ -83,20 +83,12 @@ pub struct WebStats {
     pub write_timed_out: u32,
     /// Accepts that failed (the stack's error).
     pub accept_failed: u32,
-    /// Of `written`: closes that found the closer full ([`CLOSING`](super::CLOSING)
-    /// sockets closing), so the task waited for the peer to acknowledge the response
-    /// itself and then for a place in the closer (both within
-    /// [`WRITE_TIMEOUT`](super::WRITE_TIMEOUT)); the close resets only if none came
-    /// up (counted in the closer's `overflow`).
-    pub closer_full: u32,
 }
 
 #[derive(Copy, Clone)]
 pub(super) struct Record {
     pub stats: WebStats,
     pub tasks: [TaskStatus; WEB_TASKS],
-    /// The closer's counters as last published (`None`: never yet).
-    pub closer: Option<CloserStats>,
 }
 
 static RECORD: Mutex<Cell<Record>> = Mutex::new(Cell::new(Record {
@@ -113,14 +105,12 @@ static RECORD: Mutex<Cell<Record>> = Mutex::new(Cell::new(Record {
         write_failed: 0,
         write_timed_out: 0,
         accept_failed: 0,
-        closer_full: 0,
     },
     tasks: [TaskStatus {
         phase: Phase::Starting,
         since: Instant::ZERO,
         connections: 0,
     }; WEB_TASKS],
-    closer: None,
 }));
 
 pub(super) fn record(f: impl FnOnce(&mut Record)) {
@@ -151,16 +141,11 @@ pub fn tasks() -> [TaskStatus; WEB_TASKS] {
     critical_section::with(|cs| RECORD.borrow(cs).get().tasks)
 }
 
-/// The [`WebCloser`]'s counters as last published: by a web task right after each
-/// close, and by [`closer_task`](super::closer_task) every [`TICK`](super::TICK) (so a close that finished or was
-/// reset shows within a tick). Readable from any thread, unlike the closer.
-pub fn closer_stats() -> CloserStats {
-    critical_section::with(|cs| RECORD.borrow(cs).get().closer).unwrap_or_default()
-}
-
-pub(super) fn publish_closer_stats<S>(closer: &WebCloser<S>) {
-    let stats = closer.stats();
-    record(|r| r.closer = Some(stats));
+/// What the [`WebCloser`](super::WebCloser) did: the pool's closer counters
+/// ([`AsyncPool::closer_counters`](netpool::asynch::AsyncPool::closer_counters)),
+/// readable from any thread, unlike the closer.
+pub fn closer_stats() -> CloserCounters {
+    POOL.closer_counters()
 }
 
 /// Count a response by its status (and why a request never completed).

@@ -464,7 +464,7 @@ fn print_counters() {
     println!(
         "[web] counters: accepted {} rejected {} reaped {} aborted {}; responded {} ok, {} 4xx \
          ({} timed out), {} 5xx; read failed {}, write failed {}; closer handed {} finished {} \
-         reset {} overflow {} (found full {}, high water {}); backlog parked {} served {} refused {} expired {} high water {}",
+         reset {} overflow {} (waited {}, high water {}); backlog parked {} served {} refused {} expired {} high water {}",
         c.accepted,
         c.rejected,
         c.reaped,
@@ -479,7 +479,7 @@ fn print_counters() {
         k.finished,
         k.reset,
         k.overflow,
-        w.closer_full,
+        k.waited,
         k.high_water,
         b.parked,
         b.served,
