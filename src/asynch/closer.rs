@@ -246,7 +246,11 @@ impl<S: TcpShutdown, const K: usize> Closer<S, K> {
     /// [`closer_counters`](AsyncPool::closer_counters): FIN (and the stack's close)
     /// within [`Config::close_linger`](crate::Config::close_linger), else RST (given
     /// [`Config::release_deadline`](crate::Config::release_deadline) more).
-    pub async fn run<T: Timer, const N: usize, const L: usize>(&self, pool: &AsyncPool<N, L>, timer: &T) -> ! {
+    pub async fn run<T: Timer, const N: usize, const L: usize>(
+        &self,
+        pool: &AsyncPool<N, L>,
+        timer: &T,
+    ) -> ! {
         let workers: [_; K] = core::array::from_fn(|id| self.worker(id, pool, timer));
         embassy_futures::join::join_array(workers).await;
         // Workers never return.
@@ -255,7 +259,12 @@ impl<S: TcpShutdown, const K: usize> Closer<S, K> {
         }
     }
 
-    async fn worker<T: Timer, const N: usize, const L: usize>(&self, id: usize, pool: &AsyncPool<N, L>, timer: &T) {
+    async fn worker<T: Timer, const N: usize, const L: usize>(
+        &self,
+        id: usize,
+        pool: &AsyncPool<N, L>,
+        timer: &T,
+    ) {
         loop {
             let mut socket = self.next(id).await;
             // Counts the close as done even if `run` is dropped mid-close.
@@ -414,7 +423,11 @@ mod tests {
         assert_eq!(timer.asked.borrow().len(), 1, "no reset before the linger");
         timer.set(3_000);
         assert!(poll(run.as_mut()).is_pending());
-        assert_eq!(timer.asked.borrow()[1], 3_500, "the reset is given the release deadline");
+        assert_eq!(
+            timer.asked.borrow()[1],
+            3_500,
+            "the reset is given the release deadline"
+        );
         assert_eq!(pool.closer_counters().closing, 1);
         timer.set(3_500);
         assert!(poll(run.as_mut()).is_pending());
@@ -436,7 +449,11 @@ mod tests {
         assert_eq!(pool.closer_counters().waited, 1);
         timer.set(2_000); // the first close's linger ends: reset, its place frees
         assert!(poll(run.as_mut()).is_pending());
-        assert_eq!(poll(waiting.as_mut()), Poll::Ready(Ok(())), "handed over, not reset");
+        assert_eq!(
+            poll(waiting.as_mut()),
+            Poll::Ready(Ok(())),
+            "handed over, not reset"
+        );
         let c = pool.closer_counters();
         assert_eq!((c.handed, c.waited, c.overflow, c.closing), (2, 1, 0, 1));
     }
@@ -456,7 +473,10 @@ mod tests {
         assert!(matches!(poll(waiting.as_mut()), Poll::Ready(Err(Stuck))));
         let c = pool.closer_counters();
         assert_eq!((c.handed, c.waited, c.overflow), (1, 1, 1));
-        assert!(closer.with(|s| s.room.iter().all(Option::is_none)), "its waker is gone");
+        assert!(
+            closer.with(|s| s.room.iter().all(Option::is_none)),
+            "its waker is gone"
+        );
     }
 
     #[test]
@@ -469,7 +489,10 @@ mod tests {
         let mut first = pin!(closer.hand_over(Stuck, &pool, &timer, until));
         assert!(poll(first.as_mut()).is_pending());
         let second = poll(pin!(closer.hand_over(Stuck, &pool, &timer, until)));
-        assert!(matches!(second, Poll::Ready(Err(Stuck))), "K = 1 close already waits");
+        assert!(
+            matches!(second, Poll::Ready(Err(Stuck))),
+            "K = 1 close already waits"
+        );
         let c = pool.closer_counters();
         assert_eq!((c.waited, c.overflow), (2, 1));
     }
