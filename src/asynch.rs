@@ -468,12 +468,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
             Ok(Either::First(Ok(socket))) => {
                 let now = timer.now();
                 let still_ours = self.with(|t| {
-                    let ours = t.core.slot(slot).generation == generation
-                        && t.core.slot(slot).state == ConnState::Connecting;
-                    if ours {
-                        t.core.handle_connected(slot, now);
-                    }
-                    ours
+                    t.core.slot(slot).generation == generation && t.core.handle_connected(slot, now)
                 });
                 if still_ours {
                     core::mem::forget(reservation);

@@ -465,15 +465,19 @@ impl<const N: usize, const L: usize> Core<N, L> {
         self.counters.connect_failed = self.counters.connect_failed.wrapping_add(1);
     }
 
-    pub fn handle_connected(&mut self, i: usize, now: Instant) {
+    /// A connect completed: the slot becomes `Connected` if it is still connecting
+    /// (`true`); `false` when the pool already failed it (deadline, link down).
+    pub fn handle_connected(&mut self, i: usize, now: Instant) -> bool {
         self.tick(now);
         let s = &mut self.slots[i];
-        if s.state == ConnState::Connecting {
-            s.set_state(ConnState::Connected, now);
-            s.touch(now);
-            s.progress = SendProgress::new(now);
-            s.events |= event_bits::CONNECTED;
+        if s.state != ConnState::Connecting {
+            return false;
         }
+        s.set_state(ConnState::Connected, now);
+        s.touch(now);
+        s.progress = SendProgress::new(now);
+        s.events |= event_bits::CONNECTED;
+        true
     }
 
     /// The connect failed or timed out: the socket is released; the slot stays

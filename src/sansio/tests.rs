@@ -164,7 +164,9 @@ proptest! {
                         prop_assert_eq!(h.slot(), i);
                     }
                 }
-                Op::Connected { slot } => core.handle_connected(slot, now),
+                Op::Connected { slot } => {
+                    core.handle_connected(slot, now);
+                }
                 Op::Read { slot, n } => if core.slot(slot).is_open() { core.handle_read(slot, n, now) },
                 Op::Write { slot, taken, refused, buffered } => {
                     if core.slot(slot).is_open() && core.slot(slot).can_send {
