@@ -585,7 +585,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
     /// waiters.
     fn on_error(&self, slot: usize, generation: u32, class: ErrorClass, now: Instant) {
         self.update(slot, |core| {
-            if core.slot(slot).generation == generation && core.slot(slot).state.is_in_use() {
+            if core.holds(slot, generation) {
                 let _: AfterError = core.handle_error(slot, class, now);
             }
         });
@@ -609,10 +609,9 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
     /// The application is done with the connection: free its slot.
     fn free(&self, slot: usize, generation: u32, reason: CloseReason, now: Instant) {
         self.update(slot, |core| {
-            let s = core.slot(slot);
-            if s.generation == generation && s.state.is_in_use() {
+            if core.holds(slot, generation) {
                 if reason == CloseReason::Aborted {
-                    let _ = core.handle_app_close(s.handle(slot), true);
+                    let _ = core.handle_app_close(core.slot(slot).handle(slot), true);
                 }
                 core.handle_released(slot, reason, now);
             }
@@ -647,8 +646,7 @@ impl<const N: usize, const L: usize> Drop for Reservation<'_, N, L> {
     fn drop(&mut self) {
         let (slot, generation, reason) = (self.slot, self.generation, self.reason);
         self.pool.update(slot, |core| {
-            let s = core.slot(slot);
-            if s.generation == generation && s.state.is_in_use() {
+            if core.holds(slot, generation) {
                 let now = core.clock();
                 core.handle_connect_failed(slot, reason, now);
                 core.handle_released(slot, reason, now);

@@ -505,6 +505,13 @@ impl<const N: usize, const L: usize> Core<N, L> {
         }
     }
 
+    /// Whether slot `i` still holds the connection of `generation` (in use, not
+    /// reused): what a task holding a socket checks before the core acts on it.
+    pub fn holds(&self, i: usize, generation: u32) -> bool {
+        let s = &self.slots[i];
+        s.generation == generation && s.state.is_in_use()
+    }
+
     /// The slot of a handle whose connection has not ended.
     pub fn live(&self, h: ConnHandle) -> Result<usize, ConnError> {
         let i = self.slot_of(h)?;
