@@ -13,7 +13,7 @@ use std::future::{pending, poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -56,11 +56,13 @@ impl Timer for Clock {
 
 // ---------------------------------------------------------------------- executor
 
-pub struct Flag(AtomicBool);
+/// A task's wake-up flag, and how many times it was woken.
+pub struct Flag(AtomicBool, AtomicUsize);
 
 impl Wake for Flag {
     fn wake(self: Arc<Self>) {
         self.0.store(true, Ordering::SeqCst);
+        self.1.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -84,8 +86,16 @@ impl<'t> Exec<'t> {
     }
 
     pub fn spawn(&mut self, f: impl Future<Output = ()> + 't) {
-        self.tasks
-            .push((Box::pin(f), Arc::new(Flag(AtomicBool::new(true)))));
+        self.tasks.push((
+            Box::pin(f),
+            Arc::new(Flag(AtomicBool::new(true), AtomicUsize::new(0))),
+        ));
+    }
+
+    /// How many times task `i` (in spawn order) was woken: by the stack, a timer, or
+    /// itself (a yield).
+    pub fn wakes(&self, i: usize) -> usize {
+        self.tasks[i].1 .1.load(Ordering::SeqCst)
     }
 
     /// Poll woken tasks until none is.
@@ -143,6 +153,14 @@ pub struct NetState {
     accept_errors: RefCell<VecDeque<ErrorKind>>,
     /// Reads wait forever (a peer that sends nothing) instead of reading end of file.
     mute: Cell<bool>,
+    /// Connections already waiting, taken by the next `accept` calls at once (a stack
+    /// with a SYN queue).
+    queued: RefCell<VecDeque<u32>>,
+    /// Graceful closes fail.
+    closes_fail: Cell<bool>,
+    /// Outgoing connects complete (else they wait), and who waits for that.
+    connects_open: Cell<bool>,
+    connect_waiters: RefCell<Vec<Waker>>,
 }
 
 /// The stack: connections arrive with [`Net::syn`].
@@ -172,6 +190,24 @@ impl Net {
             .iter()
             .filter(|l| l.got.is_none())
             .count()
+    }
+
+    /// Peers `ids` are waiting already: the next `accept` calls take them at once.
+    pub fn queue_syns(&self, ids: impl IntoIterator<Item = u32>) {
+        self.0.queued.borrow_mut().extend(ids);
+    }
+
+    /// Graceful closes fail from now on.
+    pub fn fail_closes(&self) {
+        self.0.closes_fail.set(true);
+    }
+
+    /// Outgoing connects under way complete now, and later ones at once.
+    pub fn complete_connects(&self) {
+        self.0.connects_open.set(true);
+        for w in self.0.connect_waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
     }
 
     /// The next `accept` calls fail with `errors`, in order.
@@ -225,6 +261,10 @@ impl edge_nal::TcpAccept for Acceptor {
         if let Some(e) = failure {
             return Err(e);
         }
+        let queued = net.0.queued.borrow_mut().pop_front();
+        if let Some(id) = queued {
+            return Ok((peer(id), Sock { id, net: net.clone() }));
+        }
         net.0.listening.borrow_mut().push(Listening {
             key,
             got: None,
@@ -243,8 +283,38 @@ impl edge_nal::TcpAccept for Acceptor {
             }
         })
         .await;
-        let remote = SocketAddr::from(([10, 0, 0, 1], 40000 + id as u16));
-        Ok((remote, Sock { id, net: net.clone() }))
+        Ok((peer(id), Sock { id, net: net.clone() }))
+    }
+}
+
+/// Peer `id`'s address.
+pub fn peer(id: u32) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], 40000 + id as u16))
+}
+
+/// Outgoing connections through the model stack: each waits until
+/// [`Net::complete_connects`], then is peer 0.
+pub struct Connector(pub Net);
+
+impl embedded_nal_async::TcpConnect for Connector {
+    type Error = ErrorKind;
+    type Connection<'a> = Sock;
+
+    async fn connect<'a>(&'a self, _: SocketAddr) -> Result<Sock, ErrorKind> {
+        let net = &self.0;
+        poll_fn(|cx| {
+            if net.0.connects_open.get() {
+                Poll::Ready(())
+            } else {
+                net.0.connect_waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        Ok(Sock {
+            id: 0,
+            net: net.clone(),
+        })
     }
 }
 
@@ -285,6 +355,9 @@ impl edge_nal::Readable for Sock {
 
 impl edge_nal::TcpShutdown for Sock {
     async fn close(&mut self, _: edge_nal::Close) -> Result<(), ErrorKind> {
+        if self.net.0.closes_fail.get() {
+            return Err(ErrorKind::ConnectionReset);
+        }
         Ok(())
     }
 
