@@ -300,7 +300,7 @@ impl embedded_nal_async::TcpConnect for Connector {
     type Error = ErrorKind;
     type Connection<'a> = Sock;
 
-    async fn connect<'a>(&'a self, _: SocketAddr) -> Result<Sock, ErrorKind> {
+    async fn connect(&self, _: SocketAddr) -> Result<Sock, ErrorKind> {
         let net = &self.0;
         poll_fn(|cx| {
             if net.0.connects_open.get() {
