@@ -20,16 +20,28 @@ const PORT: u16 = 80;
 /// Far enough that no test reaches it unless it means to.
 const LONG: Duration = Duration::from_secs(600);
 
+/// A clock at 0, the model stack and its acceptor.
+fn world() -> (Clock, Net, Acceptor) {
+    let net = Net::default();
+    (Clock::default(), net.clone(), Acceptor(net))
+}
+
 fn listening_pool<const N: usize>(config: Config, cap: u8) -> AsyncPool<N> {
     let pool = AsyncPool::new(config);
     pool.listen(PORT, ListenParams::new(cap)).unwrap();
     pool
 }
 
+/// Accept a connection and hold it, then accept again until the test ends.
+async fn hold_one_then_accept<const N: usize>(pool: &AsyncPool<N>, acceptor: &Acceptor, clock: &Clock) {
+    let held = pool.accept(acceptor, PORT, clock, clock.now() + LONG).await;
+    assert!(held.is_ok());
+    let _ = pool.accept(acceptor, PORT, clock, clock.now() + LONG).await;
+}
+
 #[test]
 fn a_fatal_accept_error_ends_the_accept_with_its_class_and_is_counted() {
-    let (clock, net) = (Clock::default(), Net::default());
-    let acceptor = Acceptor(net.clone());
+    let (clock, net, acceptor) = world();
     let pool: AsyncPool<2> = listening_pool(Config::new(), 2);
     net.fail_accepts(&[ErrorKind::Other]);
     let outcome = Cell::new(None);
@@ -46,8 +58,7 @@ fn a_fatal_accept_error_ends_the_accept_with_its_class_and_is_counted() {
 
 #[test]
 fn a_retry_class_accept_error_is_retried_after_a_short_pause_well_before_the_deadline() {
-    let (clock, net) = (Clock::default(), Net::default());
-    let acceptor = Acceptor(net.clone());
+    let (clock, net, acceptor) = world();
     let pool: AsyncPool<2> = listening_pool(Config::new(), 2);
     // Would-block class: the acceptor had nothing after all.
     net.fail_accepts(&[ErrorKind::Interrupted]);
@@ -70,8 +81,7 @@ fn a_retry_class_accept_error_is_retried_after_a_short_pause_well_before_the_dea
 
 #[test]
 fn a_retry_class_accept_error_never_waits_past_the_deadline() {
-    let (clock, net) = (Clock::default(), Net::default());
-    let acceptor = Acceptor(net.clone());
+    let (clock, net, acceptor) = world();
     let pool: AsyncPool<2> = listening_pool(Config::new(), 2);
     net.fail_accepts(&[ErrorKind::Interrupted; 4]);
     let outcome = Cell::new(None);
@@ -92,18 +102,13 @@ fn a_retry_class_accept_error_never_waits_past_the_deadline() {
 /// a row, and not in between: other tasks run, and the loop is not slowed further.
 #[test]
 fn an_accept_yields_after_accepts_per_poll_rejections_in_a_row() {
-    let (clock, net) = (Clock::default(), Net::default());
-    let acceptor = Acceptor(net.clone());
+    let (clock, net, acceptor) = world();
     let pool: AsyncPool<2> = listening_pool(Config::new().with_accepts_per_poll(2), 1);
     net.queue_syns(1..=7);
     let mut exec = Exec::new(&clock);
-    exec.spawn(async {
-        // The first connection is served and held (a cap of 1); the next six are
-        // turned away, then the accept waits for more.
-        let held = pool.accept(&acceptor, PORT, &clock, clock.now() + LONG).await;
-        assert!(held.is_ok());
-        let _ = pool.accept(&acceptor, PORT, &clock, clock.now() + LONG).await;
-    });
+    // The first connection is served and held (a cap of 1); the next six are turned
+    // away, then the accept waits for more.
+    exec.spawn(hold_one_then_accept(&pool, &acceptor, &clock));
     exec.run();
     assert_eq!(pool.counters().rejected, 6);
     assert_eq!(net.aborted(), [2, 3, 4, 5, 6, 7], "each turned away with RST");
@@ -113,8 +118,7 @@ fn an_accept_yields_after_accepts_per_poll_rejections_in_a_row() {
 
 #[test]
 fn an_accept_from_a_backlog_yields_after_accepts_per_poll_rejections_in_a_row() {
-    let (clock, net) = (Clock::default(), Net::default());
-    let acceptor = Acceptor(net.clone());
+    let (clock, net, acceptor) = world();
     let pool: AsyncPool<2> = listening_pool(Config::new().with_accepts_per_poll(2), 1);
     let backlog: Backlog<Sock, 8> = Backlog::new(PORT, LONG);
     net.queue_syns(1..=7);
@@ -137,16 +141,11 @@ fn an_accept_from_a_backlog_yields_after_accepts_per_poll_rejections_in_a_row() 
 
 #[test]
 fn a_connection_turned_away_whose_graceful_close_fails_is_reset() {
-    let (clock, net) = (Clock::default(), Net::default());
-    let acceptor = Acceptor(net.clone());
+    let (clock, net, acceptor) = world();
     let pool: AsyncPool<2> = listening_pool(Config::new().with_reject(RejectPolicy::Close), 1);
     net.queue_syns([1, 2]);
     let mut exec = Exec::new(&clock);
-    exec.spawn(async {
-        let held = pool.accept(&acceptor, PORT, &clock, clock.now() + LONG).await;
-        assert!(held.is_ok());
-        let _ = pool.accept(&acceptor, PORT, &clock, clock.now() + LONG).await;
-    });
+    exec.spawn(hold_one_then_accept(&pool, &acceptor, &clock));
     exec.run();
     assert_eq!(pool.counters().rejected, 1);
     assert_eq!(
@@ -194,8 +193,7 @@ fn a_connect_the_pool_failed_is_not_handed_out_even_if_the_stack_completes_it() 
 
 #[test]
 fn a_reader_is_woken_when_the_reaper_ends_its_connection() {
-    let (clock, net) = (Clock::default(), Net::default());
-    let acceptor = Acceptor(net.clone());
+    let (clock, net, acceptor) = world();
     let config = Config::new().with_idle_timeout(Some(Duration::from_secs(5)));
     let pool: AsyncPool<1> = listening_pool(config, 1);
     net.go_mute();
