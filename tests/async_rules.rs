@@ -216,3 +216,52 @@ fn a_reader_is_woken_when_the_reaper_ends_its_connection() {
     exec.run();
     assert_eq!(outcome.get(), Some(Err(ConnError::Closed(CloseReason::Idle))));
 }
+
+/// A `Conn` whose slot the pool freed (abandoned) and gave to a new connection is
+/// stale: dropping it, or an error it meets, leaves the new connection alone.
+#[test]
+fn a_stale_connection_never_touches_the_connection_that_reused_its_slot() {
+    let (clock, net, acceptor) = world();
+    let config = Config::new()
+        .with_idle_timeout(Some(Duration::from_secs(5)))
+        .with_abandoned_after(Some(Duration::from_secs(10)));
+    let pool: AsyncPool<1> = listening_pool(config, 1);
+    net.queue_syns([1, 2]);
+    let (old, new) = (Cell::new(None), Cell::new(None));
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        let conn = pool
+            .accept(&acceptor, PORT, &clock, clock.now() + LONG)
+            .await
+            .unwrap();
+        old.set(Some(conn.handle()));
+        // Held, never closed, for a long time.
+        clock.at(clock.now() + LONG).await;
+        drop(conn);
+    });
+    exec.run();
+    let old = old.get().expect("served");
+    exec.advance(5_000);
+    assert_eq!(pool.reap(clock.now()), 1, "idle: ended, still held by its task");
+    exec.advance(10_000);
+    pool.reap(clock.now());
+    assert_eq!(pool.free_slots(), 1, "abandoned: the slot is free again");
+    exec.spawn(async {
+        let mut conn = pool
+            .accept(&acceptor, PORT, &clock, clock.now() + LONG)
+            .await
+            .unwrap();
+        new.set(Some(conn.handle()));
+        let mut buf = [0u8; 4];
+        // Peer 2 sent its FIN: end of file, the new connection half-closed.
+        let _ = conn.read(&mut buf, &clock, clock.now() + LONG).await;
+        clock.at(clock.now() + LONG + LONG).await;
+    });
+    exec.run();
+    let new = new.get().expect("served");
+    assert_eq!(new.slot(), old.slot(), "the same slot, another generation");
+    assert_ne!(new, old);
+    // The old task gives up its `Conn` now: the new connection keeps its slot.
+    exec.advance(LONG.as_millis());
+    assert_eq!(pool.free_slots(), 0, "{}", pool.report(clock.now()));
+}
