@@ -143,6 +143,89 @@ fn rule_coalesced_bytes_go_out_when_the_buffer_fills_or_the_delay_expires() {
     assert_eq!(pool.stack().inner().peer_received(peer).len(), 104);
 }
 
+#[test]
+fn rule_the_coalescing_delay_counts_from_the_oldest_buffered_byte() {
+    // Plain stack: a second MORE write does not push the first one's deadline back.
+    let mut pool = fallback(Config::new().with_coalesce_delay(Duration::from_millis(200)));
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, b"head", false, t(10)), Ok(4));
+    assert_eq!(pool.write(h, b"tail", false, t(100)), Ok(4));
+    pool.poll(t(209));
+    assert!(pool.stack().inner().peer_received(peer).is_empty());
+    pool.poll(t(210));
+    assert_eq!(pool.stack().inner().peer_received(peer), b"headtail");
+}
+
+#[test]
+fn rule_native_more_bytes_are_pushed_when_the_delay_from_the_first_expires() {
+    let mut pool = native(Config::new().with_coalesce_delay(Duration::from_millis(200)));
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, b"head", false, t(10)), Ok(4));
+    assert_eq!(pool.write(h, b"tail", false, t(100)), Ok(4));
+    pool.poll(t(209));
+    assert_eq!(pool.stack().stack_pushes(peer), 0, "not before the delay");
+    pool.poll(t(210));
+    assert_eq!(
+        pool.stack().stack_pushes(peer),
+        1,
+        "the delay counts from the first"
+    );
+    pool.poll(t(1_000));
+    assert_eq!(pool.stack().stack_pushes(peer), 1, "nothing held back any more");
+}
+
+#[test]
+fn rule_a_push_the_stack_took_whole_leaves_nothing_to_push_later() {
+    let mut pool = native(Config::new().with_coalesce_delay(Duration::from_millis(200)));
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, b"head", false, t(10)), Ok(4));
+    assert_eq!(pool.write(h, b"tail", true, t(20)), Ok(4));
+    pool.stack_mut().clear_calls();
+    pool.poll(t(210));
+    assert_eq!(pool.stack().count(|c| matches!(c, Call::Push(_))), 0);
+    assert_eq!(pool.stack().peer_received(peer), b"headtail");
+}
+
+#[test]
+fn rule_a_refused_flush_is_retried_after_the_coalescing_delay_not_at_every_poll() {
+    let mut pool = fallback(Config::new().with_coalesce_delay(Duration::from_millis(200)));
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    pool.stack_mut().inner_mut().set_send_window(peer, 0);
+    assert_eq!(pool.write(h, b"head", false, t(10)), Ok(4));
+    pool.stack_mut().inner_mut().clear_calls();
+    let sends = |pool: &Fallback| pool.stack().inner().count(|c| matches!(c, Call::Send { .. }));
+    pool.poll(t(210));
+    assert_eq!(sends(&pool), 1, "due: one attempt, refused");
+    pool.poll(t(211));
+    pool.poll(t(409));
+    assert_eq!(sends(&pool), 1, "not asked again before the delay");
+    pool.poll(t(410));
+    assert_eq!(sends(&pool), 2);
+    pool.stack_mut().inner_mut().set_send_window(peer, usize::MAX);
+    pool.poll(t(610));
+    assert_eq!(pool.stack().inner().peer_received(peer), b"head");
+}
+
+#[test]
+fn rule_a_push_the_stack_would_not_do_now_is_not_an_error() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, b"head", false, t(10)), Ok(4));
+    pool.stack_mut().fail_next_push(peer, ErrorClass::WouldBlock);
+    assert_eq!(pool.flush(h, t(20)), Ok(()));
+    assert_eq!(pool.state(h), Ok(ConnState::Connected));
+}
+
+#[test]
+fn rule_a_push_that_fails_the_connection_ends_it() {
+    let mut pool = native(Config::new());
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, b"head", false, t(10)), Ok(4));
+    pool.stack_mut().fail_next_push(peer, ErrorClass::Fatal);
+    assert!(matches!(pool.flush(h, t(20)), Err(nb::Error::Other(_))));
+    assert_eq!(pool.state(h), Ok(ConnState::Aborted));
+}
+
 // ------------------------------------------------------------------------------------
 // Exact partial writes, no spin (000 §3.2, §3.3)
 // ------------------------------------------------------------------------------------

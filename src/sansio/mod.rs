@@ -507,6 +507,7 @@ impl<const N: usize, const L: usize> Core<N, L> {
 
     /// Whether slot `i` still holds the connection of `generation` (in use, not
     /// reused): what a task holding a socket checks before the core acts on it.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub fn holds(&self, i: usize, generation: u32) -> bool {
         let s = &self.slots[i];
         s.generation == generation && s.state.is_in_use()

@@ -413,6 +413,7 @@ struct Conn<const RX: usize, const SENT: usize> {
     last_activity: u64,
     fail_send: Option<ErrorClass>,
     fail_receive: Option<ErrorClass>,
+    fail_push: Option<ErrorClass>,
 }
 
 impl<const RX: usize, const SENT: usize> Conn<RX, SENT> {
@@ -444,6 +445,7 @@ impl<const RX: usize, const SENT: usize> Conn<RX, SENT> {
         last_activity: 0,
         fail_send: None,
         fail_receive: None,
+        fail_push: None,
     };
 
     /// Closed by the application, fully acknowledged, PCB still held.
@@ -602,6 +604,15 @@ impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usiz
     /// If `id` is not current.
     pub fn fail_next_send(&mut self, id: PeerId, class: ErrorClass) {
         self.conn_mut(id).fail_send = Some(class);
+    }
+
+    /// The next [`TcpPush::push`] on this connection fails with `class` (and pushes
+    /// nothing).
+    ///
+    /// # Panics
+    /// If `id` is not current.
+    pub fn fail_next_push(&mut self, id: PeerId, class: ErrorClass) {
+        self.conn_mut(id).fail_push = Some(class);
     }
 
     /// The next `receive` on this connection fails with `class`.
@@ -1134,6 +1145,7 @@ impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usiz
         conn.last_activity = tick;
         conn.fail_send = None;
         conn.fail_receive = None;
+        conn.fail_push = None;
         Some(conn.id(slot))
     }
 
@@ -1661,7 +1673,8 @@ impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usiz
 }
 
 /// Counts the push ([`stack_pushes`](ScriptedStackIn::stack_pushes)) and puts what MORE
-/// sends left held on the wire. Always `Ok(())`.
+/// sends left held on the wire; `Ok(())` unless a failure was scripted
+/// ([`fail_next_push`](ScriptedStackIn::fail_next_push)).
 impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usize> TcpPush
     for ScriptedStackIn<SOCKETS, CONNS, RX, SENT>
 {
@@ -1669,6 +1682,9 @@ impl<const SOCKETS: usize, const CONNS: usize, const RX: usize, const SENT: usiz
         self.record(Call::Push(*sock));
         if let Ok(slot) = self.conn_of(*sock) {
             let conn = &mut self.conns[slot];
+            if let Some(class) = conn.fail_push.take() {
+                return fail(class);
+            }
             conn.stack_pushes += 1;
             conn.held = 0;
         }
