@@ -207,6 +207,36 @@ fn rule_a_refused_flush_is_retried_after_the_coalescing_delay_not_at_every_poll(
 }
 
 #[test]
+fn rule_a_more_write_the_stack_refused_arms_no_push() {
+    let mut pool = native(Config::new().with_coalesce_delay(Duration::from_millis(200)));
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.stack_mut().set_send_window(peer, 0);
+    assert_eq!(pool.write(h, b"head", false, t(10)), Err(nb::Error::WouldBlock));
+    pool.poll(t(210));
+    assert_eq!(
+        pool.stack().count(|c| matches!(c, Call::Push(_))),
+        0,
+        "nothing taken, nothing held back to push"
+    );
+}
+
+#[test]
+fn rule_every_byte_reported_taken_reaches_the_peer_when_the_buffer_is_nearly_full() {
+    // Plain stack, 64-byte buffer, the stack refusing: a second write of 40 does not
+    // fit behind the first 40 and must not be reported taken beyond what is kept.
+    let mut pool = fallback(Config::new());
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    pool.stack_mut().inner_mut().set_send_window(peer, 0);
+    assert_eq!(pool.write(h, &[1u8; 40], false, t(1)), Ok(40));
+    let second = pool.write(h, &[2u8; 40], false, t(2)).unwrap_or(0);
+    pool.stack_mut().inner_mut().set_send_window(peer, usize::MAX);
+    assert_eq!(pool.flush(h, t(3)), Ok(()));
+    let got = pool.stack().inner().peer_received(peer);
+    assert_eq!(got.len(), 40 + second, "reported {second} more taken");
+    assert!(got[..40].iter().all(|&b| b == 1) && got[40..].iter().all(|&b| b == 2));
+}
+
+#[test]
 fn rule_a_push_the_stack_would_not_do_now_is_not_an_error() {
     let mut pool = native(Config::new());
     let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
