@@ -265,3 +265,30 @@ fn a_stale_connection_never_touches_the_connection_that_reused_its_slot() {
     exec.advance(LONG.as_millis());
     assert_eq!(pool.free_slots(), 0, "{}", pool.report(clock.now()));
 }
+
+#[test]
+fn a_connection_reads_what_the_peer_sent_and_hands_its_writes_to_the_stack() {
+    let (clock, net, acceptor) = world();
+    let pool: AsyncPool<1> = listening_pool(Config::new(), 1);
+    net.queue_syns([1]);
+    net.peer_sends(b"ping");
+    let done = Cell::new(false);
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        let mut conn = pool
+            .accept(&acceptor, PORT, &clock, clock.now() + LONG)
+            .await
+            .unwrap();
+        assert_eq!(conn.remote(), Some(model::peer(1)));
+        let mut buf = [0u8; 16];
+        let n = conn.read(&mut buf, &clock, clock.now() + LONG).await.unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        assert_eq!(conn.write(b"pong", true, &clock, clock.now() + LONG).await, Ok(4));
+        let r = pool.report(clock.now());
+        assert_eq!((r.slots[0].bytes_in, r.slots[0].bytes_out), (4, 4));
+        done.set(true);
+    });
+    exec.run();
+    assert!(done.get());
+    assert_eq!(net.written(), b"pong");
+}

@@ -252,3 +252,91 @@ fn more_tasks_waiting_than_backlog_places_are_all_served() {
     assert_eq!(got, [1, 2, 3]);
     assert_eq!(counters(&pool).served, 3);
 }
+
+#[test]
+fn the_first_accept_windows_are_staggered_so_workers_rearm_apart() {
+    let (clock, net) = (Clock::default(), Net::default());
+    let acceptor = Acceptor(net.clone());
+    let pool: AsyncPool<2> = AsyncPool::new(Config::new());
+    pool.listen(PORT, ListenParams::new(2)).unwrap();
+    let backlog: Backlog<Sock, 2> = Backlog::new(PORT, Duration::from_secs(1));
+    assert_eq!(backlog.wait(), Duration::from_secs(1));
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        backlog.run(&pool, &acceptor, &clock).await;
+    });
+    exec.run();
+    assert_eq!(net.accepts(), 2, "both armed");
+    let half = REARM.as_millis() / 2;
+    // Worker 0's first window is half of REARM, worker 1's the whole of it.
+    exec.advance(half / 2);
+    assert_eq!(net.accepts(), 2);
+    exec.advance(half - half / 2);
+    assert_eq!(net.accepts(), 3, "worker 0 re-armed at REARM / 2");
+    exec.advance(half);
+    assert_eq!(net.accepts(), 4, "worker 1 at REARM");
+    exec.advance(half);
+    assert_eq!(net.accepts(), 5, "worker 0 again, a whole REARM later");
+}
+
+#[test]
+fn a_task_that_gave_up_waiting_leaves_its_place_to_the_next() {
+    let (clock, net) = (Clock::default(), Net::default());
+    let acceptor = Acceptor(net.clone());
+    let pool: AsyncPool<2> = AsyncPool::new(Config::new());
+    pool.listen(PORT, ListenParams::new(2)).unwrap();
+    // One waker place: one task waits woken by a park, more look every few ms.
+    let backlog: Backlog<Sock, 1> = Backlog::new(PORT, Duration::from_secs(1));
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        let first = pool
+            .accept_from(&backlog, &clock, clock.now() + Duration::from_millis(100))
+            .await;
+        assert!(matches!(first, Err(AcceptError::TimedOut)));
+        let second = pool
+            .accept_from(&backlog, &clock, clock.now() + Duration::from_secs(60))
+            .await;
+        assert!(second.is_ok());
+    });
+    exec.run();
+    exec.advance(100);
+    let woken = exec.wakes(0);
+    for _ in 0..10 {
+        exec.advance(10);
+    }
+    assert_eq!(exec.wakes(0), woken, "the second wait has the place: no polling");
+    exec.spawn(async {
+        backlog.run(&pool, &acceptor, &clock).await;
+    });
+    exec.run();
+    net.syn(1);
+    exec.run();
+    assert_eq!(pool.counters().accepted, 1);
+}
+
+#[test]
+fn a_connection_parked_when_the_backlog_task_ends_is_released() {
+    let (clock, net) = (Clock::default(), Net::default());
+    let acceptor = Acceptor(net.clone());
+    let pool: AsyncPool<2> = AsyncPool::new(Config::new());
+    pool.listen(PORT, ListenParams::new(2)).unwrap();
+    let backlog: Backlog<Sock, 2> = Backlog::new(PORT, Duration::from_secs(10));
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        // The backlog's task, ended after 1 s.
+        let run = async {
+            backlog.run(&pool, &acceptor, &clock).await;
+        };
+        futures_lite::future::or(run, clock.at(clock.now() + Duration::from_secs(1))).await;
+    });
+    exec.run();
+    net.syn(1);
+    exec.run();
+    assert_eq!(backlog.waiting(), 1);
+    exec.advance(1_000);
+    assert_eq!(
+        backlog.waiting(),
+        0,
+        "released with its worker, not left for a task"
+    );
+}

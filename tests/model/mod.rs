@@ -161,6 +161,10 @@ pub struct NetState {
     /// Outgoing connects complete (else they wait), and who waits for that.
     connects_open: Cell<bool>,
     connect_waiters: RefCell<Vec<Waker>>,
+    /// What peers sent, read by the next reads.
+    inbox: RefCell<VecDeque<u8>>,
+    /// What the server wrote, every connection together.
+    written: RefCell<Vec<u8>>,
 }
 
 /// The stack: connections arrive with [`Net::syn`].
@@ -218,6 +222,16 @@ impl Net {
     /// `accept` calls so far.
     pub fn accepts(&self) -> u32 {
         self.0.accepts.get()
+    }
+
+    /// Peers send `data` (read by the next reads, whichever connection reads).
+    pub fn peer_sends(&self, data: &[u8]) {
+        self.0.inbox.borrow_mut().extend(data.iter().copied());
+    }
+
+    /// What the server wrote so far.
+    pub fn written(&self) -> Vec<u8> {
+        self.0.written.borrow().clone()
     }
 
     /// Peers send nothing: reads wait until something else ends them.
@@ -329,7 +343,16 @@ impl ErrorType for Sock {
 }
 
 impl Read for Sock {
-    async fn read(&mut self, _: &mut [u8]) -> Result<usize, ErrorKind> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        let mut inbox = self.net.0.inbox.borrow_mut();
+        if !inbox.is_empty() {
+            let n = buf.len().min(inbox.len());
+            for (b, x) in buf.iter_mut().zip(inbox.drain(..n)) {
+                *b = x;
+            }
+            return Ok(n);
+        }
+        drop(inbox);
         if self.net.0.mute.get() {
             pending::<()>().await;
         }
@@ -339,6 +362,7 @@ impl Read for Sock {
 
 impl Write for Sock {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        self.net.0.written.borrow_mut().extend_from_slice(buf);
         Ok(buf.len())
     }
 
