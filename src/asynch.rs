@@ -1092,4 +1092,15 @@ mod accept_error_tests {
             assert_eq!(Classify::class(&e), class, "{e}");
         }
     }
+
+    #[test]
+    fn accept_errors_say_what_happened() {
+        extern crate std;
+        use std::string::ToString;
+        assert_eq!(AcceptError::TimedOut.to_string(), "deadline passed");
+        assert_eq!(AcceptError::NotListening.to_string(), "not listening on the port");
+        assert!(AcceptError::Stack(ErrorClass::Reset)
+            .to_string()
+            .starts_with("the acceptor failed ("));
+    }
 }
