@@ -256,6 +256,19 @@ fn rule_a_push_that_fails_the_connection_ends_it() {
     assert_eq!(pool.state(h), Ok(ConnState::Aborted));
 }
 
+#[test]
+fn rule_a_new_configuration_takes_effect_at_the_next_call() {
+    let mut pool = native(Config::new());
+    let (h, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.poll(t(10_000));
+    assert_eq!(pool.state(h), Ok(ConnState::Connected), "no idle timeout by default");
+    let config = Config::new().with_idle_timeout(Some(Duration::from_secs(5)));
+    pool.set_config(config);
+    assert_eq!(*pool.config(), config);
+    pool.poll(t(10_001));
+    assert_eq!(pool.state(h), Ok(ConnState::Free), "idle for more than 5 s: closed");
+}
+
 // ------------------------------------------------------------------------------------
 // Exact partial writes, no spin (000 §3.2, §3.3)
 // ------------------------------------------------------------------------------------
