@@ -284,11 +284,12 @@ fn a_connection_reads_what_the_peer_sent_and_hands_its_writes_to_the_stack() {
         let n = conn.read(&mut buf, &clock, clock.now() + LONG).await.unwrap();
         assert_eq!(&buf[..n], b"ping");
         assert_eq!(conn.write(b"pong", true, &clock, clock.now() + LONG).await, Ok(4));
+        assert_eq!(conn.write_all(b"!\r\n", &clock, clock.now() + LONG).await, Ok(()));
         let r = pool.report(clock.now());
-        assert_eq!((r.slots[0].bytes_in, r.slots[0].bytes_out), (4, 4));
+        assert_eq!((r.slots[0].bytes_in, r.slots[0].bytes_out), (4, 7));
         done.set(true);
     });
     exec.run();
     assert!(done.get());
-    assert_eq!(net.written(), b"pong");
+    assert_eq!(net.written(), b"pong!\r\n");
 }
