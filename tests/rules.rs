@@ -269,6 +269,19 @@ fn rule_a_new_configuration_takes_effect_at_the_next_call() {
     assert_eq!(pool.state(h), Ok(ConnState::Free), "idle for more than 5 s: closed");
 }
 
+#[test]
+fn rule_poll_reports_how_many_it_accepted_and_turned_away() {
+    let mut pool = native(Config::new());
+    pool.listen(HTTP, ListenParams::new(2)).unwrap();
+    for i in 1..=3 {
+        pool.stack_mut().peer_connect(HTTP, client(i)).expect("peer connect");
+    }
+    let summary = pool.poll(t(1));
+    assert_eq!((summary.accepted, summary.rejected), (2, 1), "a cap of 2");
+    let summary = pool.poll(t(2));
+    assert_eq!((summary.accepted, summary.rejected), (0, 0));
+}
+
 // ------------------------------------------------------------------------------------
 // Exact partial writes, no spin (000 §3.2, §3.3)
 // ------------------------------------------------------------------------------------
