@@ -428,6 +428,30 @@ fn rule_data_received_before_fin_stays_readable() {
 // ------------------------------------------------------------------------------------
 
 #[test]
+fn rule_a_connect_the_stack_refuses_at_once_is_an_error_that_holds_nothing() {
+    let mut pool = native(Config::new());
+    pool.stack_mut()
+        .script_connect(ConnectScript::FailAfter(0, ErrorClass::Refused));
+    assert_eq!(
+        pool.connect(client(9), 1, Duration::from_secs(5), t(0)),
+        Err(ConnectError::Stack(ErrorClass::Refused))
+    );
+    assert_eq!(pool.free_slots(), 4);
+    let c = pool.counters();
+    assert_eq!((c.connects, c.connect_failed), (1, 1));
+    assert_eq!(pool.stack().open_sockets(), 1, "only the listener's socket");
+}
+
+#[test]
+fn rule_a_retry_class_error_on_the_first_connect_call_means_under_way() {
+    let mut pool = native(Config::new());
+    pool.stack_mut()
+        .script_connect(ConnectScript::FailAfter(0, ErrorClass::Timeout));
+    let h = pool.connect(client(9), 1, Duration::from_secs(5), t(0)).unwrap();
+    assert_eq!(pool.state(h), Ok(ConnState::Connecting));
+}
+
+#[test]
 fn rule_failed_connect_reports_failure() {
     let mut pool = native(Config::new());
     pool.stack_mut()
