@@ -261,12 +261,20 @@ fn rule_a_new_configuration_takes_effect_at_the_next_call() {
     let mut pool = native(Config::new());
     let (h, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
     pool.poll(t(10_000));
-    assert_eq!(pool.state(h), Ok(ConnState::Connected), "no idle timeout by default");
+    assert_eq!(
+        pool.state(h),
+        Ok(ConnState::Connected),
+        "no idle timeout by default"
+    );
     let config = Config::new().with_idle_timeout(Some(Duration::from_secs(5)));
     pool.set_config(config);
     assert_eq!(*pool.config(), config);
     pool.poll(t(10_001));
-    assert_eq!(pool.state(h), Ok(ConnState::Free), "idle for more than 5 s: closed");
+    assert_eq!(
+        pool.state(h),
+        Ok(ConnState::Free),
+        "idle for more than 5 s: closed"
+    );
 }
 
 #[test]
@@ -274,7 +282,9 @@ fn rule_poll_reports_how_many_it_accepted_and_turned_away() {
     let mut pool = native(Config::new());
     pool.listen(HTTP, ListenParams::new(2)).unwrap();
     for i in 1..=3 {
-        pool.stack_mut().peer_connect(HTTP, client(i)).expect("peer connect");
+        pool.stack_mut()
+            .peer_connect(HTTP, client(i))
+            .expect("peer connect");
     }
     let summary = pool.poll(t(1));
     assert_eq!((summary.accepted, summary.rejected), (2, 1), "a cap of 2");

@@ -8,6 +8,7 @@ use core::net::{Ipv4Addr, SocketAddr};
 use proptest::prelude::*;
 
 use super::*;
+use crate::stack::PeerStatus;
 use crate::time::Duration;
 
 const N: usize = 4;
@@ -106,25 +107,36 @@ fn remote() -> SocketAddr {
     SocketAddr::new(Ipv4Addr::new(192, 0, 2, 1).into(), 4000)
 }
 
-/// What a driver does at `now`: every due timer handled as the sync pool does,
-/// with a stack whose send queue never drains (so stall readings can reap).
-fn run_timers(core: &mut Core<N, L>, now: Instant) {
-    for i in 0..N {
-        if core.due(i, Timer::Connect, now) {
-            core.handle_connect_failed(i, CloseReason::ConnectTimeout, now);
-        }
-        if core.due(i, Timer::Flush, now) {
-            core.slot_mut(i).set_flush_due(None); // the stack took the coalesced bytes
-        }
-        if core.due(i, Timer::Stall, now) && core.handle_stall_reading(i, Some(1), now) {
-            core.handle_released(i, CloseReason::Stalled, now);
-        }
-        for timer in [Timer::Idle, Timer::Abandoned] {
-            if let Some((_, reason)) = core.handle_expired(i, timer, now) {
-                core.handle_released(i, reason, now);
-            }
-        }
+/// A driver for the core's own timer work ([`Core::poll_slots`], the one sequence both
+/// drivers run): connects never complete by themselves (`Op::Connected` does that),
+/// a push empties the coalescing buffer, the peer's status is unknown, and the send
+/// queue never drains (so stall readings can reap).
+struct TimerIo;
+
+impl SlotIo for TimerIo {
+    fn connect(&mut self, _: usize, _: SocketAddr) -> Result<bool, ErrorClass> {
+        Ok(false)
     }
+    fn push(&mut self, _: usize, slot: &mut Slot, _: &Config, _: Instant) -> Result<(), ErrorClass> {
+        slot.set_flush_due(None);
+        Ok(())
+    }
+    fn peer_status(&mut self, _: usize) -> PeerStatus {
+        PeerStatus::Unknown
+    }
+    fn send_queue(&mut self, _: usize) -> Option<usize> {
+        Some(1)
+    }
+    fn release(&mut self, _: usize, _: Release, _: &mut Slot, _: &Config, _: Instant) -> Option<usize> {
+        Some(0)
+    }
+    fn abort(&mut self, _: usize) {}
+}
+
+/// What a driver does at `now`: the core's timer work over every slot.
+fn run_timers(core: &mut Core<N, L>, now: Instant) {
+    let mut out = SlotOutcome::default();
+    core.poll_slots(now, LinkState::Unknown, &mut TimerIo, &mut out);
 }
 
 proptest! {
