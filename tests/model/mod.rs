@@ -344,15 +344,17 @@ impl ErrorType for Sock {
 
 impl Read for Sock {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
-        let mut inbox = self.net.0.inbox.borrow_mut();
-        if !inbox.is_empty() {
+        let n = {
+            let mut inbox = self.net.0.inbox.borrow_mut();
             let n = buf.len().min(inbox.len());
             for (b, x) in buf.iter_mut().zip(inbox.drain(..n)) {
                 *b = x;
             }
+            n
+        };
+        if n > 0 {
             return Ok(n);
         }
-        drop(inbox);
         if self.net.0.mute.get() {
             pending::<()>().await;
         }
