@@ -2347,6 +2347,35 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_tells_the_stack_its_room_and_the_listening_sockets_follow_it() {
+        use crate::{Config, ListenParams, Pool};
+
+        let mut dev = Loop::default();
+        let iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut dev, Instant::ZERO);
+        let stack: SmoltcpStack<'static, 8> = SmoltcpStack::new(iface, set(8, None));
+        let mut pool: Pool<SmoltcpStack<'static, 8>, 5, 1, 0> = Pool::new(stack, Config::new());
+        pool.listen(PORT, ListenParams::new(5)).unwrap();
+        assert_eq!(
+            pool.stack().counts().listening,
+            DEFAULT_BACKLOG,
+            "before the first poll"
+        );
+        pool.poll(crate::Instant::ZERO);
+        assert_eq!(
+            pool.stack().counts().listening,
+            5,
+            "the port's room: its cap of 5"
+        );
+        pool.listen(PORT, ListenParams::new(3)).unwrap();
+        pool.poll(crate::Instant::from_millis(1));
+        assert_eq!(
+            pool.stack().counts().listening,
+            3,
+            "a smaller cap, a smaller room"
+        );
+    }
+
+    #[test]
     fn serves_a_pool_connection_from_a_client_on_the_same_stack() {
         use crate::{Config, ListenParams, Pool};
 
