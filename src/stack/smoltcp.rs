@@ -2428,9 +2428,18 @@ mod tests {
         }
         assert_eq!(&buf[..got], b"hello");
 
-        // Pool → client (push), then close: the client reads it all, then EOF.
-        assert_eq!(pool.write(a.handle, b"world", true, np_now), Ok(5));
+        // Pool → client: MORE bytes wait in netpool's buffer (smoltcp has no MORE
+        // flag) and count in the send queue; the push hands them to the stack, where
+        // they are queued until the client acknowledges them.
+        assert_eq!(pool.send_queue(a.handle), Ok(Some(0)));
+        assert_eq!(pool.handle_at(a.handle.slot()), Some(a.handle));
+        assert_eq!(pool.write(a.handle, b"wor", false, np_now), Ok(3));
+        assert_eq!(pool.send_queue(a.handle), Ok(Some(3)), "buffered in netpool");
+        assert_eq!(pool.write(a.handle, b"ld", true, np_now), Ok(2));
+        assert_eq!(pool.send_queue(a.handle), Ok(Some(5)), "handed to the stack");
+        // Then close: the client reads it all, then EOF.
         pool.close(a.handle, np_now).unwrap();
+        assert_eq!(pool.handle_at(a.handle.slot()), None);
         let mut out = Vec::new();
         for _ in 0..MAX_POLLS {
             match pool.stack_mut().receive(&mut client, &mut buf) {
