@@ -33,3 +33,37 @@ pub(crate) fn ended_error(state: ConnState, reason: Option<CloseReason>) -> Conn
         (other, _) => ConnError::InvalidState(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ended_connection_reports_the_class_its_first_reason_names() {
+        let class = |reason| match ended_error(ConnState::Aborted, Some(reason)) {
+            ConnError::Aborted(class) => class,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            class(CloseReason::Failed(ErrorClass::OutOfResources)),
+            ErrorClass::OutOfResources
+        );
+        assert_eq!(
+            class(CloseReason::ConnectFailed(ErrorClass::Refused)),
+            ErrorClass::Refused
+        );
+        assert_eq!(class(CloseReason::PeerGone(ErrorClass::Reset)), ErrorClass::Reset);
+        // A connect that ran out of time says so.
+        assert_eq!(class(CloseReason::ConnectTimeout), ErrorClass::Timeout);
+        // The rest name no class: the connection cannot be trusted.
+        assert_eq!(class(CloseReason::Abandoned), ErrorClass::Fatal);
+        assert_eq!(class(CloseReason::Aborted), ErrorClass::Fatal);
+        assert_eq!(
+            ended_error(
+                ConnState::OtherEndClosed,
+                Some(CloseReason::PeerGone(ErrorClass::Reset))
+            ),
+            ConnError::PeerGone(ErrorClass::Reset)
+        );
+    }
+}

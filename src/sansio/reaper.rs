@@ -197,7 +197,11 @@ mod tests {
         until: Instant,
     ) -> Option<Instant> {
         let mut now = at(0);
+        let mut readings = 0u32;
         while let Some(d) = p.deadline() {
+            // Each reading moves the next one on: the watch never spins.
+            readings += 1;
+            assert!(readings < 100_000, "the readings stopped moving on at {now}");
             now = d.instant(now);
             if now > until {
                 return None;
@@ -281,5 +285,55 @@ mod tests {
         assert_eq!(p.deadline(), None);
         p.set_blocked(true, at(2));
         assert_eq!(p.deadline(), Some(Stamp::of(at(2))));
+    }
+
+    #[test]
+    fn readings_come_every_eighth_of_the_grace_and_at_least_a_millisecond_apart() {
+        let mut p = SendProgress::new(at(0));
+        p.on_handed(10, at(0));
+        assert_eq!(p.deadline(), Some(Stamp::of(at(0))), "the baseline at once");
+        assert_eq!(p.observe(Some(10), at(0), GRACE), Verdict::Alive);
+        assert_eq!(p.deadline(), Some(Stamp::of(Instant::from_millis(1_250))));
+        assert_eq!(
+            p.observe(Some(10), at(0), Duration::from_millis(3)),
+            Verdict::Alive
+        );
+        assert_eq!(p.deadline(), Some(Stamp::of(Instant::from_millis(1))));
+    }
+
+    #[test]
+    fn taking_nothing_is_neither_progress_nor_a_reason_to_watch() {
+        let mut p = SendProgress::new(at(0));
+        p.on_handed(0, at(1));
+        assert_eq!(p.deadline(), None);
+        // A stack without a send queue: bytes it takes are progress, none taken is not.
+        p.set_blocked(true, at(0));
+        assert_eq!(p.observe(None, at(0), GRACE), Verdict::Alive);
+        p.on_handed(0, at(5));
+        assert_eq!(p.observe(None, at(10), GRACE), Verdict::Stalled);
+    }
+
+    #[test]
+    fn buffered_bytes_arm_the_watch_and_an_empty_buffer_does_not() {
+        let mut p = SendProgress::new(at(0));
+        p.set_buffered(0, at(1));
+        assert_eq!(p.deadline(), None);
+        p.set_buffered(3, at(2));
+        assert_eq!(p.deadline(), Some(Stamp::of(at(2))));
+    }
+
+    #[test]
+    fn only_the_first_reading_of_all_counts_bytes_taken_before_it_as_progress() {
+        // A stack that cannot tell its queue, read for the first time: what it took counts.
+        let mut p = SendProgress::new(at(0));
+        p.on_handed(10, at(0));
+        p.set_blocked(true, at(0));
+        assert_eq!(p.observe(None, at(10), GRACE), Verdict::Alive);
+        // A stack that told its queue, then could not: the stall clock runs on.
+        let mut q = SendProgress::new(at(0));
+        q.on_handed(10, at(0));
+        q.set_blocked(true, at(0));
+        assert_eq!(q.observe(Some(10), at(1), GRACE), Verdict::Alive);
+        assert_eq!(q.observe(None, at(10), GRACE), Verdict::Stalled);
     }
 }

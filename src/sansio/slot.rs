@@ -273,3 +273,79 @@ impl Slot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::net::{Ipv4Addr, SocketAddr};
+
+    use super::*;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    /// A slot opened at 1 s with a connect deadline at 3 s.
+    fn slot(state: ConnState) -> Slot {
+        let remote = Remote::of(SocketAddr::new(Ipv4Addr::new(192, 0, 2, 1).into(), 4000));
+        Slot::occupied(state, true, 0, remote.unwrap(), 0, at(3_000), at(1_000))
+    }
+
+    #[test]
+    fn coalesced_bytes_are_due_by_their_flush_deadline_while_the_slot_may_send() {
+        let mut s = slot(ConnState::Connected);
+        let due = Stamp::of(at(1_005));
+        assert_eq!(
+            (s.flush_due(), s.open_flush_deadline()),
+            (None, None),
+            "nothing held back"
+        );
+        s.set_flush_due(Some(due));
+        assert_eq!((s.flush_due(), s.open_flush_deadline()), (Some(due), Some(due)));
+        s.set_flush_due(None);
+        assert_eq!(
+            (s.flush_due(), s.open_flush_deadline()),
+            (None, None),
+            "handed over"
+        );
+        s.set_flush_due(Some(due));
+        s.stop_sending();
+        assert_eq!(
+            (s.flush_due(), s.open_flush_deadline()),
+            (None, None),
+            "nothing more can be sent"
+        );
+    }
+
+    #[test]
+    fn a_connecting_slot_keeps_its_connect_deadline_and_has_nothing_to_flush() {
+        let mut s = slot(ConnState::Connecting);
+        assert_eq!(s.connect_deadline(), Stamp::of(at(3_000)));
+        s.set_flush_due(Some(Stamp::of(at(1_005))));
+        assert_eq!(s.connect_deadline(), Stamp::of(at(3_000)));
+        assert_eq!(s.flush_due(), None);
+    }
+
+    #[test]
+    fn a_writer_waits_while_it_may_still_send_and_a_reader_while_more_can_arrive() {
+        let mut s = slot(ConnState::Connecting);
+        assert_eq!((s.may_wait(true), s.may_wait(false)), (true, true));
+        s.state = ConnState::Connected;
+        assert_eq!((s.may_wait(true), s.may_wait(false)), (true, true));
+        // The peer's FIN: a half-close, nothing more will arrive.
+        s.state = ConnState::OtherEndClosed;
+        assert_eq!((s.may_wait(true), s.may_wait(false)), (true, false));
+        // The peer is gone.
+        s.stop_sending();
+        assert_eq!((s.may_wait(true), s.may_wait(false)), (false, false));
+        s.state = ConnState::Aborted;
+        assert_eq!((s.may_wait(true), s.may_wait(false)), (false, false));
+    }
+
+    #[test]
+    fn a_slots_age_runs_from_its_opening_while_in_use() {
+        let mut s = slot(ConnState::Connected);
+        assert_eq!(s.age(at(5_000)), Duration::from_secs(4));
+        s.set_state(ConnState::Free, at(6_000));
+        assert_eq!(s.age(at(7_000)), Duration::ZERO);
+    }
+}

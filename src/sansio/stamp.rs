@@ -100,5 +100,18 @@ mod tests {
         let s = Stamp::of(now).plus(Duration::from_secs(100 * 24 * 3600));
         assert!(!s.reached(now));
         assert!(s.reached(Instant::from_millis(5 + MAX_SPAN_MS)));
+        // Not early either: a wrapped 100 days would end in under a day.
+        assert!(!s.reached(Instant::from_millis(5 + 24 * 3600 * 1000)));
+    }
+
+    #[test]
+    fn the_later_of_two_stamps_is_the_later_whichever_asks() {
+        let (early, late) = (
+            Stamp::of(Instant::from_millis(10)),
+            Stamp::of(Instant::from_millis(20)),
+        );
+        assert_eq!(early.later(late), late);
+        assert_eq!(late.later(early), late);
+        assert_eq!(late.later(late), late);
     }
 }

@@ -404,3 +404,323 @@ fn an_application_close_aborts_what_was_given_up_on_and_closes_the_rest() {
     core.handle_error(open, ErrorClass::Fatal, now);
     assert_eq!(core.release_on_close(open), Release::Abort);
 }
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+#[test]
+fn the_clock_is_the_latest_now_given_and_never_goes_back() {
+    let mut core: Core<2, 1> = Core::new(Config::new());
+    assert_eq!(core.clock(), Instant::ZERO);
+    core.set_listener(0, 80, ListenParams::new(2));
+    let a = core
+        .handle_incoming(0, remote(), at(5_000))
+        .unwrap()
+        .handle
+        .slot();
+    assert_eq!(core.clock(), at(5_000));
+    // A `now` read before another task moved the clock on is older: the clock stays.
+    core.handle_error(a, ErrorClass::WouldBlock, at(3_000));
+    assert_eq!(core.clock(), at(5_000));
+    core.handle_peer_fin(a, at(7_000));
+    assert_eq!(core.clock(), at(7_000));
+}
+
+#[test]
+fn a_new_configuration_applies_to_the_timers_from_then_on() {
+    let mut core: Core<1, 1> = Core::new(Config::new().with_idle_timeout(None));
+    core.set_listener(0, 80, ListenParams::new(1));
+    let a = core
+        .handle_incoming(0, remote(), at(1_000))
+        .unwrap()
+        .handle
+        .slot();
+    assert_eq!(core.deadline(a, Timer::Idle), None);
+    let config = Config::new().with_idle_timeout(Some(Duration::from_secs(7)));
+    core.set_config(config);
+    assert_eq!(core.config(), &config);
+    assert_eq!(core.deadline(a, Timer::Idle), Some(Stamp::of(at(8_000))));
+}
+
+#[test]
+fn a_listener_updated_on_its_port_keeps_its_generation_and_a_new_listener_gets_a_new_one() {
+    let mut core: Core<2, 1> = Core::new(Config::new());
+    let ok = |_: ListenerIo| Ok(());
+    let Ok(ListenOutcome::Started(first)) = core.handle_listen(80, ListenParams::new(1), ok) else {
+        panic!("port 80 starts");
+    };
+    assert_eq!(
+        core.handle_listen(80, ListenParams::new(2), ok),
+        Ok(ListenOutcome::Updated(first)),
+        "a new cap is the same listener"
+    );
+    assert_eq!(core.listener(0).map(|l| l.generation), Some(first.generation));
+    assert_eq!(
+        core.handle_listen(80, ListenParams::new(0), ok),
+        Ok(ListenOutcome::Stopped)
+    );
+    let Ok(ListenOutcome::Started(second)) = core.handle_listen(80, ListenParams::new(1), ok) else {
+        panic!("port 80 starts again");
+    };
+    assert_ne!(second, first, "a restarted listener is a new one");
+    // An entry given to another port is a new listener too.
+    let third = core.set_listener(0, 21, ListenParams::new(1));
+    assert_ne!(third.generation, second.generation);
+}
+
+#[test]
+fn accept_errors_are_counted_unless_they_only_say_retry() {
+    let mut core: Core<1, 1> = Core::new(Config::new());
+    core.handle_accept_error(ErrorClass::WouldBlock);
+    core.handle_accept_error(ErrorClass::Timeout);
+    assert_eq!(core.counters().accept_errors, 0);
+    core.handle_accept_error(ErrorClass::OutOfResources);
+    assert_eq!(core.counters().accept_errors, 1);
+}
+
+#[test]
+fn an_established_connect_and_a_completed_one_each_report_connected() {
+    let mut core: Core<2, 1> = Core::new(Config::new());
+    let now = at(1);
+    let deadline = now + Duration::from_secs(3);
+    let a = core.handle_connect_started(0, remote(), 0, true, deadline, now);
+    let b = core.handle_connect_started(1, remote(), 0, false, deadline, now);
+    let kinds = |e: Option<Event>| e.map(|e| (e.handle, e.kind));
+    assert_eq!(kinds(core.poll_event()), Some((a, EventKind::Connected)));
+    assert_eq!(core.poll_event(), None, "still connecting: nothing to say");
+    core.handle_connected(1, now);
+    assert_eq!(kinds(core.poll_event()), Some((b, EventKind::Connected)));
+    assert_eq!(core.poll_event(), None);
+}
+
+#[test]
+fn a_connect_the_stack_refuses_counts_as_a_failed_connect_and_takes_no_slot() {
+    let mut core: Core<1, 1> = Core::new(Config::new());
+    core.handle_connect_refused();
+    let c = core.counters();
+    assert_eq!((c.connects, c.connect_failed, c.in_use), (1, 1, 0));
+    assert_eq!(core.free_slots(), 1);
+}
+
+#[test]
+fn reads_and_writes_wait_while_connecting_and_go_once_connected() {
+    let mut core: Core<1, 1> = Core::new(Config::new());
+    let now = at(1);
+    core.handle_connect_started(0, remote(), 0, false, now + Duration::from_secs(3), now);
+    assert_eq!(
+        (core.may_read(0), core.may_write(0)),
+        (Access::Wait, Access::Wait)
+    );
+    core.handle_connected(0, now);
+    assert_eq!((core.may_read(0), core.may_write(0)), (Access::Go, Access::Go));
+    core.handle_error(0, ErrorClass::Fatal, now);
+    assert_eq!(
+        (core.may_read(0), core.may_write(0)),
+        (Access::Fail, Access::Fail)
+    );
+}
+
+#[test]
+fn after_the_peers_fin_alone_a_read_that_finds_nothing_waits_but_learns_a_dead_connection_at_once() {
+    let mut core: Core<1, 1> = Core::new(Config::new());
+    core.set_listener(0, 80, ListenParams::new(1));
+    let a = core.handle_incoming(0, remote(), at(1)).unwrap().handle.slot();
+    assert_eq!(core.nothing_to_read(a), None);
+    // Half-closed by the peer: still writable, nothing known dead.
+    core.handle_peer_fin(a, at(2));
+    assert_eq!(core.nothing_to_read(a), None);
+    // A write found the peer gone: the reader learns it too.
+    core.handle_error(a, ErrorClass::Reset, at(3));
+    assert_eq!(core.nothing_to_read(a), Some(core.error_for(a)));
+    assert!(matches!(core.nothing_to_read(a), Some(ConnError::PeerGone(_))));
+}
+
+#[test]
+fn a_read_or_a_write_of_nothing_is_not_activity() {
+    let mut core: Core<1, 1> = Core::new(Config::new().with_idle_timeout(Some(Duration::from_secs(7))));
+    core.set_listener(0, 80, ListenParams::new(1));
+    let a = core
+        .handle_incoming(0, remote(), at(1_000))
+        .unwrap()
+        .handle
+        .slot();
+    let idle_at = |core: &Core<1, 1>| core.deadline(a, Timer::Idle);
+    assert_eq!(idle_at(&core), Some(Stamp::of(at(8_000))));
+    core.handle_read(a, 0, at(4_000));
+    assert_eq!(idle_at(&core), Some(Stamp::of(at(8_000))), "an empty read");
+    core.handle_written(a, 0, at(5_000));
+    assert_eq!(idle_at(&core), Some(Stamp::of(at(8_000))), "an empty write");
+    core.handle_read(a, 1, at(6_000));
+    assert_eq!(idle_at(&core), Some(Stamp::of(at(13_000))));
+    core.handle_written(a, 1, at(7_000));
+    assert_eq!(idle_at(&core), Some(Stamp::of(at(14_000))));
+}
+
+#[test]
+fn a_fatal_error_while_connecting_aborts_and_is_counted_once() {
+    let mut core: Core<1, 1> = Core::new(Config::new());
+    let now = at(1);
+    let h = core.handle_connect_started(0, remote(), 0, false, now + Duration::from_secs(3), now);
+    assert_eq!(core.handle_error(0, ErrorClass::Fatal, now), AfterError::Abort);
+    assert_eq!(core.slot(0).state, ConnState::Aborted);
+    assert_eq!(core.counters().aborted, 1);
+    assert_eq!(
+        core.poll_event().map(|e| (e.handle, e.kind)),
+        Some((h, EventKind::Aborted))
+    );
+    // Already aborted: nothing new to count or to tell.
+    assert_eq!(core.handle_error(0, ErrorClass::Fatal, now), AfterError::Abort);
+    assert_eq!(core.counters().aborted, 1);
+    assert_eq!(core.poll_event(), None);
+}
+
+#[test]
+fn a_connection_freed_as_abandoned_is_released_with_a_reset() {
+    let after = Duration::from_secs(30);
+    let mut core: Core<1, 1> = Core::new(Config::new().with_abandoned_after(Some(after)));
+    core.set_listener(0, 80, ListenParams::new(1));
+    let a = core
+        .handle_incoming(0, remote(), at(1_000))
+        .unwrap()
+        .handle
+        .slot();
+    core.handle_peer_fin(a, at(1_000));
+    let now = at(31_000);
+    assert_eq!(
+        core.handle_expired(a, Timer::Abandoned, now),
+        Some((Release::Abort, CloseReason::Abandoned))
+    );
+    core.handle_released(a, CloseReason::Abandoned, now);
+    assert_eq!(core.slot(a).state, ConnState::Free);
+    // The task still holding the socket closes it later: RST, as the pool decided.
+    assert_eq!(core.release_on_close(a), Release::Abort);
+}
+
+/// Accept `conns` connections on a table of `M` slots, each with two events
+/// (accepted, then the peer's FIN), and drain them in order.
+fn drain_order<const M: usize>(conns: usize, out: &mut [(usize, EventKind)]) {
+    let mut core: Core<M, 1> = Core::new(Config::new());
+    core.set_listener(0, 80, ListenParams::new(u8::MAX));
+    for _ in 0..conns {
+        core.handle_incoming(0, remote(), at(1)).unwrap();
+    }
+    for i in 0..conns {
+        core.handle_peer_fin(i, at(2));
+    }
+    for o in out.iter_mut() {
+        let e = core.poll_event().expect("an event left");
+        *o = (e.handle.slot(), e.kind);
+    }
+    assert_eq!(core.poll_event(), None);
+}
+
+#[test]
+fn events_are_served_round_robin_over_the_slots() {
+    use EventKind::{Accepted, PeerClosed};
+    let mut order = [(0, Accepted); 6];
+    drain_order::<3>(3, &mut order);
+    assert_eq!(
+        order,
+        [
+            (0, Accepted),
+            (1, Accepted),
+            (2, Accepted),
+            (0, PeerClosed),
+            (1, PeerClosed),
+            (2, PeerClosed)
+        ]
+    );
+    // The largest table: the rotation still moves on to the next slot.
+    let mut order = [(0, Accepted); 4];
+    drain_order::<255>(2, &mut order);
+    assert_eq!(
+        order,
+        [(0, Accepted), (1, Accepted), (0, PeerClosed), (1, PeerClosed)]
+    );
+}
+
+#[test]
+fn a_peer_gone_error_half_ends_an_open_connection_once_reads_go_on_and_writes_fail() {
+    let mut core: Core<1, 1> = Core::new(Config::new());
+    core.set_listener(0, 80, ListenParams::new(1));
+    let h = core.handle_incoming(0, remote(), at(1)).unwrap().handle;
+    core.claim_accepted(h.slot());
+    assert_eq!(
+        core.handle_error(h.slot(), ErrorClass::Reset, at(2)),
+        AfterError::PeerGone
+    );
+    assert_eq!(core.slot(h.slot()).state, ConnState::OtherEndClosed);
+    assert_eq!(core.counters().peer_closed, 1);
+    assert_eq!(
+        core.poll_event().map(|e| (e.handle, e.kind)),
+        Some((h, EventKind::PeerClosed))
+    );
+    // What arrived before stays readable; nothing more can be sent.
+    assert_eq!(
+        (core.may_read(h.slot()), core.may_write(h.slot())),
+        (Access::Go, Access::Fail)
+    );
+    // Already half-ended: nothing new to count or to tell.
+    assert_eq!(
+        core.handle_error(h.slot(), ErrorClass::Closed, at(3)),
+        AfterError::PeerGone
+    );
+    assert_eq!(core.counters().peer_closed, 1);
+    assert_eq!(core.poll_event(), None);
+}
+
+#[test]
+fn a_failed_connect_reports_connect_failed() {
+    let mut core: Core<1, 1> = Core::new(Config::new());
+    let now = at(1);
+    let h = core.handle_connect_started(0, remote(), 0, false, now + Duration::from_secs(3), now);
+    core.handle_connect_failed(0, CloseReason::ConnectTimeout, now);
+    assert_eq!(
+        core.poll_event().map(|e| (e.handle, e.kind, e.reason)),
+        Some((h, EventKind::ConnectFailed, Some(CloseReason::ConnectTimeout)))
+    );
+    assert_eq!(core.counters().connect_failed, 1);
+}
+
+#[test]
+fn the_handles_listed_are_those_of_the_slots_in_use() {
+    let mut core: Core<3, 1> = Core::new(Config::new());
+    core.set_listener(0, 80, ListenParams::new(3));
+    let a = core.handle_incoming(0, remote(), at(1)).unwrap().handle;
+    let b = core.handle_incoming(0, remote(), at(1)).unwrap().handle;
+    core.handle_released(a.slot(), CloseReason::Closed, at(2));
+    let mut listed = core.handles();
+    assert_eq!((listed.next(), listed.next()), (Some(b), None));
+}
+
+#[test]
+fn a_refused_write_is_read_for_progress_at_once_while_the_connection_may_send() {
+    let mut core: Core<1, 1> = Core::new(Config::new());
+    core.set_listener(0, 80, ListenParams::new(1));
+    let a = core
+        .handle_incoming(0, remote(), at(1_000))
+        .unwrap()
+        .handle
+        .slot();
+    assert_eq!(
+        (core.deadline(a, Timer::Stall), core.poll_timeout()),
+        (None, None)
+    );
+    core.handle_handed(a, 0, 10, at(2_000));
+    assert_eq!(core.deadline(a, Timer::Stall), Some(Stamp::of(at(2_000))));
+    assert_eq!(core.poll_timeout(), Some(at(2_000)));
+    // The peer is gone: nothing more can be sent, nothing to watch.
+    core.handle_error(a, ErrorClass::Reset, at(2_000));
+    assert_eq!(core.deadline(a, Timer::Stall), None);
+}
+
+#[test]
+fn a_connect_is_due_by_its_deadline_and_a_report_tells_a_connections_age() {
+    let mut core: Core<1, 1> = Core::new(Config::new());
+    let now = at(1_000);
+    core.handle_connect_started(0, remote(), 0, false, at(4_000), now);
+    assert_eq!(core.deadline(0, Timer::Connect), Some(Stamp::of(at(4_000))));
+    assert_eq!(core.poll_timeout(), Some(at(4_000)));
+    assert_eq!(core.slot_report(0, at(3_500)).age, Duration::from_millis(2_500));
+}
