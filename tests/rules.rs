@@ -292,6 +292,23 @@ fn rule_poll_reports_how_many_it_accepted_and_turned_away() {
     assert_eq!((summary.accepted, summary.rejected), (0, 0));
 }
 
+#[test]
+fn rule_queries_name_only_slots_that_exist_and_are_in_use() {
+    let mut pool = native(Config::new());
+    let (h1, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    let (h2, _) = connect_peer(&mut pool, n, HTTP, 2, t(0));
+    assert_eq!(pool.handles().collect::<Vec<_>>(), [h1, h2]);
+    assert_eq!(pool.handle_at(h1.slot()), Some(h1));
+    assert_eq!(pool.handle_at(2), None, "a free slot");
+    assert_eq!(pool.handle_at(4), None, "no such slot (4 slots), and no panic");
+    assert_eq!(pool.handle_at(usize::MAX), None);
+    assert!(pool.slot_report(3, t(1)).is_some());
+    assert_eq!(pool.slot_report(4, t(1)), None, "no such slot");
+    pool.close(h1, t(1)).unwrap();
+    assert_eq!(pool.handles().collect::<Vec<_>>(), [h2]);
+    assert_eq!(pool.handle_at(h1.slot()), None);
+}
+
 // ------------------------------------------------------------------------------------
 // Exact partial writes, no spin (000 §3.2, §3.3)
 // ------------------------------------------------------------------------------------
