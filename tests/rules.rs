@@ -309,6 +309,31 @@ fn rule_queries_name_only_slots_that_exist_and_are_in_use() {
     assert_eq!(pool.handle_at(h1.slot()), None);
 }
 
+#[test]
+fn rule_an_abort_hands_nothing_more_to_the_stack_and_counts_what_it_dropped() {
+    let mut pool = fallback(Config::new());
+    let (h, peer) = connect_peer(&mut pool, p, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, b"tail", false, t(1)), Ok(4), "buffered in netpool");
+    pool.stack_mut().inner_mut().clear_calls();
+    pool.abort(h, t(2)).unwrap();
+    let stack = pool.stack().inner();
+    assert_eq!(stack.count(|c| matches!(c, Call::Send { .. })), 0, "RST, not the tail");
+    assert!(stack.peer_received(peer).is_empty());
+    assert_eq!(pool.counters().dropped_on_close, 4);
+}
+
+#[test]
+fn rule_the_pool_reports_the_link_it_last_read_and_describes_itself() {
+    let mut pool = native(Config::new());
+    assert_eq!(pool.link(), LinkState::Unknown, "not read yet");
+    pool.stack_mut().set_link(LinkState::Down);
+    pool.poll(t(1));
+    assert_eq!(pool.link(), LinkState::Down);
+    assert_eq!(pool.report(t(1)).link, LinkState::Down);
+    let debug = format!("{pool:?}");
+    assert!(debug.starts_with("Pool {") && debug.contains("free: 4"), "{debug}");
+}
+
 // ------------------------------------------------------------------------------------
 // Exact partial writes, no spin (000 §3.2, §3.3)
 // ------------------------------------------------------------------------------------
