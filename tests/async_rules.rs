@@ -293,3 +293,57 @@ fn a_connection_reads_what_the_peer_sent_and_hands_its_writes_to_the_stack() {
     assert!(done.get());
     assert_eq!(net.written(), b"pong!\r\n");
 }
+
+/// A connect whose slot the pool freed and gave to another connection before the
+/// connecting task ran again reports a timeout, never the other connection's reason.
+#[test]
+fn a_connect_whose_slot_moved_on_never_reports_another_connections_reason() {
+    let (clock, net, _) = world();
+    let connector = Connector(net.clone());
+    let config = Config::new().with_abandoned_after(Some(Duration::from_secs(30)));
+    let pool: AsyncPool<1> = AsyncPool::new(config);
+    let first = Cell::new(None);
+    let mut exec = Exec::new(&clock);
+    exec.spawn(async {
+        let r = pool
+            .connect(&connector, model::peer(9), 0, LinkState::Up, &clock, LONG)
+            .await;
+        first.set(Some(r.err()));
+    });
+    exec.run();
+    // The link drops: the reaper fails the connect (its task not run yet), and 30 s
+    // later frees the slot it left ended.
+    pool.set_link(LinkState::Down);
+    pool.reap(clock.now());
+    pool.set_link(LinkState::Up);
+    clock.jump_to(30_000);
+    pool.reap(clock.now());
+    assert_eq!(pool.free_slots(), 1, "abandoned: free again");
+    // Another connect takes the slot and fails for a reason of its own.
+    let second = Cell::new(None);
+    let mut other = Exec::new(&clock);
+    other.spawn(async {
+        let r = pool
+            .connect(
+                &connector,
+                model::peer(8),
+                0,
+                LinkState::Up,
+                &clock,
+                Duration::from_secs(5),
+            )
+            .await;
+        second.set(Some(r.err()));
+    });
+    other.run();
+    pool.set_link(LinkState::Down);
+    pool.reap(clock.now());
+    other.run();
+    assert_eq!(second.get(), Some(Some(ConnectError::Stack(ErrorClass::NoRoute))));
+    // Now the first task runs: its own connection is gone.
+    exec.run();
+    assert_eq!(
+        first.get(),
+        Some(Some(ConnectError::Stack(ErrorClass::ConnectionTimedOut)))
+    );
+}

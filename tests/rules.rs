@@ -317,7 +317,11 @@ fn rule_an_abort_hands_nothing_more_to_the_stack_and_counts_what_it_dropped() {
     pool.stack_mut().inner_mut().clear_calls();
     pool.abort(h, t(2)).unwrap();
     let stack = pool.stack().inner();
-    assert_eq!(stack.count(|c| matches!(c, Call::Send { .. })), 0, "RST, not the tail");
+    assert_eq!(
+        stack.count(|c| matches!(c, Call::Send { .. })),
+        0,
+        "RST, not the tail"
+    );
     assert!(stack.peer_received(peer).is_empty());
     assert_eq!(pool.counters().dropped_on_close, 4);
 }
@@ -331,7 +335,10 @@ fn rule_the_pool_reports_the_link_it_last_read_and_describes_itself() {
     assert_eq!(pool.link(), LinkState::Down);
     assert_eq!(pool.report(t(1)).link, LinkState::Down);
     let debug = format!("{pool:?}");
-    assert!(debug.starts_with("Pool {") && debug.contains("free: 4"), "{debug}");
+    assert!(
+        debug.starts_with("Pool {") && debug.contains("free: 4"),
+        "{debug}"
+    );
 }
 
 // ------------------------------------------------------------------------------------

@@ -33,6 +33,14 @@ pub struct ClockState {
 #[derive(Clone, Default)]
 pub struct Clock(pub Rc<ClockState>);
 
+impl Clock {
+    /// Move the clock to `ms` without running anything (timers due then fire at the
+    /// next [`Exec::advance`]).
+    pub fn jump_to(&self, ms: u64) {
+        self.0.now_ms.set(ms);
+    }
+}
+
 impl Timer for Clock {
     fn now(&self) -> Instant {
         Instant::from_millis(self.0.now_ms.get())
