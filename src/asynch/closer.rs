@@ -350,6 +350,22 @@ mod tests {
         }
     }
 
+    /// A socket whose graceful close fails at once (the peer reset it); its abort works.
+    struct Refused;
+
+    impl embedded_io_async::ErrorType for Refused {
+        type Error = embedded_io_async::ErrorKind;
+    }
+
+    impl TcpShutdown for Refused {
+        async fn close(&mut self, _: edge_nal::Close) -> Result<(), Self::Error> {
+            Err(embedded_io_async::ErrorKind::ConnectionReset)
+        }
+        async fn abort(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
     /// A clock the test moves; `at` completes once it has reached the deadline, and
     /// the deadlines asked for are kept.
     #[derive(Default)]
@@ -477,6 +493,18 @@ mod tests {
             closer.with(|s| s.room.iter().all(Option::is_none)),
             "its waker is gone"
         );
+    }
+
+    #[test]
+    fn a_close_that_fails_is_counted_as_reset_not_finished() {
+        let pool: AsyncPool<2> = AsyncPool::new(config());
+        let closer: Closer<Refused, 1> = Closer::new();
+        let timer = Manual::default();
+        assert!(poll(pin!(closer.hand_over(Refused, &pool, &timer, Instant::ZERO))).is_ready());
+        let mut run = pin!(closer.run(&pool, &timer));
+        assert!(poll(run.as_mut()).is_pending());
+        let c = pool.closer_counters();
+        assert_eq!((c.handed, c.finished, c.reset, c.closing), (1, 0, 1, 0));
     }
 
     #[test]
