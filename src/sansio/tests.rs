@@ -409,16 +409,17 @@ fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
+/// Serve one incoming connection on listener 0 at `ms`: its slot.
+fn serve<const N: usize, const L: usize>(core: &mut Core<N, L>, ms: u64) -> usize {
+    core.handle_incoming(0, remote(), at(ms)).unwrap().handle.slot()
+}
+
 #[test]
 fn the_clock_is_the_latest_now_given_and_never_goes_back() {
     let mut core: Core<2, 1> = Core::new(Config::new());
     assert_eq!(core.clock(), Instant::ZERO);
     core.set_listener(0, 80, ListenParams::new(2));
-    let a = core
-        .handle_incoming(0, remote(), at(5_000))
-        .unwrap()
-        .handle
-        .slot();
+    let a = serve(&mut core, 5_000);
     assert_eq!(core.clock(), at(5_000));
     // A `now` read before another task moved the clock on is older: the clock stays.
     core.handle_error(a, ErrorClass::WouldBlock, at(3_000));
@@ -431,11 +432,7 @@ fn the_clock_is_the_latest_now_given_and_never_goes_back() {
 fn a_new_configuration_applies_to_the_timers_from_then_on() {
     let mut core: Core<1, 1> = Core::new(Config::new().with_idle_timeout(None));
     core.set_listener(0, 80, ListenParams::new(1));
-    let a = core
-        .handle_incoming(0, remote(), at(1_000))
-        .unwrap()
-        .handle
-        .slot();
+    let a = serve(&mut core, 1_000);
     assert_eq!(core.deadline(a, Timer::Idle), None);
     let config = Config::new().with_idle_timeout(Some(Duration::from_secs(7)));
     core.set_config(config);
@@ -540,11 +537,7 @@ fn after_the_peers_fin_alone_a_read_that_finds_nothing_waits_but_learns_a_dead_c
 fn a_read_or_a_write_of_nothing_is_not_activity() {
     let mut core: Core<1, 1> = Core::new(Config::new().with_idle_timeout(Some(Duration::from_secs(7))));
     core.set_listener(0, 80, ListenParams::new(1));
-    let a = core
-        .handle_incoming(0, remote(), at(1_000))
-        .unwrap()
-        .handle
-        .slot();
+    let a = serve(&mut core, 1_000);
     let idle_at = |core: &Core<1, 1>| core.deadline(a, Timer::Idle);
     assert_eq!(idle_at(&core), Some(Stamp::of(at(8_000))));
     core.handle_read(a, 0, at(4_000));
@@ -580,11 +573,7 @@ fn a_connection_freed_as_abandoned_is_released_with_a_reset() {
     let after = Duration::from_secs(30);
     let mut core: Core<1, 1> = Core::new(Config::new().with_abandoned_after(Some(after)));
     core.set_listener(0, 80, ListenParams::new(1));
-    let a = core
-        .handle_incoming(0, remote(), at(1_000))
-        .unwrap()
-        .handle
-        .slot();
+    let a = serve(&mut core, 1_000);
     core.handle_peer_fin(a, at(1_000));
     let now = at(31_000);
     assert_eq!(
@@ -698,11 +687,7 @@ fn the_handles_listed_are_those_of_the_slots_in_use() {
 fn a_refused_write_is_read_for_progress_at_once_while_the_connection_may_send() {
     let mut core: Core<1, 1> = Core::new(Config::new());
     core.set_listener(0, 80, ListenParams::new(1));
-    let a = core
-        .handle_incoming(0, remote(), at(1_000))
-        .unwrap()
-        .handle
-        .slot();
+    let a = serve(&mut core, 1_000);
     assert_eq!(
         (core.deadline(a, Timer::Stall), core.poll_timeout()),
         (None, None)
