@@ -132,27 +132,24 @@ impl<S, const K: usize> Closer<S, K> {
         timer: &T,
         until: Instant,
     ) -> Result<(), S> {
-        let mut socket = match self.offer(socket) {
-            Ok(()) => {
-                pool.note_closer(CloserCounters::note_handed);
-                return Ok(());
-            }
-            Err(socket) => socket,
-        };
-        pool.note_closer(|c| c.waited = c.waited.wrapping_add(1));
+        let mut socket = socket;
+        let mut waited = false;
         loop {
-            let room = with_deadline(timer, until, self.place()).await;
-            if room != Ok(true) {
-                pool.note_closer(|c| c.overflow = c.overflow.wrapping_add(1));
-                return Err(socket);
-            }
             match self.offer(socket) {
                 Ok(()) => {
                     pool.note_closer(CloserCounters::note_handed);
                     return Ok(());
                 }
-                // Another close took the place first: wait again.
-                Err(again) => socket = again,
+                // Full (or another close took the freed place first): wait for one.
+                Err(back) => socket = back,
+            }
+            if !waited {
+                waited = true;
+                pool.note_closer(|c| c.waited = c.waited.wrapping_add(1));
+            }
+            if with_deadline(timer, until, self.place()).await != Ok(true) {
+                pool.note_closer(|c| c.overflow = c.overflow.wrapping_add(1));
+                return Err(socket);
             }
         }
     }
