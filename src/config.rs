@@ -35,6 +35,27 @@ pub struct Config {
     /// without [`TcpSendQueue`](crate::stack::TcpSendQueue), bytes taken by the stack)
     /// for this long is reaped: aborted and freed. Default 10 s.
     pub stall_grace: Duration,
+    /// The shorter grace under pressure: while a listener has no room (its port's
+    /// cap reached, or no free slot), the connection that has made no send progress
+    /// for longest, and for at least this long, yields its place (reaped, counted in
+    /// [`Counters::pressure_reaped`](crate::Counters::pressure_reaped) apart from
+    /// ordinary stall reaps), one at a time until the listener has room again. A
+    /// reader that keeps draining makes progress within it and is never taken; a
+    /// peer that vanished mid-response (no FIN, no RST) is. At most
+    /// [`stall_grace`](Self::stall_grace). Default 2 s.
+    pub pressure_grace: Duration,
+    /// How long a half-open connection (a SYN answered, the final ACK not yet come)
+    /// may hold a listening socket on a stack that arms sockets itself
+    /// ([`TcpBacklog`](crate::stack::TcpBacklog): smoltcp, the async
+    /// [`Backlog`](crate::asynch::Backlog)) before it is reset and the socket listens
+    /// again. Default 3 s: the SYN-ACK goes out at once and again after 1 s (smoltcp's
+    /// and Linux's initial retransmission timeout, doubling: the next one would be at
+    /// 3 s), so a handshake that two SYN-ACKs and a lost packet either way did not
+    /// complete is given up before the third; a real client whose handshake is given
+    /// up retransmits its SYN (Linux at 1 s and 3 s) and finds a socket listening.
+    /// Besides the deadline, a listener never lets half-open sockets take its last
+    /// listening one (see [`TcpBacklog`](crate::stack::TcpBacklog)).
+    pub handshake_deadline: Duration,
     /// Close connections with no traffic either way for this long. Default: off.
     pub idle_timeout: Option<Duration>,
     /// Free `Aborted` / `OtherEndClosed` slots the application has not closed after
@@ -76,6 +97,8 @@ impl Config {
     pub const fn new() -> Self {
         Config {
             stall_grace: Duration::from_secs(10),
+            pressure_grace: Duration::from_secs(2),
+            handshake_deadline: Duration::from_secs(3),
             idle_timeout: None,
             abandoned_after: Some(Duration::from_secs(30)),
             coalesce_delay: Duration::from_millis(200),
@@ -91,6 +114,20 @@ impl Config {
     #[must_use]
     pub const fn with_stall_grace(mut self, d: Duration) -> Self {
         self.stall_grace = d;
+        self
+    }
+
+    /// Set [`pressure_grace`](Self::pressure_grace).
+    #[must_use]
+    pub const fn with_pressure_grace(mut self, d: Duration) -> Self {
+        self.pressure_grace = d;
+        self
+    }
+
+    /// Set [`handshake_deadline`](Self::handshake_deadline).
+    #[must_use]
+    pub const fn with_handshake_deadline(mut self, d: Duration) -> Self {
+        self.handshake_deadline = d;
         self
     }
 

@@ -118,6 +118,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     /// Replace the configuration; takes effect at the next call.
     pub fn set_config(&mut self, config: Config) {
         self.core.set_config(config);
+        self.stack.set_handshake_deadline(config.handshake_deadline);
     }
 
     // ---------------------------------------------------------------- listeners
@@ -137,6 +138,8 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     /// ```
     pub fn listen(&mut self, port: u16, params: ListenParams) -> Result<ListenOutcome, ListenError> {
         let (stack, sockets) = (&mut self.stack, &mut self.listener_sockets);
+        // The stack keeps the handshake lease of the sockets it arms for listeners.
+        stack.set_handshake_deadline(self.core.config().handshake_deadline);
         self.core.handle_listen(port, params, |io| match io {
             ListenerIo::Close(i) => {
                 if let Some(socket) = sockets[i].take() {

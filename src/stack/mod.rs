@@ -169,6 +169,18 @@ pub trait TcpBacklog: TcpFullStack {
     fn set_backlog(&mut self, listener: &mut Self::TcpSocket, connections: usize) {
         let _ = (listener, connections);
     }
+
+    /// How long a half-open connection (SYN answered, final ACK not come) may hold
+    /// one of the sockets the stack keeps armed: the pool's
+    /// [`Config::handshake_deadline`](crate::Config::handshake_deadline), told when the
+    /// pool is made and when its configuration changes. A stack that arms sockets
+    /// itself keeps the handshake lease: a half-open socket is reset and listens
+    /// again at the deadline, a listener with room keeps one socket listening beyond
+    /// it while handshakes are under way, and when even that one is taken the oldest
+    /// half-open socket gives way. Default: nothing.
+    fn set_handshake_deadline(&mut self, deadline: crate::time::Duration) {
+        let _ = deadline;
+    }
 }
 
 /// What a stack did to its PCBs (sockets) on its own, summed since it started: the
@@ -194,6 +206,13 @@ pub struct PcbCounters {
     /// Stack passes that left a listener short of the sockets it wants (the pool's room
     /// on the port) with none listening: a SYN arriving then is refused.
     pub unarmed_passes: u32,
+    /// Half-open connections (SYN answered, final ACK never came) reset at the
+    /// handshake deadline, their socket listening again
+    /// ([`Config::handshake_deadline`](crate::Config::handshake_deadline)).
+    pub half_open_expired: u32,
+    /// Half-open connections reset before the deadline because every socket of their
+    /// listener was taken: the oldest gave way so one listens again.
+    pub half_open_evicted: u32,
 }
 
 impl PcbCounters {
@@ -204,18 +223,26 @@ impl PcbCounters {
             .saturating_add(self.reclaimed_closing)
             .saturating_add(self.reclaimed_fin_wait)
     }
+
+    /// Half-open connections reset, at the deadline or to keep a socket listening.
+    pub const fn half_open_reclaimed(&self) -> u32 {
+        self.half_open_expired.saturating_add(self.half_open_evicted)
+    }
 }
 
 impl core::fmt::Display for PcbCounters {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "reclaimed time_wait {} last_ack {} closing {} fin_wait {}, unarmed_passes {}",
+            "reclaimed time_wait {} last_ack {} closing {} fin_wait {}, unarmed_passes {}, \
+             half_open expired {} evicted {}",
             self.reclaimed_time_wait,
             self.reclaimed_last_ack,
             self.reclaimed_closing,
             self.reclaimed_fin_wait,
-            self.unarmed_passes
+            self.unarmed_passes,
+            self.half_open_expired,
+            self.half_open_evicted
         )
     }
 }

@@ -167,6 +167,7 @@ use super::{
     TcpPush, TcpSendFlags, TcpSendQueue,
 };
 use crate::error::{Classify, ErrorClass};
+use crate::sansio::handshake;
 
 /// Sockets armed for a new listener until [`TcpBacklog::set_backlog`] sizes it, unless
 /// [`SmoltcpStack::with_backlog`] sets another number.
@@ -416,6 +417,9 @@ enum Role {
     /// Listening (or holding a not yet accepted connection) for listener slot `listener`.
     Armed {
         listener: u16,
+        /// When the stack first saw it half-open (SYN-RECEIVED): its handshake lease
+        /// counts from then. `None` while it listens or holds a connection.
+        half_open_since: Option<Instant>,
     },
     /// `connect()` started at `since` (time of the last poll).
     Connecting {
@@ -436,6 +440,21 @@ enum Role {
         /// ... and since when (the stack's clock: the last poll).
         since: Instant,
     },
+}
+
+impl Role {
+    /// A socket armed for listener slot `li`, listening or holding a connection.
+    fn armed_for(self, li: usize) -> bool {
+        matches!(self, Role::Armed { listener, .. } if usize::from(listener) == li)
+    }
+
+    /// Armed for listener slot `li` and listening.
+    const fn armed(li: usize) -> Role {
+        Role::Armed {
+            listener: li as u16,
+            half_open_since: None,
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -467,6 +486,11 @@ fn tcp_mut<'s, 'a>(sockets: &'s mut SocketSet<'a>, handle: SocketHandle) -> &'s 
 
 fn tcp_ref<'s, 'a>(sockets: &'s SocketSet<'a>, handle: SocketHandle) -> &'s tcp::Socket<'a> {
     sockets.get::<tcp::Socket<'a>>(handle)
+}
+
+/// A smoltcp instant on netpool's clock (milliseconds; before zero is zero).
+fn netpool_instant(t: Instant) -> crate::time::Instant {
+    crate::time::Instant::from_millis(u64::try_from(t.total_millis()).unwrap_or(0))
 }
 
 /// Time from `since` to `now`, zero if the clock went backwards.
@@ -517,6 +541,8 @@ pub struct SmoltcpStack<'a, const M: usize> {
     reclaim: Reclaim,
     fin_wait_bound: Duration,
     counters: PcbCounters,
+    /// How long a half-open armed socket may hold its place ([`TcpBacklog`]).
+    handshake_deadline: crate::time::Duration,
     next_port: u16,
     now: Instant,
     link: LinkState,
@@ -577,7 +603,10 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                 reclaimed_closing: 0,
                 reclaimed_fin_wait: 0,
                 unarmed_passes: 0,
+                half_open_expired: 0,
+                half_open_evicted: 0,
             },
+            handshake_deadline: crate::Config::new().handshake_deadline,
             next_port: EPHEMERAL_FIRST,
             now: Instant::ZERO,
             link: LinkState::Unknown,
@@ -907,16 +936,28 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         }
     }
 
-    /// Keep listener `li` at its backlog: re-listen dead armed sockets, stop idle
-    /// listening ones beyond the backlog, arm free or reclaimed sockets up to it.
-    /// Returns whether it is left short with no socket listening (the next SYN is
-    /// refused although the listener wants more connections).
+    /// Keep listener `li` at its backlog under the handshake lease
+    /// ([`crate::sansio::handshake`]): re-listen dead armed sockets and half-open ones
+    /// past the deadline, stop idle listening ones beyond what the listener wants (its
+    /// backlog, and one more while a handshake is under way), arm free or reclaimed
+    /// sockets up to it, and if even the one beyond the backlog is taken, reset the
+    /// oldest half-open one to listen again. Returns whether it is left short with no socket listening (the
+    /// next SYN is refused although the listener wants more connections).
     fn refresh_listener(&mut self, li: usize) -> bool {
         let Listener { port, backlog, .. } = self.listeners[li];
-        let mine = Role::Armed { listener: li as u16 };
-        let (mut armed, mut listening) = (0, 0);
+        let now = netpool_instant(self.now);
+        let deadline = self.handshake_deadline;
+        let (mut armed, mut listening, mut half_open) = (0, 0, 0);
+        let mut oldest: Option<(Instant, usize)> = None;
         for i in 0..self.entries.len() {
-            if self.entries[i].role != mine {
+            let Role::Armed {
+                listener,
+                half_open_since,
+            } = self.entries[i].role
+            else {
+                continue;
+            };
+            if usize::from(listener) != li {
                 continue;
             }
             let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
@@ -927,18 +968,56 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                     self.entries[i].role = Role::Free;
                     continue;
                 }
-                State::Listen if armed >= backlog => {
-                    // More than the pool can serve: no connection yet, stop listening.
-                    socket.close();
-                    self.entries[i].role = Role::Free;
-                    continue;
+                State::Listen => {
+                    self.entries[i].role = Role::armed(li);
+                    listening += 1;
                 }
+                State::SynReceived => {
+                    let since = half_open_since.unwrap_or(self.now);
+                    if handshake::expired(netpool_instant(since), now, deadline) {
+                        socket.abort();
+                        if socket.listen(port).is_err() {
+                            self.entries[i].role = Role::Free;
+                            continue;
+                        }
+                        self.entries[i].role = Role::armed(li);
+                        let c = &mut self.counters.half_open_expired;
+                        *c = c.saturating_add(1);
+                        listening += 1;
+                    } else {
+                        self.entries[i].role = Role::Armed {
+                            listener,
+                            half_open_since: Some(since),
+                        };
+                        half_open += 1;
+                        if oldest.is_none_or(|(s, _)| since < s) {
+                            oldest = Some((since, i));
+                        }
+                    }
+                }
+                // A connection waiting for `accept`.
                 _ => {}
             }
             armed += 1;
-            listening += usize::from(socket.state() == State::Listen);
         }
-        while armed < backlog {
+        let wanted = handshake::wanted(backlog, half_open);
+        // More than the pool can serve: idle listening sockets stop (a handshake under
+        // way completes and is accepted; the pool's admission decides).
+        for i in 0..self.entries.len() {
+            if armed <= wanted {
+                break;
+            }
+            if self.entries[i].role.armed_for(li) {
+                let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
+                if socket.state() == State::Listen {
+                    socket.close();
+                    self.entries[i].role = Role::Free;
+                    armed -= 1;
+                    listening -= 1;
+                }
+            }
+        }
+        while armed < wanted {
             let Some(i) = self.take_socket() else {
                 break;
             };
@@ -948,9 +1027,22 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             {
                 break;
             }
-            self.entries[i].role = mine;
+            self.entries[i].role = Role::armed(li);
             armed += 1;
             listening += 1;
+        }
+        if let Some((_, i)) = oldest.filter(|_| handshake::evict_oldest(backlog, armed, listening, half_open))
+        {
+            let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
+            socket.abort();
+            if socket.listen(port).is_ok() {
+                self.entries[i].role = Role::armed(li);
+                listening += 1;
+            } else {
+                self.entries[i].role = Role::Free;
+            }
+            let c = &mut self.counters.half_open_evicted;
+            *c = c.saturating_add(1);
         }
         armed < backlog && listening == 0
     }
@@ -1029,7 +1121,7 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         l.open = false;
         l.generation = l.generation.wrapping_add(1);
         for i in 0..self.entries.len() {
-            if self.entries[i].role != (Role::Armed { listener: li as u16 }) {
+            if !self.entries[i].role.armed_for(li) {
                 continue;
             }
             let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
@@ -1213,7 +1305,7 @@ impl<const M: usize> TcpFullStack for SmoltcpStack<'_, M> {
         };
         let e = &mut self.entries[i];
         e.generation = e.generation.wrapping_add(1);
-        e.role = Role::Armed { listener: li as u16 };
+        e.role = Role::armed(li);
         *socket = SmolSocket {
             index: li as u16,
             generation: self.listeners[li].generation,
@@ -1229,9 +1321,8 @@ impl<const M: usize> TcpFullStack for SmoltcpStack<'_, M> {
     fn accept(&mut self, socket: &mut SmolSocket) -> nb::Result<(SmolSocket, SocketAddr), SmolError> {
         let li = self.resolve_listener(socket)?;
         self.refresh_listener(li);
-        let armed = Role::Armed { listener: li as u16 };
         let ready = (0..self.entries.len()).find_map(|i| {
-            if self.entries[i].role != armed {
+            if !self.entries[i].role.armed_for(li) {
                 return None;
             }
             let tcp = tcp_ref(&self.sockets, self.entries[i].handle);
@@ -1338,6 +1429,10 @@ impl<const M: usize> TcpBacklog for SmoltcpStack<'_, M> {
             self.listeners[li].backlog = connections;
             self.refresh_listener(li);
         }
+    }
+
+    fn set_handshake_deadline(&mut self, deadline: crate::time::Duration) {
+        self.handshake_deadline = deadline;
     }
 }
 
@@ -2453,6 +2548,163 @@ mod tests {
         pool.stack_mut().close(client).unwrap();
         assert_eq!(pool.free_slots(), 4);
         let _ = np_now;
+    }
+
+    /// A SYN to `PORT` from 127.0.0.`host`:`port` that no one will ever complete: the
+    /// SYN-ACK goes to an address the interface does not have, and is lost.
+    fn half_open_syn<const M: usize>(net: &mut Net<M>, host: u8, port: u16) {
+        use ::smoltcp::phy::ChecksumCapabilities;
+        use ::smoltcp::wire::{
+            IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+        };
+        let (src, dst) = (Ipv4Addr::new(127, 0, 0, host), Ipv4Addr::LOCALHOST);
+        let tcp = TcpRepr {
+            src_port: port,
+            dst_port: PORT,
+            control: TcpControl::Syn,
+            seq_number: TcpSeqNumber(i32::from(port) * 1000),
+            ack_number: None,
+            window_len: 1024,
+            window_scale: None,
+            max_seg_size: Some(1400),
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let mut frame = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
+        let caps = ChecksumCapabilities::default();
+        let mut packet = Ipv4Packet::new_unchecked(&mut frame[..]);
+        ip.emit(&mut packet, &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(packet.payload_mut()),
+            &IpAddress::Ipv4(src),
+            &IpAddress::Ipv4(dst),
+            &caps,
+        );
+        net.dev.queue.push_back(frame);
+    }
+
+    /// The TCP states of listener slot 0's armed sockets: (listening, half-open, other).
+    fn armed_states<const M: usize>(net: &Net<M>) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for e in net.stack.entries.iter().filter(|e| e.role.armed_for(0)) {
+            match tcp_ref(&net.stack.sockets, e.handle).state() {
+                State::Listen => c.0 += 1,
+                State::SynReceived => c.1 += 1,
+                _ => c.2 += 1,
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn a_half_open_handshake_is_reset_at_the_deadline_and_its_socket_listens_again() {
+        let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
+        net.stack
+            .set_handshake_deadline(crate::time::Duration::from_millis(500));
+        let _l = net.listen(PORT);
+        half_open_syn(&mut net, 9, 4000);
+        net.step();
+        // The half-open socket keeps its place; one more listens beside it.
+        assert_eq!(armed_states(&net), (1, 1, 0));
+        // Not before the deadline ...
+        while net.now < Instant::from_millis(400) {
+            net.step();
+        }
+        assert_eq!(armed_states(&net), (1, 1, 0));
+        assert_eq!(net.stack.pcb_counters().half_open_expired, 0);
+        // ... but at it: reset, listening again; the spare is no longer wanted.
+        while net.now < Instant::from_millis(600) {
+            net.step();
+        }
+        assert_eq!(armed_states(&net), (1, 0, 0));
+        let c = net.stack.pcb_counters();
+        assert_eq!((c.half_open_expired, c.half_open_evicted), (1, 0), "{c}");
+        assert_eq!(c.half_open_reclaimed(), 1);
+    }
+
+    #[test]
+    fn a_flood_of_half_open_syns_never_leaves_a_listener_with_nothing_listening() {
+        let mut net: Net<6> = Net::with(6, None, |s| s.with_backlog(2));
+        let mut l = net.listen(PORT);
+        for k in 0..12u16 {
+            half_open_syn(&mut net, 9 + k as u8, 4000 + k);
+            net.step();
+            let (listening, half_open, _) = armed_states(&net);
+            assert!(
+                listening >= 1,
+                "after SYN {k}: nothing listens ({half_open} half-open)"
+            );
+            // The room (2) and one listening beyond it: never more sockets than that.
+            assert!(listening + half_open <= 3, "after SYN {k}");
+        }
+        let c = net.stack.pcb_counters();
+        assert!(c.half_open_evicted >= 9, "{c}");
+        assert_eq!(c.unarmed_passes, 0, "{c}");
+        // A real client is served at once, in the middle of the flood.
+        let client = net.connect(server());
+        let (s, remote) = net.accept(&mut l);
+        assert_eq!(Some(remote), net.stack.local_port(&client).map(addr));
+        assert_eq!(net.stack.tcp_state(&s), Some(State::Established));
+    }
+
+    #[test]
+    fn the_oldest_half_open_socket_gives_way_first() {
+        let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
+        let _l = net.listen(PORT);
+        // Two SYNs take the listener's socket and the spare; the third pass evicts the
+        // first of them.
+        half_open_syn(&mut net, 9, 4001);
+        net.step();
+        half_open_syn(&mut net, 10, 4002);
+        net.step();
+        assert_eq!(net.stack.pcb_counters().half_open_evicted, 1);
+        let remotes: Vec<_> = net
+            .stack
+            .entries
+            .iter()
+            .filter(|e| e.role.armed_for(0))
+            .filter_map(|e| tcp_ref(&net.stack.sockets, e.handle).remote_endpoint())
+            .map(|ep| ep.port)
+            .collect();
+        assert_eq!(remotes, [4002], "the newer handshake stays, the older gave way");
+        assert_eq!(armed_states(&net), (1, 1, 0));
+    }
+
+    #[test]
+    fn when_a_listeners_room_shrinks_a_handshake_under_way_keeps_its_socket() {
+        let mut net: Net<6> = Net::with(6, None, |s| s.with_backlog(3));
+        let mut l = net.listen(PORT);
+        half_open_syn(&mut net, 9, 4000);
+        net.step();
+        assert_eq!(armed_states(&net), (3, 1, 0));
+        net.stack.set_backlog(&mut l, 0);
+        // Only idle listening sockets go; the handshake under way stays.
+        assert_eq!(armed_states(&net), (0, 1, 0));
+        assert_eq!(net.stack.pcb_counters().half_open_reclaimed(), 0);
+    }
+
+    #[test]
+    fn the_pool_tells_the_stack_its_handshake_deadline() {
+        let net: Net<4> = Net::new(4);
+        let config = crate::Config::new().with_handshake_deadline(crate::time::Duration::from_millis(750));
+        let mut pool: crate::Pool<_, 2, 1, 0> = crate::Pool::new(net.stack, config);
+        assert_eq!(
+            pool.stack().handshake_deadline,
+            crate::Config::new().handshake_deadline
+        );
+        pool.listen(PORT, crate::ListenParams::new(2)).unwrap();
+        assert_eq!(pool.stack().handshake_deadline.as_millis(), 750);
+        pool.set_config(config.with_handshake_deadline(crate::time::Duration::from_millis(900)));
+        assert_eq!(pool.stack().handshake_deadline.as_millis(), 900);
     }
 
     #[test]
