@@ -25,6 +25,7 @@ macro_rules! counter_fields {
             rejected_pool_full: "... of which because no slot was free.",
             rejected_address: "... of which because the peer is IPv6 and the `ipv6` feature is off.",
             reaped: "Connections reaped for a send stall.",
+            pressure_reaped: "Connections reaped under pressure: no send progress for `Config::pressure_grace` while a listener had no room (apart from `reaped`).",
             idle_closed: "Connections closed by the idle timeout.",
             peer_closed: "Connections whose peer went away (FIN, RST, lost, stack abort).",
             aborted: "Connections aborted: fatal stack errors and application aborts.",

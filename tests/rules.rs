@@ -941,6 +941,133 @@ fn rule_reaper_fallback_judges_progress_by_bytes_the_stack_takes() {
     assert_eq!(pool.counters().reaped, 1);
 }
 
+// ------------------------------------------------------------------------------------
+// Pressure: a stalled connection yields its place while a listener has no room
+// ------------------------------------------------------------------------------------
+
+/// Poll every 100 ms from `from` to `to` (inclusive), as a service loop does.
+fn poll_every_100ms<S: netpool::stack::Stack, const TX: usize>(
+    pool: &mut Pool<S, 4, 2, TX>,
+    from: u64,
+    to: u64,
+) {
+    let mut ms = from;
+    while ms <= to {
+        pool.poll(t(ms));
+        ms += 100;
+    }
+}
+
+#[test]
+fn rule_under_pressure_a_stalled_connection_yields_after_the_pressure_grace() {
+    // Cap 2 on the port: two connections leave no room. One of them stalls.
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    pool.listen(HTTP, ListenParams::new(2)).unwrap();
+    let (stalled, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    let (busy, _) = connect_peer(&mut pool, n, HTTP, 2, t(0));
+    assert_eq!(pool.write(stalled, &[0u8; 1000], true, t(0)), Ok(1000));
+    poll_every_100ms(&mut pool, 100, 1900);
+    assert_eq!(
+        pool.state(stalled),
+        Ok(ConnState::Connected),
+        "taken before the pressure grace"
+    );
+    poll_every_100ms(&mut pool, 2000, 3500);
+    assert_eq!(
+        pool.state(stalled),
+        Ok(ConnState::Free),
+        "kept its place under pressure"
+    );
+    assert!(
+        pool.stack().peer_saw_reset(peer),
+        "a connection that yields is aborted"
+    );
+    assert_eq!(
+        pool.state(busy),
+        Ok(ConnState::Connected),
+        "an idle connection is not stalled"
+    );
+    let c = pool.counters();
+    assert_eq!(
+        (c.pressure_reaped, c.reaped),
+        (1, 0),
+        "counted apart from ordinary stalls"
+    );
+    assert_eq!(
+        pool.report(t(3500)).slots[stalled.slot()].close_reason,
+        Some(CloseReason::Stalled)
+    );
+}
+
+#[test]
+fn rule_without_pressure_a_stalled_connection_keeps_the_full_grace() {
+    // Cap 4, one connection: the listener has room; only the full grace reaps.
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    let (h, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, &[0u8; 1000], true, t(0)), Ok(1000));
+    poll_every_100ms(&mut pool, 100, 7900);
+    assert_eq!(
+        pool.state(h),
+        Ok(ConnState::Connected),
+        "taken with room to spare"
+    );
+    assert_eq!(pool.counters().pressure_reaped, 0);
+    poll_every_100ms(&mut pool, 8000, 9100);
+    assert_eq!(pool.state(h), Ok(ConnState::Free));
+    assert_eq!(pool.counters().reaped, 1);
+}
+
+#[test]
+fn rule_under_pressure_a_slow_reader_that_keeps_draining_is_never_taken() {
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    pool.listen(HTTP, ListenParams::new(1)).unwrap();
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    pool.write(h, &[0u8; 4096], true, t(0)).unwrap();
+    // No room (cap 1), one byte acknowledged every 1.5 s for a minute.
+    for step in 1..=40u64 {
+        pool.stack_mut().peer_ack(peer, 1);
+        poll_every_100ms(&mut pool, step * 1500 - 1400, step * 1500);
+        assert_eq!(
+            pool.state(h),
+            Ok(ConnState::Connected),
+            "slow reader taken at step {step}"
+        );
+    }
+    assert_eq!(pool.counters().pressure_reaped, 0);
+}
+
+#[test]
+fn rule_under_pressure_the_stalest_connection_yields_first_and_only_until_there_is_room() {
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    pool.listen(HTTP, ListenParams::new(2)).unwrap();
+    let (older, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    let (newer, _) = connect_peer(&mut pool, n, HTTP, 2, t(0));
+    assert_eq!(pool.write(older, &[0u8; 1000], true, t(0)), Ok(1000));
+    pool.poll(t(50));
+    assert_eq!(pool.write(newer, &[0u8; 1000], true, t(500)), Ok(1000));
+    poll_every_100ms(&mut pool, 600, 5000);
+    // The older stall went first; then the listener had room, so the newer one
+    // keeps its place until the full grace.
+    assert_eq!(pool.state(older), Ok(ConnState::Free));
+    assert_eq!(pool.state(newer), Ok(ConnState::Connected));
+    assert_eq!(pool.counters().pressure_reaped, 1);
+}
+
+#[test]
+fn rule_under_pressure_only_connections_whose_end_gives_room_yield() {
+    // Port 80 at its cap of 1; a stalled connection on another port (21, cap 4) would
+    // give port 80 no room: it keeps the full grace.
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    pool.listen(HTTP, ListenParams::new(1)).unwrap();
+    pool.listen(21, ListenParams::new(4)).unwrap();
+    let (_web, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    let (ftp, _) = connect_peer(&mut pool, n, 21, 2, t(0));
+    assert_eq!(pool.write(ftp, &[0u8; 1000], true, t(0)), Ok(1000));
+    poll_every_100ms(&mut pool, 100, 5000);
+    assert_eq!(pool.state(ftp), Ok(ConnState::Connected));
+    assert_eq!(pool.counters().pressure_reaped, 0);
+}
+
 #[test]
 fn rule_peer_close_is_detected_without_reading() {
     let mut pool = native(Config::new());

@@ -49,7 +49,7 @@ use crate::listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
 use crate::report::{CloserCounters, Counters, ListenerReport, Report, SlotReport};
 use crate::stack::PcbCounters;
 use crate::state::ConnState;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use reaper::{SendProgress, Verdict};
 
 /// How a socket is given back to the stack.
@@ -690,14 +690,78 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// The stall reading of slot `i` (its [`Timer::Stall`] expired): `queue` is the
     /// stack's send-queue depth if it can tell (netpool's coalesced bytes count too).
     /// Returns `true` when the connection is stalled and must be reaped (counted).
+    ///
+    /// Under pressure the shorter [`Config::pressure_grace`] applies: while a listener
+    /// has no room, the connection with the oldest progress among those whose end
+    /// would give it room, stalled for at least the pressure grace, yields its place
+    /// (counted as `pressure_reaped`, apart from `reaped`).
     pub fn handle_stall_reading(&mut self, i: usize, queue: Option<usize>, now: Instant) -> bool {
         self.tick(now);
         let grace = self.config.stall_grace;
-        let stalled = self.slots[i].progress.observe(queue, now, grace) == Verdict::Stalled;
-        if stalled {
-            self.counters.reaped = self.counters.reaped.wrapping_add(1);
+        let pressure_grace = self.config.pressure_grace.min(grace);
+        let pressure = self.under_pressure();
+        let progress = &mut self.slots[i].progress;
+        let verdict = progress.observe(queue, now, grace);
+        if pressure {
+            // Under pressure, read as closely as the pressure grace needs.
+            progress.read_within(pressure_grace, now);
         }
-        stalled
+        let c = &mut self.counters;
+        match verdict {
+            Verdict::Stalled => {
+                c.reaped = c.reaped.wrapping_add(1);
+                true
+            }
+            Verdict::Alive if pressure && self.yields_under_pressure(i, pressure_grace, now) => {
+                let c = &mut self.counters;
+                c.pressure_reaped = c.pressure_reaped.wrapping_add(1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether slot `i`, stalled for at least `pressure_grace`, yields its place now:
+    /// its end would give room to a listener that has none, and no other slot that
+    /// would do the same has gone longer without progress (the stalest first; ties
+    /// go to the lower slot).
+    fn yields_under_pressure(&self, i: usize, pressure_grace: Duration, now: Instant) -> bool {
+        let stalled_for = |j: usize| {
+            let s = &self.slots[j];
+            (s.is_open() && s.open_stall_deadline().is_some()).then(|| s.progress.stalled_for(now))
+        };
+        let Some(mine) = stalled_for(i).filter(|d| *d >= pressure_grace) else {
+            return false;
+        };
+        if !self.relieves_pressure(i) {
+            return false;
+        }
+        !(0..N).any(|j| {
+            j != i
+                && stalled_for(j).is_some_and(|d| d > mine || (d == mine && j < i))
+                && self.relieves_pressure(j)
+        })
+    }
+
+    /// Whether a listener has no room (its port's cap reached, or no slot free).
+    /// O(L·N).
+    fn under_pressure(&self) -> bool {
+        (0..L).any(|li| self.listeners[li].is_some() && self.listener_room(li) == 0)
+    }
+
+    /// Whether ending slot `i` would give room to a listener that has none: every
+    /// listener is short when no slot is free; one at its port's cap, only through a
+    /// connection on its port. O(L·N); only asked of a connection already stalled.
+    fn relieves_pressure(&self, i: usize) -> bool {
+        let no_free_slot = self.free_slots() == 0;
+        self.listeners.iter().flatten().any(|l| {
+            let at_cap = self.open_on_port(l.port) >= usize::from(l.params.max_conns);
+            if at_cap {
+                self.slots[i].counts_against(l.port)
+            } else {
+                no_free_slot
+            }
+        })
     }
 
     /// The pool's decision for an expired [`Timer::Idle`] or [`Timer::Abandoned`]
