@@ -1,107 +1,131 @@
 //! The handshake lease (sans-IO): how long a half-open connection may hold one of a
-//! listener's sockets, and which one gives way when the listener has none left
+//! listener's sockets, and which one gives way when the listener needs a socket
 //! listening.
 //!
 //! On a stack without a SYN queue (smoltcp, embassy-net) a SYN takes a socket out of
 //! LISTEN into SYN-RECEIVED. A peer that never sends the final ACK — a phone that
 //! left WiFi mid-handshake, a stray SYN from a host that answers no ARP — would keep
-//! it there while the stack retransmits its SYN-ACK, and once every armed socket is
-//! taken that way every real client is refused. The lease keeps one rule for every
-//! stack that arms sockets itself:
+//! it there while the stack retransmits its SYN-ACK; once every armed socket is taken
+//! that way, every real client is refused. The lease is one rule for every stack that
+//! arms sockets itself:
 //!
-//! 1. **A half-open socket holds its place for at most the deadline**
+//! 1. **Half-open sockets are kept apart from the room.** A listener keeps sockets
+//!    listening, or holding connections not yet accepted, for its whole room (what
+//!    the pool can still serve there: [`short_of_room`]); a socket taken into
+//!    SYN-RECEIVED is replaced from the free sockets, as lwIP keeps SYN-RCVD PCBs
+//!    apart from the listener.
+//! 2. **A half-open socket holds its place for at most the deadline**
 //!    ([`Config::handshake_deadline`](crate::Config::handshake_deadline)); then it is
-//!    reset and listens again ([`expired`]).
-//! 2. **A listener with room keeps a socket listening.** While a handshake is under
-//!    way the listener keeps one socket armed beyond its room ([`wanted`]), so a
-//!    real client's handshake is never the price of the next SYN; when even that one
-//!    is taken (every armed socket half-open or holding a connection not yet
-//!    accepted) the oldest half-open socket is reset and listens again in the same
-//!    pass ([`evict_oldest`]). A real client's handshake is therefore evicted only
-//!    when more SYNs than the listener has armed sockets arrive within its round
-//!    trip, and a flood of SYNs that never finish cannot lock anyone out. When the
-//!    stack has no socket for the one beyond the room, nothing is evicted: the
-//!    half-open sockets keep their places until the deadline.
+//!    reset and listens again ([`Handshake::Expired`]).
+//! 3. **When the listener is short of its room and no socket is free, the oldest
+//!    half-open socket past its round trip gives way**: it is reset and listens again
+//!    in the same pass. A handshake younger than [`ROUND_TRIP`] is presumed a real
+//!    client's, in flight ([`Handshake::InFlight`]), and is never evicted: a real
+//!    client's handshake gives way only when it has not completed within that time
+//!    and SYNs keep coming, and a flood of SYNs that never finish cannot lock anyone
+//!    out.
 //!
-//! The spare socket beyond the room can, at worst, take one connection more than the
-//! pool serves there; the pool then turns it away by its admission rule, counted, as
-//! for any connection beyond its cap.
+//! A real client whose half-open socket was reset retransmits its SYN (Linux after
+//! 1 s and 3 s) and finds a socket listening.
 
 use crate::time::{Duration, Instant};
 
-/// How many sockets a listener keeps armed: its `room` (what the pool can still
-/// serve there), and one more, listening, while `half_open` handshakes are under way
-/// (none with no room: a listener the pool cannot serve does not listen).
+/// How long a handshake is presumed a real client's, in flight: a round trip over
+/// WiFi with room to spare (typically 2–100 ms). Never more than the deadline.
+pub(crate) const ROUND_TRIP: Duration = Duration::from_millis(250);
+
+/// Where a half-open socket stands in its lease.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Handshake {
+    /// Younger than [`ROUND_TRIP`]: never evicted.
+    InFlight,
+    /// Past its round trip: kept while sockets allow, the oldest gives way first.
+    Overdue,
+    /// Held its place for the whole deadline: reset, listens again.
+    Expired,
+}
+
+/// Where a socket half-open since `since` stands at `now` under `deadline`.
 #[inline]
-pub(crate) const fn wanted(room: usize, half_open: usize) -> usize {
-    if room > 0 && half_open > 0 {
-        room + 1
+pub(crate) fn lease(since: Instant, now: Instant, deadline: Duration) -> Handshake {
+    let age = now.saturating_since(since);
+    if age >= deadline {
+        Handshake::Expired
+    } else if age.as_millis() < ROUND_TRIP.as_millis().min(deadline.as_millis()) {
+        Handshake::InFlight
     } else {
-        room
+        Handshake::Overdue
     }
 }
 
-/// Whether a socket half-open since `since` has held its place for the whole
-/// `deadline` at `now`: reset it and listen again.
+/// How many more sockets listener must have listening to cover its `room`, with
+/// `listening` sockets listening and `ready` holding connections not yet accepted
+/// (half-open ones are not counted: they are kept apart).
 #[inline]
-pub(crate) fn expired(since: Instant, now: Instant, deadline: Duration) -> bool {
-    now >= since + deadline
+pub(crate) const fn short_of_room(room: usize, listening: usize, ready: usize) -> usize {
+    room.saturating_sub(listening + ready)
 }
 
-/// Whether, after arming, the listener must reset its oldest half-open socket to
-/// listen again: it has room, and with `armed` sockets — its room and the one beyond
-/// it — nothing listening and a handshake to give way. With no more than its room
-/// armed (the stack had no socket to spare) nothing is evicted: every armed socket
-/// may be a real client's handshake.
+/// How many idle listening sockets are beyond the `room` and stop listening.
 #[inline]
-pub(crate) const fn evict_oldest(room: usize, armed: usize, listening: usize, half_open: usize) -> bool {
-    room > 0 && armed > room && listening == 0 && half_open > 0
+pub(crate) const fn beyond_room(room: usize, listening: usize, ready: usize) -> usize {
+    let held = listening + ready;
+    let extra = held.saturating_sub(room);
+    if extra < listening {
+        extra
+    } else {
+        listening
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    const DEADLINE: Duration = Duration::from_secs(3);
+
     #[test]
-    fn a_listener_with_a_handshake_under_way_keeps_one_socket_beyond_its_room() {
-        assert_eq!(wanted(4, 0), 4);
-        assert_eq!(wanted(4, 1), 5);
-        assert_eq!(wanted(4, 4), 5);
-        assert_eq!(wanted(1, 1), 2);
+    fn a_handshake_is_in_flight_for_its_round_trip_then_overdue_then_expired() {
+        let since = at(10_000);
+        assert_eq!(lease(since, at(10_000), DEADLINE), Handshake::InFlight);
+        assert_eq!(lease(since, at(10_249), DEADLINE), Handshake::InFlight);
+        assert_eq!(lease(since, at(10_250), DEADLINE), Handshake::Overdue);
+        assert_eq!(lease(since, at(12_999), DEADLINE), Handshake::Overdue);
+        assert_eq!(lease(since, at(13_000), DEADLINE), Handshake::Expired);
+        assert_eq!(lease(since, at(20_000), DEADLINE), Handshake::Expired);
     }
 
     #[test]
-    fn a_listener_with_no_room_wants_no_socket_even_with_handshakes_under_way() {
-        assert_eq!(wanted(0, 0), 0);
-        assert_eq!(wanted(0, 3), 0);
-        assert!(!evict_oldest(0, 3, 0, 3));
+    fn a_clock_read_before_the_handshake_began_finds_it_in_flight() {
+        assert_eq!(lease(at(10_000), at(9_000), DEADLINE), Handshake::InFlight);
     }
 
     #[test]
-    fn a_half_open_socket_expires_at_the_deadline_not_before() {
-        let d = Duration::from_secs(3);
-        let since = Instant::from_millis(10_000);
-        assert!(!expired(since, Instant::from_millis(12_999), d));
-        assert!(expired(since, Instant::from_millis(13_000), d));
-        assert!(expired(since, Instant::from_millis(20_000), d));
-        // A clock read before the handshake began never expires it.
-        assert!(!expired(since, Instant::from_millis(9_000), d));
+    fn a_deadline_shorter_than_the_round_trip_still_expires_it() {
+        let d = Duration::from_millis(100);
+        assert_eq!(lease(at(0), at(99), d), Handshake::InFlight);
+        assert_eq!(lease(at(0), at(100), d), Handshake::Expired);
     }
 
     #[test]
-    fn the_oldest_half_open_gives_way_only_when_nothing_listens() {
-        assert!(evict_oldest(4, 5, 0, 5));
-        assert!(evict_oldest(4, 5, 0, 1));
-        assert!(!evict_oldest(4, 5, 1, 4));
-        // Nothing half-open (every armed socket holds a connection not yet accepted):
-        // nothing to evict; the pool accepts them.
-        assert!(!evict_oldest(4, 5, 0, 0));
+    fn half_open_sockets_do_not_cover_the_room() {
+        assert_eq!(short_of_room(4, 0, 0), 4);
+        assert_eq!(short_of_room(4, 1, 2), 1);
+        assert_eq!(short_of_room(4, 3, 2), 0);
+        assert_eq!(short_of_room(0, 0, 0), 0);
     }
 
     #[test]
-    fn without_the_socket_beyond_the_room_no_handshake_is_evicted() {
-        // One armed socket, its one real handshake under way, no socket to spare.
-        assert!(!evict_oldest(1, 1, 0, 1));
-        assert!(!evict_oldest(4, 4, 0, 4));
+    fn only_idle_listening_sockets_beyond_the_room_stop() {
+        assert_eq!(beyond_room(4, 4, 0), 0);
+        assert_eq!(beyond_room(2, 4, 0), 2);
+        assert_eq!(beyond_room(0, 3, 0), 3);
+        // Connections not yet accepted beyond the room stay; only listening ones go.
+        assert_eq!(beyond_room(1, 2, 3), 2);
+        assert_eq!(beyond_room(0, 0, 3), 0);
     }
 }

@@ -904,7 +904,9 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                 }
             }
         }
-        let (_, _, i, state) = best?;
+        let Some((_, _, i, state)) = best else {
+            return self.take_overdue_handshake();
+        };
         let c = &mut self.counters;
         let counter = match state {
             State::TimeWait => &mut c.reclaimed_time_wait,
@@ -918,6 +920,28 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             tcp_mut(&mut self.sockets, self.entries[i].handle).abort();
         }
         self.entries[i].role = Role::Free;
+        Some(i)
+    }
+
+    /// A socket for a new use when none is free or reclaimable: the half-open socket
+    /// of any listener that is overdue and has waited longest (counted as evicted).
+    /// Its listener re-arms at its next pass, taking an overdue one of its own if it
+    /// must; a handshake in flight is never taken.
+    fn take_overdue_handshake(&mut self) -> Option<usize> {
+        let i = (0..M)
+            .filter(|&li| self.listeners[li].open)
+            .filter_map(|li| self.oldest_overdue(li))
+            .min_by_key(|&i| match self.entries[i].role {
+                Role::Armed {
+                    half_open_since: Some(since),
+                    ..
+                } => since,
+                _ => self.now,
+            })?;
+        tcp_mut(&mut self.sockets, self.entries[i].handle).abort();
+        self.entries[i].role = Role::Free;
+        let c = &mut self.counters.half_open_evicted;
+        *c = c.saturating_add(1);
         Some(i)
     }
 
@@ -938,73 +962,48 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
 
     /// Keep listener `li` at its backlog under the handshake lease
     /// ([`crate::sansio::handshake`]): re-listen dead armed sockets and half-open ones
-    /// past the deadline, stop idle listening ones beyond what the listener wants (its
-    /// backlog, and one more while a handshake is under way), arm free or reclaimed
-    /// sockets up to it, and if even the one beyond the backlog is taken, reset the
-    /// oldest half-open one to listen again. Returns whether it is left short with no socket listening (the
-    /// next SYN is refused although the listener wants more connections).
+    /// past the deadline; keep sockets listening, or holding connections not yet
+    /// accepted, for the whole backlog (half-open ones kept apart), stopping idle
+    /// listening ones beyond it and arming free or reclaimed sockets up to it; when
+    /// no socket is left for that, the oldest half-open sockets past their round trip
+    /// are reset to listen again. Returns whether it is left short with no socket
+    /// listening (the next SYN is refused although the listener wants more
+    /// connections).
     fn refresh_listener(&mut self, li: usize) -> bool {
         let Listener { port, backlog, .. } = self.listeners[li];
-        let now = netpool_instant(self.now);
-        let deadline = self.handshake_deadline;
-        let (mut armed, mut listening, mut half_open) = (0, 0, 0);
-        let mut oldest: Option<(Instant, usize)> = None;
+        let (mut listening, mut ready) = (0, 0);
         for i in 0..self.entries.len() {
-            let Role::Armed {
-                listener,
-                half_open_since,
-            } = self.entries[i].role
-            else {
-                continue;
-            };
-            if usize::from(listener) != li {
+            if !self.entries[i].role.armed_for(li) {
                 continue;
             }
-            let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
+            let socket = tcp_ref(&self.sockets, self.entries[i].handle);
             match socket.state() {
                 // The connection died before it was accepted: the socket is free, and
                 // armed again below.
-                State::Closed => {
-                    self.entries[i].role = Role::Free;
-                    continue;
-                }
+                State::Closed => self.entries[i].role = Role::Free,
                 State::Listen => {
                     self.entries[i].role = Role::armed(li);
                     listening += 1;
                 }
-                State::SynReceived => {
-                    let since = half_open_since.unwrap_or(self.now);
-                    if handshake::expired(netpool_instant(since), now, deadline) {
-                        socket.abort();
-                        if socket.listen(port).is_err() {
-                            self.entries[i].role = Role::Free;
-                            continue;
+                State::SynReceived => match self.half_open_lease(i, li) {
+                    handshake::Handshake::Expired => {
+                        if self.relisten(i, li, port) {
+                            listening += 1;
                         }
-                        self.entries[i].role = Role::armed(li);
                         let c = &mut self.counters.half_open_expired;
                         *c = c.saturating_add(1);
-                        listening += 1;
-                    } else {
-                        self.entries[i].role = Role::Armed {
-                            listener,
-                            half_open_since: Some(since),
-                        };
-                        half_open += 1;
-                        if oldest.is_none_or(|(s, _)| since < s) {
-                            oldest = Some((since, i));
-                        }
                     }
-                }
+                    handshake::Handshake::InFlight | handshake::Handshake::Overdue => {}
+                },
                 // A connection waiting for `accept`.
-                _ => {}
+                _ => ready += 1,
             }
-            armed += 1;
         }
-        let wanted = handshake::wanted(backlog, half_open);
         // More than the pool can serve: idle listening sockets stop (a handshake under
         // way completes and is accepted; the pool's admission decides).
+        let mut stop = handshake::beyond_room(backlog, listening, ready);
         for i in 0..self.entries.len() {
-            if armed <= wanted {
+            if stop == 0 {
                 break;
             }
             if self.entries[i].role.armed_for(li) {
@@ -1012,12 +1011,12 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                 if socket.state() == State::Listen {
                     socket.close();
                     self.entries[i].role = Role::Free;
-                    armed -= 1;
                     listening -= 1;
+                    stop -= 1;
                 }
             }
         }
-        while armed < wanted {
+        while handshake::short_of_room(backlog, listening, ready) > 0 {
             let Some(i) = self.take_socket() else {
                 break;
             };
@@ -1028,23 +1027,78 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                 break;
             }
             self.entries[i].role = Role::armed(li);
-            armed += 1;
             listening += 1;
         }
-        if let Some((_, i)) = oldest.filter(|_| handshake::evict_oldest(backlog, armed, listening, half_open))
-        {
-            let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
-            socket.abort();
-            if socket.listen(port).is_ok() {
-                self.entries[i].role = Role::armed(li);
+        // No socket left: the oldest overdue handshakes give way.
+        while handshake::short_of_room(backlog, listening, ready) > 0 {
+            let Some(i) = self.oldest_overdue(li) else {
+                break;
+            };
+            if self.relisten(i, li, port) {
                 listening += 1;
-            } else {
-                self.entries[i].role = Role::Free;
             }
             let c = &mut self.counters.half_open_evicted;
             *c = c.saturating_add(1);
         }
-        armed < backlog && listening == 0
+        handshake::short_of_room(backlog, listening, ready) > 0 && listening == 0
+    }
+
+    /// The lease of armed socket `i` of listener `li`, half-open: noted since the
+    /// first pass that saw it so.
+    fn half_open_lease(&mut self, i: usize, li: usize) -> handshake::Handshake {
+        let since = match self.entries[i].role {
+            Role::Armed {
+                half_open_since: Some(since),
+                ..
+            } => since,
+            _ => self.now,
+        };
+        self.entries[i].role = Role::Armed {
+            listener: li as u16,
+            half_open_since: Some(since),
+        };
+        handshake::lease(
+            netpool_instant(since),
+            netpool_instant(self.now),
+            self.handshake_deadline,
+        )
+    }
+
+    /// The overdue half-open socket of listener `li` that has waited longest.
+    fn oldest_overdue(&self, li: usize) -> Option<usize> {
+        let now = netpool_instant(self.now);
+        let mut oldest: Option<(Instant, usize)> = None;
+        for (i, e) in self.entries.iter().enumerate() {
+            let Role::Armed {
+                listener,
+                half_open_since: Some(since),
+            } = e.role
+            else {
+                continue;
+            };
+            let overdue = usize::from(listener) == li
+                && tcp_ref(&self.sockets, e.handle).state() == State::SynReceived
+                && handshake::lease(netpool_instant(since), now, self.handshake_deadline)
+                    == handshake::Handshake::Overdue;
+            if overdue && oldest.is_none_or(|(s, _)| since < s) {
+                oldest = Some((since, i));
+            }
+        }
+        oldest.map(|(_, i)| i)
+    }
+
+    /// Reset armed socket `i`'s half-open connection (no word to the peer) and listen
+    /// on `port` again; `false` (the socket freed) if smoltcp refuses.
+    fn relisten(&mut self, i: usize, li: usize, port: u16) -> bool {
+        let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
+        socket.abort();
+        if socket.listen(port).is_ok() {
+            self.entries[i].role = Role::armed(li);
+            true
+        } else {
+            self.entries[i].role = Role::Free;
+            false
+        }
     }
 
     /// Whether `port` is bound or listened on by this stack (what `bind` refuses, like
@@ -2605,6 +2659,13 @@ mod tests {
         c
     }
 
+    /// Step until the stack's clock reaches `ms`.
+    fn step_to<const M: usize>(net: &mut Net<M>, ms: i64) {
+        while net.now < Instant::from_millis(ms) {
+            net.step();
+        }
+    }
+
     #[test]
     fn a_half_open_handshake_is_reset_at_the_deadline_and_its_socket_listens_again() {
         let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
@@ -2613,18 +2674,14 @@ mod tests {
         let _l = net.listen(PORT);
         half_open_syn(&mut net, 9, 4000);
         net.step();
-        // The half-open socket keeps its place; one more listens beside it.
+        // The half-open socket is kept apart: another one listens for the room.
         assert_eq!(armed_states(&net), (1, 1, 0));
-        // Not before the deadline ...
-        while net.now < Instant::from_millis(400) {
-            net.step();
-        }
+        // Not before the deadline (a free socket covers the room: nothing evicted) ...
+        step_to(&mut net, 400);
         assert_eq!(armed_states(&net), (1, 1, 0));
-        assert_eq!(net.stack.pcb_counters().half_open_expired, 0);
-        // ... but at it: reset, listening again; the spare is no longer wanted.
-        while net.now < Instant::from_millis(600) {
-            net.step();
-        }
+        assert_eq!(net.stack.pcb_counters().half_open_reclaimed(), 0);
+        // ... but at it: reset and listening again; the listener keeps just its room.
+        step_to(&mut net, 600);
         assert_eq!(armed_states(&net), (1, 0, 0));
         let c = net.stack.pcb_counters();
         assert_eq!((c.half_open_expired, c.half_open_evicted), (1, 0), "{c}");
@@ -2632,22 +2689,22 @@ mod tests {
     }
 
     #[test]
-    fn a_flood_of_half_open_syns_never_leaves_a_listener_with_nothing_listening() {
+    fn a_flood_of_half_open_syns_never_takes_the_room_and_a_real_client_is_served() {
         let mut net: Net<6> = Net::with(6, None, |s| s.with_backlog(2));
         let mut l = net.listen(PORT);
-        for k in 0..12u16 {
+        // A SYN every 100 ms, none ever completing.
+        for k in 0..30u16 {
             half_open_syn(&mut net, 9 + k as u8, 4000 + k);
-            net.step();
+            let t = net.now.total_millis() + 100;
+            step_to(&mut net, t);
             let (listening, half_open, _) = armed_states(&net);
             assert!(
-                listening >= 1,
-                "after SYN {k}: nothing listens ({half_open} half-open)"
+                listening >= 2,
+                "after SYN {k}: {listening} listening, {half_open} half-open"
             );
-            // The room (2) and one listening beyond it: never more sockets than that.
-            assert!(listening + half_open <= 3, "after SYN {k}");
         }
         let c = net.stack.pcb_counters();
-        assert!(c.half_open_evicted >= 9, "{c}");
+        assert!(c.half_open_evicted >= 20, "{c}");
         assert_eq!(c.unarmed_passes, 0, "{c}");
         // A real client is served at once, in the middle of the flood.
         let client = net.connect(server());
@@ -2657,15 +2714,21 @@ mod tests {
     }
 
     #[test]
-    fn the_oldest_half_open_socket_gives_way_first() {
-        let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
+    fn the_oldest_overdue_half_open_socket_gives_way_and_one_in_flight_never_does() {
+        // Two sockets: the listener's one, and one for the first half-open.
+        let mut net: Net<2> = Net::with(2, None, |s| s.with_backlog(1));
         let _l = net.listen(PORT);
-        // Two SYNs take the listener's socket and the spare; the third pass evicts the
-        // first of them.
         half_open_syn(&mut net, 9, 4001);
         net.step();
+        assert_eq!(armed_states(&net), (1, 1, 0));
+        // A second SYN while the first is still in flight: it takes the last listening
+        // socket, and the first, in flight, is not evicted for it.
         half_open_syn(&mut net, 10, 4002);
         net.step();
+        assert_eq!(armed_states(&net), (0, 2, 0));
+        assert_eq!(net.stack.pcb_counters().half_open_evicted, 0);
+        // Past their round trip, the older gives way so one listens again.
+        step_to(&mut net, 300);
         assert_eq!(net.stack.pcb_counters().half_open_evicted, 1);
         let remotes: Vec<_> = net
             .stack

@@ -7,8 +7,8 @@
 //! `wake_at`, [`Fabric::next_delivery`]) and jumps straight there, so a minute of
 //! simulated churn runs in milliseconds and the same seed gives the same run.
 //!
-//! Remote peers are scripted ([`peers`]): pollers, an uploader, half-open clients
-//! and connect storms. The server side is a netpool [`Pool`](netpool::Pool) over the
+//! Remote peers are scripted ([`peers`]): pollers, an uploader, half-open clients,
+//! connect storms and floods of SYNs that never complete. The server side is a netpool [`Pool`](netpool::Pool) over the
 //! smoltcp backend, optionally behind a PCB-limited wrapper that emulates
 //! lwIP's PCB allocation under exhaustion.
 //!
@@ -24,7 +24,7 @@ pub mod world;
 
 pub use fabric::{Fabric, LinkConfig, LinkStats, SimDevice};
 pub use pcb::{Exhaustion, PcbError, PcbLimited, PcbStats};
-pub use peers::{CloseStyle, HalfOpen, PeerHost, PollStats, Poller, PollerConfig, Storm, Uploader};
+pub use peers::{CloseStyle, HalfOpen, PeerHost, PollStats, Poller, PollerConfig, Storm, SynFlood, Uploader};
 pub use rng::SplitMix64;
 pub use server::{ClosePolicy, ServerStats, StatusServer};
 pub use workload::{ChurnArgs, ChurnClients};

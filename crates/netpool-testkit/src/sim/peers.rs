@@ -5,6 +5,8 @@
 //! - [`Uploader`]: one long-lived connection streaming at a steady rate.
 //! - [`HalfOpen`]: requests a large response, then stops reading or vanishes.
 //! - [`Storm`]: many connects at the same instant.
+//! - [`SynFlood`]: SYNs whose handshake never completes (half-open), from addresses
+//!   that answer nothing.
 //!
 //! Peers keep their own statistics; the test or benchmark reads them at the end.
 
@@ -12,9 +14,13 @@ use std::vec;
 use std::vec::Vec;
 
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{ChecksumCapabilities, Device, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+use smoltcp::wire::{
+    HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr,
+    TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+};
 
 use super::fabric::{Fabric, SimDevice};
 
@@ -574,5 +580,129 @@ impl Storm {
             }
         }
         st
+    }
+}
+
+/// SYNs whose handshake never completes: each from its own address, one no host on
+/// the fabric has, so the server's SYN-ACK is lost and nothing ever answers it (a
+/// phone that left WiFi mid-handshake, or stray SYNs from a host that answers no ARP).
+/// A burst of `burst` at `start`, then `per_second` of them for `sustain`.
+pub struct SynFlood {
+    device: SimDevice,
+    server: IpEndpoint,
+    /// Addresses 10.(n / 65 536).(n / 256).(n % 256) … are used in turn: no fabric host.
+    next: u32,
+    burst: u32,
+    per_second: u32,
+    start: SmolInstant,
+    end: SmolInstant,
+    sent: u32,
+}
+
+impl SynFlood {
+    /// A flood sent through a device attached at `ip` (its own address is never a
+    /// source) to `server`.
+    pub fn new(
+        fabric: &Fabric,
+        ip: Ipv4Address,
+        server: IpEndpoint,
+        burst: u32,
+        per_second: u32,
+        start: SmolInstant,
+        sustain: SmolDuration,
+    ) -> Self {
+        SynFlood {
+            device: fabric.attach(ip),
+            server,
+            next: 1,
+            burst,
+            per_second,
+            start,
+            end: start + sustain,
+            sent: 0,
+        }
+    }
+
+    /// SYNs sent so far.
+    pub fn sent(&self) -> u32 {
+        self.sent
+    }
+
+    /// How many SYNs are due by `now`.
+    fn due(&self, now: SmolInstant) -> u32 {
+        if now < self.start {
+            return 0;
+        }
+        let until = if now < self.end { now } else { self.end };
+        let ms = (until - self.start).total_millis();
+        self.burst + (ms * u64::from(self.per_second) / 1000) as u32
+    }
+
+    fn send_syn(&mut self, now: SmolInstant) {
+        let n = self.next;
+        self.next += 1;
+        let src = Ipv4Address::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8);
+        let IpAddress::Ipv4(dst) = self.server.addr;
+        let tcp = TcpRepr {
+            src_port: 40_000 + (n % 20_000) as u16,
+            dst_port: self.server.port,
+            control: TcpControl::Syn,
+            seq_number: TcpSeqNumber(n.wrapping_mul(2_654_435_761) as i32),
+            ack_number: None,
+            window_len: 64_240,
+            window_scale: None,
+            max_seg_size: Some(1460),
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let caps = ChecksumCapabilities::default();
+        if let Some(tx) = self.device.transmit(now) {
+            tx.consume(ip.buffer_len() + tcp.buffer_len(), |frame| {
+                let mut packet = Ipv4Packet::new_unchecked(&mut frame[..]);
+                ip.emit(&mut packet, &caps);
+                tcp.emit(
+                    &mut TcpPacket::new_unchecked(packet.payload_mut()),
+                    &IpAddress::Ipv4(src),
+                    &IpAddress::Ipv4(dst),
+                    &caps,
+                );
+            });
+            self.sent += 1;
+        }
+    }
+
+    /// Send the SYNs due by `now`; drop whatever arrives (nothing should).
+    pub fn step(&mut self, now: SmolInstant) {
+        while self.device.receive(now).is_some() {}
+        let due = self.due(now);
+        while self.sent < due {
+            self.send_syn(now);
+        }
+    }
+
+    /// When the next SYN is due.
+    pub fn wake_at(&mut self, now: SmolInstant) -> Option<SmolInstant> {
+        if now < self.start {
+            return Some(self.start);
+        }
+        if now >= self.end || self.per_second == 0 {
+            return None;
+        }
+        if self.sent < self.burst {
+            return Some(now);
+        }
+        // The next of the sustained SYNs: the one numbered `sent - burst + 1`.
+        let k = u64::from(self.sent - self.burst + 1);
+        let at = self.start + SmolDuration::from_millis(k * 1000 / u64::from(self.per_second));
+        Some(at.max(now))
     }
 }

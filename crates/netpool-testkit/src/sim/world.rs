@@ -10,7 +10,7 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
 use super::fabric::{Fabric, SimDevice};
 use super::pcb::{Exhaustion, PcbLimited};
-use super::peers::{HalfOpen, Poller, Storm, Uploader};
+use super::peers::{HalfOpen, Poller, Storm, SynFlood, Uploader};
 use super::server::{ClosePolicy, StatusServer};
 use super::{next_event, to_netpool};
 use netpool::stack::smoltcp::SmoltcpStack;
@@ -216,6 +216,15 @@ impl Participant for HalfOpen {
     }
     fn wake_at(&mut self, now: SmolInstant) -> Option<SmolInstant> {
         HalfOpen::wake_at(self, now)
+    }
+}
+
+impl Participant for SynFlood {
+    fn step(&mut self, now: SmolInstant) {
+        SynFlood::step(self, now)
+    }
+    fn wake_at(&mut self, now: SmolInstant) -> Option<SmolInstant> {
+        SynFlood::wake_at(self, now)
     }
 }
 
