@@ -14,7 +14,7 @@ use netpool_lwip::sim::{LwipHost, LwipServer, Segment};
 use netpool_lwip::{LwipErr, LwipError, LwipSocket, LwipStack, TcpState};
 use netpool_testkit::sim::{
     run, server, test_net, ClosePolicy, CloseStyle, Fabric, HalfOpen, LinkConfig, Participant, PeerHost,
-    PollStats, Poller, PollerConfig, Storm, Uploader,
+    PollStats, Poller, PollerConfig, Storm, SynFlood, Uploader,
 };
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
@@ -934,4 +934,91 @@ fn dropping_the_stack_leaves_lwip_empty() {
         "{st:?}"
     );
     assert_eq!(stack.census(), [0; 5]);
+}
+
+/// The incident's pollers (7, every 250 ms, half closing with RST) and an upload on
+/// real lwIP, beside `flood`: `(burst, per_second)` SYNs that never complete, the
+/// burst at 3 s, then the rate for 10 s. Returns the polls' tally, whether the upload
+/// lived, lwIP's counters and the SYNs sent.
+fn incident_with_syn_flood(flood: (u32, u32)) -> (PollStats, bool, netpool_lwip::LwipStats, u32) {
+    let fabric = Fabric::new(23, LinkConfig::default());
+    let mut srv: LwipServer<8> = LwipServer::new(
+        &fabric,
+        test_net(1),
+        PORT,
+        8,
+        ClosePolicy::Immediate,
+        Config::new(),
+        LwipStack::new().unwrap(),
+    )
+    .unwrap();
+    let mut up = Uploader::new(
+        PeerHost::new(&fabric, test_net(10), 10, T::ZERO),
+        ep(),
+        T::from_millis(100),
+        50_000,
+        server::UPLOAD_HEADER,
+    );
+    let mut pollers: Vec<Poller> = (0..7)
+        .map(|i| {
+            let mut host = PeerHost::new(&fabric, test_net(20 + i), 100 + u64::from(i), T::ZERO);
+            host.set_ack_delay_ms(200);
+            Poller::new(
+                host,
+                PollerConfig {
+                    server: ep(),
+                    period_ms: 250,
+                    first_at_ms: 100,
+                    timeout_ms: 5000,
+                    request: server::STATUS_REQUEST,
+                    response_len: server::RESPONSE_LEN,
+                    close: if i % 2 == 0 {
+                        CloseStyle::Rst
+                    } else {
+                        CloseStyle::Fin
+                    },
+                },
+            )
+        })
+        .collect();
+    let (burst, per_second) = flood;
+    let mut syns = SynFlood::new(
+        &fabric,
+        test_net(30),
+        ep(),
+        burst,
+        per_second,
+        T::from_secs(3),
+        SmolDuration::from_secs(10),
+    );
+    {
+        let mut all: Vec<&mut dyn Participant> = vec![&mut srv, &mut up, &mut syns];
+        all.extend(pollers.iter_mut().map(|p| p as &mut dyn Participant));
+        run(&fabric, &mut all, T::ZERO, T::from_secs(30), 50);
+    }
+    let mut polls = PollStats::default();
+    pollers.iter().for_each(|p| polls.add(&p.stats()));
+    (polls, up.alive(), srv.pool.stack().stats(), syns.sent())
+}
+
+/// What lwIP itself does with SYNs that never complete, beside the incident's load:
+/// it keeps SYN-RCVD PCBs apart from the listening PCB, but they count against the
+/// listen backlog (`TCP_LISTEN_BACKLOG`; netpool-lwip's listeners get 8) and each
+/// takes a PCB from the pool of 10 until lwIP's own SYN-RCVD timeout
+/// (`TCP_SYN_RCVD_TIMEOUT`, 20 s) or `TCP_SYNMAXRTX` SYN-ACKs (6) give up. A real
+/// client's SYN that finds the backlog full is dropped without a word and succeeds at
+/// its SYN retransmission once a half-open PCB is gone.
+#[test]
+fn half_open_handshakes_on_real_lwip_fill_its_listen_backlog_and_pcbs_until_its_own_timeout() {
+    let _g = lwip();
+    let (polls, upload_alive, st, sent) = incident_with_syn_flood((24, 20));
+    eprintln!("real lwIP, 24 + 20/s half-open SYNs beside the incident: {polls:?}\n  lwIP: {st:?}\n  SYNs sent: {sent}");
+    assert_eq!(sent, 24 + 200);
+    assert!(upload_alive, "the upload died");
+    // lwIP dropped SYNs because the backlog or the PCB pool was full of half-open
+    // connections: the flood reached it.
+    assert!(
+        st.syn_dropped_backlog + st.syn_dropped_no_pcb > 0,
+        "no SYN was dropped: {st:?}"
+    );
 }
