@@ -691,76 +691,46 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// stack's send-queue depth if it can tell (netpool's coalesced bytes count too).
     /// Returns `true` when the connection is stalled and must be reaped (counted).
     ///
-    /// Under pressure the shorter [`Config::pressure_grace`] applies: while a listener
-    /// has no room, the connection with the oldest progress among those whose end
-    /// would give it room, stalled for at least the pressure grace, yields its place
-    /// (counted as `pressure_reaped`, apart from `reaped`).
+    /// Under pressure — while the connection's end would give room to a listener that
+    /// has none (no slot free, or its port's cap reached) — the shorter [`Config::pressure_grace`] applies, and readings come
+    /// every eighth of it: a connection with no send progress for that long yields its
+    /// place (counted as `pressure_reaped`, apart from `reaped`). Each such reap gives
+    /// the listener room, so the next stalled connection keeps its full grace unless
+    /// the listener is short again: the first to reach the pressure grace, the
+    /// stalest, goes first, one at a time. A reader that keeps draining makes progress
+    /// within the pressure grace and is never taken.
     pub fn handle_stall_reading(&mut self, i: usize, queue: Option<usize>, now: Instant) -> bool {
         self.tick(now);
-        let grace = self.config.stall_grace;
-        let pressure_grace = self.config.pressure_grace.min(grace);
-        let pressure = self.under_pressure();
-        let progress = &mut self.slots[i].progress;
-        let verdict = progress.observe(queue, now, grace);
-        if pressure {
-            // Under pressure, read as closely as the pressure grace needs.
-            progress.read_within(pressure_grace, now);
-        }
-        let c = &mut self.counters;
-        match verdict {
-            Verdict::Stalled => {
-                c.reaped = c.reaped.wrapping_add(1);
-                true
-            }
-            Verdict::Alive if pressure && self.yields_under_pressure(i, pressure_grace, now) => {
-                let c = &mut self.counters;
-                c.pressure_reaped = c.pressure_reaped.wrapping_add(1);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Whether slot `i`, stalled for at least `pressure_grace`, yields its place now:
-    /// its end would give room to a listener that has none, and no other slot that
-    /// would do the same has gone longer without progress (the stalest first; ties
-    /// go to the lower slot).
-    fn yields_under_pressure(&self, i: usize, pressure_grace: Duration, now: Instant) -> bool {
-        let stalled_for = |j: usize| {
-            let s = &self.slots[j];
-            (s.is_open() && s.open_stall_deadline().is_some()).then(|| s.progress.stalled_for(now))
+        let c = &self.config;
+        let pressure = self.relieves_pressure(i);
+        let grace = if pressure {
+            c.pressure_grace.min(c.stall_grace)
+        } else {
+            c.stall_grace
         };
-        let Some(mine) = stalled_for(i).filter(|d| *d >= pressure_grace) else {
-            return false;
-        };
-        if !self.relieves_pressure(i) {
-            return false;
-        }
-        !(0..N).any(|j| {
-            j != i
-                && stalled_for(j).is_some_and(|d| d > mine || (d == mine && j < i))
-                && self.relieves_pressure(j)
-        })
-    }
-
-    /// Whether a listener has no room (its port's cap reached, or no slot free).
-    /// O(L·N).
-    fn under_pressure(&self) -> bool {
-        (0..L).any(|li| self.listeners[li].is_some() && self.listener_room(li) == 0)
-    }
-
-    /// Whether ending slot `i` would give room to a listener that has none: every
-    /// listener is short when no slot is free; one at its port's cap, only through a
-    /// connection on its port. O(L·N); only asked of a connection already stalled.
-    fn relieves_pressure(&self, i: usize) -> bool {
-        let no_free_slot = self.free_slots() == 0;
-        self.listeners.iter().flatten().any(|l| {
-            let at_cap = self.open_on_port(l.port) >= usize::from(l.params.max_conns);
-            if at_cap {
-                self.slots[i].counts_against(l.port)
+        let stalled = self.slots[i].progress.observe(queue, now, grace) == Verdict::Stalled;
+        if stalled {
+            let c = &mut self.counters;
+            let counter = if pressure {
+                &mut c.pressure_reaped
             } else {
-                no_free_slot
-            }
+                &mut c.reaped
+            };
+            *counter = counter.wrapping_add(1);
+        }
+        stalled
+    }
+
+    /// Whether ending slot `i` would give room to a listener that has none: any
+    /// listener, when no slot is free; else the one on the slot's port, at its cap.
+    #[inline(always)]
+    fn relieves_pressure(&self, i: usize) -> bool {
+        let no_free_slot = usize::from(self.in_use) >= N;
+        let port = self.slots[i].port;
+        self.listeners.iter().flatten().any(|l| {
+            no_free_slot
+                || (self.slots[i].counts_against(l.port)
+                    && self.open_on_port(port) >= usize::from(l.params.max_conns))
         })
     }
 

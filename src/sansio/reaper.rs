@@ -139,17 +139,6 @@ impl SendProgress {
         self.last_progress.elapsed(now)
     }
 
-    /// Readings at least every eighth of `grace` (a shorter grace than the one given
-    /// to [`observe`](Self::observe), e.g. the pressure grace, is read as closely).
-    pub fn read_within(&mut self, grace: Duration, now: Instant) {
-        if self.has(ARMED) {
-            let sooner = Stamp::of(now).plus(Self::step(grace));
-            if sooner.instant(now) < self.next_reading.instant(now) {
-                self.next_reading = sooner;
-            }
-        }
-    }
-
     /// When the next reading is due (`None`: nothing can be pending).
     pub fn deadline(&self) -> Option<Stamp> {
         self.has(ARMED).then_some(self.next_reading)
