@@ -2794,4 +2794,350 @@ mod tests {
             assert_eq!(e.kind() == TcpErrorKind::PipeClosed, pipe, "{e}");
         }
     }
+
+    // ------------------------------------------------------------------------------
+    // The adapter's own rules (issue 23, item 4), each with the hand-made bug it kills.
+    // ------------------------------------------------------------------------------
+
+    /// Whether socket `i` of the stack is in `state`.
+    fn in_state<const M: usize>(st: &SmoltcpStack<'static, M>, i: usize, state: State) -> bool {
+        tcp_ref(&st.sockets, st.entries[i].handle).state() == state
+    }
+
+    /// Two server sides closed into FIN-WAIT, where the one closed first enters
+    /// FIN-WAIT-2 last: `a` is closed first with its FIN lost (FIN-WAIT-1 until smoltcp
+    /// retransmits it), `b` closed later and acknowledged at once. The client sides stay
+    /// open (CLOSE-WAIT), so both stay in FIN-WAIT-2. Returns `(a, b, a_entered,
+    /// b_entered)`: the socket indices and when each entered FIN-WAIT-2 (the poll that
+    /// saw it), with `b_entered < a_entered`. Every socket free then is taken.
+    fn fin_wait_2_closed_first_entered_last<const M: usize>(
+        net: &mut Net<M>,
+    ) -> (usize, usize, Instant, Instant, Vec<SmolSocket>) {
+        let mut l = net.listen(PORT);
+        let ca = net.connect(server());
+        let (sa, _) = net.accept(&mut l);
+        let cb = net.connect(server());
+        let (sb, _) = net.accept(&mut l);
+        let (a, b) = (sa.index(), sb.index());
+        net.dev.lose = true;
+        net.stack.close(sa).unwrap();
+        net.step();
+        net.dev.lose = false;
+        assert_eq!(state_of(net, a), State::FinWait1, "a's FIN was lost");
+        for _ in 0..20 {
+            net.step();
+        }
+        net.stack.close(sb).unwrap();
+        net.until("b in FIN-WAIT-2", |st| {
+            in_state(st, b, State::FinWait2).then_some(())
+        });
+        let b_entered = net.now;
+        assert_eq!(state_of(net, a), State::FinWait1, "a's FIN not retransmitted yet");
+        net.until("a in FIN-WAIT-2", |st| {
+            in_state(st, a, State::FinWait2).then_some(())
+        });
+        let a_entered = net.now;
+        assert!(a_entered > b_entered + Duration::from_millis(100));
+        let free = net.stack.counts().free;
+        let mut kept = take(net, free);
+        kept.extend([ca, cb, l]);
+        (a, b, a_entered, b_entered, kept)
+    }
+
+    /// Rule 1a (bound): the FIN-WAIT bound counts from when the socket entered
+    /// FIN-WAIT-2, not from when the application closed it.
+    /// Kills: `note_closing` keeping the old `since` on a state change (or `release`'s
+    /// time kept): `a`, closed first, would be past the bound with `b` and taken first.
+    #[test]
+    fn a_closing_sockets_fin_wait_bound_is_counted_from_its_state_entry_not_its_close() {
+        let bound = Duration::from_secs(2);
+        let mut net: Net<8> = Net::with(8, None, |s| s.with_backlog(1).with_fin_wait_bound(bound));
+        let (a, b, a_entered, b_entered, _kept) = fin_wait_2_closed_first_entered_last(&mut net);
+        // `b` is past the bound, `a` (closed earlier, in FIN-WAIT-2 later) is not.
+        step_to(&mut net, (b_entered + bound).total_millis());
+        assert!(net.now < a_entered + bound);
+        assert_eq!(net.stack.socket().map(SmolSocket::index), Ok(b));
+        assert_eq!(
+            net.stack.socket(),
+            Err(SmolError::NoSocket),
+            "a is within its bound: counted from FIN-WAIT-2, not from its close"
+        );
+        step_to(&mut net, (a_entered + bound).total_millis());
+        assert_eq!(net.stack.socket().map(SmolSocket::index), Ok(a));
+        assert_eq!(net.stack.pcb_counters().reclaimed_fin_wait, 2);
+    }
+
+    /// Rule 1a (order): among FIN-WAIT sockets past the bound, the one that entered its
+    /// state first is taken first, whatever the order of their closes.
+    /// Kills: the same mutant (age from the close): `a` would come first.
+    #[test]
+    fn a_closing_sockets_reclaim_order_is_by_state_entry_not_by_close() {
+        let bound = Duration::from_secs(2);
+        let mut net: Net<8> = Net::with(8, None, |s| s.with_backlog(1).with_fin_wait_bound(bound));
+        let (a, b, a_entered, _, _kept) = fin_wait_2_closed_first_entered_last(&mut net);
+        step_to(&mut net, (a_entered + bound).total_millis());
+        assert_eq!(
+            net.stack.socket().map(SmolSocket::index),
+            Ok(b),
+            "b entered FIN-WAIT-2 first"
+        );
+        assert_eq!(net.stack.socket().map(SmolSocket::index), Ok(a));
+    }
+
+    /// Rule 1b: when a listener's room shrinks only idle LISTEN sockets stop. The
+    /// connection waiting for `accept` and the real handshake under way sit before the
+    /// idle ones in the set (smoltcp hands a SYN to the first listening socket), so the
+    /// stop loop must pass over them.
+    /// Kills: the stop loop not checking `State::Listen` (closing and freeing every
+    /// armed socket it meets), or marking a non-listening socket free.
+    #[test]
+    fn when_a_listeners_room_shrinks_only_idle_listening_sockets_stop_and_both_connections_are_accepted() {
+        let mut net: Net<8> = Net::with(8, None, |s| s.with_backlog(4));
+        let mut l = net.listen(PORT);
+        // The first SYN: established, not accepted.
+        let c1 = net.connect(server());
+        net.until("pending", |st| (st.counts().pending == 1).then_some(()));
+        // The next one: caught in SYN-RECEIVED.
+        let mut c2 = net.stack.socket().unwrap();
+        assert_eq!(net.stack.connect(&mut c2, server()), Err(nb::Error::WouldBlock));
+        let armed_in = |net: &Net<8>, state: State| {
+            (0..8)
+                .filter(|&i| net.stack.entries[i].role.armed_for(0) && state_of(net, i) == state)
+                .collect::<Vec<_>>()
+        };
+        for _ in 0..MAX_POLLS {
+            if !armed_in(&net, State::SynReceived).is_empty() {
+                break;
+            }
+            net.step();
+        }
+        let (pending, half_open) = (
+            armed_in(&net, State::Established),
+            armed_in(&net, State::SynReceived),
+        );
+        let idle = armed_in(&net, State::Listen);
+        assert_eq!((pending.len(), half_open.len()), (1, 1));
+        let (pending, half_open) = (pending[0], half_open[0]);
+        assert!(
+            idle.len() >= 2,
+            "idle listening sockets beyond the room: {idle:?}"
+        );
+        // Both come before every idle listening socket: the stop loop meets them first.
+        assert!(
+            pending < idle[0] && half_open < idle[0],
+            "{pending} {half_open} {idle:?}"
+        );
+        net.stack.set_backlog(&mut l, 0);
+        assert_eq!(
+            armed_states(&net),
+            (0, 1, 1),
+            "only the idle listening sockets stopped"
+        );
+        assert_eq!(state_of(&net, pending), State::Established);
+        assert_eq!(state_of(&net, half_open), State::SynReceived);
+        assert!(
+            net.stack.entries[pending].role.armed_for(0),
+            "the pending connection is kept"
+        );
+        assert!(
+            net.stack.entries[half_open].role.armed_for(0),
+            "the handshake is kept"
+        );
+        // Neither socket is handed to someone else.
+        let free = net.stack.counts().free;
+        let fresh = take(&mut net, free);
+        assert!(
+            fresh
+                .iter()
+                .all(|s| s.index() != pending && s.index() != half_open),
+            "{fresh:?}"
+        );
+        // Both complete and are accepted: the handshake, and the one waiting.
+        net.until("c2 connected", |st| match st.connect(&mut c2, server()) {
+            Ok(()) => Some(()),
+            Err(nb::Error::WouldBlock) => None,
+            Err(nb::Error::Other(e)) => panic!("the handshake under way was cut: {e}"),
+        });
+        let (_, r1) = net.accept(&mut l);
+        let (_, r2) = net.accept(&mut l);
+        let mut got = [r1, r2];
+        got.sort();
+        let mut want = [c1, c2].map(|c| addr(net.stack.local_port(&c).unwrap()));
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(net.stack.counts().listening, 0, "room 0: nothing listens again");
+    }
+
+    /// Rule 1c: closing a listener resets every connection it had not handed out —
+    /// the one waiting for `accept`, a real handshake under way, a half-open one that
+    /// will never complete — and frees every socket it had armed.
+    /// Kills: `close_listener` closing (FIN) instead of resetting a non-listening
+    /// socket (the handshake would complete and end with a FIN), or skipping half-open
+    /// sockets / not releasing them (they would stay armed for a dead listener).
+    #[test]
+    fn closing_a_listener_resets_every_connection_it_had_not_handed_out_half_open_ones_included() {
+        let mut net: Net<8> = Net::with(8, None, |s| s.with_backlog(3));
+        let l = net.listen(PORT);
+        let c1 = net.connect(server());
+        net.until("pending", |st| (st.counts().pending == 1).then_some(()));
+        half_open_syn(&mut net, 9, 4000);
+        let mut c2 = net.stack.socket().unwrap();
+        assert_eq!(net.stack.connect(&mut c2, server()), Err(nb::Error::WouldBlock));
+        net.until("two half-open", |st| {
+            let half_open = st
+                .entries
+                .iter()
+                .filter(|e| e.role.armed_for(0))
+                .filter(|e| tcp_ref(&st.sockets, e.handle).state() == State::SynReceived)
+                .count();
+            (half_open == 2).then_some(())
+        });
+        let (_, half_open, pending) = armed_states(&net);
+        assert_eq!((half_open, pending), (2, 1));
+        net.stack.close(l).unwrap();
+        assert!(
+            net.stack.entries.iter().all(|e| !e.role.armed_for(0)),
+            "every armed socket released"
+        );
+        let c = net.stack.counts();
+        assert_eq!((c.listening, c.pending), (0, 0));
+        // Each client learns its connection was reset, never a FIN.
+        for c in [c1, c2] {
+            let status = net.until("client told", |st| match st.peer_status(&c) {
+                PeerStatus::Open => None,
+                status => Some(status),
+            });
+            assert!(matches!(status, PeerStatus::Gone(_)), "{c}: {status:?}");
+        }
+        // The RSTs went out: every socket but the two clients' is free.
+        net.step();
+        let c = net.stack.counts();
+        assert_eq!((c.closing, c.free), (0, 6), "{c:?}");
+    }
+
+    /// Connect `c` (a socket handle just taken) to the server, or panic with the error.
+    fn connect_on<const M: usize>(net: &mut Net<M>, mut c: SmolSocket, what: &str) -> SmolSocket {
+        net.until(what, |st| match st.connect(&mut c, server()) {
+            Ok(()) => Some(()),
+            Err(nb::Error::WouldBlock) => None,
+            Err(nb::Error::Other(e)) => panic!("{what}: {e}"),
+        });
+        c
+    }
+
+    /// Rule 1d (FIN-WAIT): a reclaimed FIN-WAIT-1 or FIN-WAIT-2 socket carries nothing
+    /// of its old connection: a connect on one and a listen on the other succeed.
+    /// Kills: `take_socket` not aborting a reclaimed FIN-WAIT socket (smoltcp refuses
+    /// `connect` and `listen` on an open socket: InvalidState).
+    #[test]
+    fn a_reclaimed_fin_wait_socket_carries_nothing_of_its_old_connection() {
+        let bound = Duration::from_secs(1);
+        let mut net: Net<8> = Net::with(8, None, |s| s.with_backlog(1).with_fin_wait_bound(bound));
+        let mut l = net.listen(PORT);
+        // FIN-WAIT-2: the server side closes, the client stays open.
+        let _c1 = net.connect(server());
+        let (s1, _) = net.accept(&mut l);
+        let fin_wait_2 = s1.index();
+        net.stack.close(s1).unwrap();
+        net.until("fin-wait-2", |st| {
+            in_state(st, fin_wait_2, State::FinWait2).then_some(())
+        });
+        // FIN-WAIT-1: the server side closes into a lost network.
+        let _c2 = net.connect(server());
+        let (s2, _) = net.accept(&mut l);
+        let fin_wait_1 = s2.index();
+        net.dev.lose = true;
+        net.stack.close(s2).unwrap();
+        let t = (net.now + bound + TICK).total_millis();
+        step_to(&mut net, t);
+        assert_eq!(state_of(&net, fin_wait_1), State::FinWait1);
+        assert_eq!(state_of(&net, fin_wait_2), State::FinWait2);
+        let free = net.stack.counts().free;
+        let _fresh = take(&mut net, free);
+        let first = net.stack.socket().unwrap();
+        let second = net.stack.socket().unwrap();
+        assert_eq!([first.index(), second.index()], [fin_wait_2, fin_wait_1]);
+        assert_eq!(net.stack.pcb_counters().reclaimed_fin_wait, 2);
+        // Listening on the FIN-WAIT-1 socket succeeds at once ...
+        let mut l81 = second;
+        net.stack.bind(&mut l81, 81).unwrap();
+        assert_eq!(net.stack.listen(&mut l81), Ok(()));
+        assert_eq!(state_of(&net, fin_wait_1), State::Listen);
+        // ... and so does a connect on the FIN-WAIT-2 one.
+        net.dev.lose = false;
+        let c = connect_on(&mut net, first, "connect on a reclaimed FIN-WAIT-2 socket");
+        assert_eq!(net.stack.remote_addr(&c), Some(server()));
+        let _ = net.accept(&mut l);
+    }
+
+    /// Rule 1d (CLOSING): a simultaneous close whose last ACKs are lost leaves both
+    /// sides in CLOSING; reclaimed, one connects and the other listens.
+    /// Kills: `take_socket` aborting only some states (e.g. LAST-ACK) before handing a
+    /// reclaimed socket over.
+    #[test]
+    fn a_reclaimed_closing_socket_carries_nothing_of_its_old_connection() {
+        let mut net: Net<5> = Net::with(5, None, |s| s.with_backlog(1));
+        let (mut l, c, s) = net.pair();
+        let (ci, si) = (c.index(), s.index());
+        // Both FINs cross; the ACKs of both are lost.
+        net.stack.close(c).unwrap();
+        net.stack.close(s).unwrap();
+        net.step();
+        net.dev.lose = true;
+        net.step();
+        assert_eq!(
+            (state_of(&net, ci), state_of(&net, si)),
+            (State::Closing, State::Closing)
+        );
+        let free = net.stack.counts().free;
+        let _fresh = take(&mut net, free);
+        let first = net.stack.socket().unwrap();
+        let mut second = net.stack.socket().unwrap();
+        let mut taken = [first.index(), second.index()];
+        taken.sort();
+        let mut want = [ci, si];
+        want.sort();
+        assert_eq!(taken, want);
+        assert_eq!(net.stack.pcb_counters().reclaimed_closing, 2);
+        net.stack.bind(&mut second, 81).unwrap();
+        assert_eq!(net.stack.listen(&mut second), Ok(()));
+        net.dev.lose = false;
+        let first = connect_on(&mut net, first, "connect on a reclaimed CLOSING socket");
+        let (_, remote) = net.accept(&mut l);
+        assert_eq!(Some(remote), net.stack.local_port(&first).map(addr));
+    }
+
+    /// Rule 1e: a listener stopped and started again through the pool has its room told
+    /// to the stack at the next poll, even when the number is the one told before.
+    /// Kills: `Core::set_listener` not forgetting the room last told (the pool would
+    /// think the new listener already knows it; it would keep the stack's default
+    /// backlog).
+    #[test]
+    fn a_listener_started_again_through_the_pool_is_told_its_room_even_if_unchanged() {
+        use crate::{Config, ListenParams, Pool};
+
+        let mut dev = Loop::default();
+        let iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut dev, Instant::ZERO);
+        let stack: SmoltcpStack<'static, 8> = SmoltcpStack::new(iface, set(8, None));
+        let mut pool: Pool<SmoltcpStack<'static, 8>, 5, 1, 0> = Pool::new(stack, Config::new());
+        pool.listen(PORT, ListenParams::new(5)).unwrap();
+        pool.poll(crate::Instant::ZERO);
+        assert_eq!(pool.stack().counts().listening, 5);
+        pool.listen(PORT, ListenParams::new(0)).unwrap();
+        assert_eq!(pool.listener(PORT), None, "a cap of 0 stops it");
+        pool.poll(crate::Instant::from_millis(1));
+        assert_eq!(pool.stack().counts().listening, 0);
+        pool.listen(PORT, ListenParams::new(5)).unwrap();
+        assert_eq!(
+            pool.stack().counts().listening,
+            DEFAULT_BACKLOG,
+            "the stack's default first"
+        );
+        pool.poll(crate::Instant::from_millis(2));
+        assert_eq!(
+            pool.stack().counts().listening,
+            5,
+            "the same room of 5, told again to the new listener"
+        );
+    }
 }

@@ -1035,4 +1035,82 @@ mod tests {
         assert!(!std::format!("{e}").is_empty());
         assert_eq!(io::Error::from(e).kind(), ErrorKind::ConnectionReset);
     }
+
+    // ------------------------------------------------------------------------------
+    // The adapter's own rules (issue 23, item 4), each with the hand-made bug it kills.
+    // ------------------------------------------------------------------------------
+
+    /// A listening `StdSocket` on 127.0.0.1 (ephemeral port) and its address.
+    fn stack_listener(stack: &mut StdStack) -> (StdSocket, SocketAddr) {
+        let mut l = stack.socket().unwrap();
+        stack.bind(&mut l, 0).unwrap();
+        stack.listen(&mut l).unwrap();
+        let addr = stack.local_addr(&l).unwrap();
+        (l, addr)
+    }
+
+    /// Accepted sockets get `TCP_NODELAY`, like connected ones, although the listener
+    /// they come from does not have it (so it is not inherited).
+    /// Kills: `accept` not applying the connected-socket options (`setup_connected`),
+    /// or applying only non-blocking.
+    #[test]
+    fn an_accepted_socket_is_nodelay_like_a_connected_one() {
+        let mut stack = StdStack::loopback();
+        let (mut l, addr) = stack_listener(&mut stack);
+        assert!(
+            !l.os().unwrap().tcp_nodelay().unwrap(),
+            "the listener has no NODELAY"
+        );
+        let _client = TcpStream::connect(addr).unwrap();
+        let (s, _) = poll("accept", || match stack.accept(&mut l) {
+            Ok(v) => Some(v),
+            Err(nb::Error::WouldBlock) => None,
+            Err(nb::Error::Other(e)) => panic!("accept: {e}"),
+        });
+        assert!(
+            s.os().unwrap().tcp_nodelay().unwrap(),
+            "accepted without TCP_NODELAY"
+        );
+        // The connected side, for comparison.
+        let (c, _) = connect(&mut stack, addr);
+        assert!(c.os().unwrap().tcp_nodelay().unwrap());
+    }
+
+    /// Connects to `addr` one after the other, each given `within` to complete;
+    /// returns the streams that completed (kept open) and how many did not.
+    fn connects_completing(addr: SocketAddr, tries: usize, within: Duration) -> (Vec<TcpStream>, usize) {
+        let mut done = Vec::new();
+        let mut failed = 0;
+        for _ in 0..tries {
+            match TcpStream::connect_timeout(&addr, within) {
+                Ok(s) => done.push(s),
+                Err(_) => failed += 1,
+            }
+        }
+        (done, failed)
+    }
+
+    /// The backlog set with `with_backlog` is the one the kernel's `listen` gets.
+    /// Observed from outside: Linux completes handshakes until its accept queue holds
+    /// backlog + 1 connections, then drops SYNs (the client retries after 1 s, past
+    /// the 300 ms each connect is given here). With a backlog of 2, exactly 3 of 6
+    /// connects complete without an accept; one accept makes room for one more.
+    /// Kills: `listen` passing `DEFAULT_BACKLOG` (8) or any other number than the
+    /// stack's backlog (6 of 6 would complete).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_listen_backlog_is_the_one_set_with_with_backlog() {
+        let mut stack = StdStack::loopback().with_backlog(2);
+        let (mut l, addr) = stack_listener(&mut stack);
+        let within = Duration::from_millis(300);
+        let (queued, refused) = connects_completing(addr, 6, within);
+        assert_eq!((queued.len(), refused), (3, 3), "backlog 2: the kernel queues 3");
+        let (_s, _) = poll("accept", || match stack.accept(&mut l) {
+            Ok(v) => Some(v),
+            Err(nb::Error::WouldBlock) => None,
+            Err(nb::Error::Other(e)) => panic!("accept: {e}"),
+        });
+        let (more, refused) = connects_completing(addr, 2, within);
+        assert_eq!((more.len(), refused), (1, 1), "one accept, room for one more");
+    }
 }
