@@ -2808,8 +2808,9 @@ mod tests {
     /// FIN-WAIT-2 last: `a` is closed first with its FIN lost (FIN-WAIT-1 until smoltcp
     /// retransmits it), `b` closed later and acknowledged at once. The client sides stay
     /// open (CLOSE-WAIT), so both stay in FIN-WAIT-2. Returns `(a, b, a_entered,
-    /// b_entered)`: the socket indices and when each entered FIN-WAIT-2 (the poll that
-    /// saw it), with `b_entered < a_entered`. Every socket free then is taken.
+    /// b_entered, kept)`: the socket indices, when each entered FIN-WAIT-2 (the poll
+    /// that saw it), with `b_entered < a_entered`, and the handles to keep (the
+    /// listener, both clients, and every socket that was free then, taken).
     fn fin_wait_2_closed_first_entered_last<const M: usize>(
         net: &mut Net<M>,
     ) -> (usize, usize, Instant, Instant, Vec<SmolSocket>) {
