@@ -49,7 +49,7 @@ use crate::listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
 use crate::report::{CloserCounters, Counters, ListenerReport, Report, SlotReport};
 use crate::stack::PcbCounters;
 use crate::state::ConnState;
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 use reaper::{SendProgress, Verdict};
 
 /// How a socket is given back to the stack.

@@ -134,11 +134,6 @@ impl SendProgress {
         }
     }
 
-    /// Time since the last progress (or since the watch was armed).
-    pub fn stalled_for(&self, now: Instant) -> Duration {
-        self.last_progress.elapsed(now)
-    }
-
     /// When the next reading is due (`None`: nothing can be pending).
     pub fn deadline(&self) -> Option<Stamp> {
         self.has(ARMED).then_some(self.next_reading)

@@ -995,8 +995,11 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                     }
                     handshake::Handshake::InFlight | handshake::Handshake::Overdue => {}
                 },
-                // A connection waiting for `accept`.
-                _ => ready += 1,
+                // A connection waiting for `accept` (no longer half-open).
+                _ => {
+                    self.entries[i].role = Role::armed(li);
+                    ready += 1;
+                }
             }
         }
         // More than the pool can serve: idle listening sockets stop (a handshake under
