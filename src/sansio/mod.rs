@@ -711,12 +711,8 @@ impl<const N: usize, const L: usize> Core<N, L> {
         let stalled = self.slots[i].progress.observe(queue, now, grace) == Verdict::Stalled;
         if stalled {
             let c = &mut self.counters;
-            let counter = if pressure {
-                &mut c.pressure_reaped
-            } else {
-                &mut c.reaped
-            };
-            *counter = counter.wrapping_add(1);
+            c.pressure_reaped = c.pressure_reaped.wrapping_add(u32::from(pressure));
+            c.reaped = c.reaped.wrapping_add(u32::from(!pressure));
         }
         stalled
     }
@@ -725,12 +721,13 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// listener, when no slot is free; else the one on the slot's port, at its cap.
     #[inline(always)]
     fn relieves_pressure(&self, i: usize) -> bool {
+        let s = &self.slots[i];
         let no_free_slot = usize::from(self.in_use) >= N;
-        let port = self.slots[i].port;
         self.listeners.iter().flatten().any(|l| {
             no_free_slot
-                || (self.slots[i].counts_against(l.port)
-                    && self.open_on_port(port) >= usize::from(l.params.max_conns))
+                || (l.port == s.port
+                    && !s.outgoing
+                    && self.open_on_port(s.port) >= usize::from(l.params.max_conns))
         })
     }
 
