@@ -27,16 +27,35 @@
 //!
 //! A real client whose half-open socket was reset retransmits its SYN (Linux after
 //! 1 s and 3 s) and finds a socket listening.
+//!
+//! [`SmoltcpStack`](crate::stack::smoltcp::SmoltcpStack) keeps the lease; a stack
+//! adapter of your own that arms sockets for listeners keeps it with these functions:
+//!
+//! ```
+//! use netpool::stack::handshake::{lease, short_of_room, Handshake};
+//! use netpool::{Config, Duration, Instant};
+//! let deadline = Config::new().handshake_deadline;
+//! let syn_at = Instant::from_millis(1_000);
+//! // At each pass, for each half-open socket of a listener ...
+//! match lease(syn_at, Instant::from_millis(1_100), deadline) {
+//!     Handshake::Expired => { /* reset it and listen again */ }
+//!     Handshake::Overdue => { /* may give way, oldest first, if the room needs it */ }
+//!     Handshake::InFlight => { /* keep it */ }
+//! }
+//! // ... and arm free sockets while the listener is short of its room (4 connections
+//! // to come, 1 socket listening, none holding a connection not yet accepted).
+//! assert_eq!(short_of_room(4, 1, 0), 3);
+//! ```
 
 use crate::time::{Duration, Instant};
 
 /// How long a handshake is presumed a real client's, in flight: a round trip over
 /// WiFi with room to spare (typically 2–100 ms). Never more than the deadline.
-pub(crate) const ROUND_TRIP: Duration = Duration::from_millis(250);
+pub const ROUND_TRIP: Duration = Duration::from_millis(250);
 
 /// Where a half-open socket stands in its lease.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Handshake {
+pub enum Handshake {
     /// Younger than [`ROUND_TRIP`]: never evicted.
     InFlight,
     /// Past its round trip: kept while sockets allow, the oldest gives way first.
@@ -47,7 +66,7 @@ pub(crate) enum Handshake {
 
 /// Where a socket half-open since `since` stands at `now` under `deadline`.
 #[inline]
-pub(crate) fn lease(since: Instant, now: Instant, deadline: Duration) -> Handshake {
+pub fn lease(since: Instant, now: Instant, deadline: Duration) -> Handshake {
     let age = now.saturating_since(since);
     if age >= deadline {
         Handshake::Expired
@@ -58,17 +77,17 @@ pub(crate) fn lease(since: Instant, now: Instant, deadline: Duration) -> Handsha
     }
 }
 
-/// How many more sockets listener must have listening to cover its `room`, with
+/// How many more sockets a listener must have listening to cover its `room`, with
 /// `listening` sockets listening and `ready` holding connections not yet accepted
 /// (half-open ones are not counted: they are kept apart).
 #[inline]
-pub(crate) const fn short_of_room(room: usize, listening: usize, ready: usize) -> usize {
+pub const fn short_of_room(room: usize, listening: usize, ready: usize) -> usize {
     room.saturating_sub(listening + ready)
 }
 
 /// How many idle listening sockets are beyond the `room` and stop listening.
 #[inline]
-pub(crate) const fn beyond_room(room: usize, listening: usize, ready: usize) -> usize {
+pub const fn beyond_room(room: usize, listening: usize, ready: usize) -> usize {
     let held = listening + ready;
     let extra = held.saturating_sub(room);
     if extra < listening {

@@ -26,7 +26,7 @@
 //!    [`Config::hold_ended`](crate::Config::hold_ended) is set).
 
 mod errors;
-pub(crate) mod handshake;
+pub mod handshake;
 pub(crate) mod reaper;
 mod sequence;
 mod slot;

@@ -27,6 +27,7 @@
 //! # }
 //! ```
 
+pub use crate::sansio::handshake;
 #[cfg(feature = "smoltcp")]
 pub mod smoltcp;
 #[cfg(feature = "std")]
