@@ -49,6 +49,18 @@
 //!   sockets with none listening is counted (`unarmed_passes`). Closing the listener
 //!   handle closes its listening sockets and resets (RST) connections it had not handed
 //!   out.
+//! * **Half-open handshakes: the handshake lease** ([`handshake`](super::handshake)). A
+//!   SYN takes a listening socket into SYN-RECEIVED; a peer that never sends the final
+//!   ACK would hold it while smoltcp retransmits its SYN-ACK. Half-open sockets are kept
+//!   apart from the room: the listener keeps its room listening (or holding connections
+//!   not yet accepted) from free or reclaimed sockets; a half-open socket is reset and
+//!   listens again after the handshake deadline
+//!   ([`Config::handshake_deadline`](crate::Config::handshake_deadline), told by the pool
+//!   through [`TcpBacklog::set_handshake_deadline`]); when no socket is left to cover the
+//!   room, or for a [`socket`](TcpClientStack::socket) that finds none, the half-open
+//!   socket past its round trip that has waited longest is reset at once. One younger
+//!   than the round trip is never taken. Counted in [`PcbCounters`] as
+//!   `half_open_expired` and `half_open_evicted`.
 //! * **Generation-tagged handles.** A [`SmolSocket`] is a `Copy` token (socket index +
 //!   generation), like smoltcp's own [`SocketHandle`]. The generation changes when the
 //!   handle's owner gives the socket back (`close`, `abort`, or `listen` turning it into
@@ -93,10 +105,11 @@
 //!   connect, a failure after less than the timeout must be a reset
 //!   ([`Refused`](SmolError::Refused)), one after it is reported as
 //!   [`TimedOut`](SmolError::TimedOut).
-//! * A SYN-RECEIVED socket whose handshake never completes is retransmitted forever by
-//!   smoltcp unless the socket has a [`timeout`](tcp::Socket::set_timeout): give adopted
-//!   sockets one to bound how long a dead peer can hold a backlog slot. (A closing
-//!   socket whose peer vanished is reclaimed when needed.)
+//! * A SYN-RECEIVED socket whose handshake never completes would be retransmitted
+//!   forever by smoltcp (unless the socket has a
+//!   [`timeout`](tcp::Socket::set_timeout)); the handshake lease bounds it instead (see
+//!   *Half-open handshakes* above). (A closing socket whose peer vanished is reclaimed
+//!   when needed.)
 //! * `bind` conflicts only with this stack's bound ports and listeners (like
 //!   `SO_REUSEADDR`); ephemeral ports skip every port a socket of the set uses, TIME-WAIT
 //!   included. smoltcp hands a SYN to the first socket in the set that accepts it.
