@@ -49,7 +49,7 @@
 //!   sockets with none listening is counted (`unarmed_passes`). Closing the listener
 //!   handle closes its listening sockets and resets (RST) connections it had not handed
 //!   out.
-//! * **Half-open handshakes: the handshake lease** ([`handshake`](super::handshake)). A
+//! * **Half-open handshakes: the handshake lease** ([`super::handshake`]). A
 //!   SYN takes a listening socket into SYN-RECEIVED; a peer that never sends the final
 //!   ACK would hold it while smoltcp retransmits its SYN-ACK. Half-open sockets are kept
 //!   apart from the room: the listener keeps its room listening (or holding connections
