@@ -34,6 +34,35 @@
 //! sudo -E cargo test -p pico-w-furnace --features net-host --test tap_net -- --ignored --nocapture
 //! ```
 //!
+//! Two more tests, one fault phase each, each on a host of its own in a namespace of
+//! its own (issue 23; run one alone by naming it: `-- --ignored halfopen` or `loss`).
+//! Every request in them is one attempt, counted as served (at the first attempt, or
+//! only after a SYN retransmission), refused, reset, timed out or other:
+//!
+//! - `halfopen` (~40 s): half-open handshakes, raw SYNs from addresses of the TAP subnet
+//!   that answer no ARP (`netns::halfopen`): 24 at once (3 × the [`BACKLOG`] accepts
+//!   armed on the listener: the web tasks take their connections from the backlog and
+//!   arm none of their own), then 20 per second for 10 s, while an ordinary client
+//!   asks for the state every 250 ms; at least 99.5 % of its requests are served at
+//!   the first attempt in each window (before, burst, sustained, after).
+//! - `loss` (~40 s): 5 % of the packets dropped each way on the TAP device (nft,
+//!   `numgen random`) under the burst load: 20 bursts of 6 parallel connections beside
+//!   a poller every 250 ms; nothing refused, nothing reset, every request served (long
+//!   client timeouts, so only a refusal or a reset can fail). The server's counters
+//!   before and after (closer resets, reaps, backlog expiries, failed writes) say who
+//!   reset what.
+//!
+//! There is no vanishing-download phase here: the furnace's largest response (the
+//! page, 6.4 KB) is smaller than the 8 KiB a vanishing download reads first.
+//!
+//! `loss` needs nftables (`nft`); missing, it FAILS saying so. `TAP_CAPTURE=DIR` makes
+//! each fault phase write a packet capture `DIR/<phase>.pcap` (tcpdump in the
+//! namespace). The tests of this file run one at a time (`netns::serial`).
+//!
+//! ```text
+//! sudo -E cargo test -p pico-w-furnace --features net-host --test tap_net -- --ignored --nocapture loss
+//! ```
+//!
 //! Every wait is bounded; nothing asserts on durations.
 
 #[path = "netns/mod.rs"]
@@ -49,8 +78,10 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use netns::capture::Capture;
 use netns::host::{num, Host};
-use netns::Netns;
+use netns::poll::{self, Outcome, Timeouts};
+use netns::{halfopen, nft, Netns};
 use netpool_testkit::browser::{CHROMIUM, HEADLESS_ARGS};
 use netpool_testkit::http::parse_closed;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
@@ -307,6 +338,7 @@ fn closer_finishes_while_tasks_accept(host: &mut Host) {
 #[test]
 #[ignore = "needs root, iproute2, /dev/net/tun, chromium; opt in with --ignored (CI runs it in its TAP section)"]
 fn furnace_web_server_on_embassy_net_over_tap() {
+    let _serial = netns::serial();
     if !Path::new(CHROMIUM).exists() {
         panic!("{CHROMIUM} not found: this test drives the UI with it (apt-get install chromium)");
     }
@@ -562,5 +594,137 @@ fn furnace_web_server_on_embassy_net_over_tap() {
         "control: {} cycles, longest gap between watchdog feeds {} ms (firmware timeout 2000 ms)",
         num(&end, "cycles"),
         num(&end, "max_feed_gap_ms")
+    );
+}
+
+// ------------------------------------------------------------------ fault phases
+
+use pico_w_furnace::net::BACKLOG;
+
+const STATE_REQUEST: &str = "GET /api/state HTTP/1.1\r\nHost: furnace\r\n\r\n";
+const PAGE_REQUEST: &str = "GET / HTTP/1.1\r\nHost: furnace\r\n\r\n";
+
+fn device_v4() -> std::net::SocketAddrV4 {
+    format!("{DEVICE_IP}:80").parse().unwrap()
+}
+
+fn state_once(timeouts: Timeouts) -> Outcome {
+    poll::get(device(), STATE_REQUEST, timeouts, false)
+}
+
+/// The counters that say who ended a connection, as `key before→after`.
+const WHO_ENDED: [&str; 14] = [
+    "accepted",
+    "rejected",
+    "reaped",
+    "idle_closed",
+    "aborted",
+    "read_failed",
+    "request_timed_out",
+    "write_failed",
+    "write_timed_out",
+    "closer_reset",
+    "closer_finished",
+    "closer_overflow",
+    "backlog_expired",
+    "backlog_refused",
+];
+
+fn counters_moved(before: &HashMap<String, String>, after: &HashMap<String, String>) -> String {
+    WHO_ENDED
+        .iter()
+        .map(|k| format!("{k} {}", num(after, k) - num(before, k)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+#[ignore = "needs root, iproute2, /dev/net/tun; opt in with --ignored (CI runs it in its TAP section)"]
+fn furnace_tap_halfopen_handshakes_lock_no_client_out() {
+    let _serial = netns::serial();
+    let ns = Netns::create("fu-ho", HOST_IP);
+    let mut host = start_host(&ns);
+    ns.enter();
+    let _capture = Capture::start(&ns, "furnace-halfopen");
+    let before = host.report();
+    let started = Instant::now();
+    let result = halfopen::run(&ns, device_v4(), BACKLOG, || state_once(Timeouts::ORDINARY));
+    let after = host.report();
+    println!(
+        "furnace-net-host (embassy-net, AsyncPool + Backlog of {BACKLOG}): {result}\n  server: {}\n  \
+         tasks {}; phase {:.0} s",
+        counters_moved(&before, &after),
+        after["tasks"],
+        started.elapsed().as_secs_f64()
+    );
+    host.assert_alive();
+    result.assert_served("furnace-net-host");
+}
+
+/// Packets dropped each way on the TAP device in the loss phase, in percent.
+const LOSS_PERCENT: u32 = 5;
+/// Bursts of the loss phase (twice the burst phase's: the resets are rare).
+const LOSS_BURSTS: usize = 20;
+
+#[test]
+#[ignore = "needs root, iproute2, nftables, /dev/net/tun; opt in with --ignored (CI runs it in its TAP section)"]
+fn furnace_tap_loss_resets_nothing() {
+    let _serial = netns::serial();
+    let ns = Netns::create("fu-loss", HOST_IP);
+    nft::require(&ns);
+    let mut host = start_host(&ns);
+    ns.enter();
+    let _capture = Capture::start(&ns, "furnace-loss");
+    let before = host.report();
+    let started = Instant::now();
+    nft::start_loss(&ns, LOSS_PERCENT);
+    let (bursts, polls) = poll::bursts_with_a_poller(
+        LOSS_BURSTS,
+        BURST,
+        Duration::from_millis(POLL_MS),
+        MAX_POLLS * 2,
+        |round, c| {
+            let request = if (round + c) % 3 == 0 {
+                PAGE_REQUEST
+            } else {
+                STATE_REQUEST
+            };
+            poll::get(device(), request, Timeouts::LOSSY, false)
+        },
+        || state_once(Timeouts::LOSSY),
+    );
+    let (dropped_in, dropped_out) = nft::loss_counters(&ns);
+    nft::stop_loss(&ns);
+    // Closes still under way finish (bounded) before the counters are read.
+    let mut after = host.report();
+    for _ in 0..40 {
+        if num(&after, "closer_closing") == 0 && all_accepting(&after) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+        after = host.report();
+    }
+    let mut all = bursts.clone();
+    all.merge(&polls);
+    println!(
+        "furnace-net-host under {LOSS_PERCENT} % loss each way ({dropped_in} packets dropped in, \
+         {dropped_out} out): {LOSS_BURSTS} bursts of {BURST}: {bursts}; poller: {polls}\n  \
+         failures: {:?}\n  server: {}\n  phase {:.0} s",
+        all.failures,
+        counters_moved(&before, &after),
+        started.elapsed().as_secs_f64()
+    );
+    host.assert_alive();
+    assert!(
+        dropped_in > 0 && dropped_out > 0,
+        "the loss rules dropped packets"
+    );
+    assert_eq!(all.refused, 0, "refused under loss: {all}");
+    assert_eq!(all.reset, 0, "reset under loss: {:?}", all.failures);
+    assert_eq!(
+        all.answered(),
+        all.total(),
+        "every request served under loss (a SYN retransmission allowed): {:?}",
+        all.failures
     );
 }

@@ -11,14 +11,28 @@
 
 #![allow(dead_code)]
 
+pub mod capture;
+pub mod halfopen;
 pub mod host;
+pub mod nft;
 #[path = "../common/output.rs"]
 pub mod output;
+pub mod poll;
+pub mod syn;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// One TAP test at a time in a test binary: each holds this while it runs, so tests
+/// of the same binary (run on parallel threads by default) do not load the machine,
+/// and each other's measurements, at once.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A namespace `name` holding TAP device `tap`, with `host_ip/24` on the kernel's side.
 pub struct Netns {
