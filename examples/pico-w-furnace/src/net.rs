@@ -139,13 +139,28 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The [`WebCloser`]'s linger: the rest of the response, FIN, the peer's ACK of it all
 /// and the peer's own FIN within this time of the close, else RST.
-pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+///
+/// Sized from smoltcp's retransmission schedule, not from a browser's speed (which
+/// finishes in milliseconds): smoltcp retransmits after an RTO of at least 1 s that
+/// doubles each time (the tail sent again at +1, +3, +7 s), or that starts at 2 s when
+/// an earlier retransmission (a SYN-ACK's) backed it off. At 2 s, one lost
+/// retransmission of a response's tail or of the FIN was enough for the closer to
+/// reset a connection that was still delivering: with 5 % loss each way on the TAP
+/// test about 1 close in 100 reset the browser before it had its whole response
+/// (`tap_net`, `loss`). 8 s lets the tail and the FIN be sent four times (three after
+/// a backed-off RTO). The cost: a peer that is gone holds its closer place (one of
+/// [`CLOSING`]) up to 8 s instead of 2 before its RST.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(8);
 /// An accept gives up and starts again after this long (re-checking the link).
 pub const ACCEPT_WINDOW: Duration = Duration::from_secs(30);
 /// A response whose bytes the stack refuses for this long is given up by the reaper.
 /// Shorter than [`WRITE_TIMEOUT`]: a peer that reads nothing is dropped after the
 /// grace, one that reads slowly but keeps reading is bounded by the write deadline.
-pub const STALL_GRACE: Duration = Duration::from_secs(4);
+/// Longer than two of smoltcp's retransmissions (1 + 2 s, or 2 + 4 s after a
+/// backed-off RTO): at 4 s, a response whose segment was lost twice on a lossy link
+/// (the page is larger than [`TCP_TX`], so its task waits for the peer's ACKs) was
+/// reaped, and its browser reset, while the peer was still there (`tap_net`, `loss`).
+pub const STALL_GRACE: Duration = Duration::from_secs(8);
 /// A connection with no I/O at all for this long is reaped (a backstop: every phase
 /// of a request has a shorter deadline).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -241,7 +241,7 @@ fn all_accepting(r: &HashMap<String, String>) -> bool {
 fn closer_finishes_while_tasks_accept(host: &mut Host) {
     // Earlier clients' closes first (bounded wait), so what closes now is ours.
     let mut before = host.report();
-    for _ in 0..40 {
+    for _ in 0..80 {
         if num(&before, "closer_closing") == 0 {
             break;
         }
@@ -299,7 +299,7 @@ fn closer_finishes_while_tasks_accept(host: &mut Host) {
     );
     // The closer gives up at its linger deadline: RST, counted.
     let mut after = host.report();
-    for _ in 0..40 {
+    for _ in 0..80 {
         if num(&after, "closer_reset") >= num(&before, "closer_reset") + held.len() as u64
             && num(&after, "closer_closing") == 0
         {
@@ -510,7 +510,7 @@ fn furnace_web_server_on_embassy_net_over_tap() {
 
     // --- Afterwards: slots free, tasks back in accept, everything accounted for.
     let mut end = host.report();
-    for _ in 0..40 {
+    for _ in 0..80 {
         if num(&end, "free_slots") == WEB_TASKS as u64
             && all_accepting(&end)
             && num(&end, "closer_closing") == 0
