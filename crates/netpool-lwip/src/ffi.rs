@@ -122,6 +122,22 @@ extern "C" {
     fn np_cfg_mss() -> u32;
     fn np_cfg_max_pcbs() -> u32;
     fn np_cfg_snd_queuelen() -> u32;
+    fn np_tcp_half_open(lpcb: *const TcpPcb, out: *mut RawHalfOpen, max: i32) -> i32;
+    fn np_tcp_drop_half_open(lpcb: *const TcpPcb, id: *const c_void) -> i32;
+    fn np_tcp_listen_backlog(lpcb: *const TcpPcb, backlog: *mut u8, pending: *mut u8) -> i32;
+    fn np_tcp_pcbs_for_syn(unlisted: u32) -> u32;
+    fn np_tcp_backlog_set(lpcb: *mut TcpPcb, backlog: u8);
+}
+
+/// `struct np_half_open` (c/shim.c).
+#[repr(C)]
+#[derive(Copy, Clone)]
+struct RawHalfOpen {
+    pcb: *const c_void,
+    remote_ip: u32,
+    rcv_nxt: u32,
+    remote_port: u16,
+    pad: u16,
 }
 
 #[cfg(feature = "bundled")]
@@ -1126,6 +1142,138 @@ pub(crate) fn census() -> [usize; 5] {
             }
         }
         c
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// The handshake lease: a listener's SYN-RCVD PCBs (c/shim.c)
+// ---------------------------------------------------------------------------------
+
+/// Most SYN-RCVD PCBs of one listener read in one pass (lwIP's `MEMP_NUM_TCP_PCB`
+/// bounds them; firmware pools are 5 to 16).
+pub(crate) const MAX_HALF_OPEN: usize = 32;
+
+/// A SYN-RCVD PCB lwIP holds for a listener: not in the registry (lwIP made it on its
+/// own from a SYN; the application never saw it).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HalfOpen {
+    /// The PCB's address, as an identity only: handed back to the C side, which
+    /// compares it against lwIP's list and never follows a pointer it did not find
+    /// there.
+    pub id: usize,
+    /// The peer's initial sequence number + 1: with `id`, tells a PCB lwIP freed and
+    /// reused for another handshake apart.
+    pub rcv_nxt: u32,
+    pub remote: SocketAddrV4,
+}
+
+impl HalfOpen {
+    pub(crate) const NONE: HalfOpen = HalfOpen {
+        id: 0,
+        rcv_nxt: 0,
+        remote: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+    };
+}
+
+/// The SYN-RCVD PCBs of `listener` now: up to `out.len()` into `out`; returns how
+/// many there are (possibly more). 0 for anything but a live listener.
+pub(crate) fn half_opens(listener: LwipSocket, out: &mut [HalfOpen]) -> usize {
+    let Ok(lpcb) = pcb_of(listener, |k| k == Kind::Listener) else {
+        return 0;
+    };
+    let mut raw = [RawHalfOpen {
+        pcb: ptr::null(),
+        remote_ip: 0,
+        rcv_nxt: 0,
+        remote_port: 0,
+        pad: 0,
+    }; MAX_HALF_OPEN];
+    let max = out.len().min(MAX_HALF_OPEN);
+    // SAFETY: live listening PCB; the C side walks lwIP's active list (no callback)
+    // and writes at most `max` entries of `raw`.
+    let n = unsafe { np_tcp_half_open(lpcb.0.as_ptr(), raw.as_mut_ptr(), max as i32) };
+    let n = usize::try_from(n).unwrap_or(0);
+    for (o, r) in out.iter_mut().zip(&raw[..n.min(max)]) {
+        *o = HalfOpen {
+            id: r.pcb as usize,
+            rcv_nxt: r.rcv_nxt,
+            remote: SocketAddrV4::new(Ipv4Addr::from(r.remote_ip), r.remote_port),
+        };
+    }
+    n
+}
+
+/// Drop `listener`'s SYN-RCVD PCB `id` without a word to the peer (`tcp_abandon(pcb,
+/// 0)`: the listener's backlog count goes down, the PCB back to the pool, no
+/// callback). `false` if lwIP no longer has it half-open for that listener.
+pub(crate) fn drop_half_open(listener: LwipSocket, id: usize) -> bool {
+    let Ok(lpcb) = pcb_of(listener, |k| k == Kind::Listener) else {
+        return false;
+    };
+    // SAFETY: live listening PCB; `id` is only compared with the PCBs of lwIP's active
+    // list, and the one found is abandoned: no err callback (a SYN-RCVD PCB has none),
+    // so nothing re-enters the registry. No borrow of the table is held.
+    unsafe { np_tcp_drop_half_open(lpcb.0.as_ptr(), id as *const c_void) != 0 }
+}
+
+/// `listener`'s listen backlog and what counts against it now (`accepts_pending`).
+/// `None` without `TCP_LISTEN_BACKLOG` (no limit but the PCBs) or for a stale token.
+pub(crate) fn listen_backlog_of(listener: LwipSocket) -> Option<(u8, u8)> {
+    let lpcb = pcb_of(listener, |k| k == Kind::Listener).ok()?;
+    let (mut backlog, mut pending) = (0u8, 0u8);
+    // SAFETY: live listening PCB; reads two fields.
+    let has = unsafe { np_tcp_listen_backlog(lpcb.0.as_ptr(), &mut backlog, &mut pending) };
+    (has != 0).then_some((backlog, pending))
+}
+
+/// Set `listener`'s listen backlog (at least 1; nothing without `TCP_LISTEN_BACKLOG`).
+pub(crate) fn set_listen_backlog(listener: LwipSocket, backlog: u8) {
+    if let Ok(lpcb) = pcb_of(listener, |k| k == Kind::Listener) {
+        // SAFETY: live listening PCB; writes one field.
+        unsafe { np_tcp_backlog_set(lpcb.0.as_ptr(), backlog.max(1)) };
+    }
+}
+
+/// PCBs a SYN could get now (free, or reclaimed by `tcp_alloc` from TIME-WAIT,
+/// LAST-ACK, CLOSING). `u32::MAX` when lwIP allocates PCBs from the heap.
+pub(crate) fn pcbs_for_syn() -> u32 {
+    // Fresh PCBs (tcp_new, not bound): in no lwIP list.
+    let unlisted = with(|r| {
+        r.slots
+            .iter()
+            .filter(|s| s.kind == Kind::Fresh && s.pcb.is_some())
+            .count() as u32
+    });
+    // SAFETY: walks lwIP's PCB lists.
+    unsafe { np_tcp_pcbs_for_syn(unlisted) }
+}
+
+/// Connections established on `listener` and waiting for `accept` (alive: each holds
+/// an entry of lwIP's backlog).
+pub(crate) fn waiting(listener: LwipSocket) -> usize {
+    with(|r| {
+        let Ok(li) = r.resolve(listener) else {
+            return 0;
+        };
+        r.slots
+            .iter()
+            .filter(|s| matches!(s.kind, Kind::Pending { listener, .. } if usize::from(listener) == li))
+            .filter(|s| s.pcb.is_some())
+            .count()
+    })
+}
+
+/// Every live listener in the table: its tokens in `out`, how many.
+pub(crate) fn listeners(out: &mut [LwipSocket; MAX_SOCKETS]) -> usize {
+    with(|r| {
+        let mut n = 0;
+        for i in 0..MAX_SOCKETS {
+            if r.slots[i].kind == Kind::Listener && r.slots[i].pcb.is_some() {
+                out[n] = r.token(i);
+                n += 1;
+            }
+        }
+        n
     })
 }
 

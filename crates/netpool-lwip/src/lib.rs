@@ -99,12 +99,14 @@ extern crate std;
 
 mod error;
 mod ffi;
+mod lease;
 #[cfg(feature = "sim")]
 pub mod sim;
 mod stack;
 
 pub use error::{LwipErr, LwipError};
 pub use ffi::{Events, LwipConfig, SendQueue, MAX_SOCKETS};
+pub use lease::ROUND_TRIP;
 pub use stack::{LwipSocket, LwipStack, LwipStats, TcpState, DEFAULT_BACKLOG};
 
 /// The version of the lwIP compiled in (feature `bundled`), as lwIP's

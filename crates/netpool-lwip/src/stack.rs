@@ -7,13 +7,14 @@ use core::net::{SocketAddr, SocketAddrV4};
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
 use netpool::stack::{
-    PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush, TcpSendFlags,
-    TcpSendQueue,
+    PcbCounters, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush,
+    TcpSendFlags, TcpSendQueue,
 };
 use netpool::{Classify, Instant, LinkState, LinkStatus};
 
 use crate::error::{LwipErr, LwipError};
 use crate::ffi::{self, Events, Kind, LwipConfig, Read, SendQueue, ERR_ABRT, ERR_CLSD, ERR_OK, ERR_RST};
+use crate::lease::Lease;
 
 /// Connections lwIP holds in a listener's backlog unless
 /// [`LwipStack::with_backlog`] says otherwise (the ESP8266 bridge's 8).
@@ -166,6 +167,10 @@ pub struct LwipStack {
     backlog: u8,
     link: LinkState,
     config: LwipConfig,
+    /// The stack's clock as of the last [`poll`](Self::poll).
+    now: Instant,
+    /// The handshake lease over lwIP's SYN-RCVD PCBs ([`crate::lease`]).
+    lease: Lease,
     _one_context: PhantomData<*const ()>,
 }
 
@@ -181,6 +186,8 @@ impl LwipStack {
             backlog: DEFAULT_BACKLOG,
             link: LinkState::Unknown,
             config: ffi::config(),
+            now: Instant::ZERO,
+            lease: Lease::new(),
             _one_context: PhantomData,
         })
     }
@@ -219,14 +226,51 @@ impl LwipStack {
     // ------------------------------------------------------------ driving
 
     /// The backend's periodic work at `now` (this stack's time base, like the pool's):
-    /// advance lwIP's clock (`sys_now`, feature `bundled`). Call it from the main loop,
-    /// before [`Pool::poll`](netpool::Pool::poll).
+    /// advance lwIP's clock (`sys_now`, feature `bundled`) and keep the handshake lease
+    /// of every listener's SYN-RCVD PCBs ([`set_handshake_lease`](Self::set_handshake_lease)).
+    /// Call it from the main loop, before [`Pool::poll`](netpool::Pool::poll), in the
+    /// context that runs lwIP.
     ///
     /// Data written with MORE that no push follows is not this backend's business:
     /// the pool pushes it ([`TcpPush`], `tcp_output`) when its
     /// [`coalesce_delay`](netpool::Config::coalesce_delay) expires.
     pub fn poll(&mut self, now: Instant) {
         ffi::set_clock(self.epoch.wrapping_add(now.as_millis() as u32));
+        self.now = self.now.max(now);
+        self.lease.pass(self.now, self.backlog, true);
+    }
+
+    /// Keep the handshake lease (`true`, the default) or leave SYN-RCVD PCBs to lwIP
+    /// alone (`false`: each holds an entry of its listener's backlog and a PCB until
+    /// the handshake completes or lwIP's own SYN-RCVD timeout, 20 s; for measuring
+    /// lwIP's own behaviour).
+    ///
+    /// The lease (netpool's rule, `netpool::sansio::handshake`), at each
+    /// [`poll`](Self::poll) and each room the pool tells ([`TcpBacklog::set_backlog`]):
+    ///
+    /// 1. half-open PCBs are kept apart from the room: the listen backlog is the
+    ///    listener's own (or the room, if larger) plus its SYN-RCVD PCBs;
+    /// 2. a SYN-RCVD PCB older than the pool's
+    ///    [`handshake_deadline`](netpool::Config::handshake_deadline) is dropped
+    ///    (counted `half_open_expired`);
+    /// 3. while a listener cannot take as many connections as its room (free backlog
+    ///    entries and PCBs a SYN could get, plus connections waiting for `accept`), the
+    ///    oldest SYN-RCVD PCB older than [`ROUND_TRIP`](crate::ROUND_TRIP) is dropped
+    ///    (counted `half_open_evicted`); a younger one is never dropped. So is it when
+    ///    [`socket`](TcpClientStack::socket) finds no PCB.
+    ///
+    /// A PCB is dropped without RST (`tcp_abandon(pcb, 0)`): a real client whose
+    /// SYN-ACK was lost retransmits its SYN and is served. A SYN-RCVD PCB is dated from
+    /// the first pass that sees it. Turning the lease off leaves listen backlogs as
+    /// they are.
+    pub fn set_handshake_lease(&mut self, on: bool) {
+        self.lease.on = on;
+    }
+
+    /// The SYN-RCVD PCBs of `listener` the lease knows, as of the last pass: remote
+    /// end and when first seen (this stack's clock).
+    pub fn half_open(&self, listener: &LwipSocket) -> impl Iterator<Item = (SocketAddrV4, Instant)> + '_ {
+        self.lease.of(*listener)
     }
 
     /// Run lwIP's timers that are due (`sys_check_timeouts`): retransmissions, delayed
@@ -241,13 +285,17 @@ impl LwipStack {
     /// next timer. `None`: only when a packet arrives (and always without `bundled`,
     /// where the firmware runs lwIP's timers). The pool's own deadlines, the
     /// coalescing delay among them, are [`Pool::poll_at`](netpool::Pool::poll_at).
+    /// The handshake lease's next change (a half-open PCB passing its round trip or
+    /// its deadline) is due too.
     pub fn poll_at(&self, now: Instant) -> Option<Instant> {
         #[cfg(feature = "bundled")]
-        return ffi::sleeptime().map(|ms| now + netpool::Duration::from_millis(u64::from(ms)));
+        let timers = ffi::sleeptime().map(|ms| now + netpool::Duration::from_millis(u64::from(ms)));
         #[cfg(not(feature = "bundled"))]
-        {
-            let _ = now;
-            None
+        let timers: Option<Instant> = None;
+        let lease = self.lease.next_change(self.now.max(now)).map(|t| t.max(now));
+        match (timers, lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -403,8 +451,19 @@ impl TcpClientStack for LwipStack {
     /// `tcp_new()`: may reclaim a TIME-WAIT PCB or kill a lower-priority connection;
     /// `ERR_MEM` ([`OutOfResources`](netpool::ErrorClass::OutOfResources)) when lwIP
     /// has no PCB.
+    ///
+    /// When lwIP has no PCB left, the oldest half-open PCB past its round trip gives
+    /// way (the handshake lease, counted `half_open_evicted`) and `tcp_new` is tried
+    /// once more.
     fn socket(&mut self) -> Result<LwipSocket, LwipError> {
-        ffi::new_socket()
+        match ffi::new_socket() {
+            Err(LwipError::Lwip(LwipErr(ffi::ERR_MEM)))
+                if self.lease.evict_for_socket(self.now, self.backlog) =>
+            {
+                ffi::new_socket()
+            }
+            r => r,
+        }
     }
 
     /// The first call sends the SYN (`tcp_connect`); every call returns `WouldBlock`
@@ -477,7 +536,11 @@ impl TcpFullStack for LwipStack {
     fn listen(&mut self, socket: &mut LwipSocket) -> Result<(), LwipError> {
         match ffi::view(*socket)?.kind {
             Kind::Listener => Ok(()),
-            _ => ffi::listen(*socket, self.backlog),
+            _ => {
+                ffi::listen(*socket, self.backlog)?;
+                self.lease.set_base(*socket, self.backlog);
+                Ok(())
+            }
         }
     }
 
@@ -548,15 +611,43 @@ impl TcpSendQueue for LwipStack {
     }
 }
 
+/// Native, for the handshake lease ([`LwipStack::set_handshake_lease`]). lwIP's
+/// listening PCB spawns a PCB per SYN itself (`tcp_alloc`) within its listen backlog;
+/// the room the pool tells is what the lease defends: the listen backlog is kept at
+/// the listener's own ([`LwipStack::with_backlog`]), or the room if larger, plus its
+/// half-open PCBs, and while the listener cannot take its room (backlog entries and
+/// PCBs), the oldest half-open PCB past its round trip gives way. The deadline is the
+/// pool's [`handshake_deadline`](netpool::Config::handshake_deadline). A stale or
+/// non-listener handle is ignored.
+impl TcpBacklog for LwipStack {
+    const NATIVE_BACKLOG: bool = true;
+
+    fn set_backlog(&mut self, listener: &mut LwipSocket, connections: usize) {
+        if ffi::view(*listener).is_ok_and(|v| v.kind == Kind::Listener) {
+            self.lease.set_room(*listener, connections, self.backlog);
+            self.lease.pass_listener(*listener, self.now, self.backlog, false);
+        }
+    }
+
+    fn set_handshake_deadline(&mut self, deadline: netpool::Duration) {
+        self.lease.deadline = deadline;
+    }
+}
+
+/// Native for the handshake lease (`half_open_expired`, `half_open_evicted`, and
+/// `unarmed_passes`: polls that left a listener short of its room with no backlog
+/// entry or PCB for a single SYN). What `tcp_alloc` reclaimed is in
+/// [`LwipStack::stats`] (lwIP's diagnostics), not here.
+impl PcbDiagnostics for LwipStack {
+    fn pcb_counters(&self) -> PcbCounters {
+        self.lease.counters
+    }
+}
+
 /// Native, from the callbacks without reading: `Gone` once lwIP freed the connection
 /// (err callback: `ERR_RST` → reset, `ERR_ABRT` → aborted...), `Closed` once the peer's
 /// FIN arrived and every byte was read, `Open` otherwise; a failed connect is `Gone`
 /// with its class. `Unknown` for listeners, fresh sockets and stale handles.
-/// Fallback: lwIP's listening PCB spawns a PCB per SYN itself (`tcp_alloc`).
-impl TcpBacklog for LwipStack {}
-/// Fallback: lwIP does not report what `tcp_alloc` reclaimed.
-impl PcbDiagnostics for LwipStack {}
-
 impl TcpPeerStatus for LwipStack {
     fn peer_status(&mut self, socket: &LwipSocket) -> PeerStatus {
         let Ok(v) = ffi::view(*socket) else {

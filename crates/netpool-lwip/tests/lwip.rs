@@ -8,7 +8,10 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use netpool::stack::{PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
+use netpool::stack::{
+    PcbCounters, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpSendFlags,
+    TcpSendQueue,
+};
 use netpool::{nb, Classify, Config, ConnHandle, Duration, ErrorClass, Instant, ListenParams, Pool};
 use netpool_lwip::sim::{LwipHost, LwipServer, Segment};
 use netpool_lwip::{LwipErr, LwipError, LwipSocket, LwipStack, TcpState};
@@ -936,12 +939,23 @@ fn dropping_the_stack_leaves_lwip_empty() {
     assert_eq!(stack.census(), [0; 5]);
 }
 
+/// What [`incident_with_syn_flood`] measured.
+struct FloodRun {
+    polls: PollStats,
+    upload_alive: bool,
+    lwip: netpool_lwip::LwipStats,
+    lease: PcbCounters,
+    syns_sent: u32,
+}
+
 /// The incident's pollers (7, every 250 ms, half closing with RST) and an upload on
 /// real lwIP, beside `flood`: `(burst, per_second)` SYNs that never complete, the
-/// burst at 3 s, then the rate for 10 s. Returns the polls' tally, whether the upload
-/// lived, lwIP's counters and the SYNs sent.
-fn incident_with_syn_flood(flood: (u32, u32)) -> (PollStats, bool, netpool_lwip::LwipStats, u32) {
+/// burst at 3 s, then the rate for 10 s; with the handshake lease kept by the stack
+/// or not (`lease`: lwIP on its own).
+fn incident_with_syn_flood(flood: (u32, u32), lease: bool) -> FloodRun {
     let fabric = Fabric::new(23, LinkConfig::default());
+    let mut stack = LwipStack::new().unwrap();
+    stack.set_handshake_lease(lease);
     let mut srv: LwipServer<8> = LwipServer::new(
         &fabric,
         test_net(1),
@@ -949,7 +963,7 @@ fn incident_with_syn_flood(flood: (u32, u32)) -> (PollStats, bool, netpool_lwip:
         8,
         ClosePolicy::Immediate,
         Config::new(),
-        LwipStack::new().unwrap(),
+        stack,
     )
     .unwrap();
     let mut up = Uploader::new(
@@ -998,27 +1012,261 @@ fn incident_with_syn_flood(flood: (u32, u32)) -> (PollStats, bool, netpool_lwip:
     }
     let mut polls = PollStats::default();
     pollers.iter().for_each(|p| polls.add(&p.stats()));
-    (polls, up.alive(), srv.pool.stack().stats(), syns.sent())
+    FloodRun {
+        polls,
+        upload_alive: up.alive(),
+        lwip: srv.pool.stack().stats(),
+        lease: srv.pool.stack().pcb_counters(),
+        syns_sent: syns.sent(),
+    }
 }
 
-/// What lwIP itself does with SYNs that never complete, beside the incident's load:
-/// it keeps SYN-RCVD PCBs apart from the listening PCB, but they count against the
-/// listen backlog (`TCP_LISTEN_BACKLOG`; netpool-lwip's listeners get 8) and each
-/// takes a PCB from the pool of 10 until lwIP's own SYN-RCVD timeout
-/// (`TCP_SYN_RCVD_TIMEOUT`, 20 s) or `TCP_SYNMAXRTX` SYN-ACKs (6) give up. A real
-/// client's SYN that finds the backlog full is dropped without a word and succeeds at
-/// its SYN retransmission once a half-open PCB is gone.
+/// What lwIP itself does with SYNs that never complete, beside the incident's load
+/// (the handshake lease off): it keeps SYN-RCVD PCBs apart from the listening PCB,
+/// but they count against the listen backlog (`TCP_LISTEN_BACKLOG`; netpool-lwip's
+/// listeners get 8) and each takes a PCB from the pool of 10 until lwIP's own SYN-RCVD
+/// timeout (`TCP_SYN_RCVD_TIMEOUT`, 20 s) or `TCP_SYNMAXRTX` SYN-ACKs (6) give up. A
+/// real client's SYN that finds the backlog full is dropped without a word; pollers
+/// time out. Measured: 266 of 294 polls served, 28 timed out, 307 SYNs dropped for a
+/// full backlog.
 #[test]
-fn half_open_handshakes_on_real_lwip_fill_its_listen_backlog_and_pcbs_until_its_own_timeout() {
+fn half_open_handshakes_without_the_lease_fill_lwips_listen_backlog_until_its_own_timeout() {
     let _g = lwip();
-    let (polls, upload_alive, st, sent) = incident_with_syn_flood((24, 20));
-    eprintln!("real lwIP, 24 + 20/s half-open SYNs beside the incident: {polls:?}\n  lwIP: {st:?}\n  SYNs sent: {sent}");
-    assert_eq!(sent, 24 + 200);
-    assert!(upload_alive, "the upload died");
-    // lwIP dropped SYNs because the backlog or the PCB pool was full of half-open
-    // connections: the flood reached it.
-    assert!(
-        st.syn_dropped_backlog + st.syn_dropped_no_pcb > 0,
-        "no SYN was dropped: {st:?}"
+    let run = incident_with_syn_flood((24, 20), false);
+    let (polls, st) = (run.polls, run.lwip);
+    eprintln!("lwIP on its own, 24 + 20/s half-open SYNs beside the incident: {polls:?}\n  lwIP: {st:?}");
+    assert_eq!(run.syns_sent, 24 + 200);
+    assert!(run.upload_alive, "the upload died");
+    // Real SYNs dropped for a backlog full of half-open PCBs, and polls timed out.
+    assert!(st.syn_dropped_backlog > 100, "{st:?}");
+    assert!(polls.timeout > 0, "{polls:?}");
+    // lwIP's own SYN-RCVD timeout removed them, nobody else.
+    assert!(st.stuck_removed > 0, "{st:?}");
+    assert_eq!(run.lease.half_open_reclaimed(), 0, "{}", run.lease);
+}
+
+/// The same flood with the handshake lease kept by `LwipStack`: a SYN-RCVD PCB no
+/// longer takes a listen-backlog entry the room needs, and once past its round trip
+/// (250 ms) it gives way while the listener is short (no RST; counted as evicted).
+/// Measured: 715 of 719 polls served (99.4 %), none refused or reset, 4 timed out, no
+/// SYN-RCVD PCB left to lwIP's own 20 s timeout.
+///
+/// Those 4 timeouts are what the ESP8266's 10 PCBs cannot carry under the lease's
+/// rule: at 20 SYN/s the handshakes in flight (younger than 250 ms, never evicted) hold
+/// 5 PCBs, the upload 1, so 4 are left when the 7 pollers' SYNs arrive in the same
+/// millisecond; the last 3 in line are dropped, retransmit 1 s later into the same
+/// synchronized burst, and the same pollers lose again. (smoltcp's test runs 14
+/// sockets.) At 5 SYN/s every poll is served (next test).
+#[test]
+fn half_open_handshakes_beside_the_incident_load_are_leased_on_real_lwip() {
+    let _g = lwip();
+    let run = incident_with_syn_flood((24, 20), true);
+    let (polls, st) = (run.polls, run.lwip);
+    eprintln!(
+        "lease on real lwIP, 24 + 20/s half-open SYNs beside the incident: {polls:?}\n  lease: {}\n  lwIP: {st:?}",
+        run.lease
     );
+    assert_eq!(run.syns_sent, 24 + 200);
+    assert!(run.upload_alive, "the upload died");
+    assert!(polls.attempts > 700, "{polls:?}");
+    assert!(
+        polls.ok * 1000 >= polls.attempts * 990,
+        "served {} of {}: {polls:?}",
+        polls.ok,
+        polls.attempts
+    );
+    assert_eq!((polls.refused, polls.reset, polls.short), (0, 0, 0), "{polls:?}");
+    assert!(polls.timeout * 100 <= polls.attempts, "{polls:?}");
+    // Reclaimed by the lease, none left to lwIP's own SYN-RCVD timeout.
+    assert!(run.lease.half_open_evicted > 100, "{}", run.lease);
+    assert_eq!(st.stuck_removed, 0, "{st:?}");
+    // Nothing half-open once the flood is over.
+    assert_eq!(st.handshaking, 0, "{st:?}");
+}
+
+/// At a rate the 10 PCBs can carry beside the load (5 SYN/s after the burst of 24):
+/// every poll served.
+#[test]
+fn at_5_half_open_syns_a_second_the_lease_on_real_lwip_serves_every_poll() {
+    let _g = lwip();
+    let run = incident_with_syn_flood((24, 5), true);
+    let polls = run.polls;
+    eprintln!("lease on real lwIP, 24 + 5/s: {polls:?}\n  lease: {}", run.lease);
+    assert!(run.upload_alive, "the upload died");
+    assert!(polls.attempts > 800, "{polls:?}");
+    assert!(polls.ok * 1000 >= polls.attempts * 995, "{polls:?}");
+    assert_eq!(polls.failed(), 0, "{polls:?}");
+    assert!(run.lease.half_open_reclaimed() > 0, "{}", run.lease);
+}
+
+/// SYNs from addresses no host has (10.0.0.1, .2 …): `burst` at `at_ms`, then
+/// `per_second` for `sustain_ms`.
+fn fake_syns(fabric: &Fabric, burst: u32, per_second: u32, at_ms: i64, sustain_ms: u64) -> SynFlood {
+    SynFlood::new(
+        fabric,
+        test_net(30),
+        ep(),
+        burst,
+        per_second,
+        T::from_millis(at_ms),
+        SmolDuration::from_millis(sustain_ms),
+    )
+}
+
+/// Bound sockets holding all but `free` of lwIP's PCBs.
+fn hold_pcbs(raw: &mut Raw, free: u32) -> Vec<LwipSocket> {
+    let n = raw.stack.config().max_pcbs - free;
+    (0..n)
+        .map(|i| {
+            let mut s = raw.stack.socket().unwrap();
+            raw.stack.bind(&mut s, 2000 + i as u16).unwrap();
+            s
+        })
+        .collect()
+}
+
+/// The source of [`fake_syns`]'s `n`-th SYN.
+fn fake(n: u8) -> core::net::SocketAddrV4 {
+    core::net::SocketAddrV4::new(core::net::Ipv4Addr::new(10, 0, 0, n), 40_000 + u16::from(n))
+}
+
+/// Run the raw stack and `syn` for `ms` from `now`.
+fn run_raw(fabric: &Fabric, raw: &mut Raw, syn: &mut SynFlood, now: T, ms: u64) -> T {
+    run(
+        fabric,
+        &mut [raw as &mut dyn Participant, syn],
+        now,
+        now + SmolDuration::from_millis(ms),
+        5,
+    )
+}
+
+#[test]
+fn a_half_open_pcb_is_dropped_at_the_handshake_deadline_without_a_word_to_the_peer() {
+    let _g = lwip();
+    let fabric = Fabric::new(30, LinkConfig::default());
+    let mut raw = Raw::new(&fabric, LwipStack::new().unwrap());
+    raw.stack.set_handshake_deadline(Duration::from_secs(1));
+    let mut l = raw.listener(PORT);
+    // No room to defend: only the deadline takes it.
+    raw.stack.set_backlog(&mut l, 0);
+    raw.host.set_capture(true);
+    let mut syn = fake_syns(&fabric, 1, 0, 100, 0);
+    let mut now = run_raw(&fabric, &mut raw, &mut syn, T::ZERO, 1000);
+    let seen: Vec<_> = raw.stack.half_open(&l).collect();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (remote, since) = seen[0];
+    assert_eq!(remote, fake(1));
+    assert!(since >= Instant::from_millis(102), "{since:?}");
+    assert_eq!(raw.stack.listen_backlog(PORT), Some(1));
+    assert_eq!(raw.stack.pcb_counters().half_open_expired, 0);
+    // Gone at the deadline (the lease wakes the stack for it), not before.
+    let mut gone_at = None;
+    while now < T::from_millis(2000) && gone_at.is_none() {
+        now = run_raw(&fabric, &mut raw, &mut syn, now, 5);
+        if raw.stack.pcb_counters().half_open_expired == 1 {
+            gone_at = Some(np(now));
+        }
+    }
+    let gone_at = gone_at.expect("dropped at the deadline");
+    assert!(gone_at >= since + Duration::from_secs(1), "{gone_at:?} {since:?}");
+    assert!(
+        gone_at <= since + Duration::from_millis(1010),
+        "{gone_at:?} {since:?}"
+    );
+    assert_eq!(raw.stack.half_open(&l).count(), 0);
+    // lwIP gave back the backlog entry and the PCB (tcp_abandon: tcp_backlog_accepted).
+    assert_eq!(raw.stack.listen_backlog(PORT), Some(0));
+    let st = raw.stack.stats();
+    assert_eq!((st.handshaking, st.pcbs_used), (0, 0), "{st:?}");
+    // No RST: a real client whose SYN-ACK was lost retransmits its SYN and is served.
+    assert!(!raw.host.captured().iter().any(|s| s.outbound && s.rst));
+    // No callback reached the registry (a SYN-RCVD PCB has no err callback; its
+    // argument is the listener's): the listener is intact and nothing was counted.
+    assert_eq!(raw.stack.census(), [1, 0, 0, 0, 0]);
+    assert_eq!(raw.stack.events(), netpool_lwip::Events::default());
+    let c = raw.stack.pcb_counters();
+    assert_eq!((c.half_open_expired, c.half_open_evicted), (1, 0), "{c}");
+    // And the listener takes a real client.
+    let mut p = peer(&fabric, 20);
+    let (_c, _s, _) = pair(&fabric, &mut raw, &mut p, &mut l, now);
+}
+
+#[test]
+fn a_handshake_in_flight_is_never_evicted_even_when_the_listener_is_short() {
+    let _g = lwip();
+    let fabric = Fabric::new(31, LinkConfig::default());
+    let mut raw = Raw::new(&fabric, LwipStack::new().unwrap());
+    let mut l = raw.listener(PORT);
+    raw.stack.set_backlog(&mut l, 2);
+    // Two PCBs left, both taken by two SYNs that never complete: the listener is short
+    // of its room of 2 with no PCB for a SYN.
+    let held = hold_pcbs(&mut raw, 2);
+    let mut syn = fake_syns(&fabric, 2, 0, 100, 0);
+    let mut now = T::ZERO;
+    let mut first_seen = None;
+    let mut evicted_at = Vec::new();
+    while now < T::from_millis(1000) {
+        now = run_raw(&fabric, &mut raw, &mut syn, now, 5);
+        let seen: Vec<_> = raw.stack.half_open(&l).collect();
+        if first_seen.is_none() && seen.len() == 2 {
+            first_seen = Some(seen.iter().map(|&(_, since)| since).max().unwrap());
+        }
+        let evicted = raw.stack.pcb_counters().half_open_evicted as usize;
+        while evicted_at.len() < evicted {
+            evicted_at.push(np(now));
+        }
+    }
+    let since = first_seen.expect("both half-open");
+    assert_eq!(evicted_at.len(), 2, "{evicted_at:?}");
+    // Short from the start (counted), yet neither was taken within its round trip.
+    assert!(raw.stack.pcb_counters().unarmed_passes > 0);
+    for &t in &evicted_at {
+        assert!(
+            t >= since + netpool_lwip::ROUND_TRIP,
+            "evicted at {t:?}, half-open since {since:?}"
+        );
+    }
+    assert!(
+        evicted_at[1] <= since + Duration::from_millis(300),
+        "{evicted_at:?}"
+    );
+    assert_eq!(raw.stack.pcb_counters().half_open_expired, 0);
+    assert_eq!(raw.stack.stats().handshaking, 0);
+    // The PCBs are free for a real client.
+    let mut p = peer(&fabric, 20);
+    let (_c, _s, _) = pair(&fabric, &mut raw, &mut p, &mut l, now);
+    drop(held);
+}
+
+#[test]
+fn the_oldest_overdue_half_open_gives_way_first() {
+    let _g = lwip();
+    let fabric = Fabric::new(32, LinkConfig::default());
+    let mut raw = Raw::new(&fabric, LwipStack::new().unwrap());
+    let mut l = raw.listener(PORT);
+    // No room yet: nothing is evicted while the three SYNs (at 100, 200, 300 ms) take
+    // the three PCBs left.
+    raw.stack.set_backlog(&mut l, 0);
+    let _held = hold_pcbs(&mut raw, 3);
+    let mut syn = fake_syns(&fabric, 1, 10, 100, 250);
+    run_raw(&fabric, &mut raw, &mut syn, T::ZERO, 1000);
+    assert_eq!(syn.sent(), 3);
+    let mut seen: Vec<_> = raw.stack.half_open(&l).collect();
+    seen.sort_by_key(|&(_, since)| since);
+    let remotes: Vec<_> = seen.iter().map(|&(r, _)| r).collect();
+    assert_eq!(remotes, [fake(1), fake(2), fake(3)]);
+    assert_eq!(raw.stack.pcb_counters().half_open_reclaimed(), 0);
+    // Room for one: the oldest gives way, and only it.
+    raw.stack.set_backlog(&mut l, 1);
+    let left: Vec<_> = raw.stack.half_open(&l).map(|(r, _)| r).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&fake(1)), "{left:?}");
+    // Room for two: the next oldest.
+    raw.stack.set_backlog(&mut l, 2);
+    let left: Vec<_> = raw.stack.half_open(&l).map(|(r, _)| r).collect();
+    assert_eq!(left, [fake(3)]);
+    let c = raw.stack.pcb_counters();
+    assert_eq!((c.half_open_evicted, c.half_open_expired), (2, 0), "{c}");
+    assert_eq!(raw.stack.stats().handshaking, 1);
 }
