@@ -1270,3 +1270,30 @@ fn the_oldest_overdue_half_open_gives_way_first() {
     assert_eq!((c.half_open_evicted, c.half_open_expired), (2, 0), "{c}");
     assert_eq!(raw.stack.stats().handshaking, 1);
 }
+
+#[test]
+fn a_new_socket_takes_the_pcb_of_an_overdue_half_open_never_one_in_flight() {
+    let _g = lwip();
+    let fabric = Fabric::new(33, LinkConfig::default());
+    let mut raw = Raw::new(&fabric, LwipStack::new().unwrap());
+    let mut l = raw.listener(PORT);
+    // No room to defend on the listener: only a new socket wants a PCB.
+    raw.stack.set_backlog(&mut l, 0);
+    let _held = hold_pcbs(&mut raw, 2);
+    let mut syn = fake_syns(&fabric, 2, 0, 100, 0);
+    let now = run_raw(&fabric, &mut raw, &mut syn, T::ZERO, 150);
+    assert_eq!(raw.stack.half_open(&l).count(), 2);
+    // In flight: lwIP has no PCB and the lease gives none.
+    assert_eq!(
+        raw.stack.socket().map(|_| ()),
+        Err(LwipError::Lwip(LwipErr(-1))),
+        "ERR_MEM"
+    );
+    assert_eq!(raw.stack.pcb_counters().half_open_evicted, 0);
+    // Overdue: the oldest gives its PCB to the new socket.
+    run_raw(&fabric, &mut raw, &mut syn, now, 400);
+    let s = raw.stack.socket().expect("a PCB from an overdue half-open");
+    assert_eq!(raw.stack.pcb_counters().half_open_evicted, 1);
+    assert_eq!(raw.stack.half_open(&l).count(), 1);
+    raw.stack.close(s).unwrap();
+}
