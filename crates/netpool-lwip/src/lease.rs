@@ -7,7 +7,7 @@
 //! PCB from the pool until the handshake completes or lwIP's own SYN-RCVD timeout
 //! (`TCP_SYN_RCVD_TIMEOUT`, 20 s) gives up. A flood of SYNs that never complete then
 //! fills the backlog and real clients' SYNs are dropped. [`Lease`] keeps netpool's rule
-//! (`netpool::sansio::handshake`) over those PCBs, at each
+//! ([`netpool::stack::handshake`], the one rule every stack keeps) over those PCBs, at each
 //! [`LwipStack::poll`](crate::LwipStack::poll) and each room the pool tells
 //! ([`TcpBacklog::set_backlog`](netpool::stack::TcpBacklog::set_backlog)):
 //!
@@ -20,7 +20,7 @@
 //! 3. **While the listener cannot take as many connections as its room** — free backlog
 //!    entries and PCBs a SYN could get, plus connections waiting for `accept` — the
 //!    oldest SYN-RCVD PCB past its round trip is dropped (counted `half_open_evicted`);
-//!    one younger than [`ROUND_TRIP`] is presumed a real client's handshake in flight
+//!    one younger than [`ROUND_TRIP`](netpool::stack::handshake::ROUND_TRIP) is presumed a real client's handshake in flight
 //!    and is never dropped. The same when `tcp_new` finds no PCB for a new socket.
 //!
 //! A PCB is dropped with `tcp_abandon(pcb, 0)`: no RST, so a real client whose SYN-ACK
@@ -34,41 +34,12 @@
 //! is dated from the first pass that sees it, on the stack's clock. A handshake is
 //! therefore never older than it is taken to be, and never dropped early.
 
+use netpool::stack::handshake::{lease, Handshake, ROUND_TRIP};
 use netpool::stack::PcbCounters;
 use netpool::{Duration, Instant};
 
 use crate::ffi::{self, HalfOpen, MAX_HALF_OPEN, MAX_SOCKETS};
 use crate::stack::LwipSocket;
-
-/// How long a handshake is presumed a real client's, in flight (netpool's
-/// `sansio::handshake::ROUND_TRIP`).
-pub const ROUND_TRIP: Duration = Duration::from_millis(250);
-
-/// Where a half-open PCB stands in its lease (netpool's `sansio::handshake::Handshake`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Handshake {
-    /// Younger than [`ROUND_TRIP`]: never dropped.
-    InFlight,
-    /// Past its round trip: kept while the listener covers its room; the oldest gives
-    /// way first.
-    Overdue,
-    /// Held its place for the whole deadline: dropped.
-    Expired,
-}
-
-/// netpool's rule, restated: `netpool::sansio::handshake::lease` (which is
-/// `pub(crate)` in netpool; this function is to be replaced by it once it is public).
-/// Where a PCB half-open since `since` stands at `now` under `deadline`.
-pub(crate) fn lease(since: Instant, now: Instant, deadline: Duration) -> Handshake {
-    let age = now.saturating_since(since);
-    if age >= deadline {
-        Handshake::Expired
-    } else if age.as_millis() < ROUND_TRIP.as_millis().min(deadline.as_millis()) {
-        Handshake::InFlight
-    } else {
-        Handshake::Overdue
-    }
-}
 
 /// A SYN-RCVD PCB being leased.
 #[derive(Copy, Clone, Debug)]

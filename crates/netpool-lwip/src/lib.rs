@@ -106,7 +106,7 @@ mod stack;
 
 pub use error::{LwipErr, LwipError};
 pub use ffi::{Events, LwipConfig, SendQueue, MAX_SOCKETS};
-pub use lease::ROUND_TRIP;
+
 pub use stack::{LwipSocket, LwipStack, LwipStats, TcpState, DEFAULT_BACKLOG};
 
 /// The version of the lwIP compiled in (feature `bundled`), as lwIP's

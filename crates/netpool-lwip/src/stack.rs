@@ -255,7 +255,7 @@ impl LwipStack {
     ///    (counted `half_open_expired`);
     /// 3. while a listener cannot take as many connections as its room (free backlog
     ///    entries and PCBs a SYN could get, plus connections waiting for `accept`), the
-    ///    oldest SYN-RCVD PCB older than [`ROUND_TRIP`](crate::ROUND_TRIP) is dropped
+    ///    oldest SYN-RCVD PCB older than [`ROUND_TRIP`](netpool::stack::handshake::ROUND_TRIP) is dropped
     ///    (counted `half_open_evicted`); a younger one is never dropped. So is it when
     ///    [`socket`](TcpClientStack::socket) finds no PCB.
     ///

@@ -1223,7 +1223,7 @@ fn a_handshake_in_flight_is_never_evicted_even_when_the_listener_is_short() {
     assert!(raw.stack.pcb_counters().unarmed_passes > 0);
     for &t in &evicted_at {
         assert!(
-            t >= since + netpool_lwip::ROUND_TRIP,
+            t >= since + netpool::stack::handshake::ROUND_TRIP,
             "evicted at {t:?}, half-open since {since:?}"
         );
     }
