@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Build the ESP8266 bridge firmware: the Rust static library (rust/, pinned nightly,
+# lx106 target JSON, build-std), then the ESP8266 RTOS SDK project around it (app,
+# bootloader, partition table; `esptool elf2image` through the SDK's make), and print
+# its sizes. Everything goes under <repo>/target/esp8266-bridge-sdk/.
+#
+# The SDK: $IDF_PATH if set (Espressif's toolchain on PATH, or a tree prepared for
+# Debian's gcc-xtensa-lx106); otherwise a tree prepared by the SDK port's setup.sh
+# (ESP8266_SDK_SETUP, default <repo>/../shared/tools/esp8266-sdk/setup.sh) into
+# target/esp8266-bridge-sdk/sdk, made once and reused. See README.md.
+#
+# WIFI_SSID / WIFI_PASSWORD in the environment: the credentials built in (absent: the
+# image says so at run time and stays offline).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(git -C "$here" rev-parse --show-toplevel)
+out=$repo/target/esp8266-bridge-sdk
+jobs=${JOBS:-2}
+mkdir -p "$out"
+
+# --- the SDK
+if [[ -n "${IDF_PATH:-}" ]]; then
+    echo "SDK: IDF_PATH=$IDF_PATH"
+else
+    sdk=$out/sdk
+    setup=${ESP8266_SDK_SETUP:-$repo/../shared/tools/esp8266-sdk/setup.sh}
+    if [[ ! -f "$sdk/.ready" ]]; then
+        [[ -f "$setup" ]] || {
+            echo "error: no IDF_PATH and no SDK setup script at $setup (README.md, \"Getting the SDK\")" >&2
+            exit 1
+        }
+        echo "+ bash $setup $sdk"
+        start=$SECONDS
+        bash "$setup" "$sdk"
+        touch "$sdk/.ready"
+        echo "SDK prepared in $((SECONDS - start)) s"
+    fi
+    export IDF_PATH=$sdk
+    export PATH=$sdk/.venv/bin:$PATH
+    echo "SDK: $IDF_PATH (Debian toolchain, picolibc port)"
+fi
+
+# --- the Rust static library
+echo "+ (cd rust && cargo build --release --target-dir $out)"
+(cd "$here/rust" && cargo build --release -j"$jobs" --target-dir "$out")
+lib=$out/xtensa-esp8266-none-elf/release/libbridge_esp8266.a
+
+# --- the SDK project: app, bootloader, partition table, esptool elf2image
+build=$out/build
+make_args=(-C "$here" -j"$jobs" BUILD_DIR_BASE="$build" SDKCONFIG="$out/sdkconfig"
+    BRIDGE_RUST_LIB="$lib")
+echo "+ make ${make_args[*]} defconfig all"
+make "${make_args[@]}" defconfig >/dev/null
+make "${make_args[@]}" all
+
+elf=$build/bridge-esp8266.elf
+bin=$build/bridge-esp8266.bin
+map=$build/bridge-esp8266.map
+[[ -f "$elf" && -f "$bin" ]] || { echo "error: no $elf / $bin" >&2; exit 1; }
+
+# --- sizes
+echo
+echo "=== sizes ($elf)"
+sec() { xtensa-lx106-elf-size -A "$elf" | awk -v s="$1" '$1 == s { print $2 + 0; f = 1 } END { if (!f) print 0 }'; }
+iram=$(sec .iram0.text)
+data=$(sec .dram0.data)
+bss=$(sec .dram0.bss)
+rodata=$(sec .flash.rodata)
+text=$(sec .flash.text)
+# The heap at boot: DRAM above the end of .bss (the SDK's linker script: dram0_0_seg
+# 0x3FFE8000, 96 KiB; the heap starts at _bss_end), before anything is allocated.
+bss_end=$(xtensa-lx106-elf-nm "$elf" | awk '$3 == "_bss_end" { print $1 }')
+heap=$((0x3FFE8000 + 0x18000 - 0x$bss_end))
+printf '%-28s %8s\n' "section" "bytes"
+printf '%-28s %8d  (of the 48 KiB IRAM region)\n' ".iram0.text" "$iram"
+printf '%-28s %8d\n' ".dram0.data" "$data" ".dram0.bss" "$bss" ".flash.text" "$text" ".flash.rodata" "$rodata"
+printf '%-28s %8d  (DRAM above .bss at boot, before any allocation)\n' "DRAM heap at boot" "$heap"
+printf '%-28s %8d\n' "app image (.bin)" "$(stat -c %s "$bin")"
+printf '%-28s %8d\n' "bootloader (.bin)" "$(stat -c %s "$build/bootloader/bootloader.bin")"
+printf '%-28s %8d\n' "partition table (.bin)" "$(stat -c %s "$build/partitions.bin")"
+# What the Rust library (netpool, netpool-lwip, the bridge) and the shim add, from the map file.
+if [[ -f "$map" ]]; then
+    awk '
+        /^ \.[a-z0-9_.]+/ && NF == 1 { name = $1; next }
+        /^ \.[a-z0-9_.]+ +0x/ { split($0, a, " "); sz = strtonum(a[3]); obj = a[4]; sec = a[1] }
+        /^ +0x[0-9a-f]+ +0x[0-9a-f]+ / && name != "" { sz = strtonum($2); obj = $3; sec = name; name = "" }
+        sz > 0 && obj ~ /libbridge_esp8266\.a|netpool_shim\.o/ {
+            kind = sec ~ /bss|COMMON/ ? "bss" : sec ~ /rodata/ ? "rodata" : sec ~ /data/ ? "data" : "text"
+            total[kind] += sz; sz = 0
+        }
+        { sz = 0 }
+        END { printf "Rust library + shim (map):  text %d, rodata %d, data %d, bss %d\n", total["text"], total["rodata"], total["data"], total["bss"] }
+    ' "$map"
+fi
+echo "flash image: $bin (+ bootloader at 0x0, partition table at 0x8000; make print_flash_cmd)"
