@@ -22,6 +22,10 @@ mkdir -p "$out"
 # --- the SDK
 if [[ -n "${IDF_PATH:-}" ]]; then
     echo "SDK: IDF_PATH=$IDF_PATH"
+    # A tree made by the port's setup.sh carries the SDK's Python environment.
+    if [[ -x "$IDF_PATH/.venv/bin/python" ]]; then
+        export PATH=$IDF_PATH/.venv/bin:$PATH
+    fi
 else
     sdk=$out/sdk
     setup=${ESP8266_SDK_SETUP:-$repo/../shared/tools/esp8266-sdk/setup.sh}
@@ -79,18 +83,41 @@ printf '%-28s %8d  (DRAM above .bss at boot, before any allocation)\n' "DRAM hea
 printf '%-28s %8d\n' "app image (.bin)" "$(stat -c %s "$bin")"
 printf '%-28s %8d\n' "bootloader (.bin)" "$(stat -c %s "$build/bootloader/bootloader.bin")"
 printf '%-28s %8d\n' "partition table (.bin)" "$(stat -c %s "$build/partitions.bin")"
-# What the Rust library (netpool, netpool-lwip, the bridge) and the shim add, from the map file.
-if [[ -f "$map" ]]; then
-    awk '
-        /^ \.[a-z0-9_.]+/ && NF == 1 { name = $1; next }
-        /^ \.[a-z0-9_.]+ +0x/ { split($0, a, " "); sz = strtonum(a[3]); obj = a[4]; sec = a[1] }
-        /^ +0x[0-9a-f]+ +0x[0-9a-f]+ / && name != "" { sz = strtonum($2); obj = $3; sec = name; name = "" }
-        sz > 0 && obj ~ /libbridge_esp8266\.a|netpool_shim\.o/ {
-            kind = sec ~ /bss|COMMON/ ? "bss" : sec ~ /rodata/ ? "rodata" : sec ~ /data/ ? "data" : "text"
-            total[kind] += sz; sz = 0
-        }
-        { sz = 0 }
-        END { printf "Rust library + shim (map):  text %d, rodata %d, data %d, bss %d\n", total["text"], total["rodata"], total["data"], total["bss"] }
-    ' "$map"
-fi
+# What the Rust library (netpool, netpool-lwip, the bridge, core) and netpool-lwip's
+# shim add, by output section, from the linker's map file.
+python3 - "$map" <<'PY'
+import re, sys
+totals, out = {}, None
+pending = None
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r"^(\.[\w.]+)\s+0x[0-9a-f]+\s+0x[0-9a-f]+", line)
+    if m:
+        out = m.group(1)
+        continue
+    m = re.match(r"^ (\.[^\s]+)\s*$", line)
+    if m:
+        pending = True
+        continue
+    m = re.match(r"^ (?:\.[^\s]+)?\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)\s+(.+)$", line)
+    if m and out and ("libbridge_esp8266.a" in m.group(2) or "netpool_shim.o" in m.group(2)):
+        totals[out] = totals.get(out, 0) + int(m.group(1), 16)
+    pending = None
+keep = [s for s in (".iram0.text", ".dram0.data", ".dram0.bss", ".flash.text", ".flash.rodata") if s in totals]
+print("Rust library + netpool-lwip shim (map): " + ", ".join(f"{s} {totals[s]}" for s in keep))
+PY
+# The tcpip thread's stack: a static worst case over the call graph from lwIP's
+# tcpip_thread (stack_depth.py), with the calls lwIP makes through function pointers
+# on this path added by hand: its timers and callback messages (the bridge's pass),
+# packet input, the netif output chain, and netpool-lwip's TCP callbacks.
+echo
+echo "=== tcpip thread stack (static estimate; CONFIG_LWIP_TCPIP_TASK_STACK_SIZE=$(sed -n 's/^CONFIG_LWIP_TCPIP_TASK_STACK_SIZE=//p' "$out/sdkconfig"))"
+python3 "$here/stack_depth.py" "$elf" tcpip_thread \
+    --edge sys_check_timeouts=pass_timer --edge tcpip_thread_handle_msg=pass_msg \
+    --edge tcpip_thread_handle_msg=ethernet_input --edge ip4_output_if_opt_src=etharp_output \
+    --edge ip4_frag=etharp_output --edge ethernet_output=low_level_output \
+    --edge tcp_input=ffi7on_recv --edge tcp_input=ffi7on_sent --edge tcp_input=ffi6on_err \
+    --edge tcp_input=ffi9on_accept --edge tcp_input=ffi12on_connected --edge tcp_process=ffi7on_recv \
+    --edge tcp_abandon=ffi6on_err --edge tcp_slowtmr=ffi6on_err --edge tcp_slowtmr=ffi7on_sent \
+    --edge bridge_pass=print_m122 | awk 'NR <= 10 || /^reachable|^recursion/'
+echo
 echo "flash image: $bin (+ bootloader at 0x0, partition table at 0x8000; make print_flash_cmd)"

@@ -227,7 +227,13 @@ pub extern "C" fn bridge_start() -> i32 {
     let mut clock = Clock { last: 0, high: 0 };
     let now = clock.now();
     // SAFETY: called once, from the tcpip thread (bridge_main.c).
-    let board = unsafe { BOARD.init(Board { bridge, clock, wifi: WiFiState::Idle }) };
+    let board = unsafe {
+        BOARD.init(Board {
+            bridge,
+            clock,
+            wifi: WiFiState::Idle,
+        })
+    };
     let mut net = empty_net();
     // SAFETY: the C side fills the whole struct.
     unsafe { bridge_board_net(&mut net) };
@@ -246,7 +252,10 @@ pub extern "C" fn bridge_start() -> i32 {
     );
     match WIFI_SSID {
         Some(ssid) if !ssid.is_empty() => {
-            let _ = writeln!(Console, "WiFi: will join \"{ssid}\" when the SAM starts the client");
+            let _ = writeln!(
+                Console,
+                "WiFi: will join \"{ssid}\" when the SAM starts the client"
+            );
         }
         _ => {
             let _ = writeln!(
@@ -275,41 +284,15 @@ pub extern "C" fn bridge_pass() -> u32 {
     board.sync_wifi();
     board.bridge.pool_mut().stack_mut().poll(now);
     let served = board.bridge.service(now);
-    if let Some(report) = board.bridge.take_diagnostics() {
-        let mut lwip = LwipFigures::default();
-        // SAFETY: fills the struct; reads lwIP's PCB lists in the tcpip thread.
-        unsafe { bridge_board_lwip_figures(&mut lwip) };
-        let events = board.bridge.pool().stack().events();
-        let _ = writeln!(Console, "=== M122: netpool bridge ===\n{report}");
-        let _ = writeln!(Console, "bridge: {:?}", board.bridge.stats());
-        let _ = writeln!(Console, "lwIP events: {:?}", events);
-        let _ = writeln!(
-            Console,
-            "lwIP: heap free {} (min {}); PCBs {}/{} (TIME-WAIT {}, LAST-ACK {}, CLOSING {}, FIN-WAIT-1 {}, \
-             FIN-WAIT-2 {}, listening {}, bound {}); sizeof pcb {} seg {} pbuf {}; tcpip stack {} of {} never used",
-            lwip.heap_free,
-            lwip.heap_min_free,
-            lwip.pcb_total,
-            lwip.pcb_limit,
-            lwip.pcb_time_wait,
-            lwip.pcb_last_ack,
-            lwip.pcb_closing,
-            lwip.pcb_fin_wait1,
-            lwip.pcb_fin_wait2,
-            lwip.pcb_listen,
-            lwip.pcb_bound,
-            lwip.sizeof_pcb,
-            lwip.sizeof_seg,
-            lwip.sizeof_pbuf,
-            lwip.tcpip_stack_unused,
-            lwip.tcpip_stack_size,
-        );
-    }
+    print_m122(board);
     match board.bridge.take_mode_request() {
         Some(ModeRequest::StartClient { ssid }) => match WIFI_SSID {
             Some(known) if !known.is_empty() => {
                 if !ssid_matches(&ssid, known) {
-                    let _ = writeln!(Console, "WiFi: SAM asked for another SSID; only the built-in one is known");
+                    let _ = writeln!(
+                        Console,
+                        "WiFi: SAM asked for another SSID; only the built-in one is known"
+                    );
                 }
                 // SAFETY: posts to the WiFi task's queue without waiting.
                 unsafe { bridge_board_wifi_request(1) };
@@ -330,6 +313,45 @@ pub extern "C" fn bridge_pass() -> u32 {
     } else {
         PASS_MS
     }
+}
+
+/// The M122 report, if the SAM asked for one (`diagnostics`): the pool's report,
+/// the bridge's counters, lwIP's events as the backend saw them, and lwIP's heap and
+/// PCB figures, on the console. Its own function, never inlined, so that the report
+/// (a copy of every slot) is on the stack only on this path, not under every pass.
+#[inline(never)]
+fn print_m122(board: &mut Board) {
+    let Some(report) = board.bridge.take_diagnostics() else {
+        return;
+    };
+    let mut lwip = LwipFigures::default();
+    // SAFETY: fills the struct; reads lwIP's PCB lists in the tcpip thread.
+    unsafe { bridge_board_lwip_figures(&mut lwip) };
+    let events = board.bridge.pool().stack().events();
+    let _ = writeln!(Console, "=== M122: netpool bridge ===\n{report}");
+    let _ = writeln!(Console, "bridge: {:?}", board.bridge.stats());
+    let _ = writeln!(Console, "lwIP events: {:?}", events);
+    let _ = writeln!(
+        Console,
+        "lwIP: heap free {} (min {}); PCBs {}/{} (TIME-WAIT {}, LAST-ACK {}, CLOSING {}, FIN-WAIT-1 {}, \
+         FIN-WAIT-2 {}, listening {}, bound {}); sizeof pcb {} seg {} pbuf {}; tcpip stack {} of {} never used",
+        lwip.heap_free,
+        lwip.heap_min_free,
+        lwip.pcb_total,
+        lwip.pcb_limit,
+        lwip.pcb_time_wait,
+        lwip.pcb_last_ack,
+        lwip.pcb_closing,
+        lwip.pcb_fin_wait1,
+        lwip.pcb_fin_wait2,
+        lwip.pcb_listen,
+        lwip.pcb_bound,
+        lwip.sizeof_pcb,
+        lwip.sizeof_seg,
+        lwip.sizeof_pbuf,
+        lwip.tcpip_stack_unused,
+        lwip.tcpip_stack_size,
+    );
 }
 
 impl Board {
@@ -500,11 +522,19 @@ impl SpiDevice for HspiNoCs {
                     let rc = unsafe { bridge_board_spi_transfer(write.as_ptr(), read.as_mut_ptr(), n) };
                     if rc == 0 && read.len() > n {
                         unsafe {
-                            bridge_board_spi_transfer(core::ptr::null(), read[n..].as_mut_ptr(), read.len() - n)
+                            bridge_board_spi_transfer(
+                                core::ptr::null(),
+                                read[n..].as_mut_ptr(),
+                                read.len() - n,
+                            )
                         }
                     } else if rc == 0 && write.len() > n {
                         unsafe {
-                            bridge_board_spi_transfer(write[n..].as_ptr(), core::ptr::null_mut(), write.len() - n)
+                            bridge_board_spi_transfer(
+                                write[n..].as_ptr(),
+                                core::ptr::null_mut(),
+                                write.len() - n,
+                            )
                         }
                     } else {
                         rc
