@@ -112,8 +112,8 @@ PY
 echo
 echo "=== tcpip thread stack (static estimate; CONFIG_LWIP_TCPIP_TASK_STACK_SIZE=$(sed -n 's/^CONFIG_LWIP_TCPIP_TASK_STACK_SIZE=//p' "$out/sdkconfig"))"
 python3 "$here/stack_depth.py" "$elf" tcpip_thread \
-    --edge sys_check_timeouts=pass_timer --edge tcpip_thread_handle_msg=pass_msg \
-    --edge tcpip_thread_handle_msg=ethernet_input --edge ip4_output_if_opt_src=etharp_output \
+    --edge sys_check_timeouts=pass_timer --edge 'tcpip_thread_handle_msg|tcpip_thread=pass_msg' \
+    --edge 'tcpip_thread_handle_msg|tcpip_thread=ethernet_input' --edge ip4_output_if_opt_src=etharp_output \
     --edge ip4_frag=etharp_output --edge ethernet_output=low_level_output \
     --edge tcp_input=ffi7on_recv --edge tcp_input=ffi7on_sent --edge tcp_input=ffi6on_err \
     --edge tcp_input=ffi9on_accept --edge tcp_input=ffi12on_connected --edge tcp_process=ffi7on_recv \

@@ -104,11 +104,15 @@ def main():
             else:
                 indirect[cur] += 1
     by_name = {v: k for k, v in addr_name.items()}
-    def resolve(name):
-        """A function by exact name, else every function whose name contains it."""
-        if name in by_name:
-            return [name]
-        return [n for n in by_name if name in n]
+    def resolve(spec):
+        """Functions named by `spec`: alternatives separated by `|`; each a name (with
+        gcc's clones of it, `name.constprop.0`, `name$part$0`), else every function
+        whose name contains it."""
+        found = []
+        for name in spec.split("|"):
+            exact = [n for n in by_name if n == name or re.match(re.escape(name) + r"[.$]", n)]
+            found += exact or [n for n in by_name if name in n]
+        return found
 
     for a, b in edges:
         callers, callees = resolve(a), resolve(b)

@@ -54,12 +54,18 @@ const COALESCE: usize = 0;
 /// lwIP listen backlog per listener: connections lwIP holds (each with its PCB)
 /// until the pool accepts them.
 const BACKLOG: u8 = 2;
+/// Receive buffer and transmit hold per socket in the bridge: 1 KiB, half the
+/// default. 8 sockets × 2 buffers × 2048 bytes would take 32 KiB of the ESP8266's
+/// 96 KiB of DRAM, and its heap (lwIP's PCBs, segments and pbufs, WiFi) is what runs
+/// out first (README, "Heap budget"). The SAM reads and writes in pieces of any size:
+/// a transfer then moves at most 1024 bytes of one socket.
+const SOCKET_BUF: usize = 1024;
 /// Milliseconds between passes when the SAM is quiet (a pass also runs at once when
 /// the ready pin rises). The FreeRTOS tick is 10 ms: this is one tick.
 const PASS_MS: u32 = 10;
 
 type Stack = LwipStack;
-type BoardBridge = Bridge<Stack, HspiNoCs, Gpio, Gpio, Gpio, LISTENERS, COALESCE>;
+type BoardBridge = Bridge<Stack, HspiNoCs, Gpio, Gpio, Gpio, LISTENERS, COALESCE, SOCKET_BUF>;
 
 // ------------------------------------------------------------------------ FFI
 
