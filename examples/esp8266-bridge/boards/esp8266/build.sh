@@ -76,10 +76,15 @@ text=$(sec .flash.text)
 # 0x3FFE8000, 96 KiB; the heap starts at _bss_end), before anything is allocated.
 bss_end=$(xtensa-lx106-elf-nm "$elf" | awk '$3 == "_bss_end" { print $1 }')
 heap=$((0x3FFE8000 + 0x18000 - 0x$bss_end))
+# The IRAM heap (32-bit accesses only): the IRAM region above .iram0.text/.iram0.bss.
+iram_size=$(sed -n 's/^CONFIG_SOC_IRAM_SIZE=//p' "$out/sdkconfig")
+iram_end=$(xtensa-lx106-elf-nm "$elf" | awk '$3 == "_iram_end" { print $1 }')
+iram_heap=$((0x40100000 + ${iram_size:-0xC000} - 0x$iram_end))
 printf '%-28s %8s\n' "section" "bytes"
-printf '%-28s %8d  (of the 48 KiB IRAM region)\n' ".iram0.text" "$iram"
+printf '%-28s %8d  (IRAM region: %d)\n' ".iram0.text" "$iram" "$((${iram_size:-0xC000}))"
 printf '%-28s %8d\n' ".dram0.data" "$data" ".dram0.bss" "$bss" ".flash.text" "$text" ".flash.rodata" "$rodata"
 printf '%-28s %8d  (DRAM above .bss at boot, before any allocation)\n' "DRAM heap at boot" "$heap"
+printf '%-28s %8d  (IRAM above .iram0.text/.bss: 32-bit accesses only)\n' "IRAM heap at boot" "$iram_heap"
 printf '%-28s %8d\n' "app image (.bin)" "$(stat -c %s "$bin")"
 printf '%-28s %8d\n' "bootloader (.bin)" "$(stat -c %s "$build/bootloader/bootloader.bin")"
 printf '%-28s %8d\n' "partition table (.bin)" "$(stat -c %s "$build/partitions.bin")"
