@@ -123,6 +123,12 @@ python3 "$here/stack_depth.py" "$elf" tcpip_thread \
     --edge tcp_input=ffi7on_recv --edge tcp_input=ffi7on_sent --edge tcp_input=ffi6on_err \
     --edge tcp_input=ffi9on_accept --edge tcp_input=ffi12on_connected --edge tcp_process=ffi7on_recv \
     --edge tcp_abandon=ffi6on_err --edge tcp_slowtmr=ffi6on_err --edge tcp_slowtmr=ffi7on_sent \
-    --edge bridge_pass=print_m122 | awk 'NR <= 10 || /^reachable|^recursion/'
+    --edge bridge_pass=take_m122 | awk 'NR <= 10 || /^reachable|^recursion/'
+echo
+echo "=== main task stack, printing the M122 report (static estimate; CONFIG_ESP_MAIN_TASK_STACK_SIZE=$(sed -n 's/^CONFIG_ESP_MAIN_TASK_STACK_SIZE=//p' "$out/sdkconfig"))"
+python3 "$here/stack_depth.py" "$elf" app_main --edge app_main=bridge_print_report \
+    --edge '4core3fmt5write=Display3fmt' --edge '4core3fmt5write=Debug3fmt' \
+    --edge '4core3fmt5write=7Console' --edge 'Formatter3pad=7Console' --edge 'pad_integral=7Console' |
+    awk 'NR == 1 || /^reachable/'
 echo
 echo "flash image: $bin (+ bootloader at 0x0, partition table at 0x8000; make print_flash_cmd)"

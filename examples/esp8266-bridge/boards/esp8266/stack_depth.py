@@ -15,9 +15,36 @@ A static estimate: it does not know which paths run, only which exist, and it mi
 what only function pointers reach except the --edge ones.
 """
 import re
+import signal
 import subprocess
 import sys
 from collections import defaultdict
+
+
+def _prologue(op, rest, regs):
+    """Bytes this prologue instruction takes off the stack pointer a1, if any. The
+    lx106's CALL0 prologues: `addi a1, a1, -n`; `addmi a1, a1, -n`; gcc's `movi aX, n`
+    + `sub a1, a1, aX`; LLVM's `addi aX, a1, -n` + `or a1, aX, aX`, and `movi aX, -n`
+    + `add aY, a1, aX` (+ `or a1, aY, aY`)."""
+    m = re.match(r"(a\d+), (a\d+), (-?\d+)$", rest)
+    if op in ("addi", "addmi") and m and m.group(2) == "a1" and int(m.group(3)) < 0:
+        return -int(m.group(3))
+    m = re.match(r"(a\d+), (0x[0-9a-f]+|-?\d+)$", rest)
+    if op == "movi" and m:
+        v = int(m.group(2), 0)
+        if v >= 0x80000000:
+            v -= 1 << 32
+        regs["movi:" + m.group(1)] = v
+        return 0
+    m = re.match(r"(a\d+), (a\d+), (a\d+)$", rest)
+    if m and m.group(2) == "a1":
+        v = regs.get("movi:" + m.group(3))
+        if v is not None:
+            if op == "sub" and v > 0:
+                return v
+            if op == "add" and v < 0:
+                return -v
+    return 0
 
 
 def _keeps_first_operand(op):
@@ -31,6 +58,7 @@ def _keeps_first_operand(op):
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = sys.argv[1:]
     objdump = "xtensa-lx106-elf-objdump"
     edges = []
@@ -54,6 +82,7 @@ def main():
     frames, calls, indirect = {}, defaultdict(set), defaultdict(int)
     addr_name = {}
     cur = None
+    done = set()
     regs = {}
     head = 0
     for line in text.splitlines():
@@ -70,21 +99,13 @@ def main():
             continue
         op, rest = m.group(2), m.group(3)
         head += 1
-        if head <= 12 and frames[cur] == 0:
-            a = re.match(r"a1, a1, (-\d+)", rest)
-            if op == "addi" and a:
-                frames[cur] = -int(a.group(1))
-            b = re.match(r"(a\d+), (0x[0-9a-f]+|-?\d+)", rest)
-            if op == "movi" and b:
-                v = int(b.group(2), 0)
-                if v >= 0x80000000:
-                    v -= 1 << 32
-                if v < 0:
-                    regs["frame"] = (b.group(1), -v)
-            if op in ("add", "sub") and "frame" in regs and rest.startswith("a1, a1,"):
-                frames[cur] = regs.pop("frame")[1]
-            if op == "add" and "frame" in regs and re.match(r"a\d+, a1, " + regs["frame"][0], rest):
-                frames[cur] = regs.pop("frame")[1]
+        if head <= 12 and cur not in done:
+            frame = _prologue(op, rest, regs)
+            if frame:
+                frames[cur] += frame
+                # gcc may follow `addmi a1, a1, -256*k` with an `addi a1, a1, -n`
+                if op != "addmi":
+                    done.add(cur)
         if op != "l32r" and not _keeps_first_operand(op):
             d = re.match(r"(a\d+)\b", rest)
             if d:

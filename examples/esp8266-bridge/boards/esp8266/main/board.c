@@ -169,6 +169,17 @@ void bridge_board_wifi_request(int32_t start)
     }
 }
 
+/* The pass has an M122 report for the WiFi task to print (bridge_print_report): the
+ * SDK's printf waits on UART0, which the tcpip thread must not. Never waits; if the
+ * queue is full the report stays pending and the next one replaces it. */
+void bridge_board_report_ready(void)
+{
+    int32_t request = BRIDGE_REQUEST_PRINT_REPORT;
+    if (s_wifi_queue != NULL) {
+        xQueueSend(s_wifi_queue, &request, 0);
+    }
+}
+
 /* ---------------------------------------------------------------- lwIP figures */
 
 static uint32_t count(struct tcp_pcb *pcb, int state)

@@ -49,6 +49,11 @@ int32_t bridge_start(void);
 uint32_t bridge_pass(void);
 const char *bridge_wifi_ssid(void);
 const char *bridge_wifi_password(void);
+/* Called by the WiFi task (app_main's), not the tcpip thread. */
+void bridge_print_report(void);
+
+/* Requests on the WiFi task's queue: 0 stop, 1 start the client, 2 print the report. */
+#define BRIDGE_REQUEST_PRINT_REPORT 2
 
 /* board.c: called by the Rust library (from the tcpip thread). */
 void bridge_board_gpio_write(uint32_t gpio, int32_t high);
@@ -58,6 +63,7 @@ void bridge_board_delay_us(uint32_t us);
 void bridge_board_console(const uint8_t *text, size_t len);
 void bridge_board_net(bridge_net_t *out);
 void bridge_board_wifi_request(int32_t start);
+void bridge_board_report_ready(void);
 void bridge_board_lwip_figures(bridge_lwip_figures_t *out);
 void bridge_board_abort(void) __attribute__((noreturn));
 

@@ -16,7 +16,8 @@
  * - WiFi: station only, credentials from the build (WIFI_SSID/WIFI_PASSWORD, kept by
  *   the Rust library). Like the original module, it starts idle and joins when the
  *   SAM sends networkStartClient (RepRapFirmware M552 S1); networkStop leaves. The
- *   WiFi calls run in app_main's task, fed by a queue the pass posts to.
+ *   WiFi calls run in app_main's task, fed by a queue the pass posts to; so does
+ *   printing the M122 report (the SDK's printf waits on UART0).
  */
 #include <string.h>
 
@@ -218,13 +219,18 @@ void app_main(void)
     ESP_ERROR_CHECK(gpio_install_isr_service(0));
     ESP_ERROR_CHECK(gpio_isr_handler_add(BRIDGE_GPIO_READY, ready_isr, NULL));
 
-    /* The WiFi task: mode changes the SAM asked for. */
+    /* The WiFi task: mode changes the SAM asked for, and printing the M122 report. */
     for (;;) {
         int32_t request;
         if (xQueueReceive(s_wifi_queue, &request, portMAX_DELAY) != pdTRUE) {
             continue;
         }
-        if (request) {
+        if (request == BRIDGE_REQUEST_PRINT_REPORT) {
+            bridge_print_report();
+            printf("main task stack: %u of %u bytes never used\n",
+                   (unsigned)(uxTaskGetStackHighWaterMark(NULL) * sizeof(StackType_t)),
+                   (unsigned)CONFIG_ESP_MAIN_TASK_STACK_SIZE);
+        } else if (request) {
             if (bridge_wifi_ssid()[0] == '\0') {
                 continue; /* the pass has already told the SAM */
             }

@@ -29,7 +29,7 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use core::cell::UnsafeCell;
+use core::cell::{RefCell, UnsafeCell};
 use core::convert::Infallible;
 use core::fmt::{self, Write as _};
 use core::mem::MaybeUninit;
@@ -37,10 +37,10 @@ use core::mem::MaybeUninit;
 use embedded_hal::digital::{ErrorType as PinErrorType, InputPin, OutputPin};
 use embedded_hal::spi::{ErrorType as SpiErrorType, Operation, SpiDevice};
 use esp8266_bridge::protocol::{pins, set_c_str, WiFiState, SSID_LENGTH};
-use esp8266_bridge::{Bridge, ModeRequest};
+use esp8266_bridge::{Bridge, BridgeStats, ModeRequest};
 use netpool::stack::LinkState;
-use netpool::{Config as PoolConfig, Duration, Instant, Pool};
-use netpool_lwip::LwipStack;
+use netpool::{Config as PoolConfig, Duration, Instant, Pool, Report};
+use netpool_lwip::{Events, LwipStack};
 
 /// Build-time WiFi credentials (`WIFI_SSID=… WIFI_PASSWORD=… bash build.sh`).
 const WIFI_SSID: Option<&str> = option_env!("WIFI_SSID");
@@ -131,6 +131,7 @@ extern "C" {
     fn bridge_board_console(text: *const u8, len: usize);
     fn bridge_board_net(out: *mut NetInfo);
     fn bridge_board_wifi_request(start: i32);
+    fn bridge_board_report_ready();
     fn bridge_board_lwip_figures(out: *mut LwipFigures);
     fn bridge_board_abort() -> !;
     // the FreeRTOS port
@@ -290,7 +291,7 @@ pub extern "C" fn bridge_pass() -> u32 {
     board.sync_wifi();
     board.bridge.pool_mut().stack_mut().poll(now);
     let served = board.bridge.service(now);
-    print_m122(board);
+    take_m122(board);
     match board.bridge.take_mode_request() {
         Some(ModeRequest::StartClient { ssid }) => match WIFI_SSID {
             Some(known) if !known.is_empty() => {
@@ -321,22 +322,62 @@ pub extern "C" fn bridge_pass() -> u32 {
     }
 }
 
-/// The M122 report, if the SAM asked for one (`diagnostics`): the pool's report,
-/// the bridge's counters, lwIP's events as the backend saw them, and lwIP's heap and
-/// PCB figures, on the console. Its own function, never inlined, so that the report
-/// (a copy of every slot) is on the stack only on this path, not under every pass.
+/// An M122 report waiting to be printed: the pool's report, the bridge's counters,
+/// lwIP's events as the backend saw them, and lwIP's heap and PCB figures.
+struct M122 {
+    report: Report<8, LISTENERS>,
+    bridge: BridgeStats,
+    events: Events,
+    lwip: LwipFigures,
+}
+
+/// The one report waiting for [`bridge_print_report`] (a newer one replaces it).
+static PENDING_M122: critical_section::Mutex<RefCell<Option<M122>>> =
+    critical_section::Mutex::new(RefCell::new(None));
+
+/// If the SAM asked for the M122 report (`diagnostics`), take it with lwIP's figures
+/// and hand it to the C side's WiFi task, which prints it ([`bridge_print_report`]):
+/// printing ~2 KB through the SDK's `printf` waits on UART0 for a few hundred
+/// milliseconds, which the tcpip thread must not. Its own function, never inlined,
+/// so that the report (a copy of every slot) is on the stack only on this path.
 #[inline(never)]
-fn print_m122(board: &mut Board) {
+fn take_m122(board: &mut Board) {
     let Some(report) = board.bridge.take_diagnostics() else {
         return;
     };
     let mut lwip = LwipFigures::default();
     // SAFETY: fills the struct; reads lwIP's PCB lists in the tcpip thread.
     unsafe { bridge_board_lwip_figures(&mut lwip) };
-    let events = board.bridge.pool().stack().events();
-    let _ = writeln!(Console, "=== M122: netpool bridge ===\n{report}");
-    let _ = writeln!(Console, "bridge: {:?}", board.bridge.stats());
-    let _ = writeln!(Console, "lwIP events: {:?}", events);
+    let m122 = M122 {
+        report,
+        bridge: board.bridge.stats(),
+        events: board.bridge.pool().stack().events(),
+        lwip,
+    };
+    critical_section::with(|cs| PENDING_M122.borrow_ref_mut(cs).replace(m122));
+    // SAFETY: posts to the WiFi task's queue without waiting.
+    unsafe { bridge_board_report_ready() };
+}
+
+/// Print the pending M122 report, if any, on the console. Called by the C side's
+/// WiFi task (`app_main`'s), never by the tcpip thread.
+#[no_mangle]
+pub extern "C" fn bridge_print_report() {
+    // Swapped out (in chunks, with no second copy on this task's stack).
+    let mut pending: Option<M122> = None;
+    critical_section::with(|cs| core::mem::swap(&mut pending, &mut *PENDING_M122.borrow_ref_mut(cs)));
+    if let Some(m) = &pending {
+        print_m122(m);
+    }
+}
+
+/// Write one M122 report to the console (its own frame: the report is not copied).
+#[inline(never)]
+fn print_m122(m: &M122) {
+    let lwip = &m.lwip;
+    let _ = writeln!(Console, "=== M122: netpool bridge ===\n{}", m.report);
+    let _ = writeln!(Console, "bridge: {:?}", m.bridge);
+    let _ = writeln!(Console, "lwIP events: {:?}", m.events);
     let _ = writeln!(
         Console,
         "lwIP: heap free {} (min {}); PCBs {}/{} (TIME-WAIT {}, LAST-ACK {}, CLOSING {}, FIN-WAIT-1 {}, \
