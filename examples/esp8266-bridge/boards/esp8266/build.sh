@@ -112,12 +112,14 @@ print("Rust library + netpool-lwip shim (map): " + ", ".join(f"{s} {totals[s]}" 
 PY
 # The tcpip thread's stack: a static worst case over the call graph from lwIP's
 # tcpip_thread (stack_depth.py), with the calls lwIP makes through function pointers
-# on this path added by hand: its timers and callback messages (the bridge's pass),
+# on this path added by hand: its timers and callback messages (the bridge's pass and
+# its start, which builds the bridge in place in its static),
 # packet input, the netif output chain, and netpool-lwip's TCP callbacks.
 echo
 echo "=== tcpip thread stack (static estimate; CONFIG_LWIP_TCPIP_TASK_STACK_SIZE=$(sed -n 's/^CONFIG_LWIP_TCPIP_TASK_STACK_SIZE=//p' "$out/sdkconfig"))"
 python3 "$here/stack_depth.py" "$elf" tcpip_thread \
     --edge sys_check_timeouts=pass_timer --edge 'tcpip_thread_handle_msg|tcpip_thread=pass_msg' \
+    --edge 'tcpip_thread_handle_msg|tcpip_thread=start_in_tcpip' \
     --edge 'tcpip_thread_handle_msg|tcpip_thread=ethernet_input' --edge ip4_output_if_opt_src=etharp_output \
     --edge ip4_frag=etharp_output --edge ethernet_output=low_level_output \
     --edge tcp_input=ffi7on_recv --edge tcp_input=ffi7on_sent --edge tcp_input=ffi6on_err \
