@@ -64,8 +64,10 @@ static void run_pass(void)
             s_pass_queued = 0;
         }
     }
-    /* The timer stays armed either way: the pass runs at least every PASS_MS. */
-    sys_timeout(next == 0 ? 1 : next, pass_timer, NULL);
+    /* The timer stays armed either way, never below one FreeRTOS tick: this port
+     * turns a shorter wait into a zero-tick mailbox poll, and the tcpip thread would
+     * spin until the tick count moves. */
+    sys_timeout(next < portTICK_PERIOD_MS ? portTICK_PERIOD_MS : next, pass_timer, NULL);
 }
 
 static void pass_timer(void *arg)
