@@ -54,8 +54,13 @@ lib=$out/xtensa-esp8266-none-elf/release/libbridge_esp8266.a
 build=$out/build
 make_args=(-C "$here" -j"$jobs" BUILD_DIR_BASE="$build" SDKCONFIG="$out/sdkconfig"
     BRIDGE_RUST_LIB="$lib")
-echo "+ make ${make_args[*]} defconfig all"
-make "${make_args[@]}" defconfig >/dev/null
+# defconfig (sdkconfig from sdkconfig.defaults) only when the defaults are newer:
+# it rewrites sdkconfig.h, which rebuilds every component.
+if [[ ! -f "$out/sdkconfig" || "$here/sdkconfig.defaults" -nt "$out/sdkconfig" ]]; then
+    echo "+ make ${make_args[*]} defconfig"
+    make "${make_args[@]}" defconfig >/dev/null
+fi
+echo "+ make ${make_args[*]} all"
 make "${make_args[@]}" all
 
 elf=$build/bridge-esp8266.elf
