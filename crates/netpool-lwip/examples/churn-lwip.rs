@@ -17,11 +17,14 @@
 //! Two lwIP priority set-ups, both on the same unmodified lwIP code:
 //!
 //! * `lwip22`: stock lwIP 2.2 behaviour. Every connection has the listener's priority;
-//!   `tcp_kill_prio` only kills *lower* priorities, so it never kills here.
-//! * `sdk_prio`: accepted connections at priority 1, below every newcomer's
-//!   (`LwipStack::with_accept_priority`): what the ESP8266 RTOS SDK's lwIP does with
-//!   equal priorities, whose `tcp_kill_prio` kills "the same or lower" priority — the
-//!   incident's path to a killed upload.
+//!   `tcp_kill_prio` only kills *lower* priorities, so it never kills here. The
+//!   incident's lwIP (ESP8266 RTOS SDK master / v3.4 / Duet's fork: esp-lwip
+//!   `4fd84ab`) does the same.
+//! * `sdk_prio` (a historical name): accepted connections at priority 1, below every
+//!   newcomer's (`LwipStack::with_accept_priority`): what lwIP 1.4 and the in-tree lwIP
+//!   of SDK release/v3.2–v3.3 do with equal priorities, whose `tcp_kill_prio` kills
+//!   "the same or lower" priority — the path the incident's killed upload was blamed
+//!   on, not the incident's lwIP.
 //!
 //! ```text
 //! cargo run --release --features sim --example churn-lwip                 # table
@@ -536,7 +539,7 @@ fn main() {
         match mode {
             Mode::Lwip22 => println!("[lwip22] stock lwIP 2.2 priorities (tcp_kill_prio kills only lower priorities)"),
             Mode::SdkPrio => println!(
-                "[sdk_prio] accepted connections below the newcomers' priority (the ESP8266 SDK lwIP's same-priority kill)"
+                "[sdk_prio] accepted connections below the newcomers' priority (the equal-priority kill of lwIP 1.4 / SDK v3.2-v3.3)"
             ),
         }
         println!(

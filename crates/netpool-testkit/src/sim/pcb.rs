@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | [`Refuse`](Exhaustion::Refuse) | [`Never`](Reclaim::Never): TIME-WAIT holds its PCB for its whole 10 s | the socket call fails, SYNs are refused |
 //! | [`Lwip2`](Exhaustion::Lwip2) | [`Closing`](Reclaim::Closing): lwIP 2.x `tcp_alloc` (TIME-WAIT, LAST-ACK, CLOSING, FIN-WAIT past a bound) | refused: lwIP 2 kills only *lower* priority connections, and all are equal here |
-//! | [`Lwip14`](Exhaustion::Lwip14) | [`TimeWait`](Reclaim::TimeWait) | `tcp_kill_prio`: kill the application's connection with the longest inactivity — the behaviour that killed the upload in the incident |
+//! | [`Lwip14`](Exhaustion::Lwip14) | [`TimeWait`](Reclaim::TimeWait) | `tcp_kill_prio`: kill the application's connection with the longest inactivity — the behaviour the incident's killed upload was blamed on (also in the lwIP of ESP8266 RTOS SDK release/v3.2–v3.3; the incident's SDK lwIP, esp-lwip `4fd84ab`, kills only lower priorities like lwIP 2) |
 //!
 //! Unlike lwIP, a listener here keeps the fixed backlog it was built with: the wrapper
 //! ignores the pool's [`TcpBacklog::set_backlog`] (lwIP's listen backlog does not
