@@ -763,6 +763,9 @@ impl<const N: usize, const L: usize> Side<'_, N, L> {
         self.check(Waiter::Writer)?;
         let mut taken = 0;
         if !data.is_empty() {
+            // Until the stack takes them, the bytes wait: blocked, as a sync write that
+            // could not hand them over (the stall watch and the pressure rule see it).
+            self.written(0, data.len(), timer.now());
             let io = select(
                 w.write(data),
                 self.pool.dead(self.slot, self.generation, Waiter::Writer),

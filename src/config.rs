@@ -36,13 +36,16 @@ pub struct Config {
     /// for this long is reaped: aborted and freed. Default 10 s.
     pub stall_grace: Duration,
     /// The shorter grace under pressure: while a listener has no room (its port's
-    /// cap reached, or no free slot), the connection that has made no send progress
-    /// for longest, and for at least this long, yields its place (reaped, counted in
+    /// cap reached, or no free slot), a blocked connection (its last write could not
+    /// hand everything over) whose end would give the listener room and that has
+    /// made no send progress for this long yields its place (reaped, counted in
     /// [`Counters::pressure_reaped`](crate::Counters::pressure_reaped) apart from
-    /// ordinary stall reaps), one at a time until the listener has room again. A
-    /// reader that keeps draining makes progress within it and is never taken; a
-    /// peer that vanished mid-response (no FIN, no RST) is. At most
-    /// [`stall_grace`](Self::stall_grace). Default 2 s.
+    /// ordinary stall reaps); each reap gives room, so they go one at a time, the
+    /// stalest first. A reader that keeps draining makes progress within it and is
+    /// never taken; a peer that vanished mid-download (no FIN, no RST) is. At most
+    /// [`stall_grace`](Self::stall_grace). Default 4 s: smoltcp and lwIP retransmit
+    /// after 1 s and then 2 s, so a live peer behind a lossy link makes progress by
+    /// about 3 s unless three transmissions in a row are lost.
     pub pressure_grace: Duration,
     /// How long a half-open connection (a SYN answered, the final ACK not yet come)
     /// may hold a listening socket on a stack that arms sockets itself
@@ -97,7 +100,7 @@ impl Config {
     pub const fn new() -> Self {
         Config {
             stall_grace: Duration::from_secs(10),
-            pressure_grace: Duration::from_secs(2),
+            pressure_grace: Duration::from_secs(4),
             handshake_deadline: Duration::from_secs(3),
             idle_timeout: None,
             abandoned_after: Some(Duration::from_secs(30)),

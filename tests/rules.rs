@@ -958,21 +958,27 @@ fn poll_every_100ms<S: netpool::stack::Stack, const TX: usize>(
     }
 }
 
+/// A write of 1000 bytes into a peer that takes 500 and then nothing: blocked.
+fn write_blocked(pool: &mut Native, h: ConnHandle, peer: PeerId, now: Instant) {
+    pool.stack_mut().set_send_window(peer, 500);
+    assert_eq!(pool.write(h, &[0u8; 1000], true, now), Ok(500));
+}
+
 #[test]
-fn rule_under_pressure_a_stalled_connection_yields_after_the_pressure_grace() {
-    // Cap 2 on the port: two connections leave no room. One of them stalls.
+fn rule_under_pressure_a_blocked_stalled_connection_yields_after_the_pressure_grace() {
+    // Cap 2 on the port: two connections leave no room. One of them is blocked.
     let mut pool = native(Config::new().with_stall_grace(GRACE));
     pool.listen(HTTP, ListenParams::new(2)).unwrap();
     let (stalled, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
     let (busy, _) = connect_peer(&mut pool, n, HTTP, 2, t(0));
-    assert_eq!(pool.write(stalled, &[0u8; 1000], true, t(0)), Ok(1000));
-    poll_every_100ms(&mut pool, 100, 1900);
+    write_blocked(&mut pool, stalled, peer, t(0));
+    poll_every_100ms(&mut pool, 100, 3900);
     assert_eq!(
         pool.state(stalled),
         Ok(ConnState::Connected),
         "taken before the pressure grace"
     );
-    poll_every_100ms(&mut pool, 2000, 3500);
+    poll_every_100ms(&mut pool, 4000, 5000);
     assert_eq!(
         pool.state(stalled),
         Ok(ConnState::Free),
@@ -994,17 +1000,37 @@ fn rule_under_pressure_a_stalled_connection_yields_after_the_pressure_grace() {
         "counted apart from ordinary stalls"
     );
     assert_eq!(
-        pool.report(t(3500)).slots[stalled.slot()].close_reason,
+        pool.report(t(5000)).slots[stalled.slot()].close_reason,
         Some(CloseReason::Stalled)
     );
+}
+
+#[test]
+fn rule_under_pressure_a_connection_that_is_not_blocked_keeps_the_full_grace() {
+    // Everything written was taken, none acknowledged (a small response over a lossy
+    // link): under pressure still, only the full grace reaps it.
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    pool.listen(HTTP, ListenParams::new(1)).unwrap();
+    let (h, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, &[0u8; 1000], true, t(0)), Ok(1000));
+    poll_every_100ms(&mut pool, 100, 7900);
+    assert_eq!(
+        pool.state(h),
+        Ok(ConnState::Connected),
+        "taken before the full grace"
+    );
+    assert_eq!(pool.counters().pressure_reaped, 0);
+    poll_every_100ms(&mut pool, 8000, 9100);
+    assert_eq!(pool.state(h), Ok(ConnState::Free));
+    assert_eq!(pool.counters().reaped, 1);
 }
 
 #[test]
 fn rule_without_pressure_a_stalled_connection_keeps_the_full_grace() {
     // Cap 4, one connection: the listener has room; only the full grace reaps.
     let mut pool = native(Config::new().with_stall_grace(GRACE));
-    let (h, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
-    assert_eq!(pool.write(h, &[0u8; 1000], true, t(0)), Ok(1000));
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    write_blocked(&mut pool, h, peer, t(0));
     poll_every_100ms(&mut pool, 100, 7900);
     assert_eq!(
         pool.state(h),
@@ -1022,11 +1048,11 @@ fn rule_under_pressure_a_slow_reader_that_keeps_draining_is_never_taken() {
     let mut pool = native(Config::new().with_stall_grace(GRACE));
     pool.listen(HTTP, ListenParams::new(1)).unwrap();
     let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
-    pool.write(h, &[0u8; 4096], true, t(0)).unwrap();
-    // No room (cap 1), one byte acknowledged every 1.5 s for a minute.
-    for step in 1..=40u64 {
+    write_blocked(&mut pool, h, peer, t(0));
+    // No room (cap 1), blocked, one byte acknowledged every 3.5 s for a minute.
+    for step in 1..=17u64 {
         pool.stack_mut().peer_ack(peer, 1);
-        poll_every_100ms(&mut pool, step * 1500 - 1400, step * 1500);
+        poll_every_100ms(&mut pool, step * 3500 - 3400, step * 3500);
         assert_eq!(
             pool.state(h),
             Ok(ConnState::Connected),
@@ -1040,12 +1066,12 @@ fn rule_under_pressure_a_slow_reader_that_keeps_draining_is_never_taken() {
 fn rule_under_pressure_the_stalest_connection_yields_first_and_only_until_there_is_room() {
     let mut pool = native(Config::new().with_stall_grace(GRACE));
     pool.listen(HTTP, ListenParams::new(2)).unwrap();
-    let (older, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
-    let (newer, _) = connect_peer(&mut pool, n, HTTP, 2, t(0));
-    assert_eq!(pool.write(older, &[0u8; 1000], true, t(0)), Ok(1000));
+    let (older, p1) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    let (newer, p2) = connect_peer(&mut pool, n, HTTP, 2, t(0));
+    write_blocked(&mut pool, older, p1, t(0));
     pool.poll(t(50));
-    assert_eq!(pool.write(newer, &[0u8; 1000], true, t(500)), Ok(1000));
-    poll_every_100ms(&mut pool, 600, 5000);
+    write_blocked(&mut pool, newer, p2, t(500));
+    poll_every_100ms(&mut pool, 600, 7000);
     // The older stall went first; then the listener had room, so the newer one
     // keeps its place until the full grace.
     assert_eq!(pool.state(older), Ok(ConnState::Free));
@@ -1055,15 +1081,15 @@ fn rule_under_pressure_the_stalest_connection_yields_first_and_only_until_there_
 
 #[test]
 fn rule_under_pressure_only_connections_whose_end_gives_room_yield() {
-    // Port 80 at its cap of 1; a stalled connection on another port (21, cap 4) would
+    // Port 80 at its cap of 1; a blocked connection on another port (21, cap 4) would
     // give port 80 no room: it keeps the full grace.
     let mut pool = native(Config::new().with_stall_grace(GRACE));
     pool.listen(HTTP, ListenParams::new(1)).unwrap();
     pool.listen(21, ListenParams::new(4)).unwrap();
     let (_web, _) = connect_peer(&mut pool, n, HTTP, 1, t(0));
-    let (ftp, _) = connect_peer(&mut pool, n, 21, 2, t(0));
-    assert_eq!(pool.write(ftp, &[0u8; 1000], true, t(0)), Ok(1000));
-    poll_every_100ms(&mut pool, 100, 5000);
+    let (ftp, peer) = connect_peer(&mut pool, n, 21, 2, t(0));
+    write_blocked(&mut pool, ftp, peer, t(0));
+    poll_every_100ms(&mut pool, 100, 7000);
     assert_eq!(pool.state(ftp), Ok(ConnState::Connected));
     assert_eq!(pool.counters().pressure_reaped, 0);
 }

@@ -691,18 +691,20 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// stack's send-queue depth if it can tell (netpool's coalesced bytes count too).
     /// Returns `true` when the connection is stalled and must be reaped (counted).
     ///
-    /// Under pressure — while the connection's end would give room to a listener that
-    /// has none (no slot free, or its port's cap reached) — the shorter [`Config::pressure_grace`] applies, and readings come
+    /// Under pressure — while the connection is blocked (its last write could not hand
+    /// everything over: the peer stopped taking bytes) and its end would give room to
+    /// a listener that has none (no slot free, or its port's cap reached) — the shorter [`Config::pressure_grace`] applies, and readings come
     /// every eighth of it: a connection with no send progress for that long yields its
     /// place (counted as `pressure_reaped`, apart from `reaped`). Each such reap gives
     /// the listener room, so the next stalled connection keeps its full grace unless
     /// the listener is short again: the first to reach the pressure grace, the
     /// stalest, goes first, one at a time. A reader that keeps draining makes progress
-    /// within the pressure grace and is never taken.
+    /// within the pressure grace and is never taken; a connection that is not blocked
+    /// (a small response retransmitted over a lossy link) keeps the full grace.
     pub fn handle_stall_reading(&mut self, i: usize, queue: Option<usize>, now: Instant) -> bool {
         self.tick(now);
         let c = &self.config;
-        let pressure = self.relieves_pressure(i);
+        let pressure = self.slots[i].progress.blocked() && self.relieves_pressure(i);
         let grace = if pressure {
             c.pressure_grace.min(c.stall_grace)
         } else {
