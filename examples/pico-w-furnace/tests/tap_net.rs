@@ -45,9 +45,10 @@
 //!   arm none of their own), then 20 per second for 10 s, while an ordinary client
 //!   asks for the state every 250 ms; at least 99.5 % of its requests are served at
 //!   the first attempt in each window (before, burst, sustained, after).
-//! - `loss` (~40 s): 5 % of the packets dropped each way on the TAP device (nft,
-//!   `numgen random`) under the burst load: 20 bursts of 6 parallel connections beside
-//!   a poller every 250 ms; nothing refused, nothing reset, every request served (long
+//! - `loss` (~40 s): 5 % of the packets dropped each way on the TAP device (nft netdev
+//!   ingress and egress hooks, `numgen random`: lost as on the air, see `netns::nft`)
+//!   under the burst load: 20 bursts of 6 parallel connections beside a poller every
+//!   250 ms; nothing refused, nothing reset, every request served (long
 //!   client timeouts, so only a refusal or a reset can fail). The server's counters
 //!   before and after (closer resets, reaps, backlog expiries, failed writes) say who
 //!   reset what.
@@ -707,18 +708,15 @@ fn furnace_tap_loss_resets_nothing() {
     let mut all = bursts.clone();
     all.merge(&polls);
     println!(
-        "furnace-net-host under {LOSS_PERCENT} % loss each way ({dropped_in} packets dropped in, \
-         {dropped_out} out): {LOSS_BURSTS} bursts of {BURST}: {bursts}; poller: {polls}\n  \
+        "furnace-net-host under {LOSS_PERCENT} % loss each way ({dropped_in} frames lost from the device, \
+         {dropped_out} to it): {LOSS_BURSTS} bursts of {BURST}: {bursts}; poller: {polls}\n  \
          failures: {:?}\n  server: {}\n  phase {:.0} s",
         all.failures,
         counters_moved(&before, &after),
         started.elapsed().as_secs_f64()
     );
     host.assert_alive();
-    assert!(
-        dropped_in > 0 && dropped_out > 0,
-        "the loss rules dropped packets"
-    );
+    assert!(dropped_in > 0 && dropped_out > 0, "the loss rules took frames");
     assert_eq!(all.refused, 0, "refused under loss: {all}");
     assert_eq!(all.reset, 0, "reset under loss: {:?}", all.failures);
     assert_eq!(

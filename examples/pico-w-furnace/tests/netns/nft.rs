@@ -1,6 +1,7 @@
 //! nftables rules in the test's namespace (`ip netns exec NAME nft -f -`): packet loss
-//! on the TAP device, and connections made to vanish (every packet of theirs dropped
-//! both ways). The rules live in the namespace and go with it.
+//! on the TAP device (netdev ingress and egress hooks), and connections made to vanish
+//! (every packet of theirs dropped both ways). The rules live in the namespace and go
+//! with it.
 //!
 //! Needs `nft` (Debian: `apt-get install nftables`). A phase that needs it and finds
 //! it missing FAILS, saying so; it never skips.
@@ -56,33 +57,57 @@ pub fn apply(ns: &Netns, script: &str) {
     );
 }
 
-/// Drop `percent` % of the packets each way on the TAP device (input and output
-/// chains, `numgen random mod 100 < percent`): table `inet npt_loss`.
+/// The device nothing reads that [`start_loss`] sends the client's lost frames to.
+const BLACKHOLE: &str = "npt-bh0";
+
+/// Lose `percent` % of the frames each way on the TAP device, as on the air: the
+/// kernel's TCP must not see the loss, only the silence. So both rules are netdev
+/// hooks on the TAP device (`numgen random mod 100 < percent`): frames from the device
+/// are dropped at ingress (before IP), frames to the device are taken at egress and
+/// sent to a TAP device nobody reads ([`BLACKHOLE`]: `fwd` is a stolen verdict, the
+/// sender sees success). A drop in the inet output chain would not do: the kernel's
+/// TCP gets EPERM for its own packet, keeps it unsent without a retransmission timer
+/// and sends it only at its next event, so a client's request waited up to 5 s (the
+/// bridge answered 408) where a real loss costs one retransmission (200 ms).
+/// Table `netdev npt_loss`.
 pub fn start_loss(ns: &Netns, percent: u32) {
     let tap = &ns.tap;
+    for step in [
+        &["tuntap", "add", "dev", BLACKHOLE, "mode", "tap"][..],
+        &["link", "set", BLACKHOLE, "up"],
+    ] {
+        let out = ns.command("ip").args(step).output().expect("ip");
+        assert!(
+            out.status.success(),
+            "ip {step:?} in {}: {}",
+            ns.name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     apply(
         ns,
         &format!(
-            "table inet npt_loss {{\n\
-             \tchain input {{ type filter hook input priority 0; policy accept; \
-             iifname \"{tap}\" numgen random mod 100 < {percent} counter drop; }}\n\
-             \tchain output {{ type filter hook output priority 0; policy accept; \
-             oifname \"{tap}\" numgen random mod 100 < {percent} counter drop; }}\n\
+            "table netdev npt_loss {{\n\
+             \tchain ingress {{ type filter hook ingress device \"{tap}\" priority 0; \
+             numgen random mod 100 < {percent} counter drop; }}\n\
+             \tchain egress {{ type filter hook egress device \"{tap}\" priority 0; \
+             numgen random mod 100 < {percent} counter fwd to \"{BLACKHOLE}\"; }}\n\
              }}\n"
         ),
     );
 }
 
-/// Remove the loss table.
+/// Remove the loss table (and the device the lost frames went to).
 pub fn stop_loss(ns: &Netns) {
-    apply(ns, "delete table inet npt_loss\n");
+    apply(ns, "delete table netdev npt_loss\n");
+    let _ = ns.command("ip").args(["link", "del", BLACKHOLE]).output();
 }
 
-/// The packets the loss table dropped so far (input, output), from its counters.
+/// The frames the loss table took so far (from the device, to the device).
 pub fn loss_counters(ns: &Netns) -> (u64, u64) {
     let out = ns
         .command("nft")
-        .args(["list", "table", "inet", "npt_loss"])
+        .args(["list", "table", "netdev", "npt_loss"])
         .output()
         .expect("nft list");
     let text = String::from_utf8_lossy(&out.stdout);
