@@ -51,11 +51,11 @@ pub struct Config {
     /// may hold a listening socket on a stack that arms sockets itself
     /// ([`TcpBacklog`](crate::stack::TcpBacklog): smoltcp, the async
     /// [`Backlog`](crate::asynch::Backlog)) before it is reset and the socket listens
-    /// again. Default 3 s: the SYN-ACK goes out at once and again after 1 s (smoltcp's
-    /// and Linux's initial retransmission timeout, doubling: the next one would be at
-    /// 3 s), so a handshake that two SYN-ACKs and a lost packet either way did not
-    /// complete is given up before the third; a real client whose handshake is given
-    /// up retransmits its SYN (Linux at 1 s and 3 s) and finds a socket listening.
+    /// again. Default 4 s: the SYN-ACK goes out at once, after 1 s and after 3 s
+    /// (smoltcp's and Linux's initial retransmission timeout of 1 s, doubling), so a
+    /// handshake gets three SYN-ACKs and a second for the answer to the third; a real
+    /// client whose handshake is given up retransmits its SYN (Linux at 1 s, 3 s and
+    /// 7 s) and finds a socket listening.
     /// Besides the deadline, a listener never lets half-open sockets take its last
     /// listening one (see [`TcpBacklog`](crate::stack::TcpBacklog)).
     pub handshake_deadline: Duration,
@@ -101,7 +101,7 @@ impl Config {
         Config {
             stall_grace: Duration::from_secs(10),
             pressure_grace: Duration::from_secs(4),
-            handshake_deadline: Duration::from_secs(3),
+            handshake_deadline: Duration::from_secs(4),
             idle_timeout: None,
             abandoned_after: Some(Duration::from_secs(30)),
             coalesce_delay: Duration::from_millis(200),

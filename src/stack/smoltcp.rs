@@ -952,6 +952,7 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                 _ => self.now,
             })?;
         tcp_mut(&mut self.sockets, self.entries[i].handle).abort();
+        self.fresh_slot(i);
         self.entries[i].role = Role::Free;
         let c = &mut self.counters.half_open_evicted;
         *c = c.saturating_add(1);
@@ -1106,8 +1107,9 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
     /// Reset armed socket `i`'s half-open connection (no word to the peer) and listen
     /// on `port` again; `false` (the socket freed) if smoltcp refuses.
     fn relisten(&mut self, i: usize, li: usize, port: u16) -> bool {
+        tcp_mut(&mut self.sockets, self.entries[i].handle).abort();
+        self.fresh_slot(i);
         let socket = tcp_mut(&mut self.sockets, self.entries[i].handle);
-        socket.abort();
         if socket.listen(port).is_ok() {
             self.entries[i].role = Role::armed(li);
             true
@@ -1115,6 +1117,17 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             self.entries[i].role = Role::Free;
             false
         }
+    }
+
+    /// Give socket `i` a fresh place in the set: taken out and put back, the same
+    /// socket (buffers, settings) under a new handle. smoltcp keeps per place, not per
+    /// connection, that a neighbour did not answer (its SYN-ACK to a host that answers
+    /// no ARP) and then keeps the socket silent for a second: reused as it is for the
+    /// next peer, a real client's SYN-ACK would wait that second. Never panics: the
+    /// place just emptied is free for `add`.
+    fn fresh_slot(&mut self, i: usize) {
+        let socket = self.sockets.remove(self.entries[i].handle);
+        self.entries[i].handle = self.sockets.add(socket);
     }
 
     /// Whether `port` is bound or listened on by this stack (what `bind` refuses, like
