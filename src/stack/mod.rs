@@ -214,6 +214,10 @@ pub struct PcbCounters {
     /// Half-open connections reset before the deadline because every socket of their
     /// listener was taken: the oldest gave way so one listens again.
     pub half_open_evicted: u32,
+    /// Connections that completed their handshake beyond the pool's room and waited in
+    /// the stack's accept queue for the whole handshake deadline without the pool
+    /// having room for them: reset.
+    pub accept_queue_expired: u32,
 }
 
 impl PcbCounters {
@@ -236,14 +240,15 @@ impl core::fmt::Display for PcbCounters {
         write!(
             f,
             "reclaimed time_wait {} last_ack {} closing {} fin_wait {}, unarmed_passes {}, \
-             half_open expired {} evicted {}",
+             half_open expired {} evicted {}, accept_queue_expired {}",
             self.reclaimed_time_wait,
             self.reclaimed_last_ack,
             self.reclaimed_closing,
             self.reclaimed_fin_wait,
             self.unarmed_passes,
             self.half_open_expired,
-            self.half_open_evicted
+            self.half_open_evicted,
+            self.accept_queue_expired
         )
     }
 }

@@ -186,6 +186,11 @@ use crate::sansio::handshake;
 /// [`SmoltcpStack::with_backlog`] sets another number.
 pub const DEFAULT_BACKLOG: usize = 2;
 
+/// The accept queue's depth, unless [`SmoltcpStack::with_accept_queue`] sets another:
+/// a listener the pool sizes keeps at least this many sockets armed, connections
+/// beyond the pool's room waiting in them.
+pub const DEFAULT_ACCEPT_QUEUE: usize = 4;
+
 /// How long a closing socket stays in FIN-WAIT before [`Reclaim::Closing`] may take
 /// it: lwIP's `TCP_FIN_WAIT_TIMEOUT`, 20 s.
 pub const DEFAULT_FIN_WAIT_BOUND: Duration = Duration::from_secs(20);
@@ -433,6 +438,8 @@ enum Role {
         /// When the stack first saw it half-open (SYN-RECEIVED): its handshake lease
         /// counts from then. `None` while it listens or holds a connection.
         half_open_since: Option<Instant>,
+        /// When the stack first saw it holding a connection waiting for `accept`.
+        ready_since: Option<Instant>,
     },
     /// `connect()` started at `since` (time of the last poll).
     Connecting {
@@ -466,6 +473,7 @@ impl Role {
         Role::Armed {
             listener: li as u16,
             half_open_since: None,
+            ready_since: None,
         }
     }
 }
@@ -485,6 +493,9 @@ struct Listener {
     /// Connections to be ready for: sockets kept armed (listening or holding a
     /// connection not yet accepted).
     backlog: usize,
+    /// Whether the pool sizes it ([`TcpBacklog::set_backlog`]): then `backlog` is the
+    /// pool's room, counted down by each `accept`, and the accept queue applies.
+    sized: bool,
 }
 
 /// The TCP socket behind an adopted handle.
@@ -551,6 +562,7 @@ pub struct SmoltcpStack<'a, const M: usize> {
     entries: heapless::Vec<Entry, M>,
     listeners: [Listener; M],
     backlog: usize,
+    accept_queue: usize,
     reclaim: Reclaim,
     fin_wait_bound: Duration,
     counters: PcbCounters,
@@ -606,8 +618,10 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                 generation: 0,
                 open: false,
                 backlog: 0,
+                sized: false,
             }; M],
             backlog: DEFAULT_BACKLOG,
+            accept_queue: DEFAULT_ACCEPT_QUEUE,
             reclaim: Reclaim::Closing,
             fin_wait_bound: DEFAULT_FIN_WAIT_BOUND,
             counters: PcbCounters {
@@ -618,6 +632,7 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                 unarmed_passes: 0,
                 half_open_expired: 0,
                 half_open_evicted: 0,
+                accept_queue_expired: 0,
             },
             handshake_deadline: crate::Config::new().handshake_deadline,
             next_port: EPHEMERAL_FIRST,
@@ -641,6 +656,30 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
     pub fn with_reclaim(mut self, reclaim: Reclaim) -> Self {
         self.reclaim = reclaim;
         self
+    }
+
+    /// The accept queue's depth (default [`DEFAULT_ACCEPT_QUEUE`]): each listener the
+    /// pool sizes keeps at least `depth` sockets armed (listening, or holding a
+    /// connection), even when the pool's room is smaller. A burst larger than the room
+    /// is then taken, not refused: the connections beyond the room complete their
+    /// handshake and wait in their socket, not handed out by
+    /// [`accept`](TcpFullStack::accept) until the pool has room for them — while the
+    /// pool has none at all, for at most the handshake deadline
+    /// ([`Config::handshake_deadline`](crate::Config::handshake_deadline)), then they are
+    /// reset (counted as `accept_queue_expired`). Set it to the listener's cap to let
+    /// every connection the cap allows wait rather than be refused while slots are
+    /// busy. Queue sockets come only from free or reclaimable sockets, and a
+    /// [`socket`](TcpClientStack::socket) that finds none takes an idle one. 0: the
+    /// room alone, a SYN beyond it is refused.
+    #[must_use]
+    pub fn with_accept_queue(mut self, queue: usize) -> Self {
+        self.accept_queue = queue;
+        self
+    }
+
+    /// The accept queue's depth ([`with_accept_queue`](Self::with_accept_queue)).
+    pub fn accept_queue(&self) -> usize {
+        self.accept_queue
     }
 
     /// How long a closing socket stays in FIN-WAIT-1 or FIN-WAIT-2 before
@@ -918,7 +957,9 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             }
         }
         let Some((_, _, i, state)) = best else {
-            return self.take_overdue_handshake();
+            return self
+                .take_overdue_handshake()
+                .or_else(|| self.take_idle_queue_socket());
         };
         let c = &mut self.counters;
         let counter = match state {
@@ -959,6 +1000,32 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         Some(i)
     }
 
+    /// A socket for a new use when nothing else can be had: an idle listening socket
+    /// of a listener's accept queue (beyond its room).
+    fn take_idle_queue_socket(&mut self) -> Option<usize> {
+        for li in 0..M {
+            let l = self.listeners[li];
+            if !(l.open && l.sized) {
+                continue;
+            }
+            let (mut held, mut idle) = (0, None);
+            for (i, e) in self.entries.iter().enumerate() {
+                if e.role.armed_for(li) {
+                    held += 1;
+                    if tcp_ref(&self.sockets, e.handle).state() == State::Listen {
+                        idle = Some(i);
+                    }
+                }
+            }
+            if let Some(i) = idle.filter(|_| held > l.backlog) {
+                tcp_mut(&mut self.sockets, self.entries[i].handle).close();
+                self.entries[i].role = Role::Free;
+                return Some(i);
+            }
+        }
+        None
+    }
+
     /// After a poll: free finished closing sockets, put armed sockets whose connection
     /// died before it was accepted back in LISTEN, keep listeners armed (counting a
     /// listener left short with no socket listening).
@@ -984,7 +1051,17 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
     /// listening (the next SYN is refused although the listener wants more
     /// connections).
     fn refresh_listener(&mut self, li: usize) -> bool {
-        let Listener { port, backlog, .. } = self.listeners[li];
+        let Listener {
+            port, backlog, sized, ..
+        } = self.listeners[li];
+        // The room, and the accept queue: at least its depth armed, beyond the room
+        // connections wait for the pool to have room.
+        let room = backlog;
+        let backlog = if sized {
+            backlog.max(self.accept_queue)
+        } else {
+            backlog
+        };
         let (mut listening, mut ready) = (0, 0);
         for i in 0..self.entries.len() {
             if !self.entries[i].role.armed_for(li) {
@@ -1009,10 +1086,38 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
                     }
                     handshake::Handshake::InFlight | handshake::Handshake::Overdue => {}
                 },
-                // A connection waiting for `accept` (no longer half-open).
+                // A connection waiting for `accept` (no longer half-open): for at most
+                // the deadline, when the pool sizes the listener.
                 _ => {
-                    self.entries[i].role = Role::armed(li);
-                    ready += 1;
+                    let since = match self.entries[i].role {
+                        Role::Armed {
+                            ready_since: Some(since),
+                            ..
+                        } => since,
+                        _ => self.now,
+                    };
+                    self.entries[i].role = Role::Armed {
+                        listener: li as u16,
+                        half_open_since: None,
+                        ready_since: Some(since),
+                    };
+                    let waited_out = handshake::lease(
+                        netpool_instant(since),
+                        netpool_instant(self.now),
+                        self.handshake_deadline,
+                    ) == handshake::Handshake::Expired;
+                    if sized && room == 0 && waited_out {
+                        // Reset (RST at the next poll), then free like a closing socket.
+                        tcp_mut(&mut self.sockets, self.entries[i].handle).abort();
+                        self.entries[i].role = Role::Closing {
+                            state: State::Closed,
+                            since: self.now,
+                        };
+                        let c = &mut self.counters.accept_queue_expired;
+                        *c = c.saturating_add(1);
+                    } else {
+                        ready += 1;
+                    }
                 }
             }
         }
@@ -1073,6 +1178,7 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
         self.entries[i].role = Role::Armed {
             listener: li as u16,
             half_open_since: Some(since),
+            ready_since: None,
         };
         handshake::lease(
             netpool_instant(since),
@@ -1089,6 +1195,7 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             let Role::Armed {
                 listener,
                 half_open_since: Some(since),
+                ..
             } = e.role
             else {
                 continue;
@@ -1385,6 +1492,7 @@ impl<const M: usize> TcpFullStack for SmoltcpStack<'_, M> {
             generation: l.generation.wrapping_add(1),
             open: true,
             backlog: self.backlog,
+            sized: false,
         };
         let e = &mut self.entries[i];
         e.generation = e.generation.wrapping_add(1);
@@ -1417,6 +1525,14 @@ impl<const M: usize> TcpFullStack for SmoltcpStack<'_, M> {
         let Some((i, remote)) = ready else {
             return Err(nb::Error::WouldBlock);
         };
+        let l = &mut self.listeners[li];
+        if l.sized {
+            // Beyond the pool's room a connection waits in the accept queue.
+            if l.backlog == 0 {
+                return Err(nb::Error::WouldBlock);
+            }
+            l.backlog -= 1;
+        }
         let remote = SocketAddr::from(remote);
         self.entries[i].role = Role::Connected { remote };
         self.refresh_listener(li);
@@ -1509,7 +1625,9 @@ impl<const M: usize> TcpBacklog for SmoltcpStack<'_, M> {
 
     fn set_backlog(&mut self, listener: &mut SmolSocket, connections: usize) {
         if let Ok(li) = self.resolve_listener(listener) {
-            self.listeners[li].backlog = connections;
+            let l = &mut self.listeners[li];
+            l.backlog = connections;
+            l.sized = true;
             self.refresh_listener(li);
         }
     }
@@ -1646,8 +1764,10 @@ mod tests {
             iface.update_ip_addrs(|a| {
                 a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap();
             });
+            // No accept queue unless a test asks for one: most tests count exactly the
+            // sockets a listener's room arms.
             Net {
-                stack: f(SmoltcpStack::new(iface, set(n, timeout))),
+                stack: f(SmoltcpStack::new(iface, set(n, timeout)).with_accept_queue(0)),
                 dev,
                 now: Instant::ZERO,
             }
@@ -2279,13 +2399,17 @@ mod tests {
             (done == BURST).then_some(())
         });
         net.until("all pending", |st| (st.counts().pending == BURST).then_some(()));
-        // Room shrinks: idle listening sockets beyond it are freed, pending ones stay.
+        // Room shrinks: idle listening sockets beyond it are freed, pending ones stay,
+        // not handed out while the pool has no room for them.
         net.stack.set_backlog(&mut l, 0);
         assert_eq!(net.stack.counts().listening, 0);
         assert_eq!(net.stack.counts().pending, BURST);
+        assert_eq!(net.stack.accept(&mut l).map(|_| ()), Err(nb::Error::WouldBlock));
+        net.stack.set_backlog(&mut l, BURST);
         for _ in 0..BURST {
             let _ = net.accept(&mut l);
         }
+        net.stack.set_backlog(&mut l, 0);
         assert_eq!(net.stack.counts().listening, 0);
         assert_eq!(net.stack.pcb_counters().unarmed_passes, 0);
     }
@@ -2530,7 +2654,7 @@ mod tests {
 
         let mut dev = Loop::default();
         let iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut dev, Instant::ZERO);
-        let stack: SmoltcpStack<'static, 8> = SmoltcpStack::new(iface, set(8, None));
+        let stack: SmoltcpStack<'static, 8> = SmoltcpStack::new(iface, set(8, None)).with_accept_queue(0);
         let mut pool: Pool<SmoltcpStack<'static, 8>, 5, 1, 0> = Pool::new(stack, Config::new());
         pool.listen(PORT, ListenParams::new(5)).unwrap();
         assert_eq!(
@@ -2784,6 +2908,89 @@ mod tests {
         assert_eq!(net.stack.pcb_counters().half_open_reclaimed(), 0);
     }
 
+    /// Connect `clients` to the server and wait until every one is established.
+    fn connect_all<const M: usize>(net: &mut Net<M>, clients: &mut [SmolSocket]) {
+        for c in clients.iter_mut() {
+            assert_eq!(net.stack.connect(c, server()), Err(nb::Error::WouldBlock));
+        }
+        net.until("all connected", |st| {
+            let mut done = 0;
+            for c in clients.iter_mut() {
+                match st.connect(c, server()) {
+                    Ok(()) => done += 1,
+                    Err(nb::Error::WouldBlock) => {}
+                    Err(nb::Error::Other(e)) => panic!("refused: {e}"),
+                }
+            }
+            (done == clients.len()).then_some(())
+        });
+    }
+
+    #[test]
+    fn a_burst_beyond_the_pools_room_waits_in_the_accept_queue_and_is_taken_when_room_frees() {
+        let mut net: Net<12> = Net::with(12, None, |s| s.with_accept_queue(5));
+        let mut l = net.listen(PORT);
+        net.stack.set_backlog(&mut l, 2);
+        assert_eq!(net.stack.counts().listening, 5, "a room of 2 in a queue 5 deep");
+        let mut clients = take(&mut net, 5);
+        connect_all(&mut net, &mut clients);
+        // Two for the room; the other three wait, not handed out.
+        let _a = net.accept(&mut l);
+        let _b = net.accept(&mut l);
+        assert_eq!(net.stack.accept(&mut l).map(|_| ()), Err(nb::Error::WouldBlock));
+        assert_eq!(net.stack.counts().pending, 3);
+        // A slot frees: the pool tells its room of 1, and one waiting is taken.
+        net.stack.set_backlog(&mut l, 1);
+        let _c = net.accept(&mut l);
+        assert_eq!(net.stack.accept(&mut l).map(|_| ()), Err(nb::Error::WouldBlock));
+        assert_eq!(net.stack.pcb_counters().accept_queue_expired, 0);
+    }
+
+    #[test]
+    fn a_connection_waiting_in_the_accept_queue_is_reset_at_the_deadline_while_the_pool_has_no_room() {
+        let mut net: Net<6> = Net::with(6, None, |s| s.with_accept_queue(1));
+        net.stack
+            .set_handshake_deadline(crate::time::Duration::from_millis(500));
+        let mut l = net.listen(PORT);
+        net.stack.set_backlog(&mut l, 0);
+        assert_eq!(net.stack.counts().listening, 1, "no room, a queue of 1");
+        let mut client = take(&mut net, 1);
+        connect_all(&mut net, &mut client);
+        let waiting_since = net.now;
+        // It waits ...
+        let until = waiting_since.total_millis() + 400;
+        step_to(&mut net, until);
+        assert_eq!(net.stack.counts().pending, 1);
+        // ... for the deadline, then it is reset and the socket listens again.
+        let until = waiting_since.total_millis() + 600;
+        step_to(&mut net, until);
+        assert_eq!(net.stack.pcb_counters().accept_queue_expired, 1);
+        let mut buf = [0u8; 4];
+        net.until("the client sees the reset", |st| {
+            match st.receive(&mut client[0], &mut buf) {
+                Err(nb::Error::Other(e)) => Some(e),
+                _ => None,
+            }
+        });
+        assert_eq!(net.stack.counts().listening, 1);
+    }
+
+    #[test]
+    fn a_connect_takes_an_idle_accept_queue_socket_when_nothing_else_is_free() {
+        let mut net: Net<3> = Net::with(3, None, |s| s.with_accept_queue(2));
+        let mut l = net.listen(PORT);
+        net.stack.set_backlog(&mut l, 0);
+        // Two sockets listen for the queue; one is free.
+        assert_eq!(net.stack.counts().listening, 2);
+        assert_eq!(net.stack.counts().free, 1);
+        let _a = net.stack.socket().unwrap();
+        // Nothing free: the connect takes an idle socket of the queue.
+        let b = net.stack.socket().expect("an idle queue socket");
+        assert_eq!(net.stack.counts().listening, 1);
+        let mut b = b;
+        assert_eq!(net.stack.connect(&mut b, server()), Err(nb::Error::WouldBlock));
+    }
+
     #[test]
     fn the_pool_tells_the_stack_its_handshake_deadline() {
         let net: Net<4> = Net::new(4);
@@ -2988,6 +3195,9 @@ mod tests {
             Err(nb::Error::WouldBlock) => None,
             Err(nb::Error::Other(e)) => panic!("the handshake under way was cut: {e}"),
         });
+        // Room 0: the pool has none for them, so they wait; with room they are taken.
+        assert_eq!(net.stack.accept(&mut l).map(|_| ()), Err(nb::Error::WouldBlock));
+        net.stack.set_backlog(&mut l, 2);
         let (_, r1) = net.accept(&mut l);
         let (_, r2) = net.accept(&mut l);
         let mut got = [r1, r2];
@@ -2995,7 +3205,11 @@ mod tests {
         let mut want = [c1, c2].map(|c| addr(net.stack.local_port(&c).unwrap()));
         want.sort();
         assert_eq!(got, want);
-        assert_eq!(net.stack.counts().listening, 0, "room 0: nothing listens again");
+        assert_eq!(
+            net.stack.counts().listening,
+            0,
+            "the room taken: nothing listens again"
+        );
     }
 
     /// Rule 1c: closing a listener resets every connection it had not handed out —
@@ -3148,7 +3362,7 @@ mod tests {
 
         let mut dev = Loop::default();
         let iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut dev, Instant::ZERO);
-        let stack: SmoltcpStack<'static, 8> = SmoltcpStack::new(iface, set(8, None));
+        let stack: SmoltcpStack<'static, 8> = SmoltcpStack::new(iface, set(8, None)).with_accept_queue(0);
         let mut pool: Pool<SmoltcpStack<'static, 8>, 5, 1, 0> = Pool::new(stack, Config::new());
         pool.listen(PORT, ListenParams::new(5)).unwrap();
         pool.poll(crate::Instant::ZERO);

@@ -31,9 +31,9 @@ pub trait Participant {
 /// `TCP_WND` of 7300 bytes).
 pub const SERVER_SOCKET_BUFFER: usize = 7300;
 
-/// The smoltcp backend as firmware ships it (its defaults: reclaim on demand, listeners
-/// sized by the pool), with `M` sockets of [`SERVER_SOCKET_BUFFER`] bytes each way, on
-/// `fabric` at `ip`.
+/// The smoltcp backend as the ESP32-C3 bridge image ships it (reclaim on demand,
+/// listeners sized by the pool, an accept queue 8 deep), with `M` sockets of
+/// [`SERVER_SOCKET_BUFFER`] bytes each way, on `fabric` at `ip`.
 pub fn smoltcp_stack<const M: usize>(
     fabric: &Fabric,
     ip: Ipv4Address,
@@ -53,7 +53,9 @@ pub fn smoltcp_stack<const M: usize>(
             tcp::SocketBuffer::new(vec![0u8; SERVER_SOCKET_BUFFER]),
         ));
     }
-    let stack = SmoltcpStack::<M>::new(iface, sockets).with_port_seed(seed as u32);
+    let stack = SmoltcpStack::<M>::new(iface, sockets)
+        .with_port_seed(seed as u32)
+        .with_accept_queue(8);
     (stack, device)
 }
 

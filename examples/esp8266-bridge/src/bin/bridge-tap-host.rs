@@ -235,9 +235,12 @@ fn main() -> ExitCode {
         socket.set_timeout(Some(SOCKET_TIMEOUT));
         sockets.add(socket);
     }
-    // Stack defaults, as the C3 image: closing sockets reclaimed on demand, listeners
-    // armed to the pool's room on their port.
-    let stack = SmoltcpStack::new(iface, sockets).with_port_seed(seed as u32);
+    // As the C3 image: closing sockets reclaimed on demand, listeners armed to the
+    // pool's room on their port and, as an accept queue, to the 8 connections the
+    // board may ask for on one port (those beyond the room wait for a slot).
+    let stack = SmoltcpStack::new(iface, sockets)
+        .with_port_seed(seed as u32)
+        .with_accept_queue(8);
     let pool: Pool<Stack, 8, LISTENERS, COALESCE> = Pool::new(
         stack,
         PoolConfig::new().with_stall_grace(Duration::from_millis(args.stall_grace_ms)),
@@ -424,6 +427,8 @@ fn diagnostics(
         kv("reclaimed_last_ack", pcbs.reclaimed_last_ack.into());
         kv("reclaimed_closing", pcbs.reclaimed_closing.into());
         kv("reclaimed_fin_wait", pcbs.reclaimed_fin_wait.into());
+        kv("half_open_expired", pcbs.half_open_expired.into());
+        kv("half_open_evicted", pcbs.half_open_evicted.into());
         if let Some(name) = file {
             let files = shared.files.lock().unwrap_or_else(|e| e.into_inner());
             match files.get(name) {

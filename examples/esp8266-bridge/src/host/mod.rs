@@ -105,6 +105,7 @@ pub fn diag_json(msg: &DiagMessage) -> Value {
         "listeners": listeners,
         "counters": {
             "accepted": c.accepted, "rejected": c.rejected, "reaped": c.reaped,
+            "pressure_reaped": c.pressure_reaped,
             "peer_closed": c.peer_closed, "aborted": c.aborted,
             "rejected_port_cap": c.rejected_port_cap, "rejected_pool_full": c.rejected_pool_full,
             "idle_closed": c.idle_closed, "connects": c.connects, "connect_failed": c.connect_failed,
@@ -151,12 +152,21 @@ pub fn diag_text(msg: &DiagMessage) -> String {
         );
     }
     let c = &r.counters;
-    let _ = writeln!(
+    let _ =
+        writeln!(
         t,
-        "Connections: accepted {}, rejected {} (port cap {}, pool full {}), reaped {}, peer closed {}, aborted {}, \
+        "Connections: accepted {}, rejected {} (port cap {}, pool full {}), reaped {} (under pressure {}), \
+         peer closed {}, aborted {}, \
          idle closed {}, connects {}, connect failed {}, exhausted {}, abandoned {}, accept errors {}, \
          dropped on close {}, in use {}, high water {}",
-        c.accepted, c.rejected, c.rejected_port_cap, c.rejected_pool_full, c.reaped, c.peer_closed, c.aborted,
+        c.accepted,
+        c.rejected,
+        c.rejected_port_cap,
+        c.rejected_pool_full,
+        c.reaped,
+        c.pressure_reaped,
+        c.peer_closed,
+        c.aborted,
         c.idle_closed, c.connects, c.connect_failed, c.exhausted, c.abandoned, c.accept_errors,
         c.dropped_on_close, c.in_use, c.high_water
     );

@@ -151,15 +151,20 @@ fn main() -> ! {
         let rx = tcp::SocketBuffer::new(alloc::vec![0u8; TCP_BUFFER].leak());
         let tx = tcp::SocketBuffer::new(alloc::vec![0u8; TCP_BUFFER].leak());
         let mut socket = tcp::Socket::new(rx, tx);
-        // A peer that vanishes mid-handshake or mid-close must not hold a socket forever.
+        // A peer that vanishes mid-close must not hold a socket forever (half-open
+        // handshakes are the pool's handshake lease's).
         socket.set_timeout(Some(smoltcp::time::Duration::from_secs(30)));
         sockets.add(socket);
     }
     let dhcp = sockets.add(dhcpv4::Socket::new());
-    // Defaults: closing sockets are reclaimed when one is needed (TIME-WAIT first, as
-    // lwIP's tcp_alloc), and each listener keeps as many sockets listening as the pool
-    // has room for on its port.
-    let stack = SmoltcpStack::new(iface, sockets).with_port_seed(seed as u32);
+    // Closing sockets are reclaimed when one is needed (TIME-WAIT first, as lwIP's
+    // tcp_alloc); each listener keeps as many sockets listening as the pool has room
+    // for on its port and, as an accept queue, as the 8 connections the SAM may ask
+    // for on one port: those beyond the room wait for a slot instead of being refused.
+    // Half-open handshakes are leased (Config::handshake_deadline).
+    let stack = SmoltcpStack::new(iface, sockets)
+        .with_port_seed(seed as u32)
+        .with_accept_queue(8);
 
     // --- netpool and the bridge.
     let pool: Pool<Stack, 8, LISTENERS, COALESCE> =
