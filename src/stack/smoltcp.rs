@@ -957,9 +957,7 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             }
         }
         let Some((_, _, i, state)) = best else {
-            return self
-                .take_overdue_handshake()
-                .or_else(|| self.take_idle_queue_socket());
+            return self.take_overdue_handshake();
         };
         let c = &mut self.counters;
         let counter = match state {
@@ -1042,13 +1040,15 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
     }
 
     /// Keep listener `li` at its backlog under the handshake lease
-    /// ([`crate::sansio::handshake`]): re-listen dead armed sockets and half-open ones
-    /// past the deadline; keep sockets listening, or holding connections not yet
-    /// accepted, for the whole backlog (half-open ones kept apart), stopping idle
-    /// listening ones beyond it and arming free or reclaimed sockets up to it; when
-    /// no socket is left for that, the oldest half-open sockets past their round trip
-    /// are reset to listen again. Returns whether it is left short with no socket
-    /// listening (the next SYN is refused although the listener wants more
+    /// ([`super::handshake`]): re-listen dead armed sockets and half-open ones past
+    /// the deadline, reset connections that waited out the deadline in the accept
+    /// queue while the pool had no room; keep sockets listening, or holding
+    /// connections not yet accepted, for the whole backlog (the pool's room, at least
+    /// the accept queue's depth; half-open ones kept apart), stopping idle listening
+    /// ones beyond it and arming up to it from free or reclaimed sockets — and, none
+    /// left, from the overdue half-open socket that has waited longest
+    /// ([`take_socket`](Self::take_socket)). Returns whether it is left short with no
+    /// socket listening (the next SYN is refused although the listener wants more
     /// connections).
     fn refresh_listener(&mut self, li: usize) -> bool {
         let Listener {
@@ -1139,6 +1139,8 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             }
         }
         while handshake::short_of_room(backlog, listening, ready) > 0 {
+            // A free socket, a reclaimed closing one, or — none left — the overdue
+            // half-open socket that has waited longest, of any listener.
             let Some(i) = self.take_socket() else {
                 break;
             };
@@ -1150,17 +1152,6 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
             }
             self.entries[i].role = Role::armed(li);
             listening += 1;
-        }
-        // No socket left: the oldest overdue handshakes give way.
-        while handshake::short_of_room(backlog, listening, ready) > 0 {
-            let Some(i) = self.oldest_overdue(li) else {
-                break;
-            };
-            if self.relisten(i, li, port) {
-                listening += 1;
-            }
-            let c = &mut self.counters.half_open_evicted;
-            *c = c.saturating_add(1);
         }
         handshake::short_of_room(backlog, listening, ready) > 0 && listening == 0
     }
@@ -1345,7 +1336,11 @@ impl<const M: usize> TcpClientStack for SmoltcpStack<'_, M> {
 
     /// A free socket, or [`SmolError::NoSocket`]. Nothing happens on the wire.
     fn socket(&mut self) -> Result<SmolSocket, SmolError> {
-        let i = self.take_socket().ok_or(SmolError::NoSocket)?;
+        // Nothing free or reclaimable: an idle socket of an accept queue will do.
+        let i = self
+            .take_socket()
+            .or_else(|| self.take_idle_queue_socket())
+            .ok_or(SmolError::NoSocket)?;
         self.entries[i].role = Role::Fresh;
         Ok(self.handle_of(i))
     }
@@ -2760,6 +2755,11 @@ mod tests {
     /// A SYN to `PORT` from 127.0.0.`host`:`port` that no one will ever complete: the
     /// SYN-ACK goes to an address the interface does not have, and is lost.
     fn half_open_syn<const M: usize>(net: &mut Net<M>, host: u8, port: u16) {
+        half_open_syn_to(net, host, port, PORT);
+    }
+
+    /// [`half_open_syn`] to local port `to`.
+    fn half_open_syn_to<const M: usize>(net: &mut Net<M>, host: u8, port: u16, to: u16) {
         use ::smoltcp::phy::ChecksumCapabilities;
         use ::smoltcp::wire::{
             IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
@@ -2767,7 +2767,7 @@ mod tests {
         let (src, dst) = (Ipv4Addr::new(127, 0, 0, host), Ipv4Addr::LOCALHOST);
         let tcp = TcpRepr {
             src_port: port,
-            dst_port: PORT,
+            dst_port: to,
             control: TcpControl::Syn,
             seq_number: TcpSeqNumber(i32::from(port) * 1000),
             ack_number: None,
@@ -2989,6 +2989,93 @@ mod tests {
         assert_eq!(net.stack.counts().listening, 1);
         let mut b = b;
         assert_eq!(net.stack.connect(&mut b, server()), Err(nb::Error::WouldBlock));
+    }
+
+    /// The pass that resets an expired half-open socket counts it as listening: it
+    /// arms no socket beyond the room (kills the expiry's `listening += 1` mutated).
+    #[test]
+    fn the_pass_that_expires_a_half_open_socket_arms_nothing_beyond_the_room() {
+        let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
+        net.stack
+            .set_handshake_deadline(crate::time::Duration::from_millis(500));
+        let _l = net.listen(PORT);
+        half_open_syn(&mut net, 9, 4000);
+        net.step();
+        assert_eq!(armed_states(&net), (1, 1, 0));
+        for _ in 0..MAX_POLLS {
+            net.step();
+            if net.stack.pcb_counters().half_open_expired == 1 {
+                break;
+            }
+        }
+        assert_eq!(net.stack.pcb_counters().half_open_expired, 1);
+        assert_eq!(armed_states(&net), (1, 0, 0), "in the expiring pass itself");
+        assert_eq!(net.stack.counts().free, 3);
+    }
+
+    #[test]
+    fn of_two_overdue_half_open_sockets_the_one_that_waited_longest_gives_way_first() {
+        // Three sockets: the listener's one and two for handshakes.
+        let mut net: Net<3> = Net::with(3, None, |s| s.with_backlog(1));
+        let _l = net.listen(PORT);
+        half_open_syn(&mut net, 9, 4001);
+        net.step();
+        step_to(&mut net, 100);
+        half_open_syn(&mut net, 10, 4002);
+        net.step();
+        assert_eq!(armed_states(&net), (1, 2, 0));
+        // Both overdue; a third SYN takes the last listening socket.
+        step_to(&mut net, 500);
+        half_open_syn(&mut net, 11, 4003);
+        net.step();
+        assert_eq!(net.stack.pcb_counters().half_open_evicted, 1);
+        let mut remotes: Vec<_> = net
+            .stack
+            .entries
+            .iter()
+            .filter(|e| e.role.armed_for(0))
+            .filter_map(|e| tcp_ref(&net.stack.sockets, e.handle).remote_endpoint())
+            .map(|ep| ep.port)
+            .collect();
+        remotes.sort();
+        assert_eq!(
+            remotes,
+            [4002, 4003],
+            "the first handshake, overdue longest, gave way"
+        );
+    }
+
+    #[test]
+    fn a_connect_takes_the_overdue_half_open_socket_that_waited_longest_of_any_listener() {
+        // Two listeners, one socket each and one handshake each, the one on port 81
+        // older; nothing free.
+        let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
+        let mut l81 = net.stack.socket().unwrap();
+        net.stack.bind(&mut l81, 81).unwrap();
+        net.stack.listen(&mut l81).unwrap();
+        let _l80 = net.listen(PORT);
+        // A SYN to port 81 first: build it by hand on another port.
+        half_open_syn_to(&mut net, 9, 4001, 81);
+        net.step();
+        step_to(&mut net, 100);
+        half_open_syn(&mut net, 10, 4002);
+        net.step();
+        step_to(&mut net, 500);
+        assert_eq!(net.stack.counts().free, 0);
+        let s = net.stack.socket().expect("an overdue handshake's socket");
+        assert_eq!(net.stack.pcb_counters().half_open_evicted, 1);
+        let left: Vec<_> = net
+            .stack
+            .entries
+            .iter()
+            .filter(|e| matches!(e.role, Role::Armed { .. }))
+            .map(|e| tcp_ref(&net.stack.sockets, e.handle))
+            .filter(|t| t.state() == State::SynReceived)
+            .filter_map(|t| t.remote_endpoint())
+            .map(|ep| ep.port)
+            .collect();
+        assert_eq!(left, [4002], "the older handshake (port 81) gave way");
+        assert_eq!(net.stack.tcp_state(&s), Some(State::Closed), "handed over fresh");
     }
 
     #[test]
