@@ -49,6 +49,15 @@
 //!   sockets with none listening is counted (`unarmed_passes`). Closing the listener
 //!   handle closes its listening sockets and resets (RST) connections it had not handed
 //!   out.
+//! * **The accept queue.** A listener the pool sizes keeps at least
+//!   [`with_accept_queue`](SmoltcpStack::with_accept_queue) sockets armed (default
+//!   [`DEFAULT_ACCEPT_QUEUE`]) even when the pool's room is smaller: a burst larger than
+//!   the room completes its handshakes and waits, and `accept` hands out no more than
+//!   the room the pool last told (counted down by each accept), so the pool takes the
+//!   waiting connections as slots free instead of refusing them. While the pool has no
+//!   room at all, a connection waits at most the handshake deadline, then is reset
+//!   (`accept_queue_expired`). A [`socket`](TcpClientStack::socket) that finds nothing
+//!   free or reclaimable takes an idle queue socket.
 //! * **Half-open handshakes: the handshake lease** ([`super::handshake`]). A
 //!   SYN takes a listening socket into SYN-RECEIVED; a peer that never sends the final
 //!   ACK would hold it while smoltcp retransmits its SYN-ACK. Half-open sockets are kept
