@@ -205,8 +205,9 @@ enum Role {
     /// Not armed, not lent: free to arm.
     Idle,
     /// Armed by the acceptor: listening, half-open since the time it was first seen
-    /// so, or holding a connection no accept took yet.
-    Armed { half_open_since: Option<Instant> },
+    /// so (with the order it was seen in: SYNs within one clock tick are still
+    /// ordered), or holding a connection no accept took yet.
+    Armed { half_open_since: Option<(Instant, u32)> },
     /// Lent to a connection ([`LeasedSocket`]).
     Lent,
 }
@@ -219,6 +220,11 @@ struct Table<const M: usize> {
     takers: [Option<Waker>; M],
     /// The place whose waker is on every armed socket and who keeps the deadlines.
     watcher: Option<usize>,
+    /// The order half-open sockets were first seen in (wrapping).
+    seen: u32,
+    /// Until when each socket, reset from a half-open handshake, is armed only when
+    /// no other is free ([`COOL`]).
+    cool: [Option<Instant>; M],
     counters: LeaseCounters,
 }
 
@@ -285,6 +291,8 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                 roles: [Role::Idle; M],
                 takers: [const { None }; M],
                 watcher: None,
+                seen: 0,
+                cool: [None; M],
                 counters: LeaseCounters::ZERO,
             }),
             port,
@@ -401,7 +409,8 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
         let watcher = *t.watcher.get_or_insert(me);
         let room = t.room();
         let (mut armed, mut listening, mut half_open) = (0usize, 0usize, 0usize);
-        let mut oldest: Option<(Instant, usize)> = None;
+        // The half-open socket first seen so: (how long ago in the order seen, index).
+        let mut oldest: Option<(u32, usize)> = None;
         let (mut ready, mut ready_count) = (None, 0usize);
         for i in 0..M {
             let Role::Armed { half_open_since } = t.roles[i] else {
@@ -422,24 +431,28 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                     listening += 1;
                 }
                 State::SynReceived | State::SynSent => {
-                    let since = half_open_since.unwrap_or(now);
+                    let (since, seq) = half_open_since.unwrap_or_else(|| {
+                        let seq = t.seen;
+                        t.seen = seq.wrapping_add(1);
+                        (now, seq)
+                    });
                     if handshake::expired(since, now, self.deadline) {
+                        // Reset; a socket listens again in its place below (a cool
+                        // one first: see `COOL`).
                         s.abort();
-                        if listen(&mut s, self.port, cx).is_err() {
-                            t.roles[i] = Role::Idle;
-                            continue;
-                        }
-                        t.roles[i] = Role::Armed { half_open_since: None };
+                        t.roles[i] = Role::Idle;
+                        t.cool[i] = Some(now + COOL);
                         let c = &mut t.counters.half_open_expired;
                         *c = c.wrapping_add(1);
-                        listening += 1;
+                        continue;
                     } else {
                         t.roles[i] = Role::Armed {
-                            half_open_since: Some(since),
+                            half_open_since: Some((since, seq)),
                         };
                         half_open += 1;
-                        if oldest.is_none_or(|(s, _)| since < s) {
-                            oldest = Some((since, i));
+                        let age = t.seen.wrapping_sub(seq);
+                        if oldest.is_none_or(|(a, _)| age > a) {
+                            oldest = Some((age, i));
                         }
                     }
                 }
@@ -471,32 +484,24 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
             }
         }
         while armed < wanted {
-            let Some(i) = self.free_socket(&t) else {
+            if !self.arm_one(&mut t, now, cx) {
                 let c = &mut t.counters.short_of_sockets;
                 *c = c.wrapping_add((wanted - armed) as u32);
                 break;
-            };
-            let Ok(mut s) = self.sockets[i].try_borrow_mut() else {
-                break;
-            };
-            if listen(&mut s, self.port, cx).is_err() {
-                break;
             }
-            t.roles[i] = Role::Armed { half_open_since: None };
             armed += 1;
             listening += 1;
         }
         if let Some((_, i)) = oldest.filter(|_| handshake::evict_oldest(room, armed, listening, half_open)) {
             if let Ok(mut s) = self.sockets[i].try_borrow_mut() {
                 s.abort();
-                t.roles[i] = if listen(&mut s, self.port, cx).is_ok() {
-                    Role::Armed { half_open_since: None }
-                } else {
-                    Role::Idle
-                };
+                t.roles[i] = Role::Idle;
+                t.cool[i] = Some(now + COOL);
                 let c = &mut t.counters.half_open_evicted;
                 *c = c.wrapping_add(1);
             }
+            // A socket listens again in its place (a cool one first).
+            let _ = self.arm_one(&mut t, now, cx);
         }
         if let Some(i) = ready {
             if let Some(remote) = self.sockets[i]
@@ -545,7 +550,7 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                 .iter()
                 .filter_map(|r| match r {
                     Role::Armed {
-                        half_open_since: Some(since),
+                        half_open_since: Some((since, _)),
                     } => Some(*since + self.deadline),
                     _ => None,
                 })
@@ -553,10 +558,27 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
         )
     }
 
-    /// A free socket to arm: idle and not borrowed, preferring one with no RST still
-    /// to send (re-arming forgets it).
-    fn free_socket(&self, t: &Table<M>) -> Option<usize> {
-        let mut fallback = None;
+    /// Put a free socket in LISTEN (with `cx`'s waker). `false`: none is free.
+    fn arm_one(&self, t: &mut Table<M>, now: Instant, cx: &mut Context<'_>) -> bool {
+        let Some(i) = self.free_socket(t, now) else {
+            return false;
+        };
+        let Ok(mut s) = self.sockets[i].try_borrow_mut() else {
+            return false;
+        };
+        if listen(&mut s, self.port, cx).is_err() {
+            return false;
+        }
+        t.roles[i] = Role::Armed { half_open_since: None };
+        t.cool[i] = None;
+        true
+    }
+
+    /// A free socket to arm: idle and not borrowed; best one not cooling (see
+    /// [`COOL`]) with no RST still to send (re-arming forgets it), then one with its
+    /// RST pending, then a cooling one.
+    fn free_socket(&self, t: &Table<M>, now: Instant) -> Option<usize> {
+        let mut best: Option<(u8, usize)> = None;
         for i in 0..M {
             if t.roles[i] != Role::Idle {
                 continue;
@@ -564,15 +586,27 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
             let Ok(s) = self.sockets[i].try_borrow() else {
                 continue;
             };
-            if s.state() == State::Closed && s.remote_endpoint().is_some() {
-                fallback.get_or_insert(i);
-                continue;
+            let cooling = t.cool[i].is_some_and(|until| now < until);
+            let rst_pending = s.state() == State::Closed && s.remote_endpoint().is_some();
+            let rank = u8::from(cooling) * 2 + u8::from(rst_pending);
+            if rank == 0 {
+                return Some(i);
             }
-            return Some(i);
+            if best.is_none_or(|(r, _)| rank < r) {
+                best = Some((rank, i));
+            }
         }
-        fallback
+        best.map(|(_, i)| i)
     }
 }
+
+/// How long a socket reset from a handshake that never completed is armed only when
+/// no other socket is free. smoltcp keeps, per socket, the neighbor it last failed to
+/// resolve (the half-open peer that answers no ARP) and sends nothing from that socket
+/// for 1 s after the last ARP request (`DISCOVERY_SILENT_TIME`), even to its next,
+/// real peer: a real client's SYN taken by such a socket would get its SYN-ACK up to
+/// 1 s late.
+const COOL: Duration = Duration::from_millis(1_000);
 
 /// Put `s` in LISTEN on `port` (embassy-net's `accept` does so on its first poll,
 /// and registers the waker in `cx`).
