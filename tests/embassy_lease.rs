@@ -287,7 +287,7 @@ fn a_half_open_accept_is_reset_at_the_deadline_and_listens_again() {
 ///
 /// 16 sockets: every socket that took a SYN from an address that answers no ARP is
 /// silenced by smoltcp for 1 s of the stack's (real) time, which does not pass in this
-/// test; the acceptor arms the others first (`COOL`), and this flood leaves some.
+/// test; the acceptor arms the others first, and this flood leaves some.
 #[test]
 fn a_flood_of_half_open_syns_never_leaves_nothing_listening_and_a_client_is_served() {
     let clock = Clock::default();
@@ -493,4 +493,34 @@ fn the_leased_acceptor_serves_through_backlog_pool_and_closer() {
     // The served socket is back (closed by the closer, then returned).
     exec.advance(3_000);
     assert_eq!(tcp.lent(), 0);
+}
+
+/// A socket reset from a handshake with an address that answers no ARP is silenced by
+/// smoltcp for 1 s (it sends nothing, not even to its next peer); while a clean socket
+/// is free, the acceptor arms that one instead, so a client right after a few
+/// half-open SYNs gets its SYN-ACK at once.
+#[test]
+fn a_socket_smoltcp_silenced_is_armed_only_when_no_clean_one_is_free() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let server = stack(&mut exec, &hub, SERVER, 1);
+    let client = stack(&mut exec, &hub, CLIENT, 2);
+    let tcp = leased::<8>(server, &clock);
+    let got = Accepted::default();
+    spawn_acceptor(&mut exec, tcp, &got);
+    exec.run();
+    // Room 1 and the spare: each SYN after the second evicts the oldest, whose RST
+    // cannot leave (no ARP answer): that socket is silenced, and armed again last.
+    for k in 0..4u16 {
+        half_open_syn(&hub, 100 + k as u8, 4000 + k);
+        exec.run();
+        exec.advance(10);
+    }
+    assert!(counters(tcp).half_open_evicted >= 2, "{}", counters(tcp));
+    let done = Rc::new(Cell::new(None));
+    spawn_client(&mut exec, client, done.clone());
+    exec.run();
+    assert_eq!(done.get(), Some(true), "the client's SYN-ACK left at once");
+    assert_eq!(got.0.borrow().len(), 1);
 }

@@ -222,9 +222,6 @@ struct Table<const M: usize> {
     watcher: Option<usize>,
     /// The order half-open sockets were first seen in (wrapping).
     seen: u32,
-    /// Until when each socket, reset from a half-open handshake, is armed only when
-    /// no other is free ([`COOL`]).
-    cool: [Option<Instant>; M],
     counters: LeaseCounters,
 }
 
@@ -292,7 +289,6 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                 takers: [const { None }; M],
                 watcher: None,
                 seen: 0,
-                cool: [None; M],
                 counters: LeaseCounters::ZERO,
             }),
             port,
@@ -437,11 +433,10 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                         (now, seq)
                     });
                     if handshake::expired(since, now, self.deadline) {
-                        // Reset; a socket listens again in its place below (a cool
-                        // one first: see `COOL`).
+                        // Reset; a socket listens again in its place below (another
+                        // one first: see `free_socket`).
                         s.abort();
                         t.roles[i] = Role::Idle;
-                        t.cool[i] = Some(now + COOL);
                         let c = &mut t.counters.half_open_expired;
                         *c = c.wrapping_add(1);
                         continue;
@@ -484,7 +479,7 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
             }
         }
         while armed < wanted {
-            if !self.arm_one(&mut t, now, cx) {
+            if !self.arm_one(&mut t, cx) {
                 let c = &mut t.counters.short_of_sockets;
                 *c = c.wrapping_add((wanted - armed) as u32);
                 break;
@@ -496,12 +491,12 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
             if let Ok(mut s) = self.sockets[i].try_borrow_mut() {
                 s.abort();
                 t.roles[i] = Role::Idle;
-                t.cool[i] = Some(now + COOL);
                 let c = &mut t.counters.half_open_evicted;
                 *c = c.wrapping_add(1);
             }
-            // A socket listens again in its place (a cool one first).
-            let _ = self.arm_one(&mut t, now, cx);
+            // A socket listens again in its place (another one first: see
+            // `free_socket`).
+            let _ = self.arm_one(&mut t, cx);
         }
         if let Some(i) = ready {
             if let Some(remote) = self.sockets[i]
@@ -559,8 +554,8 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
     }
 
     /// Put a free socket in LISTEN (with `cx`'s waker). `false`: none is free.
-    fn arm_one(&self, t: &mut Table<M>, now: Instant, cx: &mut Context<'_>) -> bool {
-        let Some(i) = self.free_socket(t, now) else {
+    fn arm_one(&self, t: &mut Table<M>, cx: &mut Context<'_>) -> bool {
+        let Some(i) = self.free_socket(t) else {
             return false;
         };
         let Ok(mut s) = self.sockets[i].try_borrow_mut() else {
@@ -570,15 +565,17 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
             return false;
         }
         t.roles[i] = Role::Armed { half_open_since: None };
-        t.cool[i] = None;
         true
     }
 
-    /// A free socket to arm: idle and not borrowed; best one not cooling (see
-    /// [`COOL`]) with no RST still to send (re-arming forgets it), then one with its
-    /// RST pending, then a cooling one.
-    fn free_socket(&self, t: &Table<M>, now: Instant) -> Option<usize> {
-        let mut best: Option<(u8, usize)> = None;
+    /// A free socket to arm: idle and not borrowed, preferring one with no RST still
+    /// to send. An RST still pending is one smoltcp could not send: typically to a
+    /// half-open peer that answers no ARP, and smoltcp then keeps the socket silent
+    /// for 1 s after each ARP request (`DISCOVERY_SILENT_TIME`, per socket, and kept
+    /// across `listen`), even towards its next peer: a real client's SYN taken by it
+    /// would get its SYN-ACK up to 1 s late. (Re-arming forgets the RST.)
+    fn free_socket(&self, t: &Table<M>) -> Option<usize> {
+        let mut fallback = None;
         for i in 0..M {
             if t.roles[i] != Role::Idle {
                 continue;
@@ -586,27 +583,15 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
             let Ok(s) = self.sockets[i].try_borrow() else {
                 continue;
             };
-            let cooling = t.cool[i].is_some_and(|until| now < until);
-            let rst_pending = s.state() == State::Closed && s.remote_endpoint().is_some();
-            let rank = u8::from(cooling) * 2 + u8::from(rst_pending);
-            if rank == 0 {
-                return Some(i);
+            if s.state() == State::Closed && s.remote_endpoint().is_some() {
+                fallback.get_or_insert(i);
+                continue;
             }
-            if best.is_none_or(|(r, _)| rank < r) {
-                best = Some((rank, i));
-            }
+            return Some(i);
         }
-        best.map(|(_, i)| i)
+        fallback
     }
 }
-
-/// How long a socket reset from a handshake that never completed is armed only when
-/// no other socket is free. smoltcp keeps, per socket, the neighbor it last failed to
-/// resolve (the half-open peer that answers no ARP) and sends nothing from that socket
-/// for 1 s after the last ARP request (`DISCOVERY_SILENT_TIME`), even to its next,
-/// real peer: a real client's SYN taken by such a socket would get its SYN-ACK up to
-/// 1 s late.
-const COOL: Duration = Duration::from_millis(1_000);
 
 /// Put `s` in LISTEN on `port` (embassy-net's `accept` does so on its first poll,
 /// and registers the waker in `cx`).
