@@ -222,10 +222,21 @@ struct Table<const M: usize> {
     watcher: Option<usize>,
     /// The order half-open sockets were first seen in (wrapping).
     seen: u32,
+    /// When each socket was last freed, in the order of frees (wrapping): the acceptor
+    /// arms the socket idle longest first.
+    freed: [u32; M],
+    frees: u32,
     counters: LeaseCounters,
 }
 
 impl<const M: usize> Table<M> {
+    /// Socket `i` is free (idle) from now on.
+    fn free(&mut self, i: usize) {
+        self.roles[i] = Role::Idle;
+        self.freed[i] = self.frees;
+        self.frees = self.frees.wrapping_add(1);
+    }
+
     fn room(&self) -> usize {
         self.takers.iter().filter(|w| w.is_some()).count()
     }
@@ -289,6 +300,8 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                 takers: [const { None }; M],
                 watcher: None,
                 seen: 0,
+                freed: [0; M],
+                frees: 0,
                 counters: LeaseCounters::ZERO,
             }),
             port,
@@ -419,7 +432,7 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                 // The connection died before an accept took it: the socket is free
                 // and armed again below.
                 State::Closed | State::TimeWait => {
-                    t.roles[i] = Role::Idle;
+                    t.free(i);
                     continue;
                 }
                 State::Listen => {
@@ -433,10 +446,10 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                         (now, seq)
                     });
                     if handshake::expired(since, now, self.deadline) {
-                        // Reset; a socket listens again in its place below (another
-                        // one first: see `free_socket`).
-                        s.abort();
-                        t.roles[i] = Role::Idle;
+                        // Reset; a socket listens again in its place below (the one
+                        // idle longest: see `free_socket`).
+                        forget(&mut s, self.port);
+                        t.free(i);
                         let c = &mut t.counters.half_open_expired;
                         *c = c.wrapping_add(1);
                         continue;
@@ -472,7 +485,7 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                 };
                 if s.state() == State::Listen {
                     s.abort();
-                    t.roles[i] = Role::Idle;
+                    t.free(i);
                     armed -= 1;
                     listening -= 1;
                 }
@@ -489,12 +502,12 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
         }
         if let Some((_, i)) = oldest.filter(|_| handshake::evict_oldest(room, armed, listening, half_open)) {
             if let Ok(mut s) = self.sockets[i].try_borrow_mut() {
-                s.abort();
-                t.roles[i] = Role::Idle;
+                forget(&mut s, self.port);
+                t.free(i);
                 let c = &mut t.counters.half_open_evicted;
                 *c = c.wrapping_add(1);
             }
-            // A socket listens again in its place (another one first: see
+            // A socket listens again in its place (the one idle longest: see
             // `free_socket`).
             let _ = self.arm_one(&mut t, cx);
         }
@@ -568,14 +581,18 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
         true
     }
 
-    /// A free socket to arm: idle and not borrowed, preferring one with no RST still
-    /// to send. An RST still pending is one smoltcp could not send: typically to a
-    /// half-open peer that answers no ARP, and smoltcp then keeps the socket silent
-    /// for 1 s after each ARP request (`DISCOVERY_SILENT_TIME`, per socket, and kept
-    /// across `listen`), even towards its next peer: a real client's SYN taken by it
-    /// would get its SYN-ACK up to 1 s late. (Re-arming forgets the RST.)
+    /// A free socket to arm: idle and not borrowed; one with no RST still to send
+    /// first (re-arming forgets it), and of those the one idle longest.
+    ///
+    /// smoltcp keeps, per socket, the neighbor it last failed to resolve — a half-open
+    /// peer that answers no ARP — and sends nothing at all from that socket for 1 s
+    /// after each failed attempt (`DISCOVERY_SILENT_TIME`, kept across `listen`), not
+    /// even to its next peer: a real client's SYN taken by such a socket gets its
+    /// SYN-ACK up to 1 s late, and under a flood its handshake may be evicted first.
+    /// A socket that held such a handshake stops trying when it is reset
+    /// ([`forget`]); armed last, it has had the longest to fall silent.
     fn free_socket(&self, t: &Table<M>) -> Option<usize> {
-        let mut fallback = None;
+        let mut best: Option<((bool, u32), usize)> = None;
         for i in 0..M {
             if t.roles[i] != Role::Idle {
                 continue;
@@ -583,14 +600,25 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
             let Ok(s) = self.sockets[i].try_borrow() else {
                 continue;
             };
-            if s.state() == State::Closed && s.remote_endpoint().is_some() {
-                fallback.get_or_insert(i);
-                continue;
+            let rst_pending = s.state() == State::Closed && s.remote_endpoint().is_some();
+            // Lower is better: no RST pending, then idle longest.
+            let rank = (rst_pending, u32::MAX - t.frees.wrapping_sub(t.freed[i]));
+            if best.is_none_or(|(r, _)| rank < r) {
+                best = Some((rank, i));
             }
-            return Some(i);
         }
-        fallback
+        best.map(|(_, i)| i)
     }
+}
+
+/// Reset a half-open socket and forget its peer: the RST it would owe is not sent
+/// (the peer answered nothing; smoltcp would keep trying to resolve it, and stay
+/// silent meanwhile), and it is left closed.
+fn forget(s: &mut TcpSocket<'_>, port: u16) {
+    s.abort();
+    // Listening again clears the connection; then stop.
+    let _ = listen(s, port, &mut Context::from_waker(Waker::noop()));
+    s.abort();
 }
 
 /// Put `s` in LISTEN on `port` (embassy-net's `accept` does so on its first poll,
@@ -686,7 +714,7 @@ impl<const M: usize> Drop for LeasedSocket<'_, '_, M> {
         }
         let wake = {
             let mut t = self.table.borrow_mut();
-            t.roles[self.index] = Role::Idle;
+            t.free(self.index);
             // An accept short of a socket may arm this one.
             t.someone_but(None)
         };
