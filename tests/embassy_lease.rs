@@ -159,8 +159,8 @@ fn stack<'t>(exec: &mut Exec<'t>, hub: &Hub, ip: Ipv4Addr, mac_last: u8) -> Stac
 fn half_open_syn(hub: &Hub, host: u8, port: u16) {
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{
-        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
-        Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol, Ipv4Packet,
+        Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
     };
     let src = Ipv4Addr::new(10, 0, 0, host);
     let tcp = TcpRepr {
@@ -211,7 +211,13 @@ type Lease<const M: usize> = LeasedTcp<'static, Clock, M>;
 
 fn leased<const M: usize>(stack: Stack<'static>, clock: &Clock) -> &'static Lease<M> {
     let buffers = Box::leak(Box::new(TcpBuffers::<M, 512, 512>::new()));
-    Box::leak(Box::new(LeasedTcp::new(stack, PORT, buffers, clock.clone(), DEADLINE)))
+    Box::leak(Box::new(LeasedTcp::new(
+        stack,
+        PORT,
+        buffers,
+        clock.clone(),
+        DEADLINE,
+    )))
 }
 
 /// What the accepts of the test took: the peers, in order.
@@ -270,12 +276,20 @@ fn a_half_open_accept_is_reset_at_the_deadline_and_listens_again() {
 
     half_open_syn(&hub, 99, 4000);
     exec.run();
-    assert_eq!(tcp.armed(), (1, 1, 0), "the handshake keeps its socket; the spare listens");
+    assert_eq!(
+        tcp.armed(),
+        (1, 1, 0),
+        "the handshake keeps its socket; the spare listens"
+    );
     exec.advance(400);
     assert_eq!(tcp.armed(), (1, 1, 0), "not before the deadline");
     assert_eq!(counters(tcp).half_open_expired, 0);
     exec.advance(100);
-    assert_eq!(tcp.armed(), (1, 0, 0), "at the deadline: reset, listening; no spare wanted");
+    assert_eq!(
+        tcp.armed(),
+        (1, 0, 0),
+        "at the deadline: reset, listening; no spare wanted"
+    );
     let c = counters(tcp);
     assert_eq!((c.half_open_expired, c.half_open_evicted), (1, 0), "{c}");
     assert!(got.0.borrow().is_empty());
@@ -308,8 +322,14 @@ fn a_flood_of_half_open_syns_never_leaves_nothing_listening_and_a_client_is_serv
             port += 1;
             exec.run();
             let (listening, half_open, _) = tcp.armed();
-            assert!(listening >= 1, "after SYN {port}: nothing listens ({half_open} half-open)");
-            assert!(listening + half_open <= 3, "after SYN {port}: room 2 and the spare only");
+            assert!(
+                listening >= 1,
+                "after SYN {port}: nothing listens ({half_open} half-open)"
+            );
+            assert!(
+                listening + half_open <= 3,
+                "after SYN {port}: room 2 and the spare only"
+            );
             exec.advance(50);
         }
     };
@@ -350,7 +370,10 @@ fn after_a_burst_of_24_half_open_syns_a_client_is_served_at_once() {
     }
     exec.run();
     let (listening, half_open, _) = tcp.armed();
-    assert!(listening >= 1, "nothing listens after the burst ({half_open} half-open)");
+    assert!(
+        listening >= 1,
+        "nothing listens after the burst ({half_open} half-open)"
+    );
     let done = Rc::new(Cell::new(None));
     spawn_client(&mut exec, client, done.clone());
     exec.run();
@@ -360,7 +383,11 @@ fn after_a_burst_of_24_half_open_syns_a_client_is_served_at_once() {
     exec.advance(DEADLINE.as_millis());
     let (_, half_open, _) = tcp.armed();
     assert_eq!(half_open, 0, "{}", counters(tcp));
-    eprintln!("24-SYN burst: {} ; armed after the deadline {:?}", counters(tcp), tcp.armed());
+    eprintln!(
+        "24-SYN burst: {} ; armed after the deadline {:?}",
+        counters(tcp),
+        tcp.armed()
+    );
 }
 
 /// (c) Wake-ups: the accept is woken by its socket's state change (the SYN) and by
@@ -380,14 +407,22 @@ fn an_accept_is_rearmed_by_its_own_timer_with_no_other_wake_up() {
     half_open_syn(&hub, 99, 4000);
     exec.run();
     let after_syn = exec.wakes(1);
-    assert!(after_syn - before <= 2, "woken {} times by one SYN", after_syn - before);
+    assert!(
+        after_syn - before <= 2,
+        "woken {} times by one SYN",
+        after_syn - before
+    );
     // Nothing happens until the deadline: no wake-up at all.
     exec.advance(499);
     assert_eq!(exec.wakes(1), after_syn, "woken before the deadline");
     assert_eq!(tcp.armed(), (1, 1, 0));
     exec.advance(1);
     assert_eq!(tcp.armed(), (1, 0, 0), "re-armed at the deadline");
-    assert!(exec.wakes(1) - after_syn <= 4, "woken {} times at the deadline", exec.wakes(1) - after_syn);
+    assert!(
+        exec.wakes(1) - after_syn <= 4,
+        "woken {} times at the deadline",
+        exec.wakes(1) - after_syn
+    );
     // And then it sleeps: no timer, no wake-up.
     let settled = exec.wakes(1);
     exec.advance(10_000);
@@ -456,7 +491,10 @@ fn the_leased_acceptor_serves_through_backlog_pool_and_closer() {
                 .await
                 .expect("accepted");
             let mut buf = [0u8; 16];
-            let n = conn.read(&mut buf, &clock, clock.now() + Duration::from_secs(1)).await.unwrap();
+            let n = conn
+                .read(&mut buf, &clock, clock.now() + Duration::from_secs(1))
+                .await
+                .unwrap();
             conn.write_all(&buf[..n], &clock, clock.now() + Duration::from_secs(1))
                 .await
                 .unwrap();

@@ -349,7 +349,12 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
 
     /// Sockets lent to connections now.
     pub fn lent(&self) -> usize {
-        self.table.borrow().roles.iter().filter(|r| **r == Role::Lent).count()
+        self.table
+            .borrow()
+            .roles
+            .iter()
+            .filter(|r| **r == Role::Lent)
+            .count()
     }
 
     /// Accept one connection: see [`edge_nal::TcpAccept::accept`].
@@ -436,7 +441,9 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                     continue;
                 }
                 State::Listen => {
-                    t.roles[i] = Role::Armed { half_open_since: None };
+                    t.roles[i] = Role::Armed {
+                        half_open_since: None,
+                    };
                     listening += 1;
                 }
                 State::SynReceived | State::SynSent => {
@@ -522,7 +529,11 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
                 *c = c.wrapping_add(1);
                 // More connections ready than this accept takes: another accept in
                 // flight takes the next.
-                let other = if ready_count > 1 { t.someone_but(Some(me)) } else { None };
+                let other = if ready_count > 1 {
+                    t.someone_but(Some(me))
+                } else {
+                    None
+                };
                 drop(t);
                 if let Some(w) = other {
                     w.wake();
@@ -577,7 +588,9 @@ impl<'d, T: Timer, const M: usize> LeasedTcp<'d, T, M> {
         if listen(&mut s, self.port, cx).is_err() {
             return false;
         }
-        t.roles[i] = Role::Armed { half_open_since: None };
+        t.roles[i] = Role::Armed {
+            half_open_since: None,
+        };
         true
     }
 

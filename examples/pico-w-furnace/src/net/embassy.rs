@@ -48,7 +48,13 @@ impl Interface for Stack<'_> {
 /// [`HTTP_PORT`] on every address of `stack`, its sockets over `buffers`, the lease
 /// deadline the [`POOL`]'s.
 pub fn acceptor(stack: Stack<'static>, buffers: &'static mut TcpBuffers) -> Acceptor {
-    LeasedTcp::new(stack, HTTP_PORT, buffers, EmbassyTimer, POOL.config().handshake_deadline)
+    LeasedTcp::new(
+        stack,
+        HTTP_PORT,
+        buffers,
+        EmbassyTimer,
+        POOL.config().handshake_deadline,
+    )
 }
 
 /// The acceptor's counters as last published by [`backlog_task`] (the acceptor is
