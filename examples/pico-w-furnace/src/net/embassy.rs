@@ -44,7 +44,7 @@ impl Interface for Stack<'_> {
     }
 }
 
-/// The acceptor the [`WebBacklog`](super::WebBacklog) arms its accepts on:
+/// The acceptor the [`WebBacklog`] arms its accepts on:
 /// [`HTTP_PORT`] on every address of `stack`, its sockets over `buffers`, the lease
 /// deadline the [`POOL`]'s.
 pub fn acceptor(stack: Stack<'static>, buffers: &'static mut TcpBuffers) -> Acceptor {
