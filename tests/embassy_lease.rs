@@ -563,3 +563,82 @@ fn a_socket_smoltcp_silenced_is_armed_last() {
     assert_eq!(done.get(), Some(true), "the client's SYN-ACK left at once");
     assert_eq!(got.0.borrow().len(), 1);
 }
+
+/// The accept that watches the sockets (its waker on them, its timer at the lease
+/// deadline) is dropped: another accept in flight is woken to take over, and the
+/// half-open socket is still reset at its deadline.
+#[test]
+fn when_the_watching_accept_is_dropped_another_keeps_the_lease() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let server = stack(&mut exec, &hub, SERVER, 1);
+    let tcp = leased::<6>(server, &clock);
+    {
+        // Polled first: the watcher. Given 100 ms.
+        let clock2 = clock.clone();
+        exec.spawn(async move {
+            let _ = netpool::asynch::with_deadline(&clock2, Instant::from_millis(100), tcp.accept()).await;
+            std::future::pending::<()>().await;
+        });
+    }
+    let got = Accepted::default();
+    spawn_acceptor(&mut exec, tcp, &got);
+    exec.run();
+    half_open_syn(&hub, 99, 4000);
+    exec.run();
+    assert_eq!(
+        tcp.armed(),
+        (2, 1, 0),
+        "two accepts, one handshake: room 2 and the spare"
+    );
+    exec.advance(100);
+    // The watcher is gone; its place with it: room 1 and the spare.
+    assert_eq!(tcp.armed(), (1, 1, 0));
+    exec.advance(399);
+    assert_eq!(counters(tcp).half_open_expired, 0);
+    exec.advance(1);
+    assert_eq!(
+        tcp.armed(),
+        (1, 0, 0),
+        "reset at the deadline by the accept that took over"
+    );
+    assert_eq!(counters(tcp).half_open_expired, 1);
+}
+
+/// Every socket lent: the accept waits (nothing is refused for it, counted in
+/// `short_of_sockets`), and is woken to arm the first socket a connection returns.
+#[test]
+fn an_accept_short_of_sockets_arms_the_first_one_returned() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let server = stack(&mut exec, &hub, SERVER, 1);
+    let client = stack(&mut exec, &hub, CLIENT, 2);
+    let tcp = leased::<2>(server, &clock);
+    let held = Rc::new(RefCell::new(Vec::new()));
+    {
+        let held = held.clone();
+        exec.spawn(async move {
+            loop {
+                let (_, socket) = tcp.accept().await.expect("accepted");
+                held.borrow_mut().push(socket);
+            }
+        });
+    }
+    exec.run();
+    for _ in 0..2 {
+        let done = Rc::new(Cell::new(None));
+        spawn_client(&mut exec, client, done.clone());
+        exec.run();
+        assert_eq!(done.get(), Some(true));
+    }
+    assert_eq!(held.borrow().len(), 2);
+    assert_eq!(tcp.lent(), 2);
+    assert_eq!(tcp.armed(), (0, 0, 0), "no socket left to listen");
+    assert!(counters(tcp).short_of_sockets >= 1, "{}", counters(tcp));
+    // A connection ends: its socket returns, and the waiting accept arms it.
+    drop(held.borrow_mut().pop());
+    exec.run();
+    assert_eq!(tcp.armed(), (1, 0, 0));
+}
