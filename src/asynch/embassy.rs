@@ -11,12 +11,22 @@
 //! (`crate::sansio::handshake`, one rule in one place):
 //!
 //! 1. a half-open socket holds its place for at most the deadline, then it is reset
-//!    and listens again, counted in [`LeaseCounters::half_open_expired`];
+//!    and a socket listens again in its place, counted in
+//!    [`LeaseCounters::half_open_expired`];
 //! 2. while a handshake is under way one socket more than the accepts in flight is
 //!    kept listening (the spare), and when even that one is taken and nothing
-//!    listens, the oldest half-open socket is reset and listens again at once,
-//!    counted in [`LeaseCounters::half_open_evicted`]. With no free socket for the
-//!    spare nothing is evicted.
+//!    listens, the oldest half-open socket (the first seen half-open) is reset and a
+//!    socket listens again in its place in the same look, counted in
+//!    [`LeaseCounters::half_open_evicted`]. With no free socket for the spare
+//!    nothing is evicted.
+//!
+//! "In its place": the reset socket forgets its peer (no RST is left to send: the
+//! peer answered nothing) and the free socket idle longest is armed — often another
+//! one. smoltcp keeps each socket silent for 1 s after it failed to resolve a peer
+//! (one that answers no ARP), even towards its next peer; re-arming such a socket at
+//! once would give the next real client's SYN-ACK that delay. On the furnace's TAP
+//! host this took the clients served under 20 half-open SYNs a second from 50 % to
+//! 95 %.
 //!
 //! # How it maps onto accepts
 //!
