@@ -65,6 +65,8 @@ use crate::time::{Duration, Instant};
 
 mod backlog;
 mod closer;
+#[cfg(feature = "embassy-net")]
+pub mod embassy;
 pub use backlog::{Backlog, BacklogCounters, REARM};
 pub use closer::Closer;
 

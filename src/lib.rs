@@ -128,6 +128,8 @@
 //!   address is refused ([`ConnectError::UnsupportedAddress`]).
 //! - `defmt`: `defmt::Format` for every public report, state and error type.
 //! - `async`: [`asynch`], the async driver over embedded-nal-async and edge-nal.
+//! - `embassy-net`: `asynch::embassy`, netpool's own accept over embassy-net 0.9
+//!   sockets, which keeps the handshake lease. Implies `async`.
 //! - `smoltcp`: [`stack::smoltcp`], the backend over a smoltcp `SocketSet` (no_std).
 //!
 //! ## Sharing

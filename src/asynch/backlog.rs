@@ -101,7 +101,10 @@ impl<S, const K: usize> State<S, K> {
 ///
 /// Each armed accept is given [`REARM`] and then armed again, so an accept the stack
 /// leaves half-open (a SYN whose handshake never completes) cannot hold a worker for
-/// ever. While no listener is registered for the port ([`AsyncPool::listen`]) the
+/// ever. That alone cannot outlast a flood of such SYNs (each re-armed accept is
+/// taken again at once); on embassy-net, arm the backlog on netpool's own acceptor,
+/// `asynch::embassy::LeasedTcp` (feature `embassy-net`), which keeps the handshake
+/// lease across the backlog's accepts. While no listener is registered for the port ([`AsyncPool::listen`]) the
 /// workers do not arm; connections parked when the listener stops wait for a task
 /// (which gets [`AcceptError::NotListening`](super::AcceptError::NotListening)) until
 /// they expire.

@@ -18,8 +18,10 @@
 //! Everything here is generic over the network: an edge-nal acceptor and its sockets
 //! (`TcpAccept`, whose sockets netpool's `Conn`, `Backlog` and `Closer` take), and an
 //! [`Interface`] the link is read from. [`embassy`] (feature `embassy-net`) is the
-//! board's: embassy-net's `Stack`, edge-nal-embassy's sockets, the socket buffers
-//! ([`TcpBuffers`](embassy::TcpBuffers), [`Resources`](embassy::Resources)).
+//! board's: embassy-net's `Stack`, netpool's leased acceptor over embassy-net sockets
+//! (`netpool::asynch::embassy::LeasedTcp`, which keeps the handshake lease), the
+//! socket buffers ([`TcpBuffers`](embassy::TcpBuffers),
+//! [`Resources`](embassy::Resources)).
 //!
 //! What the caller provides is the board: the interface and its acceptor (CYW43 and
 //! embassy-net on the Pico W; a TAP device and embassy-net, or the host's TCP, on the
@@ -29,7 +31,7 @@
 //! [`backlog_task`], [`closer_task`] and [`link_and_reaper`] from them):
 //!
 //! ```ignore
-//! use pico_w_furnace::net::embassy::Socket;
+//! use pico_w_furnace::net::embassy::{Acceptor, Socket};
 //!
 //! #[embassy_executor::task(pool_size = WEB_TASKS)]
 //! async fn web_task(
@@ -42,11 +44,8 @@
 //! }
 //!
 //! #[embassy_executor::task]
-//! async fn backlog_task(
-//!     backlog: &'static WebBacklog<Socket<'static>>,
-//!     acceptor: &'static TcpAccept<'static>,
-//! ) -> ! {
-//!     pico_w_furnace::net::backlog_task(backlog, acceptor).await
+//! async fn backlog_task(backlog: &'static WebBacklog<Socket<'static>>, acceptor: &'static Acceptor) -> ! {
+//!     pico_w_furnace::net::embassy::backlog_task(backlog, acceptor).await
 //! }
 //!
 //! #[embassy_executor::task]
@@ -129,9 +128,13 @@ pub const BACKLOG_WAIT: Duration = Duration::from_secs(5);
 pub const TCP_TX: usize = 2048;
 /// Per-socket TCP receive buffer (embassy-net; the host's TCP has its own).
 pub const TCP_RX: usize = 1024;
-/// Every TCP socket of the web server: one per web task, per backlog place and per
-/// closing socket.
-pub const SOCKETS: usize = WEB_TASKS + BACKLOG + CLOSING;
+/// A socket beyond the backlog's accepts for half-open handshakes (netpool's
+/// handshake lease keeps them apart from the room: a free socket listens in their
+/// place; with none left, the overdue one seen longest ago gives way).
+pub const LEASE_SPARE: usize = 1;
+/// Every TCP socket of the web server: one per web task, per backlog place, per
+/// closing socket, and the lease's spare ([`LEASE_SPARE`]).
+pub const SOCKETS: usize = WEB_TASKS + BACKLOG + CLOSING + LEASE_SPARE;
 
 /// A request must arrive completely within this time of its accept (else 408).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -182,8 +185,8 @@ pub static POOL: AsyncPool<WEB_TASKS> = AsyncPool::new(
 /// it with [`closer_task`].
 ///
 /// `S` is the stack's socket. On the board it lives in a `StaticCell`, not a
-/// `static`: edge-nal-embassy's `TcpSocket` holds raw pointers and a `&RefCell`
-/// stack, so it is not `Send`, the `Closer` holding them is not `Sync`, and a
+/// `static`: the board's socket (netpool's `LeasedSocket`) holds an embassy-net
+/// socket and a `RefMut` of it, so it is not `Send`, the `Closer` holding them is not `Sync`, and a
 /// `static` must be. That is no loss here: the sockets
 /// (and the embassy-net stack they point into) belong to one thread-mode executor
 /// anyway, and embassy-executor 0.10's `Spawner::spawn` takes tasks whose arguments

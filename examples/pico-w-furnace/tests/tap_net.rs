@@ -1,5 +1,5 @@
-//! The firmware's web server (`pico_w_furnace::net`: embassy-net, edge-nal-embassy,
-//! netpool's `AsyncPool`) on the host: `furnace-net-host` on a TAP device in a network
+//! The firmware's web server (`pico_w_furnace::net`: embassy-net, netpool's leased
+//! acceptor and `AsyncPool`) on the host: `furnace-net-host` on a TAP device in a network
 //! namespace this test creates, driven by real clients inside the namespace over the
 //! kernel's TCP:
 //!

@@ -13,7 +13,6 @@
 use cyw43::JoinOptions;
 use cyw43_pio::{PioSpi, DEFAULT_CLOCK_DIVIDER};
 use defmt::{error, info, unwrap, warn};
-use edge_nal_embassy::{Tcp, TcpAccept};
 use embassy_executor::Spawner;
 use embassy_net::Stack;
 use embassy_rp::clocks::RoscRng;
@@ -22,9 +21,9 @@ use embassy_rp::peripherals::{DMA_CH0, PIN_23, PIN_24, PIN_25, PIN_29, PIO0};
 use embassy_rp::pio::{self, Pio};
 use embassy_rp::{bind_interrupts, dma, Peri};
 use netpool::LinkState;
-use pico_w_furnace::net::embassy::{self as board, Resources, Socket, TcpBuffers};
+use pico_w_furnace::net::embassy::{self as board, Acceptor, Resources, Socket, TcpBuffers};
 use pico_w_furnace::net::{self, WebBacklog, WebCloser, WEB_TASKS};
-use static_cell::StaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 
 use crate::SHARED;
 
@@ -121,16 +120,16 @@ pub async fn net_main(spawner: Spawner, p: Peripherals) {
     spawner.spawn(unwrap!(stack_task(runner)));
     spawner.spawn(unwrap!(link_task(stack)));
 
-    static BUFFERS: StaticCell<TcpBuffers> = StaticCell::new();
-    static TCP: StaticCell<Tcp<'static>> = StaticCell::new();
-    let tcp: &'static Tcp<'static> = TCP.init(Tcp::new(stack, BUFFERS.init(TcpBuffers::new())));
+    // netpool's leased acceptor: its sockets over these buffers (zeroed in .bss, never
+    // copied through the stack), armed by the backlog with the handshake lease.
     // `'static` sockets borrow a `'static` acceptor; the closer that takes them is not
-    // `Sync` (edge-nal-embassy sockets are not `Send`), so it cannot be a `static`: a
+    // `Sync` (embassy-net sockets are not `Send`), so it cannot be a `static`: a
     // `StaticCell` each (see `WebCloser`).
-    static ACCEPTOR: StaticCell<TcpAccept<'static>> = StaticCell::new();
+    static BUFFERS: ConstStaticCell<TcpBuffers> = ConstStaticCell::new(TcpBuffers::new());
+    static ACCEPTOR: StaticCell<Acceptor> = StaticCell::new();
     static CLOSER: StaticCell<WebCloser<Socket<'static>>> = StaticCell::new();
     static BACKLOG: StaticCell<WebBacklog<Socket<'static>>> = StaticCell::new();
-    let acceptor: &'static TcpAccept<'static> = ACCEPTOR.init(unwrap!(board::listen(tcp).await));
+    let acceptor: &'static Acceptor = ACCEPTOR.init(board::acceptor(stack, BUFFERS.take()));
     let closer: &'static WebCloser<Socket<'static>> = CLOSER.init(net::closer());
     let backlog: &'static WebBacklog<Socket<'static>> = BACKLOG.init(net::backlog());
     spawner.spawn(unwrap!(closer_task(closer)));
@@ -172,13 +171,11 @@ async fn closer_task(closer: &'static WebCloser<Socket<'static>>) -> ! {
     net::closer_task(closer).await
 }
 
-/// The accept backlog the web tasks take their connections from ([`net::backlog_task`]).
+/// The accept backlog the web tasks take their connections from, on the leased
+/// acceptor ([`board::backlog_task`]).
 #[embassy_executor::task]
-async fn backlog_task(
-    backlog: &'static WebBacklog<Socket<'static>>,
-    acceptor: &'static TcpAccept<'static>,
-) -> ! {
-    net::backlog_task(backlog, acceptor).await
+async fn backlog_task(backlog: &'static WebBacklog<Socket<'static>>, acceptor: &'static Acceptor) -> ! {
+    board::backlog_task(backlog, acceptor).await
 }
 
 /// One of [`WEB_TASKS`] HTTP servers ([`net::web_server`]); its buffers live in this

@@ -21,8 +21,9 @@
 //!
 //! Diagnostics: each line `report` on stdin prints one line
 //! `report key=value ...` (the pool's counters and slots, what the web tasks did,
-//! each task's phase, the closer's counters `closer_*`, the control loop's cycles and
-//! feeds). Request lines are logged
+//! each task's phase, the closer's counters `closer_*`, the leased acceptor's
+//! `lease_*` (half-open connections reset at the deadline or evicted), the control
+//! loop's cycles and feeds). Request lines are logged
 //! at debug level (`web[N]: GET / -> 200 (6400 B)`).
 //!
 //! ```text
@@ -39,7 +40,6 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use edge_nal_embassy::{Tcp, TcpAccept};
 use embassy_executor::{Executor, Spawner};
 use embassy_net::{Ipv4Cidr, Stack, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
@@ -47,11 +47,11 @@ use embassy_time::{Duration, Ticker};
 use netpool::asynch::Timer as _;
 use pico_w_furnace::control::{Config, Controller, Outputs};
 use pico_w_furnace::cycle::{ControlLoop, CONTROL_PERIOD_MS};
-use pico_w_furnace::net::embassy::{self as board, Resources, Socket, TcpBuffers};
+use pico_w_furnace::net::embassy::{self as board, Acceptor, Resources, Socket, TcpBuffers};
 use pico_w_furnace::net::{self, EmbassyTimer, WebBacklog, WebCloser, WEB_TASKS};
 use pico_w_furnace::shared::Shared;
 use pico_w_furnace::thermal::{Furnace, FurnaceParams};
-use static_cell::StaticCell;
+use static_cell::{ConstStaticCell, StaticCell};
 
 /// The firmware's history: 120 samples, one every 10 s.
 const HISTORY_LEN: usize = 120;
@@ -170,13 +170,11 @@ async fn closer_task(closer: &'static WebCloser<Socket<'static>>) -> ! {
     net::closer_task(closer).await
 }
 
-/// The accept backlog the web tasks take their connections from ([`net::backlog_task`]).
+/// The accept backlog the web tasks take their connections from, on the leased
+/// acceptor ([`board::backlog_task`]).
 #[embassy_executor::task]
-async fn backlog_task(
-    backlog: &'static WebBacklog<Socket<'static>>,
-    acceptor: &'static TcpAccept<'static>,
-) -> ! {
-    net::backlog_task(backlog, acceptor).await
+async fn backlog_task(backlog: &'static WebBacklog<Socket<'static>>, acceptor: &'static Acceptor) -> ! {
+    board::backlog_task(backlog, acceptor).await
 }
 
 #[embassy_executor::task(pool_size = WEB_TASKS)]
@@ -206,21 +204,14 @@ async fn net_main(spawner: Spawner, device: TunTapDevice, address: Ipv4Cidr) {
     spawner.spawn(stack_task(runner).expect("one stack task"));
     spawner.spawn(link_task(stack).expect("one link task"));
 
-    static BUFFERS: StaticCell<TcpBuffers> = StaticCell::new();
-    static TCP: StaticCell<Tcp<'static>> = StaticCell::new();
-    let tcp: &'static Tcp<'static> = TCP.init(Tcp::new(stack, BUFFERS.init(TcpBuffers::new())));
-    // As on the chip: the acceptor and the closer (not `Sync`: see `WebCloser`) in
-    // `StaticCell`s, so the sockets and the closer holding them are `'static`.
-    static ACCEPTOR: StaticCell<TcpAccept<'static>> = StaticCell::new();
+    // As on the chip: the acceptor (netpool's `LeasedTcp`: the sockets over these
+    // buffers) and the closer (not `Sync`: see `WebCloser`) in `StaticCell`s, so the
+    // sockets and the closer holding them are `'static`.
+    static BUFFERS: ConstStaticCell<TcpBuffers> = ConstStaticCell::new(TcpBuffers::new());
+    static ACCEPTOR: StaticCell<Acceptor> = StaticCell::new();
     static CLOSER: StaticCell<WebCloser<Socket<'static>>> = StaticCell::new();
     static BACKLOG: StaticCell<WebBacklog<Socket<'static>>> = StaticCell::new();
-    let acceptor: &'static TcpAccept<'static> = match board::listen(tcp).await {
-        Ok(a) => ACCEPTOR.init(a),
-        Err(e) => {
-            eprintln!("furnace-net-host: cannot listen: {e}");
-            std::process::exit(1);
-        }
-    };
+    let acceptor: &'static Acceptor = ACCEPTOR.init(board::acceptor(stack, BUFFERS.take()));
     let closer: &'static WebCloser<Socket<'static>> = CLOSER.init(net::closer());
     let backlog: &'static WebBacklog<Socket<'static>> = BACKLOG.init(net::backlog());
     spawner.spawn(closer_task(closer).expect("one closer task"));
@@ -302,6 +293,7 @@ fn report() -> String {
     let w = net::stats();
     let closer = net::closer_stats();
     let backlog = net::POOL.backlog_counters();
+    let lease = board::lease_stats();
     let mut s = String::from("report");
     let mut kv = |k: &str, v: &dyn std::fmt::Display| {
         let _ = write!(s, " {k}={v}");
@@ -343,6 +335,10 @@ fn report() -> String {
         ("backlog_refused", backlog.refused),
         ("backlog_expired", backlog.expired),
         ("backlog_high_water", backlog.high_water),
+        ("lease_accepted", lease.accepted),
+        ("lease_half_open_expired", lease.half_open_expired),
+        ("lease_half_open_evicted", lease.half_open_evicted),
+        ("lease_short_of_sockets", lease.short_of_sockets),
         ("cycles", SHARED.cycles()),
         ("feeds", FEEDS.load(Ordering::Acquire)),
     ] {
