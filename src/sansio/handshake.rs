@@ -88,8 +88,8 @@ pub const fn short_of_room(room: usize, listening: usize, ready: usize) -> usize
 /// How many idle listening sockets are beyond the `room` and stop listening.
 #[inline]
 pub const fn beyond_room(room: usize, listening: usize, ready: usize) -> usize {
-    let held = listening + ready;
-    let extra = held.saturating_sub(room);
+    let extra = (listening + ready).saturating_sub(room);
+    // Only listening sockets stop: at most all of them.
     if extra < listening {
         extra
     } else {
