@@ -317,29 +317,3 @@ impl Lease {
             .map(|t| (t.pcb.remote, t.since))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(ms: u64) -> Instant {
-        Instant::from_millis(ms)
-    }
-
-    const DEADLINE: Duration = Duration::from_secs(3);
-
-    /// The same cases as netpool's `sansio::handshake` tests.
-    #[test]
-    fn a_handshake_is_in_flight_for_its_round_trip_then_overdue_then_expired() {
-        let since = at(10_000);
-        assert_eq!(lease(since, at(10_000), DEADLINE), Handshake::InFlight);
-        assert_eq!(lease(since, at(10_249), DEADLINE), Handshake::InFlight);
-        assert_eq!(lease(since, at(10_250), DEADLINE), Handshake::Overdue);
-        assert_eq!(lease(since, at(12_999), DEADLINE), Handshake::Overdue);
-        assert_eq!(lease(since, at(13_000), DEADLINE), Handshake::Expired);
-        assert_eq!(lease(at(10_000), at(9_000), DEADLINE), Handshake::InFlight);
-        let d = Duration::from_millis(100);
-        assert_eq!(lease(at(0), at(99), d), Handshake::InFlight);
-        assert_eq!(lease(at(0), at(100), d), Handshake::Expired);
-    }
-}
