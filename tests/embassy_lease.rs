@@ -484,13 +484,22 @@ fn a_dropped_accept_leaves_its_handshake_for_the_next_one() {
     }
     exec.run();
     exec.advance(100);
-    assert_eq!(tcp.armed().0, 1, "its socket stays armed");
-    spawn_acceptor(&mut exec, tcp, &got);
+    assert_eq!(tcp.port(), PORT);
+    assert_eq!(tcp.handshake_deadline(), DEADLINE);
+    assert_eq!(tcp.armed(), (1, 0, 0), "its socket stays armed");
+    // A client connects while no accept is in flight: its connection completes on the
+    // armed socket and waits there.
     let done = Rc::new(Cell::new(None));
     spawn_client(&mut exec, client, done.clone());
     exec.run();
     assert_eq!(done.get(), Some(true));
+    assert_eq!(tcp.armed(), (0, 0, 1), "a connection waiting for an accept");
+    // The next accept takes it: lent, no longer counted as armed.
+    spawn_acceptor(&mut exec, tcp, &got);
+    exec.run();
     assert_eq!(got.0.borrow().len(), 1);
+    assert_eq!(tcp.lent(), 1);
+    assert_eq!(tcp.armed().2, 0, "a lent socket is not armed");
 }
 
 /// End to end: the leased acceptor under netpool's `Backlog`, `AsyncPool` and
