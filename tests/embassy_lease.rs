@@ -502,6 +502,57 @@ fn a_dropped_accept_leaves_its_handshake_for_the_next_one() {
     assert_eq!(tcp.armed().2, 0, "a lent socket is not armed");
 }
 
+/// A connection that completes on an armed socket and is reset by its peer before an
+/// accept takes it is not handed out: its socket is freed and listens again (kills the
+/// lease's look treating a dead socket as a connection waiting for an accept).
+#[test]
+fn a_connection_reset_before_an_accept_takes_it_is_not_handed_out() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let server = stack(&mut exec, &hub, SERVER, 1);
+    let client = stack(&mut exec, &hub, CLIENT, 2);
+    let tcp = leased::<4>(server, &clock);
+    let got = Accepted::default();
+    {
+        let clock2 = clock.clone();
+        exec.spawn(async move {
+            // An accept given 100 ms: it arms a socket, then goes.
+            let _ = netpool::asynch::with_deadline(&clock2, Instant::from_millis(100), tcp.accept()).await;
+            std::future::pending::<()>().await;
+        });
+    }
+    exec.run();
+    exec.advance(100);
+    // A client connects (no accept in flight), then resets its connection.
+    let reset = Rc::new(Cell::new(false));
+    {
+        let reset = reset.clone();
+        exec.spawn(async move {
+            let rx = Box::leak(Box::new([0u8; 512]));
+            let tx = Box::leak(Box::new([0u8; 512]));
+            let mut s = TcpSocket::new(client, rx, tx);
+            assert!(s.connect((SERVER, PORT)).await.is_ok());
+            s.abort();
+            let _ = s.flush().await;
+            reset.set(true);
+            std::future::pending::<()>().await;
+        });
+    }
+    exec.run();
+    assert!(reset.get());
+    spawn_acceptor(&mut exec, tcp, &got);
+    exec.run();
+    exec.advance(50);
+    exec.run();
+    assert!(
+        got.0.borrow().is_empty(),
+        "a dead connection was handed out: {:?}",
+        got.0.borrow()
+    );
+    assert_eq!(tcp.armed(), (1, 0, 0), "its socket listens again");
+}
+
 /// End to end: the leased acceptor under netpool's `Backlog`, `AsyncPool` and
 /// `Closer` (what the furnace runs): a client's request is read and answered through
 /// a `Conn`, closed through the closer, and its socket returns to the acceptor.
