@@ -3057,13 +3057,12 @@ mod tests {
     #[test]
     fn a_connect_takes_the_overdue_half_open_socket_that_waited_longest_of_any_listener() {
         // Two listeners, one socket each and one handshake each, the one on port 81
-        // older; nothing free.
+        // (the second listener) older; nothing free.
         let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
+        let _l80 = net.listen(PORT);
         let mut l81 = net.stack.socket().unwrap();
         net.stack.bind(&mut l81, 81).unwrap();
         net.stack.listen(&mut l81).unwrap();
-        let _l80 = net.listen(PORT);
-        // A SYN to port 81 first: build it by hand on another port.
         half_open_syn_to(&mut net, 9, 4001, 81);
         net.step();
         step_to(&mut net, 100);
@@ -3085,6 +3084,30 @@ mod tests {
             .collect();
         assert_eq!(left, [4002], "the older handshake (port 81) gave way");
         assert_eq!(net.stack.tcp_state(&s), Some(State::Closed), "handed over fresh");
+    }
+
+    #[test]
+    fn a_connect_never_takes_a_socket_of_a_listeners_room_nor_of_a_listener_the_pool_does_not_size() {
+        let mut net: Net<4> = Net::with(4, None, |s| s.with_accept_queue(2));
+        assert_eq!(net.stack.accept_queue(), 2);
+        // Port 80: sized, a room of 2 = the queue's depth: both sockets are its room.
+        let mut l80 = net.listen(PORT);
+        net.stack.set_backlog(&mut l80, 2);
+        // Port 81: never sized by a pool, its own backlog of 2.
+        let mut l81 = net.stack.socket().unwrap();
+        net.stack.bind(&mut l81, 81).unwrap();
+        net.stack.listen(&mut l81).unwrap();
+        assert_eq!(net.stack.counts().listening, 4);
+        assert_eq!(
+            net.stack.socket(),
+            Err(SmolError::NoSocket),
+            "no idle queue socket to take"
+        );
+        assert_eq!(net.stack.counts().listening, 4);
+        // Port 80's room shrinks to 1: its second socket is only the queue's now.
+        net.stack.set_backlog(&mut l80, 1);
+        assert!(net.stack.socket().is_ok(), "an idle queue socket");
+        assert_eq!(net.stack.counts().listening, 3);
     }
 
     #[test]
