@@ -3110,6 +3110,37 @@ mod tests {
         assert_eq!(net.stack.counts().listening, 3);
     }
 
+    /// The overdue handshake that waited longest is found by its age, not by its
+    /// place: here the youngest sits in the first socket (kills `oldest_overdue`
+    /// keeping the first overdue one it meets).
+    #[test]
+    fn the_overdue_handshake_taken_is_the_oldest_wherever_its_socket_is() {
+        let mut net: Net<4> = Net::with(4, None, |s| s.with_backlog(1));
+        let c0 = net.stack.socket().unwrap();
+        assert_eq!(c0.index(), 0);
+        let _l = net.listen(PORT);
+        half_open_syn(&mut net, 9, 4001); // A, on socket 1
+        net.step();
+        net.stack.close(c0).unwrap(); // socket 0 free
+        step_to(&mut net, 100);
+        half_open_syn(&mut net, 10, 4002); // B, on socket 2; socket 0 armed
+        net.step();
+        step_to(&mut net, 200);
+        half_open_syn(&mut net, 11, 4003); // C, on socket 0; socket 3 armed
+        net.step();
+        let port_of = |net: &Net<4>, i: usize| {
+            tcp_ref(&net.stack.sockets, net.stack.entries[i].handle)
+                .remote_endpoint()
+                .map(|ep| ep.port)
+        };
+        assert_eq!(port_of(&net, 0), Some(4003), "the youngest in the first socket");
+        assert_eq!(port_of(&net, 1), Some(4001));
+        step_to(&mut net, 700);
+        // Nothing free: a new socket takes the oldest overdue handshake's, A's.
+        let s = net.stack.socket().expect("an overdue handshake's socket");
+        assert_eq!(s.index(), 1);
+    }
+
     #[test]
     fn the_pool_tells_the_stack_its_handshake_deadline() {
         let net: Net<4> = Net::new(4);
