@@ -48,16 +48,16 @@ pub struct Config {
     /// about 3 s unless three transmissions in a row are lost.
     pub pressure_grace: Duration,
     /// How long a half-open connection (a SYN answered, the final ACK not yet come)
-    /// may hold a listening socket on a stack that arms sockets itself
-    /// ([`TcpBacklog`](crate::stack::TcpBacklog): smoltcp, the async
-    /// [`Backlog`](crate::asynch::Backlog)) before it is reset and the socket listens
-    /// again. Default 4 s: the SYN-ACK goes out at once, after 1 s and after 3 s
+    /// may hold a socket on a stack that arms sockets itself (smoltcp and lwIP through
+    /// [`TcpBacklog`](crate::stack::TcpBacklog), embassy-net through netpool's own
+    /// acceptor) before it is reset and the socket listens again. Default 4 s: the SYN-ACK goes out at once, after 1 s and after 3 s
     /// (smoltcp's and Linux's initial retransmission timeout of 1 s, doubling), so a
     /// handshake gets three SYN-ACKs and a second for the answer to the third; a real
     /// client whose handshake is given up retransmits its SYN (Linux at 1 s, 3 s and
     /// 7 s) and finds a socket listening.
-    /// Besides the deadline, a listener never lets half-open sockets take its last
-    /// listening one (see [`TcpBacklog`](crate::stack::TcpBacklog)).
+    /// Half-open sockets are kept apart from a listener's room, and the overdue one
+    /// that waited longest gives way when no socket is left
+    /// ([`handshake`](crate::stack::handshake)).
     pub handshake_deadline: Duration,
     /// Close connections with no traffic either way for this long. Default: off.
     pub idle_timeout: Option<Duration>,

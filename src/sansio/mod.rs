@@ -693,8 +693,8 @@ impl<const N: usize, const L: usize> Core<N, L> {
     ///
     /// Under pressure — while the connection is blocked (its last write could not hand
     /// everything over: the peer stopped taking bytes) and its end would give room to
-    /// a listener that has none (no slot free, or its port's cap reached) — the shorter [`Config::pressure_grace`] applies, and readings come
-    /// every eighth of it: a connection with no send progress for that long yields its
+    /// a listener that has none (no slot free, or its port's cap reached) — the
+    /// shorter [`Config::pressure_grace`] applies, and readings come every eighth of it: a connection with no send progress for that long yields its
     /// place (counted as `pressure_reaped`, apart from `reaped`). Each such reap gives
     /// the listener room, so the next stalled connection keeps its full grace unless
     /// the listener is short again: the first to reach the pressure grace, the
@@ -723,13 +723,11 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// listener, when no slot is free; else the one on the slot's port, at its cap.
     #[inline(always)]
     fn relieves_pressure(&self, i: usize) -> bool {
-        let s = &self.slots[i];
-        let no_free_slot = usize::from(self.in_use) >= N;
+        let no_free_slot = self.free_slots() == 0;
         self.listeners.iter().flatten().any(|l| {
             no_free_slot
-                || (l.port == s.port
-                    && !s.outgoing
-                    && self.open_on_port(s.port) >= usize::from(l.params.max_conns))
+                || (self.slots[i].counts_against(l.port)
+                    && self.open_on_port(l.port) >= usize::from(l.params.max_conns))
         })
     }
 
