@@ -955,7 +955,7 @@ fn a_peer_that_never_reads_is_reaped_after_the_grace<D: Driver>() {
     assert_eq!(d.state(&c), ConnState::Connected, "reaped before the grace");
     assert_eq!(d.counters().reaped, 0);
 
-    // Readings every grace / 8 (as a loop sleeping until poll_at would do).
+    // Readings at their deadlines (as a loop sleeping until poll_at would do).
     let mut reaped_at = None;
     for _ in 0..64 {
         let t = next_deadline(&d, d.clock().now());
@@ -1012,7 +1012,9 @@ fn a_reaped_connection_is_aborted<D: Driver>() {
     let written = fill(&mut d, &mut c, 200);
     let t0 = d.clock().now();
     work_at(&mut d, t0);
-    for _ in 0..64 {
+    // A blocked connection is read every eighth of the pressure grace (0.5 s): 120
+    // readings to the 60 s grace.
+    for _ in 0..256 {
         if d.counters().reaped > 0 {
             break;
         }
@@ -1320,7 +1322,9 @@ fn scenario<D: Driver>() -> (Counters, Vec<EventKind>) {
     fill(&mut d, &mut c, 200);
     let t0 = d.clock().now();
     work_at(&mut d, t0);
-    for _ in 0..64 {
+    // A blocked connection is read every eighth of the pressure grace (0.5 s): 120
+    // readings to the 60 s grace.
+    for _ in 0..256 {
         if d.counters().reaped > 0 {
             break;
         }

@@ -1006,6 +1006,68 @@ fn rule_under_pressure_a_blocked_stalled_connection_yields_after_the_pressure_gr
 }
 
 #[test]
+fn rule_under_pressure_that_comes_late_the_stall_counts_from_the_last_progress() {
+    // Cap 2: one blocked connection, room to spare. Its peer acknowledges a byte at
+    // 2.05 s, then nothing. At 3.5 s a second connection leaves no room. A blocked
+    // connection is read every eighth of the pressure grace (0.5 s) before pressure
+    // comes, so its last progress is known as 2.5 s (not 3 s, at the stall grace's
+    // eighth of 1 s) and it yields at 6.5 s: within two eighths of 2.05 s + 4 s.
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    pool.listen(HTTP, ListenParams::new(2)).unwrap();
+    let (stalled, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    write_blocked(&mut pool, stalled, peer, t(0));
+    poll_every_100ms(&mut pool, 0, 2000);
+    pool.stack_mut().peer_ack(peer, 1);
+    poll_every_100ms(&mut pool, 2050, 3450);
+    let (_, _) = connect_peer(&mut pool, n, HTTP, 2, t(3500));
+    poll_every_100ms(&mut pool, 3550, 6050);
+    assert_eq!(
+        pool.state(stalled),
+        Ok(ConnState::Connected),
+        "taken before four seconds without progress"
+    );
+    poll_every_100ms(&mut pool, 6150, 6650);
+    assert_eq!(
+        pool.state(stalled),
+        Ok(ConnState::Free),
+        "its last progress was read late: it kept its place past the pressure grace"
+    );
+    assert_eq!(pool.counters().pressure_reaped, 1);
+}
+
+#[test]
+fn rule_under_pressure_a_connection_that_becomes_blocked_is_read_at_once() {
+    // Cap 2. Everything written at 0 is taken (not blocked: read at the stall
+    // grace's pace, every 1 s) and acknowledged at 1.1 s. At 1.2 s a write is cut
+    // short: blocked, read at once, so its last progress is dated 1.2 s (not 2 s, the
+    // next reading of the slower pace). At 1.5 s a second connection leaves no room:
+    // it yields at 5.2 s, four seconds after it blocked.
+    let mut pool = native(Config::new().with_stall_grace(GRACE));
+    pool.listen(HTTP, ListenParams::new(2)).unwrap();
+    let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
+    assert_eq!(pool.write(h, &[0u8; 1000], true, t(0)), Ok(1000));
+    poll_every_100ms(&mut pool, 0, 1000);
+    pool.stack_mut().peer_ack(peer, 1000);
+    pool.poll(t(1100));
+    write_blocked(&mut pool, h, peer, t(1200));
+    poll_every_100ms(&mut pool, 1200, 1400);
+    let (_, _) = connect_peer(&mut pool, n, HTTP, 2, t(1500));
+    poll_every_100ms(&mut pool, 1600, 5100);
+    assert_eq!(
+        pool.state(h),
+        Ok(ConnState::Connected),
+        "taken before four seconds without progress"
+    );
+    poll_every_100ms(&mut pool, 5200, 5600);
+    assert_eq!(
+        pool.state(h),
+        Ok(ConnState::Free),
+        "the progress before it blocked was dated at the next slow reading: it kept its place too long"
+    );
+    assert_eq!(pool.counters().pressure_reaped, 1);
+}
+
+#[test]
 fn rule_under_pressure_a_connection_that_is_not_blocked_keeps_the_full_grace() {
     // Everything written was taken, none acknowledged (a small response over a lossy
     // link): under pressure still, only the full grace reaps it.

@@ -694,23 +694,27 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// Under pressure — while the connection is blocked (its last write could not hand
     /// everything over: the peer stopped taking bytes) and its end would give room to
     /// a listener that has none (no slot free, or its port's cap reached) — the
-    /// shorter [`Config::pressure_grace`] applies, and readings come every eighth of it: a connection with no send progress for that long yields its
+    /// shorter [`Config::pressure_grace`] applies: a connection with no send progress for that long yields its
     /// place (counted as `pressure_reaped`, apart from `reaped`). Each such reap gives
     /// the listener room, so the next stalled connection keeps its full grace unless
     /// the listener is short again: the first to reach the pressure grace, the
     /// stalest, goes first, one at a time. A reader that keeps draining makes progress
     /// within the pressure grace and is never taken; a connection that is not blocked
     /// (a small response retransmitted over a lossy link) keeps the full grace.
+    ///
+    /// A blocked connection is read every eighth of the pressure grace whether or
+    /// not pressure has come yet (others every eighth of the stall grace): when a
+    /// listener runs out of room, the time of its last progress is known to within
+    /// that eighth, and it yields at most two eighths after its pressure grace.
     pub fn handle_stall_reading(&mut self, i: usize, queue: Option<usize>, now: Instant) -> bool {
         self.tick(now);
         let c = &self.config;
-        let pressure = self.slots[i].progress.blocked() && self.relieves_pressure(i);
-        let grace = if pressure {
-            c.pressure_grace.min(c.stall_grace)
-        } else {
-            c.stall_grace
-        };
-        let stalled = self.slots[i].progress.observe(queue, now, grace) == Verdict::Stalled;
+        let blocked = self.slots[i].progress.blocked();
+        let pressure = blocked && self.relieves_pressure(i);
+        let short = c.pressure_grace.min(c.stall_grace);
+        let grace = if pressure { short } else { c.stall_grace };
+        let pace = if blocked { short } else { c.stall_grace };
+        let stalled = self.slots[i].progress.observe_every(queue, now, grace, pace) == Verdict::Stalled;
         if stalled {
             let c = &mut self.counters;
             c.pressure_reaped = c.pressure_reaped.wrapping_add(u32::from(pressure));

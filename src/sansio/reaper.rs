@@ -119,10 +119,17 @@ impl SendProgress {
     }
 
     /// Record whether the last write left bytes the stack refused.
+    /// A connection that becomes blocked is read at once: progress made before it
+    /// blocked is dated now, not at the next reading of the slower pace (the pace of
+    /// a blocked connection is the pressure grace's).
     pub fn set_blocked(&mut self, blocked: bool, now: Instant) {
+        let newly = blocked && !self.blocked();
         self.set(BLOCKED, blocked);
         if blocked {
             self.arm(now);
+        }
+        if newly {
+            self.next_reading = Stamp::of(now);
         }
     }
 
@@ -139,9 +146,19 @@ impl SendProgress {
         self.has(ARMED).then_some(self.next_reading)
     }
 
+    /// A reading with the next one an eighth of `grace` away (the unit tests' form).
+    #[cfg(test)]
+    pub fn observe(&mut self, queue: Option<usize>, now: Instant, grace: Duration) -> Verdict {
+        self.observe_every(queue, now, grace, grace)
+    }
+
     /// Take a reading. `queue` is the stack's send-queue depth if it can tell; bytes
     /// in netpool's coalescing buffer ([`buffered`](Self::buffered)) are pending too.
-    pub fn observe(&mut self, queue: Option<usize>, now: Instant, grace: Duration) -> Verdict {
+    /// Stalled when no progress for `grace`. The next reading is an eighth of `pace`
+    /// away: the core reads a blocked connection at the pace of the pressure grace
+    /// even before pressure comes, so that the time of its last progress is known
+    /// that closely when it does.
+    pub fn observe_every(&mut self, queue: Option<usize>, now: Instant, grace: Duration, pace: Duration) -> Verdict {
         let buffered = self.buffered > 0;
         let pending = match queue {
             Some(q) => {
@@ -170,7 +187,7 @@ impl SendProgress {
             return Verdict::Idle;
         }
         self.set(ARMED, true);
-        self.next_reading = Stamp::of(now).plus(Self::step(grace));
+        self.next_reading = Stamp::of(now).plus(Self::step(pace));
         if self.last_progress.plus(grace).reached(now) {
             Verdict::Stalled
         } else {

@@ -29,4 +29,4 @@ pub mod host;
 pub mod mock;
 pub mod protocol;
 
-pub use bridge::{Bridge, BridgeConfig, BridgeStats, ModeRequest, Serviced};
+pub use bridge::{pool_config, Bridge, BridgeConfig, BridgeStats, ModeRequest, Serviced};

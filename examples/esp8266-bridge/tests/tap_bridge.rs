@@ -539,13 +539,14 @@ fn bridge_tap_vanishing_downloads_lock_no_poller_out() {
     println!(
         "bridge-tap-host: {VANISHING} downloads read {} KiB and vanished at {:.1} s; {POLLERS} pollers, \
          {made} polls: {polls}\n  failures (examples): {:?}\n  pool after: {}\n  stack: unarmed passes {} of {}; \
-         phase {:.0} s",
+         waited out the accept queue {}; phase {:.0} s",
         VANISH_AFTER >> 10,
         vanished_at.as_secs_f64(),
         polls.failures,
         diag_counters(),
         num(&end, "unarmed_passes"),
         num(&end, "passes"),
+        num(&end, "accept_queue_expired"),
         started.elapsed().as_secs_f64()
     );
     drop(vanished);

@@ -38,10 +38,10 @@ use esp8266_bridge::host::bus::{BusCs, BusReady, BusRequest, BusSpi, VirtualBus}
 use esp8266_bridge::host::sam::{Sam, SamConfig, SamShared};
 use esp8266_bridge::host::{default_http_queue, DiagMessage, HTTP_MAX_CONNS};
 use esp8266_bridge::protocol::{ip_to_wire, set_c_str, WiFiState};
-use esp8266_bridge::{Bridge, ModeRequest};
+use esp8266_bridge::{pool_config, Bridge, ModeRequest};
 use netpool::stack::smoltcp::SmoltcpStack;
 use netpool::stack::{LinkState, PcbCounters};
-use netpool::{Config as PoolConfig, Duration, Instant, Pool};
+use netpool::{Duration, Instant, Pool};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet, SocketStorage};
 use smoltcp::phy::{Medium, TunTapInterface};
 use smoltcp::socket::tcp;
@@ -243,7 +243,7 @@ fn main() -> ExitCode {
         .with_accept_queue(8);
     let pool: Pool<Stack, 8, LISTENERS, COALESCE> = Pool::new(
         stack,
-        PoolConfig::new().with_stall_grace(Duration::from_millis(args.stall_grace_ms)),
+        pool_config().with_stall_grace(Duration::from_millis(args.stall_grace_ms)),
     );
 
     // --- the simulated board on the other end of the SPI bus.
@@ -429,6 +429,7 @@ fn diagnostics(
         kv("reclaimed_fin_wait", pcbs.reclaimed_fin_wait.into());
         kv("half_open_expired", pcbs.half_open_expired.into());
         kv("half_open_evicted", pcbs.half_open_evicted.into());
+        kv("accept_queue_expired", pcbs.accept_queue_expired.into());
         if let Some(name) = file {
             let files = shared.files.lock().unwrap_or_else(|e| e.into_inner());
             match files.get(name) {

@@ -96,7 +96,25 @@ use spi::{BusError, Link};
 /// Socket slots: the protocol's 8.
 pub const SOCKETS: usize = MAX_CONNECTIONS;
 
-/// Settings of the bridge itself (the pool has its own [`netpool::Config`]).
+/// The pool's configuration every bridge image starts from: a 10 s stall grace and
+/// a 3 s [pressure grace](netpool::Config::pressure_grace).
+///
+/// The pressure grace is shorter than netpool's default (4 s) because of the board:
+/// RepRapFirmware serves 4 HTTP connections at once and holds the others waiting,
+/// answering 503 to one that waited 5 s; the stack's accept queue resets a
+/// connection that waited its 4 s deadline. When downloads vanish mid-response
+/// (a phone leaves the WiFi) they hold the board's turns, and the first must yield
+/// before the pollers queued behind it are turned away: 3 s without send progress,
+/// plus at most two readings of 3/8 s, is 3.75 s. A live peer behind a lossy link
+/// still makes progress within it (retransmissions after 1 s and 2 s), and only a
+/// blocked connection whose end gives room is taken.
+pub const fn pool_config() -> netpool::Config {
+    netpool::Config::new()
+        .with_stall_grace(Duration::from_secs(10))
+        .with_pressure_grace(Duration::from_secs(3))
+}
+
+/// Settings of the bridge itself (the pool has its own [`netpool::Config`], see [`pool_config`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct BridgeConfig {
     /// Deadline of an outgoing connection (`connCreate`). Default 10 s.

@@ -46,7 +46,7 @@ use std::vec::Vec;
 
 use netpool::stack::std_net::StdStack;
 use netpool::stack::LinkState;
-use netpool::{Config, Instant, Pool, Report};
+use netpool::{Instant, Pool, Report};
 use serde_json::{json, Value};
 
 use self::bus::VirtualBus;
@@ -429,7 +429,7 @@ impl Simulator {
 
         let (spi, cs, ready, request) = bus.bridge_side();
         let stack = StdStack::with_bind_ip(config.listen.ip());
-        let pool_config = Config::new().with_stall_grace(netpool::Duration::from_millis(
+        let pool_config = crate::bridge::pool_config().with_stall_grace(netpool::Duration::from_millis(
             config.stall_grace.as_millis().min(u64::MAX as u128) as u64,
         ));
         let pool = Pool::new(stack, pool_config);

@@ -35,7 +35,7 @@ use core::task::{Context, Poll, Waker};
 
 use embedded_hal::spi::{ErrorType, Operation, SpiBus, SpiDevice};
 use esp8266_bridge::protocol::{ip_to_wire, pins, set_c_str, WiFiState, SSID_LENGTH};
-use esp8266_bridge::{Bridge, ModeRequest};
+use esp8266_bridge::{pool_config, Bridge, ModeRequest};
 use esp_backtrace as _;
 use esp_hal::clock::CpuClock;
 use esp_hal::gpio::{Input, InputConfig, Level, Output, OutputConfig, Pull};
@@ -50,7 +50,7 @@ use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{AuthenticationMethodConfig, Config as WifiConfig, ControllerConfig, WifiController};
 use netpool::stack::smoltcp::SmoltcpStack;
 use netpool::stack::LinkState;
-use netpool::{Config as PoolConfig, Duration, Instant, Pool};
+use netpool::{Duration, Instant, Pool};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{dhcpv4, tcp};
@@ -168,7 +168,7 @@ fn main() -> ! {
 
     // --- netpool and the bridge.
     let pool: Pool<Stack, 8, LISTENERS, COALESCE> =
-        Pool::new(stack, PoolConfig::new().with_stall_grace(Duration::from_secs(10)));
+        Pool::new(stack, pool_config());
     let mut board = Board {
         bridge: Bridge::new(pool, NoCs(spi), cs, ready, request),
         phy,

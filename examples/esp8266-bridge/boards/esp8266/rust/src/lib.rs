@@ -37,9 +37,9 @@ use core::mem::MaybeUninit;
 use embedded_hal::digital::{ErrorType as PinErrorType, InputPin, OutputPin};
 use embedded_hal::spi::{ErrorType as SpiErrorType, Operation, SpiDevice};
 use esp8266_bridge::protocol::{pins, set_c_str, WiFiState, SSID_LENGTH};
-use esp8266_bridge::{Bridge, BridgeStats, ModeRequest};
+use esp8266_bridge::{pool_config, Bridge, BridgeStats, ModeRequest};
 use netpool::stack::LinkState;
-use netpool::{Config as PoolConfig, Duration, Instant, Pool, Report};
+use netpool::{Duration, Instant, Pool, Report};
 use netpool_lwip::{Events, LwipStack};
 
 /// Build-time WiFi credentials (`WIFI_SSID=… WIFI_PASSWORD=… bash build.sh`).
@@ -221,7 +221,7 @@ pub extern "C" fn bridge_start() -> i32 {
         }
     };
     let pool: Pool<Stack, 8, LISTENERS, COALESCE> =
-        Pool::new(stack, PoolConfig::new().with_stall_grace(Duration::from_secs(10)));
+        Pool::new(stack, pool_config());
     const _: () =
         assert!(pins::ESP8266.chip_select == 15 && pins::ESP8266.request == 0 && pins::ESP8266.ready == 4);
     let bridge = Bridge::new(
