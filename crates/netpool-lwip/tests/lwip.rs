@@ -594,6 +594,30 @@ fn data_before_fin_stays_readable_then_end_of_stream() {
 }
 
 #[test]
+fn a_connection_lwip_freed_is_gone_even_after_the_peers_fin_was_read_to_the_end() {
+    let _g = lwip();
+    let fabric = Fabric::new(6, LinkConfig::default());
+    let mut raw = Raw::new(&fabric, LwipStack::new().unwrap());
+    let mut l = raw.listener(PORT);
+    let mut p = peer(&fabric, 21);
+    let (c, mut s, now) = pair(&fabric, &mut raw, &mut p, &mut l, T::ZERO);
+    p.host.socket(c).send_slice(b"abc").unwrap();
+    p.host.socket(c).close();
+    let now = until(&fabric, &mut raw, &mut p, now, 2000, "fin", |r, _, _| {
+        r.stack.tcp_state(&s) == Some(TcpState::CloseWait)
+    });
+    let mut buf = [0u8; 8];
+    assert_eq!(raw.stack.receive(&mut s, &mut buf), Ok(3));
+    assert_eq!(raw.stack.peer_status(&s), PeerStatus::Closed, "FIN read to the end");
+    // The peer resets: lwIP frees the PCB. Gone wins over the FIN read before.
+    p.host.socket(c).abort();
+    until(&fabric, &mut raw, &mut p, now, 2000, "the reset", |r, _, _| {
+        r.stack.tcp_state(&s).is_none()
+    });
+    assert_eq!(raw.stack.peer_status(&s), PeerStatus::Gone(ErrorClass::Reset));
+}
+
+#[test]
 fn a_peer_reset_keeps_earlier_data_then_reports_reset() {
     let _g = lwip();
     let fabric = Fabric::new(5, LinkConfig::default());
