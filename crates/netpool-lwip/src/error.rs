@@ -17,6 +17,25 @@ use core::fmt;
 use embedded_nal::{TcpError, TcpErrorKind};
 use netpool::{Classify, ErrorClass};
 
+/// lwIP's `err_t` codes (`lwip/err.h`), named here once for the whole crate.
+pub(crate) const ERR_OK: i8 = 0;
+pub(crate) const ERR_MEM: i8 = -1;
+pub(crate) const ERR_BUF: i8 = -2;
+pub(crate) const ERR_TIMEOUT: i8 = -3;
+pub(crate) const ERR_RTE: i8 = -4;
+pub(crate) const ERR_INPROGRESS: i8 = -5;
+pub(crate) const ERR_VAL: i8 = -6;
+pub(crate) const ERR_WOULDBLOCK: i8 = -7;
+pub(crate) const ERR_USE: i8 = -8;
+pub(crate) const ERR_ALREADY: i8 = -9;
+pub(crate) const ERR_ISCONN: i8 = -10;
+pub(crate) const ERR_CONN: i8 = -11;
+pub(crate) const ERR_IF: i8 = -12;
+pub(crate) const ERR_ABRT: i8 = -13;
+pub(crate) const ERR_RST: i8 = -14;
+pub(crate) const ERR_CLSD: i8 = -15;
+pub(crate) const ERR_ARG: i8 = -16;
+
 /// An lwIP `err_t` code (a signed byte; 0 is `ERR_OK`).
 ///
 /// | code | name | class |
@@ -44,22 +63,22 @@ pub struct LwipErr(pub i8);
 
 impl LwipErr {
     /// `ERR_OK`
-    pub const OK: LwipErr = LwipErr(0);
+    pub const OK: LwipErr = LwipErr(ERR_OK);
 
     /// The class of an lwIP return code, or `None` for `ERR_OK`.
     pub const fn class_of(code: i8) -> Option<ErrorClass> {
         Some(match code {
-            0 => return None,
-            -1 | -2 => ErrorClass::OutOfResources,
-            -3 => ErrorClass::Timeout,
-            -4 | -12 => ErrorClass::NoRoute,
-            -5 | -7 | -9 => ErrorClass::WouldBlock,
-            -6 | -10 | -16 => ErrorClass::InvalidInput,
-            -8 => ErrorClass::AddressInUse,
-            -11 => ErrorClass::ConnectionLost,
-            -13 => ErrorClass::Aborted,
-            -14 => ErrorClass::Reset,
-            -15 => ErrorClass::Closed,
+            ERR_OK => return None,
+            ERR_MEM | ERR_BUF => ErrorClass::OutOfResources,
+            ERR_TIMEOUT => ErrorClass::Timeout,
+            ERR_RTE | ERR_IF => ErrorClass::NoRoute,
+            ERR_INPROGRESS | ERR_WOULDBLOCK | ERR_ALREADY => ErrorClass::WouldBlock,
+            ERR_VAL | ERR_ISCONN | ERR_ARG => ErrorClass::InvalidInput,
+            ERR_USE => ErrorClass::AddressInUse,
+            ERR_CONN => ErrorClass::ConnectionLost,
+            ERR_ABRT => ErrorClass::Aborted,
+            ERR_RST => ErrorClass::Reset,
+            ERR_CLSD => ErrorClass::Closed,
             _ => ErrorClass::Fatal,
         })
     }
@@ -67,23 +86,23 @@ impl LwipErr {
     /// The lwIP name of the code (`"ERR_RST"`), or `"ERR_?"` for an unknown one.
     pub const fn name(self) -> &'static str {
         match self.0 {
-            0 => "ERR_OK",
-            -1 => "ERR_MEM",
-            -2 => "ERR_BUF",
-            -3 => "ERR_TIMEOUT",
-            -4 => "ERR_RTE",
-            -5 => "ERR_INPROGRESS",
-            -6 => "ERR_VAL",
-            -7 => "ERR_WOULDBLOCK",
-            -8 => "ERR_USE",
-            -9 => "ERR_ALREADY",
-            -10 => "ERR_ISCONN",
-            -11 => "ERR_CONN",
-            -12 => "ERR_IF",
-            -13 => "ERR_ABRT",
-            -14 => "ERR_RST",
-            -15 => "ERR_CLSD",
-            -16 => "ERR_ARG",
+            ERR_OK => "ERR_OK",
+            ERR_MEM => "ERR_MEM",
+            ERR_BUF => "ERR_BUF",
+            ERR_TIMEOUT => "ERR_TIMEOUT",
+            ERR_RTE => "ERR_RTE",
+            ERR_INPROGRESS => "ERR_INPROGRESS",
+            ERR_VAL => "ERR_VAL",
+            ERR_WOULDBLOCK => "ERR_WOULDBLOCK",
+            ERR_USE => "ERR_USE",
+            ERR_ALREADY => "ERR_ALREADY",
+            ERR_ISCONN => "ERR_ISCONN",
+            ERR_CONN => "ERR_CONN",
+            ERR_IF => "ERR_IF",
+            ERR_ABRT => "ERR_ABRT",
+            ERR_RST => "ERR_RST",
+            ERR_CLSD => "ERR_CLSD",
+            ERR_ARG => "ERR_ARG",
             _ => "ERR_?",
         }
     }

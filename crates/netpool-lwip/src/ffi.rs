@@ -13,8 +13,8 @@
 //!    by `tcp_kill_prio`, a reset, a retransmission timeout: "the pcb is already freed
 //!    when this callback is called"). [`on_err`] clears the table's pointer before
 //!    anything else can run, so the freed PCB is never touched again.
-//! 2. **The application gives a PCB back only here** ([`close`], [`abort`],
-//!    [`shutdown`]). The PCB's callbacks and argument are cleared *before* lwIP is told
+//! 2. **The application gives a PCB back only here** ([`release`], closing or
+//!    aborting, and [`shutdown`]). The PCB's callbacks and argument are cleared *before* lwIP is told
 //!    to close or abort it (so lwIP's own err callback during `tcp_abort` finds
 //!    nothing), and the slot's generation changes, so every copy of the token goes
 //!    stale.
@@ -43,20 +43,15 @@ use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use critical_section::Mutex;
 
-use crate::error::{LwipErr, LwipError};
-use crate::stack::LwipSocket;
+use crate::diagnostics::{Events, LwipConfig, SendQueue};
+use crate::error::{LwipErr, LwipError, ERR_ABRT, ERR_CLSD, ERR_MEM, ERR_OK, ERR_RST};
+use crate::socket::LwipSocket;
 
 /// How many sockets (listeners, connections, connections waiting in a backlog) the
 /// backend tracks at once. lwIP's own limits (`MEMP_NUM_TCP_PCB`,
 /// `MEMP_NUM_TCP_PCB_LISTEN`) usually bind first; a connection lwIP accepts while the
-/// table is full is aborted (counted in [`Events::accept_no_slot`]).
+/// table is full is aborted (counted in [`Events::accept_no_slot`](crate::Events::accept_no_slot)).
 pub const MAX_SOCKETS: usize = 32;
-
-pub(crate) const ERR_OK: i8 = 0;
-pub(crate) const ERR_MEM: i8 = -1;
-pub(crate) const ERR_ABRT: i8 = -13;
-pub(crate) const ERR_RST: i8 = -14;
-pub(crate) const ERR_CLSD: i8 = -15;
 
 const TCP_WRITE_FLAG_COPY: u8 = 0x01;
 const TCP_WRITE_FLAG_MORE: u8 = 0x02;
@@ -327,41 +322,6 @@ impl Slot {
     }
 }
 
-/// What lwIP's callbacks reported, counted since the stack was created.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Events {
-    /// Connections lwIP established on a listener and handed to the accept callback.
-    pub accepted: u64,
-    /// Accept callbacks without a connection: lwIP could not allocate a PCB for a SYN
-    /// (`tcp_alloc` failed after reclaiming what it may; the SYN is dropped).
-    pub accept_no_pcb: u64,
-    /// Connections refused because the backend's table ([`MAX_SOCKETS`]) was full.
-    pub accept_no_slot: u64,
-    /// Connections reset by the peer (`ERR_RST`).
-    pub reset: u64,
-    /// Connections lwIP aborted while handling a packet or an API call (`ERR_ABRT`
-    /// outside the timers): `tcp_kill_prio` reclaiming the PCB for a newcomer. (Only
-    /// bundled builds run lwIP's timers through the backend; in a firmware, timer
-    /// aborts are counted here too.)
-    pub killed: u64,
-    /// ... of which were still waiting in a listener's backlog.
-    pub killed_in_backlog: u64,
-    /// Connections lwIP aborted from its timers (`ERR_ABRT`: retransmissions or SYN
-    /// retries exhausted, a PCB stuck in a closing state).
-    pub timed_out: u64,
-    /// Other err callbacks.
-    pub other_errors: u64,
-    /// Backlog connections found dead when `accept` came to them (dropped, never
-    /// handed out).
-    pub died_in_backlog: u64,
-    /// `tcp_close` refused (out of memory for the FIN): the connection was aborted
-    /// instead, so the close is still immediate.
-    pub close_fell_back_to_abort: u64,
-    /// `tcp_write` refused with `ERR_MEM` although `tcp_sndbuf` had room (send-queue
-    /// length or segment pool exhausted): reported as would-block, nothing taken.
-    pub write_mem: u64,
-}
-
 struct Registry {
     slots: [Slot; MAX_SOCKETS],
     seq: u32,
@@ -553,21 +513,6 @@ fn free_chain(chain: Option<Chain>) {
         // SAFETY: the registry owned this chain alone.
         unsafe { pbuf_free(c.0.as_ptr()) };
     }
-}
-
-/// lwIP's compile-time TCP options, as the C side sees them.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct LwipConfig {
-    /// `TCP_SND_BUF`.
-    pub snd_buf: u32,
-    /// `TCP_WND`.
-    pub wnd: u32,
-    /// `TCP_MSS`.
-    pub mss: u32,
-    /// `MEMP_NUM_TCP_PCB`.
-    pub max_pcbs: u32,
-    /// `TCP_SND_QUEUELEN`.
-    pub snd_queuelen: u32,
 }
 
 pub(crate) fn config() -> LwipConfig {
@@ -1065,20 +1010,6 @@ pub(crate) fn release(s: LwipSocket, abort: bool) -> Result<(), LwipError> {
     Ok(())
 }
 
-/// A connection's send queue.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct SendQueue {
-    /// Bytes taken by `tcp_write` and not yet acknowledged: `TCP_SND_BUF -
-    /// tcp_sndbuf(pcb)`.
-    pub queued: usize,
-    /// pbufs queued (`tcp_sndqueuelen`; lwIP refuses writes at `TCP_SND_QUEUELEN`).
-    pub pbufs: u16,
-    /// Bytes in segments not yet sent.
-    pub unsent: usize,
-    /// Bytes sent and not yet acknowledged.
-    pub unacked: usize,
-}
-
 pub(crate) fn send_queue(s: LwipSocket) -> Option<SendQueue> {
     let pcb = pcb_of(s, |k| {
         matches!(k, Kind::Connected | Kind::Connecting | Kind::Pending { .. })
@@ -1360,7 +1291,7 @@ pub(crate) fn netif_set_link(up: bool) {
 #[cfg(feature = "sim")]
 pub(crate) fn netif_input(packet: &[u8]) -> i8 {
     let Ok(len) = u16::try_from(packet.len()) else {
-        return -6; // ERR_VAL
+        return crate::error::ERR_VAL;
     };
     CONTEXT.store(CTX_INPUT, Ordering::Relaxed);
     // SAFETY: lwIP copies the bytes into a pbuf before processing; callbacks borrow

@@ -20,7 +20,7 @@
 //! 3. **While the listener cannot take as many connections as its room** — free backlog
 //!    entries and PCBs a SYN could get, plus connections waiting for `accept` — the
 //!    oldest SYN-RCVD PCB past its round trip is dropped (counted `half_open_evicted`);
-//!    one younger than [`ROUND_TRIP`](netpool::stack::handshake::ROUND_TRIP) is presumed a real client's handshake in flight
+//!    one younger than [`ROUND_TRIP`] is presumed a real client's handshake in flight
 //!    and is never dropped. The same when `tcp_new` finds no PCB for a new socket.
 //!
 //! A PCB is dropped with `tcp_abandon(pcb, 0)`: no RST, so a real client whose SYN-ACK
@@ -39,7 +39,7 @@ use netpool::stack::PcbCounters;
 use netpool::{Duration, Instant};
 
 use crate::ffi::{self, HalfOpen, MAX_HALF_OPEN, MAX_SOCKETS};
-use crate::stack::LwipSocket;
+use crate::socket::LwipSocket;
 
 /// A SYN-RCVD PCB being leased.
 #[derive(Copy, Clone, Debug)]

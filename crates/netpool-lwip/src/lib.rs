@@ -97,17 +97,20 @@
 #[cfg(any(test, feature = "sim"))]
 extern crate std;
 
+mod diagnostics;
 mod error;
 mod ffi;
 mod lease;
 #[cfg(feature = "sim")]
 pub mod sim;
+mod socket;
 mod stack;
 
+pub use diagnostics::{Events, LwipConfig, SendQueue};
 pub use error::{LwipErr, LwipError};
-pub use ffi::{Events, LwipConfig, SendQueue, MAX_SOCKETS};
-
-pub use stack::{LwipSocket, LwipStack, LwipStats, TcpState, DEFAULT_BACKLOG};
+pub use ffi::MAX_SOCKETS;
+pub use socket::LwipSocket;
+pub use stack::{LwipStack, LwipStats, TcpState, DEFAULT_BACKLOG};
 
 /// The version of the lwIP compiled in (feature `bundled`), as lwIP's
 /// `LWIP_VERSION_STRING` spells it ("d": a development snapshot after the release).

@@ -12,46 +12,16 @@ use netpool::stack::{
 };
 use netpool::{Classify, Instant, LinkState, LinkStatus};
 
+use crate::diagnostics::{Events, LwipConfig, SendQueue};
 use crate::error::{LwipErr, LwipError};
-use crate::ffi::{self, Events, Kind, LwipConfig, Read, SendQueue, ERR_ABRT, ERR_CLSD, ERR_OK, ERR_RST};
+use crate::error::{ERR_ABRT, ERR_CLSD, ERR_MEM, ERR_OK, ERR_RST};
+use crate::ffi::{self, Kind, Read};
 use crate::lease::Lease;
+use crate::socket::LwipSocket;
 
 /// Connections lwIP holds in a listener's backlog unless
 /// [`LwipStack::with_backlog`] says otherwise (the ESP8266 bridge's 8).
 pub const DEFAULT_BACKLOG: u8 = 8;
-
-/// A socket of [`LwipStack`]: a `Copy` token (table index + generation).
-///
-/// It names a fresh or bound socket, a listener (after [`listen`](TcpFullStack::listen))
-/// or a connection. Once it is given back (`close`, `abort`), every copy is stale
-/// ([`LwipError::Stale`]) and never reaches the slot's next user.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct LwipSocket {
-    index: u16,
-    generation: u32,
-}
-
-impl LwipSocket {
-    pub(crate) const fn new(index: u16, generation: u32) -> Self {
-        LwipSocket { index, generation }
-    }
-
-    /// The table slot.
-    pub const fn index(self) -> usize {
-        self.index as usize
-    }
-
-    /// The generation the token was issued for.
-    pub const fn generation(self) -> u32 {
-        self.generation
-    }
-}
-
-impl fmt::Display for LwipSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "lwip {}#{}", self.index, self.generation)
-    }
-}
 
 /// lwIP's `enum tcp_state`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -457,9 +427,7 @@ impl TcpClientStack for LwipStack {
     /// once more.
     fn socket(&mut self) -> Result<LwipSocket, LwipError> {
         match ffi::new_socket() {
-            Err(LwipError::Lwip(LwipErr(ffi::ERR_MEM)))
-                if self.lease.evict_for_socket(self.now, self.backlog) =>
-            {
+            Err(LwipError::Lwip(LwipErr(ERR_MEM))) if self.lease.evict_for_socket(self.now, self.backlog) => {
                 ffi::new_socket()
             }
             r => r,
@@ -637,7 +605,7 @@ impl TcpBacklog for LwipStack {
 /// Native for the handshake lease (`half_open_expired`, `half_open_evicted`, and
 /// `unarmed_passes`: polls that left a listener short of its room with no backlog
 /// entry or PCB for a single SYN). What `tcp_alloc` reclaimed is in
-/// [`LwipStack::stats`] (lwIP's diagnostics), not here.
+/// `LwipStack::stats` (lwIP's diagnostics, feature `bundled`), not here.
 impl PcbDiagnostics for LwipStack {
     fn pcb_counters(&self) -> PcbCounters {
         self.lease.counters

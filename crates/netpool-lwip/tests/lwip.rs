@@ -608,7 +608,11 @@ fn a_connection_lwip_freed_is_gone_even_after_the_peers_fin_was_read_to_the_end(
     });
     let mut buf = [0u8; 8];
     assert_eq!(raw.stack.receive(&mut s, &mut buf), Ok(3));
-    assert_eq!(raw.stack.peer_status(&s), PeerStatus::Closed, "FIN read to the end");
+    assert_eq!(
+        raw.stack.peer_status(&s),
+        PeerStatus::Closed,
+        "FIN read to the end"
+    );
     // The peer resets: lwIP frees the PCB. Gone wins over the FIN read before.
     p.host.socket(c).abort();
     until(&fabric, &mut raw, &mut p, now, 2000, "the reset", |r, _, _| {
