@@ -13,6 +13,8 @@
 #![deny(missing_docs)]
 
 pub mod http;
+#[cfg(feature = "lwip")]
+pub mod lwip_server;
 #[cfg(any(feature = "smoltcp", feature = "lwip"))]
 pub mod service;
 #[cfg(feature = "smoltcp")]
