@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "embassy")]
+pub mod embassy_http;
 pub mod http;
 #[cfg(feature = "lwip")]
 pub mod lwip_server;
