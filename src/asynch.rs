@@ -531,7 +531,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
         self.with(|t| t.core.poll_timeout())
     }
 
-    /// The next per-connection event not yet drained. See [`crate::event`].
+    /// The next per-connection event not yet drained. See [`Event`].
     pub fn poll_event(&self) -> Option<Event> {
         self.with(|t| t.core.poll_event())
     }

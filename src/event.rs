@@ -1,16 +1,4 @@
-//! Per-connection events: what happened to each connection since the application
-//! last looked.
-//!
-//! Wire protocols that mirror the pool's slots (the bridge reports every socket's
-//! state over SPI) need to learn that a connection arrived, that its peer left or
-//! that the pool reaped it — without polling every slot's state and guessing what
-//! changed. Both drivers keep the events as bits in the slot, so they never
-//! overflow; [`Pool::poll_event`](crate::Pool::poll_event) drains them, slot by slot.
-//!
-//! An event names its connection by handle. Events of a connection whose slot was
-//! freed and given to a new connection are superseded by the new connection's: set
-//! [`Config::hold_ended`](crate::Config::hold_ended) to keep a slot the pool ended
-//! until the application has seen it and closed the handle.
+//! Per-connection events ([`Event`], [`EventKind`]).
 
 use crate::handle::{CloseReason, ConnHandle};
 
@@ -34,6 +22,17 @@ pub enum EventKind {
 }
 
 /// One event: the connection, what happened, and the close reason recorded so far.
+///
+/// Wire protocols that mirror the pool's slots (the bridge reports every socket's
+/// state over SPI) need to learn that a connection arrived, that its peer left or
+/// that the pool reaped it — without polling every slot's state and guessing what
+/// changed. Both drivers keep the events as bits in the slot, so they never
+/// overflow; [`Pool::poll_event`](crate::Pool::poll_event) drains them, slot by slot.
+///
+/// An event names its connection by handle. Events of a connection whose slot was
+/// freed and given to a new connection are superseded by the new connection's: set
+/// [`Config::hold_ended`](crate::Config::hold_ended) to keep a slot the pool ended
+/// until the application has seen it and closed the handle.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Event {

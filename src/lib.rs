@@ -29,7 +29,7 @@
 //!   FIN/TIME-WAIT by itself.
 //! - **Dead peers are reaped** from send progress ([Dead peers](#dead-peers)); a slow
 //!   peer that keeps draining never is.
-//! - **The link is read, never probed** ([`LinkStatus`]): connects fail fast while it is down.
+//! - **The link is read, never probed** ([`LinkStatus`](stack::LinkStatus)): connects fail fast while it is down.
 //! - **Diagnostics** ([`Pool::report`]) are a `Copy` snapshot, O(N), no I/O.
 //! - Stacks can do more than embedded-nal says (abort, MORE flag, push, send queue,
 //!   peer status): the [`stack`] module's extension traits, each with a fallback.
@@ -134,7 +134,7 @@
 //!
 //! ## Sharing
 //!
-//! The pool lives in one task; other tasks and cores use a [`PoolShare`] (atomics,
+//! The pool lives in one task; other tasks and cores use a [`PoolShare`](shared::PoolShare) (atomics,
 //! short critical sections, a command queue). See [`shared`].
 #![no_std]
 #![forbid(unsafe_code)]
@@ -148,31 +148,30 @@ extern crate std;
 pub mod asynch;
 mod class;
 mod config;
-pub mod error;
-pub mod event;
+mod error;
+mod event;
 mod handle;
-pub mod link;
+mod link;
 mod listener;
 mod pool;
 mod report;
 mod sansio;
 pub mod shared;
 pub mod stack;
-pub mod state;
-pub mod time;
+mod state;
+mod time;
 mod write;
 
 pub use config::{Config, RejectPolicy};
 pub use error::{Classify, ConnError, ConnectError, Disposition, ErrorClass, ListenError};
 pub use event::{Event, EventKind};
 pub use handle::{CloseReason, ConnHandle, ListenerId};
-pub use link::{LinkState, LinkStatus};
+pub use link::LinkState;
 pub use listener::{ListenMode, ListenOutcome, ListenParams, Rejection};
 pub use pool::{Accepted, PollSummary, Pool};
 pub use report::{CloserCounters, Counters, ListenerReport, Report, SlotReport};
-pub use shared::{Command, PoolShare, SharedCounters};
 pub use stack::PcbCounters;
-pub use state::ConnState;
+pub use state::{ConnState, InvalidState};
 pub use time::{Duration, Instant};
 
 /// Re-exported: the `nb` results every non-blocking call returns.

@@ -242,7 +242,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     }
 
     /// The next per-connection event (accepted, connected, connect failed, peer
-    /// closed, reaped, aborted) not yet drained. See [`crate::event`].
+    /// closed, reaped, aborted) not yet drained. See [`Event`](crate::Event).
     pub fn poll_event(&mut self) -> Option<Event> {
         self.core.poll_event()
     }
@@ -252,7 +252,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     /// Start an outgoing connection. Never blocks.
     ///
     /// Refused at once, with nothing allocated and nothing sent, when the link is
-    /// down ([`LinkStatus`](crate::LinkStatus); the pool never probes), when every
+    /// down ([`LinkStatus`](crate::stack::LinkStatus); the pool never probes), when every
     /// slot is in use, or when the stack refuses. Otherwise the slot is `Connecting`
     /// until [`poll`](Self::poll) sees it established (`Connected`) or failed
     /// (`Aborted`, with [`CloseReason::ConnectFailed`] or

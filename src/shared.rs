@@ -13,7 +13,8 @@
 //!   at its next [`Pool::poll_shared`]. A full queue hands the command back.
 //!
 //! ```
-//! use netpool::{Instant, ListenParams, PoolShare, Command};
+//! use netpool::shared::{Command, PoolShare};
+//! use netpool::{Instant, ListenParams};
 //! // Sized like the pool: 8 connections, 2 listeners; room for 4 queued commands.
 //! static SHARE: PoolShare<8, 2, 4> = PoolShare::new();
 //!

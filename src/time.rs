@@ -1,15 +1,15 @@
-//! Time as the caller sees it: milliseconds, supplied by the caller.
-//!
-//! netpool has no clock. Every call that needs the time takes an [`Instant`]
-//! (`now`), so the same code runs on a board (fed from a hardware timer), on the
-//! host (fed from `std::time::Instant`) and in tests (fed from a virtual clock).
-//! Both types are thin `u64` millisecond newtypes with saturating arithmetic:
-//! a clock that goes backwards never panics, it only looks like "no time passed".
+//! Time as the caller gives it ([`Instant`], [`Duration`]).
 
 use core::fmt;
 use core::ops::{Add, Sub};
 
 /// A point in time, in milliseconds since an epoch the caller chooses (usually boot).
+///
+/// netpool has no clock. Every call that needs the time takes an [`Instant`]
+/// (`now`), so the same code runs on a board (fed from a hardware timer), on the
+/// host (fed from `std::time::Instant`) and in tests (fed from a virtual clock).
+/// Both types are thin `u64` millisecond newtypes with saturating arithmetic:
+/// a clock that goes backwards never panics, it only looks like "no time passed".
 ///
 /// ```
 /// use netpool::{Duration, Instant};

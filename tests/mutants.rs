@@ -17,9 +17,10 @@
 
 use std::net::SocketAddr;
 
+use netpool::shared::{Command, PoolShare};
 use netpool::{
-    nb, CloseReason, Command, Config, ConnError, ConnHandle, ConnState, Duration, ErrorClass, Instant,
-    ListenMode, ListenParams, Pool, PoolShare,
+    nb, CloseReason, Config, ConnError, ConnHandle, ConnState, Duration, ErrorClass, Instant, ListenMode,
+    ListenParams, Pool,
 };
 use netpool_testkit::scripted::*;
 

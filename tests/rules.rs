@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 
+use netpool::shared::{Command, PoolShare};
 use netpool::stack::SendFlag;
 use netpool::{
-    nb, CloseReason, Command, Config, ConnError, ConnHandle, ConnState, ConnectError, Duration, ErrorClass,
-    Instant, LinkState, ListenMode, ListenParams, Pool, PoolShare,
+    nb, CloseReason, Config, ConnError, ConnHandle, ConnState, ConnectError, Duration, ErrorClass, Instant,
+    LinkState, ListenMode, ListenParams, Pool,
 };
 use netpool_testkit::scripted::*;
 

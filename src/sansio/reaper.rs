@@ -158,7 +158,13 @@ impl SendProgress {
     /// away: the core reads a blocked connection at the pace of the pressure grace
     /// even before pressure comes, so that the time of its last progress is known
     /// that closely when it does.
-    pub fn observe_every(&mut self, queue: Option<usize>, now: Instant, grace: Duration, pace: Duration) -> Verdict {
+    pub fn observe_every(
+        &mut self,
+        queue: Option<usize>,
+        now: Instant,
+        grace: Duration,
+        pace: Duration,
+    ) -> Verdict {
         let buffered = self.buffered > 0;
         let pending = match queue {
             Some(q) => {

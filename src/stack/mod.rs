@@ -38,7 +38,8 @@ use core::net::SocketAddr;
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 
 use crate::error::{Classify, ErrorClass};
-pub use crate::link::{LinkState, LinkStatus};
+use crate::link::LinkState;
+pub use crate::link::LinkStatus;
 
 /// Abortive close: send RST and release the stack's PCB at once.
 ///

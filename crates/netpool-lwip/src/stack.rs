@@ -6,11 +6,12 @@ use core::marker::PhantomData;
 use core::net::{SocketAddr, SocketAddrV4};
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
+use netpool::stack::LinkStatus;
 use netpool::stack::{
     PcbCounters, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush,
     TcpSendFlags, TcpSendQueue,
 };
-use netpool::{Classify, Instant, LinkState, LinkStatus};
+use netpool::{Classify, Instant, LinkState};
 
 use crate::diagnostics::{Events, LwipConfig, SendQueue};
 use crate::error::{LwipErr, LwipError};

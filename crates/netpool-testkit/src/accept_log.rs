@@ -10,9 +10,10 @@ use std::net::SocketAddr;
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
 use netpool::stack::{
-    LinkState, LinkStatus, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus,
-    TcpPush, TcpSendFlags, TcpSendQueue,
+    LinkStatus, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush,
+    TcpSendFlags, TcpSendQueue,
 };
+use netpool::LinkState;
 
 use crate::scripted::{PeerId, ScriptedError, ScriptedStack, SockId};
 

@@ -113,9 +113,10 @@ use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 use netpool::stack::{
-    LinkState, LinkStatus, PcbDiagnostics, PeerStatus, Plain, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus,
-    TcpPush, TcpSendFlags, TcpSendQueue,
+    LinkStatus, PcbDiagnostics, PeerStatus, Plain, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush,
+    TcpSendFlags, TcpSendQueue,
 };
+use netpool::LinkState;
 use netpool::{Classify, ErrorClass};
 
 #[cfg(feature = "std")]

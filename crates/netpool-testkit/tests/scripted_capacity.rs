@@ -6,7 +6,8 @@
 use core::net::SocketAddr;
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
-use netpool::stack::{LinkState, LinkStatus, SendFlag, TcpAbort, TcpPush, TcpSendFlags, TcpSendQueue};
+use netpool::stack::{LinkStatus, SendFlag, TcpAbort, TcpPush, TcpSendFlags, TcpSendQueue};
+use netpool::LinkState;
 use netpool::{Classify, ErrorClass};
 use netpool_testkit::scripted::*;
 

@@ -4,9 +4,8 @@
 use std::net::SocketAddr;
 
 use embedded_nal::{nb, TcpClientStack, TcpFullStack};
-use netpool::stack::{
-    LinkState, LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue,
-};
+use netpool::stack::{LinkStatus, PeerStatus, SendFlag, TcpAbort, TcpPeerStatus, TcpSendFlags, TcpSendQueue};
+use netpool::LinkState;
 use netpool::{Classify, ErrorClass};
 use netpool_testkit::scripted::*;
 

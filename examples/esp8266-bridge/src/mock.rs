@@ -65,7 +65,7 @@ pub fn test_config() -> ScriptedConfig {
         rst_on_unread: false,
         hold_more: true,
         report_send_queue: false,
-        link: netpool::stack::LinkState::Unknown,
+        link: netpool::LinkState::Unknown,
         ..ScriptedConfig::default()
     }
 }

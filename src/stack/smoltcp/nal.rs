@@ -12,9 +12,10 @@ use super::{
 };
 use crate::error::Classify;
 use crate::stack::{
-    LinkState, LinkStatus, PcbCounters, PcbDiagnostics, PeerStatus, TcpAbort, TcpBacklog, TcpPeerStatus,
-    TcpPush, TcpSendFlags, TcpSendQueue,
+    LinkStatus, PcbCounters, PcbDiagnostics, PeerStatus, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush,
+    TcpSendFlags, TcpSendQueue,
 };
+use crate::LinkState;
 
 impl<'a, const M: usize> SmoltcpStack<'a, M> {
     /// Where the connect of socket `i` stands: `Ok(true)` established, `Ok(false)`

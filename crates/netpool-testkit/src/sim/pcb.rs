@@ -29,12 +29,13 @@ use core::net::SocketAddr;
 use std::vec::Vec;
 
 use embedded_nal::{nb, TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
-use netpool::link::{LinkState, LinkStatus};
 use netpool::stack::smoltcp::{Reclaim, SmolError, SmolSocket, SmoltcpStack};
+use netpool::stack::LinkStatus;
 use netpool::stack::{
     PcbCounters, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpPush,
     TcpSendFlags, TcpSendQueue,
 };
+use netpool::LinkState;
 use netpool::{Classify, ErrorClass};
 use smoltcp::phy::Device;
 use smoltcp::socket::tcp::State;

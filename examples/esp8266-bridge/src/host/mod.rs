@@ -45,7 +45,7 @@ use std::time::Duration;
 use std::vec::Vec;
 
 use netpool::stack::std_net::StdStack;
-use netpool::stack::LinkState;
+use netpool::LinkState;
 use netpool::{Instant, Pool, Report};
 use serde_json::{json, Value};
 

@@ -49,7 +49,7 @@ use esp_println::println;
 use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{AuthenticationMethodConfig, Config as WifiConfig, ControllerConfig, WifiController};
 use netpool::stack::smoltcp::SmoltcpStack;
-use netpool::stack::LinkState;
+use netpool::LinkState;
 use netpool::{Duration, Instant, Pool};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
