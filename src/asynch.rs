@@ -563,11 +563,12 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
         self.with(|t| f(&mut t.closer));
     }
 
-    /// A snapshot of every slot and listener entry, the counters and the closer's.
+    /// A snapshot of every slot and listener entry, the counters and the closer's, and
+    /// the link as last told with [`set_link`](Self::set_link).
     pub fn report(&self, now: Instant) -> Report<N, L> {
         self.with(|t| {
-            // Link state belongs to the network driver's task, not the pool.
-            let mut report = t.core.report(now, LinkState::Unknown);
+            // The link as last told with `set_link` (the driver's task tells it).
+            let mut report = t.core.report(now, t.link);
             report.closer = t.closer;
             report
         })
