@@ -12,9 +12,11 @@ mod model;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Waker};
+use std::task::{Context, Poll, Waker};
 
 use edge_nal::TcpAccept;
 use embassy_net::driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken, TxToken};
@@ -22,7 +24,7 @@ use embassy_net::tcp::{State, TcpSocket};
 use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
 use embedded_io_async::Write;
 use model::{Clock, Exec};
-use netpool::asynch::embassy::{LeaseCounters, LeasedTcp, TcpBuffers};
+use netpool::asynch::embassy::{LeaseCounters, LeasedSocket, LeasedTcp, TcpBuffers};
 use netpool::asynch::{AsyncPool, Backlog, Closer, Timer};
 use netpool::{Config, Duration, Instant, ListenParams};
 
@@ -269,9 +271,7 @@ fn a_half_open_accept_is_reset_at_the_deadline_and_listens_again() {
     let mut exec = Exec::new(&clock);
     let server = stack(&mut exec, &hub, SERVER, 1);
     let tcp = leased::<4>(server, &clock);
-    let got = Accepted::default();
-    spawn_acceptor(&mut exec, tcp, &got);
-    exec.run();
+    let got = accepting(&mut exec, tcp);
     assert_eq!(tcp.armed(), (1, 0, 0), "one accept in flight: one socket listens");
 
     half_open_syn(&hub, 99, 4000);
@@ -307,8 +307,7 @@ fn a_flood_of_half_open_syns_never_takes_the_room_and_a_client_is_served() {
     let clock = Clock::default();
     let hub = Hub::default();
     let mut exec = Exec::new(&clock);
-    let server = stack(&mut exec, &hub, SERVER, 1);
-    let client = stack(&mut exec, &hub, CLIENT, 2);
+    let (server, client) = two_stacks(&mut exec, &hub);
     let tcp = leased::<16>(server, &clock);
     let got = Accepted::default();
     // Two accepts in flight: a room of 2.
@@ -358,9 +357,7 @@ fn with_no_socket_left_the_oldest_overdue_half_open_gives_way_and_one_in_flight_
     let mut exec = Exec::new(&clock);
     let server = stack(&mut exec, &hub, SERVER, 1);
     let tcp = leased::<3>(server, &clock);
-    let got = Accepted::default();
-    spawn_acceptor(&mut exec, tcp, &got);
-    exec.run();
+    let _got = accepting(&mut exec, tcp);
     // Two SYNs take two sockets, a third listens.
     half_open_syn(&hub, 100, 4000);
     exec.run();
@@ -390,8 +387,7 @@ fn after_a_burst_of_24_half_open_syns_a_client_is_served_at_once() {
     let clock = Clock::default();
     let hub = Hub::default();
     let mut exec = Exec::new(&clock);
-    let server = stack(&mut exec, &hub, SERVER, 1);
-    let client = stack(&mut exec, &hub, CLIENT, 2);
+    let (server, client) = two_stacks(&mut exec, &hub);
     let tcp = leased::<10>(server, &clock);
     let got = Accepted::default();
     for _ in 0..8 {
@@ -470,8 +466,7 @@ fn a_dropped_accept_leaves_its_handshake_for_the_next_one() {
     let clock = Clock::default();
     let hub = Hub::default();
     let mut exec = Exec::new(&clock);
-    let server = stack(&mut exec, &hub, SERVER, 1);
-    let client = stack(&mut exec, &hub, CLIENT, 2);
+    let (server, client) = two_stacks(&mut exec, &hub);
     let tcp = leased::<4>(server, &clock);
     let got = Accepted::default();
     {
@@ -510,8 +505,7 @@ fn a_connection_reset_before_an_accept_takes_it_is_not_handed_out() {
     let clock = Clock::default();
     let hub = Hub::default();
     let mut exec = Exec::new(&clock);
-    let server = stack(&mut exec, &hub, SERVER, 1);
-    let client = stack(&mut exec, &hub, CLIENT, 2);
+    let (server, client) = two_stacks(&mut exec, &hub);
     let tcp = leased::<4>(server, &clock);
     let got = Accepted::default();
     {
@@ -562,8 +556,7 @@ fn the_leased_acceptor_serves_through_backlog_pool_and_closer() {
     let clock = Clock::default();
     let hub = Hub::default();
     let mut exec = Exec::new(&clock);
-    let server = stack(&mut exec, &hub, SERVER, 1);
-    let client = stack(&mut exec, &hub, CLIENT, 2);
+    let (server, client) = two_stacks(&mut exec, &hub);
     let tcp = leased::<8>(server, &clock);
     let backlog: &'static Backlog<_, 2> = Box::leak(Box::new(Backlog::new(PORT, Duration::from_secs(3))));
     let closer: &'static Closer<_, 2> = Box::leak(Box::new(Closer::new()));
@@ -636,12 +629,9 @@ fn a_socket_smoltcp_silenced_is_armed_last() {
     let clock = Clock::default();
     let hub = Hub::default();
     let mut exec = Exec::new(&clock);
-    let server = stack(&mut exec, &hub, SERVER, 1);
-    let client = stack(&mut exec, &hub, CLIENT, 2);
+    let (server, client) = two_stacks(&mut exec, &hub);
     let tcp = leased::<8>(server, &clock);
-    let got = Accepted::default();
-    spawn_acceptor(&mut exec, tcp, &got);
-    exec.run();
+    let got = accepting(&mut exec, tcp);
     // Three handshakes from addresses that answer no ARP, reset at the deadline.
     for k in 0..3u16 {
         half_open_syn(&hub, 100 + k as u8, 4000 + k);
@@ -682,9 +672,7 @@ fn when_the_watching_accept_is_dropped_another_keeps_the_lease() {
             std::future::pending::<()>().await;
         });
     }
-    let got = Accepted::default();
-    spawn_acceptor(&mut exec, tcp, &got);
-    exec.run();
+    let _got = accepting(&mut exec, tcp);
     half_open_syn(&hub, 99, 4000);
     exec.run();
     assert_eq!(
@@ -713,8 +701,7 @@ fn an_accept_short_of_sockets_arms_the_first_one_returned() {
     let clock = Clock::default();
     let hub = Hub::default();
     let mut exec = Exec::new(&clock);
-    let server = stack(&mut exec, &hub, SERVER, 1);
-    let client = stack(&mut exec, &hub, CLIENT, 2);
+    let (server, client) = two_stacks(&mut exec, &hub);
     let tcp = leased::<2>(server, &clock);
     let held = Rc::new(RefCell::new(Vec::new()));
     {
@@ -741,4 +728,451 @@ fn an_accept_short_of_sockets_arms_the_first_one_returned() {
     drop(held.borrow_mut().pop());
     exec.run();
     assert_eq!(tcp.armed(), (1, 0, 0));
+}
+
+// ------------------------------------------------ which socket, which accept
+
+/// Connections a test holds, to drop them when it chooses.
+type Held<const M: usize> = Rc<RefCell<Vec<LeasedSocket<'static, 'static, M>>>>;
+
+/// One accept on `tcp` that records what it takes, run until it waits.
+fn accepting<const M: usize>(exec: &mut Exec<'_>, tcp: &'static Lease<M>) -> Accepted {
+    let got = Accepted::default();
+    spawn_acceptor(exec, tcp, &got);
+    exec.run();
+    got
+}
+
+/// The server's and the client's stacks on `hub`.
+fn two_stacks(exec: &mut Exec<'_>, hub: &Hub) -> (Stack<'static>, Stack<'static>) {
+    (stack(exec, hub, SERVER, 1), stack(exec, hub, CLIENT, 2))
+}
+
+/// `n` accepts on `tcp` that hold what they take (in the returned list), run until they wait.
+fn holding<const M: usize>(exec: &mut Exec<'_>, tcp: &'static Lease<M>, n: usize) -> Held<M> {
+    let held = Held::<M>::default();
+    spawn_holder(exec, tcp, n, &held);
+    exec.run();
+    held
+}
+
+/// A task that accepts `n` connections, holds them in `held`, and accepts no more.
+fn spawn_holder<const M: usize>(exec: &mut Exec<'_>, tcp: &'static Lease<M>, n: usize, held: &Held<M>) {
+    let held = held.clone();
+    exec.spawn(async move {
+        for _ in 0..n {
+            let (_, socket) = tcp.accept().await.expect("accepted");
+            held.borrow_mut().push(socket);
+        }
+        std::future::pending::<()>().await;
+    });
+}
+
+/// A task with one accept given until `until_ms`, then nothing.
+fn spawn_accept_until<const M: usize>(
+    exec: &mut Exec<'_>,
+    tcp: &'static Lease<M>,
+    clock: &Clock,
+    until_ms: u64,
+) {
+    let clock = clock.clone();
+    exec.spawn(async move {
+        let _ = netpool::asynch::with_deadline(&clock, Instant::from_millis(until_ms), tcp.accept()).await;
+        std::future::pending::<()>().await;
+    });
+}
+
+/// The acceptor's index of the socket a connection holds (from its `Debug`).
+fn index_of<const M: usize>(s: &LeasedSocket<'_, '_, M>) -> usize {
+    let d = format!("{s:?}");
+    let tail = &d[d.find("index: ").expect("index in Debug") + "index: ".len()..];
+    tail[..tail.find(|c: char| !c.is_ascii_digit()).unwrap_or(tail.len())]
+        .parse()
+        .expect("a number")
+}
+
+/// A client's view of its connection: established, then reset by the server.
+#[derive(Clone, Default)]
+struct Peer {
+    connected: Rc<Cell<bool>>,
+    reset: Rc<Cell<bool>>,
+}
+
+/// A client that connects and then reads until its connection ends (the server sends
+/// nothing: only a RST or a FIN ends the read).
+fn spawn_peer(exec: &mut Exec<'_>, stack: Stack<'static>, peer: &Peer) {
+    let peer = peer.clone();
+    exec.spawn(async move {
+        let rx = Box::leak(Box::new([0u8; 512]));
+        let tx = Box::leak(Box::new([0u8; 512]));
+        let mut s = TcpSocket::new(stack, rx, tx);
+        s.connect((SERVER, PORT)).await.expect("connected");
+        peer.connected.set(true);
+        let mut buf = [0u8; 16];
+        if s.read(&mut buf).await == Err(embassy_net::tcp::Error::ConnectionReset) {
+            peer.reset.set(true);
+        }
+        std::future::pending::<()>().await;
+    });
+}
+
+/// An accept driven by hand between two runs of the executor (its waker wakes nothing):
+/// a look at the table at a moment the stack does not run.
+type HandAccept = Pin<Box<dyn Future<Output = ()>>>;
+
+fn hand_accept<const M: usize>(tcp: &'static Lease<M>) -> HandAccept {
+    Box::pin(async move {
+        let _ = tcp.accept().await;
+        unreachable!("a hand-driven accept never gets a connection here");
+    })
+}
+
+/// Poll `f` once (it looks at the table); it waits.
+fn look(f: &mut HandAccept) {
+    assert!(f
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .is_pending());
+}
+
+/// A connection that dies on an armed socket before any accept takes it (its peer
+/// resets it) is counted nowhere by `armed()`: it neither listens, nor is half-open,
+/// nor waits for an accept.
+#[test]
+fn a_connection_that_died_while_armed_is_not_counted_as_armed() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let (server, client) = two_stacks(&mut exec, &hub);
+    let tcp = leased::<4>(server, &clock);
+    // An accept given 100 ms arms a socket, then goes: no accept looks after that.
+    spawn_accept_until(&mut exec, tcp, &clock, 100);
+    exec.run();
+    exec.advance(100);
+    assert_eq!(tcp.armed(), (1, 0, 0));
+    let connected = Rc::new(Cell::new(false));
+    let go = Rc::new(Cell::new(false));
+    let waiting: Rc<RefCell<Option<Waker>>> = Rc::default();
+    {
+        let (connected, go, waiting) = (connected.clone(), go.clone(), waiting.clone());
+        exec.spawn(async move {
+            let rx = Box::leak(Box::new([0u8; 512]));
+            let tx = Box::leak(Box::new([0u8; 512]));
+            let mut s = TcpSocket::new(client, rx, tx);
+            s.connect((SERVER, PORT)).await.expect("connected");
+            connected.set(true);
+            std::future::poll_fn(|cx| {
+                if go.get() {
+                    Poll::Ready(())
+                } else {
+                    *waiting.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+            s.abort();
+            let _ = s.flush().await;
+            std::future::pending::<()>().await;
+        });
+    }
+    exec.run();
+    assert!(connected.get());
+    assert_eq!(tcp.armed(), (0, 0, 1), "a connection waiting for an accept");
+    // The peer resets it; no accept is in flight to look.
+    go.set(true);
+    let w = waiting.borrow_mut().take().expect("the client waits");
+    w.wake();
+    exec.run();
+    assert_eq!(tcp.armed(), (0, 0, 0), "a dead connection counted as armed");
+}
+
+/// A connection waiting on an armed socket covers the place of the accept that takes
+/// it: that accept arms no socket for itself, so when it returns nothing listens (no
+/// accept is in flight).
+#[test]
+fn a_connection_waiting_for_an_accept_covers_its_place() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let (server, client) = two_stacks(&mut exec, &hub);
+    let tcp = leased::<4>(server, &clock);
+    spawn_accept_until(&mut exec, tcp, &clock, 100);
+    exec.run();
+    exec.advance(100);
+    let done = Rc::new(Cell::new(None));
+    spawn_client(&mut exec, client, done.clone());
+    exec.run();
+    assert_eq!(done.get(), Some(true));
+    assert_eq!(tcp.armed(), (0, 0, 1), "a connection waiting for an accept");
+    // One accept, no more: it takes the waiting connection.
+    let held = holding(&mut exec, tcp, 1);
+    assert_eq!(held.borrow().len(), 1);
+    assert_eq!(
+        tcp.armed(),
+        (0, 0, 0),
+        "a socket was armed for a place the waiting connection covered"
+    );
+}
+
+/// With no free socket left, the overdue half-open socket first seen longest ago gives
+/// way, wherever it is among the sockets: here the oldest handshake holds a socket after
+/// a younger overdue one (in the acceptor's order), and the younger keeps its socket
+/// until its own deadline.
+#[test]
+fn the_overdue_half_open_socket_first_seen_longest_ago_gives_way_first() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let server = stack(&mut exec, &hub, SERVER, 1);
+    let tcp = leased::<3>(server, &clock);
+    let got = accepting(&mut exec, tcp);
+    // Two handshakes reset at their deadline, one after the other: the sockets are now
+    // freed in a different order than their own (the one idle longest is armed first).
+    half_open_syn(&hub, 100, 4000);
+    exec.run();
+    exec.advance(500);
+    half_open_syn(&hub, 101, 4001);
+    exec.run();
+    exec.advance(500);
+    assert_eq!(counters(tcp).half_open_expired, 2);
+    assert_eq!(tcp.armed(), (1, 0, 0));
+    // t = 1000: the oldest handshake (A); t = 1100: a younger one (B); t = 1360: both
+    // overdue, a third (C) takes the last listening socket and no free socket is left.
+    half_open_syn(&hub, 102, 4002);
+    exec.run();
+    exec.advance(100);
+    half_open_syn(&hub, 103, 4003);
+    exec.run();
+    exec.advance(260);
+    half_open_syn(&hub, 104, 4004);
+    exec.run();
+    let c = counters(tcp);
+    assert_eq!((c.half_open_expired, c.half_open_evicted), (2, 1), "{c}");
+    assert_eq!(tcp.armed(), (1, 2, 0));
+    // A gave way: nothing expires at its deadline (t = 1500); B at t = 1600, C at 1860.
+    exec.advance(140);
+    let c = counters(tcp);
+    assert_eq!(
+        c.half_open_expired, 2,
+        "a handshake other than the oldest gave way: {c}"
+    );
+    assert_eq!(tcp.armed(), (1, 2, 0));
+    exec.advance(100);
+    assert_eq!(counters(tcp).half_open_expired, 3, "{}", counters(tcp));
+    exec.advance(260);
+    assert_eq!(counters(tcp).half_open_expired, 4, "{}", counters(tcp));
+    assert_eq!(tcp.armed(), (1, 0, 0));
+    assert!(got.0.borrow().is_empty());
+}
+
+/// Of the free sockets, the one idle longest is armed first (smoltcp may still keep one
+/// freed recently silent). Three connections end in the order 2, 0, 1 of their sockets:
+/// the next accept arms socket 2, and the next client is served on it.
+#[test]
+fn the_free_socket_idle_longest_is_armed_first() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let (server, client) = two_stacks(&mut exec, &hub);
+    let tcp = leased::<3>(server, &clock);
+    let held = holding(&mut exec, tcp, 3);
+    for _ in 0..3 {
+        let done = Rc::new(Cell::new(None));
+        spawn_client(&mut exec, client, done.clone());
+        exec.run();
+        assert_eq!(done.get(), Some(true));
+    }
+    assert_eq!(tcp.lent(), 3);
+    // End them (each RST sent before the next ends) in the order 2, 0, 1.
+    for index in [2, 0, 1] {
+        let at = held
+            .borrow()
+            .iter()
+            .position(|s| index_of(s) == index)
+            .expect("every socket is lent");
+        drop(held.borrow_mut().remove(at));
+        exec.run();
+    }
+    assert_eq!(tcp.lent(), 0);
+    let next = Held::<3>::default();
+    spawn_holder(&mut exec, tcp, 1, &next);
+    exec.run();
+    assert_eq!(tcp.armed(), (1, 0, 0));
+    let done = Rc::new(Cell::new(None));
+    spawn_client(&mut exec, client, done.clone());
+    exec.run();
+    assert_eq!(done.get(), Some(true));
+    assert_eq!(next.borrow().len(), 1);
+    assert_eq!(
+        index_of(&next.borrow()[0]),
+        2,
+        "the socket idle longest was not the one armed"
+    );
+}
+
+/// A socket whose connection ended owes its peer a RST until the stack next runs;
+/// re-arming it would forget the RST. A free socket owing none is armed first, even one
+/// idle for less time: the peer gets its RST.
+#[test]
+fn a_free_socket_owing_its_peer_a_rst_is_armed_after_one_owing_none() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let (server, client) = two_stacks(&mut exec, &hub);
+    let tcp = leased::<3>(server, &clock);
+    let held = holding(&mut exec, tcp, 1);
+    let peer = Peer::default();
+    spawn_peer(&mut exec, client, &peer);
+    exec.run();
+    assert!(peer.connected.get());
+    assert_eq!(held.borrow().len(), 1);
+    assert_eq!(tcp.armed(), (0, 0, 0));
+    // From here until the end the stack does not run: looks by hand.
+    // Two accepts: the two free sockets listen.
+    let mut x = hand_accept(tcp);
+    let mut y = hand_accept(tcp);
+    look(&mut x);
+    look(&mut y);
+    assert_eq!(tcp.armed(), (2, 0, 0));
+    // The connection ends: its socket is free and owes the peer a RST.
+    drop(held.borrow_mut().pop());
+    // One accept goes; the next look stops a listening socket: free, owing nothing,
+    // idle for less time than the one owing the RST.
+    drop(y);
+    look(&mut x);
+    assert_eq!(tcp.armed(), (1, 0, 0));
+    // Another accept: a free socket is armed: the one owing nothing.
+    let mut z = hand_accept(tcp);
+    look(&mut z);
+    assert_eq!(tcp.armed(), (2, 0, 0));
+    assert!(!peer.reset.get());
+    exec.run();
+    assert!(
+        peer.reset.get(),
+        "the peer got no RST: the socket owing it was re-armed"
+    );
+}
+
+/// Among free sockets that owe their peer a RST, the one idle longest is still armed
+/// first, however long ago both were freed: two connections end one after the other,
+/// then sockets are freed 2^18 times more (accepts come and go, a listening socket
+/// stops each time) before every other socket is taken. The socket freed first is
+/// re-armed (its RST forgotten); the other's peer gets its RST.
+#[test]
+fn the_free_socket_idle_longest_is_armed_first_however_long_ago_it_was_freed() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let (server, client) = two_stacks(&mut exec, &hub);
+    let tcp = leased::<4>(server, &clock);
+    let held = holding(&mut exec, tcp, 2);
+    let peers = [Peer::default(), Peer::default()];
+    for peer in &peers {
+        spawn_peer(&mut exec, client, peer);
+        exec.run();
+        assert!(peer.connected.get());
+    }
+    assert_eq!(held.borrow().len(), 2);
+    // The connection on the higher socket ends first, then the other; from here the
+    // stack does not run until the end: both owe their peer a RST (ranked after every
+    // socket owing none, so the accepts below never arm them).
+    let (first, second) = {
+        let h = held.borrow();
+        if index_of(&h[0]) > index_of(&h[1]) {
+            (0, 1)
+        } else {
+            (1, 0)
+        }
+    };
+    let second_socket = held.borrow_mut().remove(second);
+    drop(held.borrow_mut().pop());
+    drop(second_socket);
+    assert_eq!(tcp.lent(), 0);
+    for _ in 0..1u32 << 18 {
+        let mut x = hand_accept(tcp);
+        let mut y = hand_accept(tcp);
+        look(&mut x);
+        look(&mut y);
+        drop(y);
+        look(&mut x);
+    }
+    // Three accepts: the two sockets owing nothing listen, and one of the two owing a
+    // RST is armed: the one freed first.
+    let mut p = hand_accept(tcp);
+    let mut q = hand_accept(tcp);
+    let mut r = hand_accept(tcp);
+    look(&mut p);
+    look(&mut q);
+    look(&mut r);
+    assert_eq!(tcp.armed(), (3, 0, 0));
+    assert!(!peers[0].reset.get() && !peers[1].reset.get());
+    exec.run();
+    assert!(
+        !peers[first].reset.get() && peers[second].reset.get(),
+        "the socket freed last was re-armed (first's peer reset: {}, second's: {})",
+        peers[first].reset.get(),
+        peers[second].reset.get()
+    );
+}
+
+/// The accept that watches is the one woken when a connection returns its socket (an
+/// accept short of a socket may arm it), not another accept in flight — here one in a
+/// place before the watcher's.
+#[test]
+fn a_returned_socket_wakes_the_watching_accept_not_another() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let server = stack(&mut exec, &hub, SERVER, 1); // task 0
+    let client = stack(&mut exec, &hub, CLIENT, 2); // task 1
+    let tcp = leased::<4>(server, &clock);
+    let held = Held::<4>::default();
+    spawn_holder(&mut exec, tcp, 1, &held); // task 2
+    exec.run();
+    let done = Rc::new(Cell::new(None));
+    spawn_client(&mut exec, client, done.clone()); // task 3
+    exec.run();
+    assert_eq!(held.borrow().len(), 1);
+    // An accept given 100 ms (task 4, the first place) watches; another (task 5, the
+    // second place) waits. The watcher goes: task 5 takes over. A third accept (task 6)
+    // takes the first place.
+    spawn_accept_until(&mut exec, tcp, &clock, 100);
+    let got = accepting(&mut exec, tcp);
+    exec.advance(100);
+    spawn_acceptor(&mut exec, tcp, &got);
+    exec.run();
+    let (watcher, other) = (exec.wakes(5), exec.wakes(6));
+    drop(held.borrow_mut().pop());
+    exec.run();
+    assert_eq!(exec.wakes(6), other, "an accept other than the watcher was woken");
+    assert!(exec.wakes(5) > watcher, "the watching accept was not woken");
+    assert!(got.0.borrow().is_empty());
+}
+
+/// The watcher's waker is on every armed socket, the one whose handshake it saw begin
+/// included: the handshake completing wakes it, and the connection is accepted at once
+/// (not at the next lease deadline). The client's stack runs after the accept here, so
+/// the accept looks between the SYN and the ACK.
+#[test]
+fn a_handshake_completing_after_the_accept_looked_wakes_it() {
+    let clock = Clock::default();
+    let hub = Hub::default();
+    let mut exec = Exec::new(&clock);
+    let server = stack(&mut exec, &hub, SERVER, 1); // task 0
+    let tcp = leased::<4>(server, &clock);
+    let got = Accepted::default();
+    spawn_acceptor(&mut exec, tcp, &got); // task 1
+    exec.run();
+    let client = stack(&mut exec, &hub, CLIENT, 2); // task 2
+    let before = exec.wakes(1);
+    let done = Rc::new(Cell::new(None));
+    spawn_client(&mut exec, client, done.clone());
+    exec.run();
+    assert_eq!(done.get(), Some(true));
+    assert!(exec.wakes(1) - before >= 2, "the accept looked once only");
+    assert_eq!(
+        got.0.borrow().len(),
+        1,
+        "not accepted when the handshake completed"
+    );
 }
