@@ -1037,12 +1037,12 @@ fn rule_under_pressure_that_comes_late_the_stall_counts_from_the_last_progress()
 }
 
 #[test]
-fn rule_under_pressure_a_connection_that_becomes_blocked_is_read_at_once() {
-    // Cap 2. Everything written at 0 is taken (not blocked: read at the stall
-    // grace's pace, every 1 s) and acknowledged at 1.1 s. At 1.2 s a write is cut
-    // short: blocked, read at once, so its last progress is dated 1.2 s (not 2 s, the
-    // next reading of the slower pace). At 1.5 s a second connection leaves no room:
-    // it yields at 5.2 s, four seconds after it blocked.
+fn rule_under_pressure_the_progress_before_a_connection_blocked_is_dated_closely() {
+    // Cap 2. Everything written at 0 is taken (not blocked) and acknowledged at 1.1 s;
+    // at 1.2 s a write is cut short (blocked). Bytes pending are read every eighth of
+    // the pressure grace (0.5 s), blocked or not, so the last progress is dated 1.5 s
+    // (not 2 s, the stall grace's eighth). At 1.5 s a second connection leaves no
+    // room: it yields at 5.5 s, four seconds after its last progress was seen.
     let mut pool = native(Config::new().with_stall_grace(GRACE));
     pool.listen(HTTP, ListenParams::new(2)).unwrap();
     let (h, peer) = connect_peer(&mut pool, n, HTTP, 1, t(0));
@@ -1063,7 +1063,7 @@ fn rule_under_pressure_a_connection_that_becomes_blocked_is_read_at_once() {
     assert_eq!(
         pool.state(h),
         Ok(ConnState::Free),
-        "the progress before it blocked was dated at the next slow reading: it kept its place too long"
+        "the progress before it blocked was dated at a slow reading: it kept its place too long"
     );
     assert_eq!(pool.counters().pressure_reaped, 1);
 }

@@ -542,10 +542,13 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// ([`error_for`](Self::error_for) says with what).
     pub fn may_write(&self, i: usize) -> Access {
         let s = &self.slots[i];
-        match s.state {
-            ConnState::Connecting => Access::Wait,
-            ConnState::Connected | ConnState::OtherEndClosed if s.can_send => Access::Go,
-            _ => Access::Fail,
+        // Two tests, the common case first (smaller than a dispatch on the state).
+        if s.can_send && s.is_open() {
+            Access::Go
+        } else if s.state == ConnState::Connecting {
+            Access::Wait
+        } else {
+            Access::Fail
         }
     }
 
@@ -615,29 +618,30 @@ impl<const N: usize, const L: usize> Core<N, L> {
     pub fn handle_error(&mut self, i: usize, class: ErrorClass, now: Instant) -> AfterError {
         self.tick(now);
         let s = &mut self.slots[i];
-        match errors::after_error(class) {
-            None => AfterError::Retry,
-            Some((ConnState::OtherEndClosed, reason)) => {
-                s.stop_sending();
-                s.note_reason(reason);
-                if s.state == ConnState::Connected {
-                    s.set_state(ConnState::OtherEndClosed, now);
-                    s.events |= event_bits::PEER_CLOSED;
-                    self.counters.peer_closed = self.counters.peer_closed.wrapping_add(1);
-                }
-                AfterError::PeerGone
+        let Some((next, reason)) = errors::after_error(class) else {
+            return AfterError::Retry;
+        };
+        // Both dispositions stop sending and record the reason (once, before the arms).
+        let was = s.state;
+        s.stop_sending();
+        s.note_reason(reason);
+        if next == ConnState::OtherEndClosed {
+            if was == ConnState::Connected {
+                s.set_state(ConnState::OtherEndClosed, now);
+                s.events |= event_bits::PEER_CLOSED;
+                self.counters.peer_closed = self.counters.peer_closed.wrapping_add(1);
             }
-            Some((_, reason)) => {
-                let counted = s.is_open() || s.state == ConnState::Connecting;
-                s.stop_sending();
-                s.note_reason(reason);
-                s.set_state(ConnState::Aborted, now);
-                if counted {
-                    s.events |= event_bits::ABORTED;
-                    self.counters.aborted = self.counters.aborted.wrapping_add(1);
-                }
-                AfterError::Abort
+            AfterError::PeerGone
+        } else {
+            s.set_state(ConnState::Aborted, now);
+            if matches!(
+                was,
+                ConnState::Connecting | ConnState::Connected | ConnState::OtherEndClosed
+            ) {
+                s.events |= event_bits::ABORTED;
+                self.counters.aborted = self.counters.aborted.wrapping_add(1);
             }
+            AfterError::Abort
         }
     }
 
@@ -694,27 +698,25 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// Under pressure — while the connection is blocked (its last write could not hand
     /// everything over: the peer stopped taking bytes) and its end would give room to
     /// a listener that has none (no slot free, or its port's cap reached) — the
-    /// shorter [`Config::pressure_grace`] applies: a connection with no send progress for that long yields its
-    /// place (counted as `pressure_reaped`, apart from `reaped`). Each such reap gives
+    /// shorter [`Config::pressure_grace`] applies: a connection with no send progress
+    /// for that long yields its place (counted as `pressure_reaped`, apart from `reaped`). Each such reap gives
     /// the listener room, so the next stalled connection keeps its full grace unless
     /// the listener is short again: the first to reach the pressure grace, the
     /// stalest, goes first, one at a time. A reader that keeps draining makes progress
     /// within the pressure grace and is never taken; a connection that is not blocked
     /// (a small response retransmitted over a lossy link) keeps the full grace.
     ///
-    /// A blocked connection is read every eighth of the pressure grace whether or
-    /// not pressure has come yet (others every eighth of the stall grace): when a
-    /// listener runs out of room, the time of its last progress is known to within
-    /// that eighth, and it yields at most two eighths after its pressure grace.
+    /// A connection with bytes pending is read every eighth of the pressure grace,
+    /// under pressure or not: when a listener runs out of room, the time of its last
+    /// progress is known to within that eighth, and a blocked one yields at most two
+    /// eighths after its pressure grace. (A reading is one send-queue query.)
     pub fn handle_stall_reading(&mut self, i: usize, queue: Option<usize>, now: Instant) -> bool {
         self.tick(now);
         let c = &self.config;
-        let blocked = self.slots[i].progress.blocked();
-        let pressure = blocked && self.relieves_pressure(i);
+        let pressure = self.slots[i].progress.blocked() && self.relieves_pressure(i);
         let short = c.pressure_grace.min(c.stall_grace);
         let grace = if pressure { short } else { c.stall_grace };
-        let pace = if blocked { short } else { c.stall_grace };
-        let stalled = self.slots[i].progress.observe_every(queue, now, grace, pace) == Verdict::Stalled;
+        let stalled = self.slots[i].progress.observe_every(queue, now, grace, short) == Verdict::Stalled;
         if stalled {
             let c = &mut self.counters;
             c.pressure_reaped = c.pressure_reaped.wrapping_add(u32::from(pressure));
@@ -727,20 +729,22 @@ impl<const N: usize, const L: usize> Core<N, L> {
     /// listener, when no slot is free; else the one on the slot's port, at its cap.
     #[inline(always)]
     fn relieves_pressure(&self, i: usize) -> bool {
-        let no_free_slot = self.free_slots() == 0;
-        self.listeners.iter().flatten().any(|l| {
-            no_free_slot
-                || (self.slots[i].counts_against(l.port)
-                    && self.open_on_port(l.port) >= usize::from(l.params.max_conns))
-        })
+        if self.free_slots() == 0 {
+            return self.listeners.iter().any(Option::is_some);
+        }
+        let s = &self.slots[i];
+        self.listeners
+            .iter()
+            .flatten()
+            .any(|l| s.counts_against(l.port) && self.open_on_port(l.port) >= usize::from(l.params.max_conns))
     }
 
     /// The pool's decision for an expired [`Timer::Idle`] or [`Timer::Abandoned`]
-    /// (counted): how to release the socket and the reason to record.
+    /// (counted): how to release the socket and the reason to record. Slot `i`'s
+    /// timer must be [`due`](Self::due): the poll that calls this has just checked
+    /// (checked again in debug builds only, to keep a second copy out of the firmware).
     pub fn handle_expired(&mut self, i: usize, timer: Timer, now: Instant) -> Option<(Release, CloseReason)> {
-        if !self.due(i, timer, now) {
-            return None;
-        }
+        debug_assert!(self.due(i, timer, now), "slot {i}'s {timer:?} timer is not due");
         self.tick(now);
         let c = &mut self.counters;
         match timer {

@@ -119,17 +119,10 @@ impl SendProgress {
     }
 
     /// Record whether the last write left bytes the stack refused.
-    /// A connection that becomes blocked is read at once: progress made before it
-    /// blocked is dated now, not at the next reading of the slower pace (the pace of
-    /// a blocked connection is the pressure grace's).
     pub fn set_blocked(&mut self, blocked: bool, now: Instant) {
-        let newly = blocked && !self.blocked();
         self.set(BLOCKED, blocked);
         if blocked {
             self.arm(now);
-        }
-        if newly {
-            self.next_reading = Stamp::of(now);
         }
     }
 
@@ -155,9 +148,8 @@ impl SendProgress {
     /// Take a reading. `queue` is the stack's send-queue depth if it can tell; bytes
     /// in netpool's coalescing buffer ([`buffered`](Self::buffered)) are pending too.
     /// Stalled when no progress for `grace`. The next reading is an eighth of `pace`
-    /// away: the core reads a blocked connection at the pace of the pressure grace
-    /// even before pressure comes, so that the time of its last progress is known
-    /// that closely when it does.
+    /// away: the core reads at the pace of the pressure grace even before pressure
+    /// comes, so that the time of the last progress is known that closely when it does.
     pub fn observe_every(
         &mut self,
         queue: Option<usize>,

@@ -96,12 +96,20 @@ impl<const N: usize, const L: usize> Core<N, L> {
     ) {
         // Open slots first: they are the ones an idle poll walks over.
         let state = self.slots[i].state;
-        if matches!(state, ConnState::Connected | ConnState::OtherEndClosed) {
-            self.watch(i, now, io, out);
+        // The idle or abandoned timer that ends the slot, if one expired: one call for
+        // every ending (one copy of its set-up).
+        let expired = if matches!(state, ConnState::Connected | ConnState::OtherEndClosed) {
+            self.watch(i, now, io, out)
         } else if state == ConnState::Connecting {
             self.advance_connect(i, now, link, io, out);
+            None
         } else if state == ConnState::Aborted {
-            self.expire(i, Timer::Abandoned, now, io, out);
+            self.due(i, Timer::Abandoned, now).then_some(Timer::Abandoned)
+        } else {
+            None
+        };
+        if let Some(timer) = expired {
+            self.expired(i, timer, now, io, out);
         }
     }
 
@@ -113,25 +121,22 @@ impl<const N: usize, const L: usize> Core<N, L> {
         io: &mut I,
         out: &mut SlotOutcome,
     ) {
-        let Some(remote) = self.slots[i].remote.addr() else {
-            return self.fail_connect(i, CloseReason::ConnectFailed(ErrorClass::Fatal), now, io, out);
+        // The reason first, then one call for every failure (one copy of its set-up).
+        let reason = match self.slots[i].remote.addr() {
+            None => CloseReason::ConnectFailed(ErrorClass::Fatal),
+            Some(_) if !link.allows_connect() => CloseReason::ConnectFailed(ErrorClass::NoRoute),
+            Some(remote) => match io.connect(i, remote) {
+                Ok(true) => {
+                    self.handle_connected(i, now);
+                    out.connected += 1;
+                    return;
+                }
+                Err(class) if !class.is_retry() => CloseReason::ConnectFailed(class),
+                _ if self.due(i, Timer::Connect, now) => CloseReason::ConnectTimeout,
+                _ => return,
+            },
         };
-        if !link.allows_connect() {
-            return self.fail_connect(i, CloseReason::ConnectFailed(ErrorClass::NoRoute), now, io, out);
-        }
-        match io.connect(i, remote) {
-            Ok(true) => {
-                self.handle_connected(i, now);
-                out.connected += 1;
-            }
-            Err(class) if !class.is_retry() => {
-                self.fail_connect(i, CloseReason::ConnectFailed(class), now, io, out)
-            }
-            _ if self.due(i, Timer::Connect, now) => {
-                self.fail_connect(i, CloseReason::ConnectTimeout, now, io, out)
-            }
-            _ => {}
-        }
+        self.fail_connect(i, reason, now, io, out);
     }
 
     /// A connect failed: the socket goes at once, the slot stays `Aborted` with the
@@ -150,13 +155,21 @@ impl<const N: usize, const L: usize> Core<N, L> {
     }
 
     /// An open slot's timers: [`Core::deadline`]'s rules for a slot `poll_slot` found
-    /// `Connected` or `OtherEndClosed`, without reading its state again.
+    /// `Connected` or `OtherEndClosed`, without reading its state again. Returns the
+    /// idle or abandoned timer that has expired, for `poll_slot` to end the slot.
     #[inline(always)]
-    fn watch<I: SlotIo>(&mut self, i: usize, now: Instant, io: &mut I, out: &mut SlotOutcome) {
+    fn watch<I: SlotIo>(
+        &mut self,
+        i: usize,
+        now: Instant,
+        io: &mut I,
+        out: &mut SlotOutcome,
+    ) -> Option<Timer> {
         if reached(self.slots[i].open_flush_deadline(), now) {
             let (slot, config) = (&mut self.slots[i], &self.config);
             if let Err(class) = io.push(i, slot, config, now) {
-                return self.on_error(i, class, now, io, out);
+                self.on_error(i, class, now, io, out);
+                return None;
             }
         }
 
@@ -171,7 +184,8 @@ impl<const N: usize, const L: usize> Core<N, L> {
                 if !class.is_retry()
                     && (self.slots[i].can_send || self.slots[i].state == ConnState::Connected) =>
             {
-                return self.on_error(i, class, now, io, out);
+                self.on_error(i, class, now, io, out);
+                return None;
             }
             _ => {}
         }
@@ -181,27 +195,21 @@ impl<const N: usize, const L: usize> Core<N, L> {
             if self.handle_stall_reading(i, queue, now) {
                 self.end(i, Release::Abort, CloseReason::Stalled, now, io);
                 out.closed += 1;
-                return;
+                return None;
             }
         }
 
+        // An idle timeout ends the slot: its abandoned timer is not read then.
         if reached(self.slots[i].idle_deadline(self.config.idle_timeout), now) {
-            self.expired(i, Timer::Idle, now, io, out);
-        }
-        if self.slots[i].state == ConnState::OtherEndClosed {
-            self.expire(i, Timer::Abandoned, now, io, out);
+            Some(Timer::Idle)
+        } else {
+            let half_closed = self.slots[i].state == ConnState::OtherEndClosed;
+            (half_closed && self.due(i, Timer::Abandoned, now)).then_some(Timer::Abandoned)
         }
     }
 
     /// An expired idle or abandoned timer: the core's release, carried out. (The
     /// check is inline; the rare ending is not, to keep every poll's path short.)
-    #[inline(always)]
-    fn expire<I: SlotIo>(&mut self, i: usize, timer: Timer, now: Instant, io: &mut I, out: &mut SlotOutcome) {
-        if self.due(i, timer, now) {
-            self.expired(i, timer, now, io, out);
-        }
-    }
-
     #[cold]
     #[inline(never)]
     fn expired<I: SlotIo>(
