@@ -352,7 +352,11 @@ fn a_connect_whose_slot_moved_on_never_reports_another_connections_reason() {
 fn the_async_report_gives_the_link_set_link_stored() {
     let pool: AsyncPool<2> = AsyncPool::new(Config::new());
     let now = netpool::Instant::from_millis(0);
-    assert_eq!(pool.report(now).link, netpool::LinkState::Unknown, "nothing told yet");
+    assert_eq!(
+        pool.report(now).link,
+        netpool::LinkState::Unknown,
+        "nothing told yet"
+    );
     pool.set_link(netpool::LinkState::Down);
     assert_eq!(pool.report(now).link, netpool::LinkState::Down);
     pool.set_link(netpool::LinkState::Up);
