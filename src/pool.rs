@@ -4,7 +4,7 @@ use core::net::SocketAddr;
 
 use embedded_nal::nb;
 
-use crate::config::{Config, RejectPolicy};
+use crate::config::Config;
 use crate::error::{Classify, ConnError, ConnectError, ErrorClass, ListenError};
 use crate::event::Event;
 use crate::handle::{CloseReason, ConnHandle};
@@ -215,9 +215,9 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
                 }
                 Err(_) => {
                     // Release at once: never leave it holding a PCB in the backlog.
-                    let _ = match self.core.config().reject {
-                        RejectPolicy::Abort => self.stack.abort(socket),
-                        RejectPolicy::Close => self.stack.close(socket),
+                    let _ = match self.core.rejected_release() {
+                        Release::Abort => self.stack.abort(socket),
+                        Release::Close => self.stack.close(socket),
                     };
                     summary.rejected += 1;
                 }
@@ -289,10 +289,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
         now: Instant,
     ) -> Result<ConnHandle, ConnectError> {
         self.link = self.stack.link_state();
-        if !self.link.allows_connect() {
-            return Err(ConnectError::LinkDown);
-        }
-        let i = self.core.pick_connect_slot(want, remote)?;
+        let i = self.core.pick_connect_slot(want, remote, self.link)?;
         let mut socket = self.stack.socket().map_err(|e| ConnectError::Stack(e.class()))?;
         let established = match self.stack.connect(&mut socket, remote) {
             Ok(()) => true,

@@ -51,14 +51,14 @@ use edge_nal::{TcpAccept, TcpShutdown, TcpSplit};
 use embedded_io_async::{Read, Write};
 use embedded_nal_async::TcpConnect;
 
-use crate::config::{Config, RejectPolicy};
+use crate::config::Config;
 use crate::error::{Classify, ConnError, ConnectError, ErrorClass, ListenError};
 use crate::event::Event;
 use crate::handle::{CloseReason, ConnHandle};
 use crate::link::LinkState;
 use crate::listener::{ListenOutcome, ListenParams};
 use crate::report::{CloserCounters, Counters, Report};
-use crate::sansio::{AfterError, Core, Release, Slot, SlotIo, SlotOutcome};
+use crate::sansio::{AfterError, Core, RejectStreak, Release, Slot, SlotIo, SlotOutcome};
 use crate::stack::PeerStatus;
 use crate::state::ConnState;
 use crate::time::{Duration, Instant};
@@ -258,7 +258,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
         A: TcpAccept,
         T: Timer,
     {
-        let mut rejected_in_a_row = 0u8;
+        let mut streak = RejectStreak::default();
         loop {
             // Checked here too: an acceptor that fails at once, over and over, must not
             // keep this loop from ever reaching its deadline.
@@ -287,13 +287,8 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
             };
             match self.admit(port, remote, socket, timer).await {
                 Ok(conn) => return Ok(conn),
-                Err(()) => {
-                    rejected_in_a_row = rejected_in_a_row.saturating_add(1);
-                    if rejected_in_a_row >= self.config().accepts_in_a_row() {
-                        rejected_in_a_row = 0;
-                        yield_now().await;
-                    }
-                }
+                Err(()) if streak.turned_away(&self.config()) => yield_now().await,
+                Err(()) => {}
             }
         }
     }
@@ -315,7 +310,7 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
         T: Timer,
     {
         let port = backlog.port();
-        let mut rejected_in_a_row = 0u8;
+        let mut streak = RejectStreak::default();
         loop {
             if timer.now() >= deadline {
                 return Err(AcceptError::TimedOut);
@@ -336,13 +331,8 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
             });
             match admitted {
                 Ok(conn) => return Ok(conn),
-                Err(()) => {
-                    rejected_in_a_row = rejected_in_a_row.saturating_add(1);
-                    if rejected_in_a_row >= self.config().accepts_in_a_row() {
-                        rejected_in_a_row = 0;
-                        yield_now().await;
-                    }
-                }
+                Err(()) if streak.turned_away(&self.config()) => yield_now().await,
+                Err(()) => {}
             }
         }
     }
@@ -371,11 +361,11 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
         // Release at once: never leave it holding a PCB.
         let within = self.config().release_deadline;
         let release_by = now + within;
-        match self.config().reject {
-            RejectPolicy::Abort => {
+        match self.with(|t| t.core.rejected_release()) {
+            Release::Abort => {
                 let _ = with_deadline(timer, release_by, socket.abort()).await;
             }
-            RejectPolicy::Close => {
+            Release::Close => {
                 let closed = with_deadline(timer, release_by, socket.close(edge_nal::Close::Both)).await;
                 if !matches!(closed, Ok(Ok(()))) {
                     let _ = with_deadline(timer, timer.now() + within, socket.abort()).await;
@@ -441,12 +431,9 @@ impl<const N: usize, const L: usize> AsyncPool<N, L> {
         C: TcpConnect,
         T: Timer,
     {
-        if !link.allows_connect() {
-            return Err(ConnectError::LinkDown);
-        }
         let now = timer.now();
         let handle = self.with(|t| {
-            let i = t.core.pick_connect_slot(want, remote)?;
+            let i = t.core.pick_connect_slot(want, remote, link)?;
             Ok(t.core
                 .handle_connect_started(i, remote, protocol, false, now + timeout, now))
         })?;

@@ -40,7 +40,7 @@ pub(crate) use stamp::Stamp;
 
 use core::net::SocketAddr;
 
-use crate::config::Config;
+use crate::config::{Config, RejectPolicy};
 use crate::error::{ConnError, ConnectError, ErrorClass, ListenError};
 use crate::event::{Event, EventKind};
 use crate::handle::{CloseReason, ConnHandle, ListenerId};
@@ -59,6 +59,27 @@ pub(crate) enum Release {
     Close,
     /// RST where the stack can.
     Abort,
+}
+
+/// Connections one accept loop turned away in a row. After
+/// [`Config::accepts_in_a_row`] of them the loop yields once, so that a stream of
+/// connections the pool cannot serve never starves the other tasks (the async
+/// driver's `accept` and `accept_from`; the sync pool bounds each poll instead).
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+#[derive(Copy, Clone, Debug, Default)]
+pub(crate) struct RejectStreak(u8);
+
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
+impl RejectStreak {
+    /// One more connection turned away: whether the loop yields now.
+    pub fn turned_away(&mut self, config: &Config) -> bool {
+        self.0 = self.0.saturating_add(1);
+        let yield_now = self.0 >= config.accepts_in_a_row();
+        if yield_now {
+            self.0 = 0;
+        }
+        yield_now
+    }
 }
 
 /// Whether a read or write may go to the socket ([`Core::may_read`],
@@ -336,8 +357,18 @@ impl<const N: usize, const L: usize> Core<N, L> {
 
     // ------------------------------------------------------------ admission
 
+    /// How the driver releases a connection [`handle_incoming`](Self::handle_incoming)
+    /// rejected, at once ([`Config::reject`]).
+    pub fn rejected_release(&self) -> Release {
+        match self.config.reject {
+            RejectPolicy::Abort => Release::Abort,
+            RejectPolicy::Close => Release::Close,
+        }
+    }
+
     /// An incoming connection arrived on listener `li`: serve it in a free slot, or
-    /// reject it (the driver releases it at once). Counted either way.
+    /// reject it (the driver releases it at once, as
+    /// [`rejected_release`](Self::rejected_release) says). Counted either way.
     pub fn handle_incoming(
         &mut self,
         li: usize,
@@ -413,7 +444,11 @@ impl<const N: usize, const L: usize> Core<N, L> {
         &mut self,
         want: Option<usize>,
         remote: SocketAddr,
+        link: LinkState,
     ) -> Result<usize, ConnectError> {
+        if !link.allows_connect() {
+            return Err(ConnectError::LinkDown);
+        }
         if remote.port() == 0 {
             return Err(ConnectError::PortZero);
         }

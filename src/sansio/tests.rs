@@ -171,7 +171,7 @@ proptest! {
                     }
                 }
                 Op::Connect { slot, established } => {
-                    if let Ok(i) = core.pick_connect_slot(slot, remote()) {
+                    if let Ok(i) = core.pick_connect_slot(slot, remote(), LinkState::Up) {
                         let h = core.handle_connect_started(i, remote(), 1, established, now + Duration::from_secs(3), now);
                         prop_assert_eq!(h.slot(), i);
                     }
@@ -285,7 +285,7 @@ fn a_listeners_room_is_its_cap_left_at_most_the_free_slots_announced_once_per_ch
         (Some(0), Some(1))
     );
     // An outgoing connection takes a slot but not the port's cap.
-    let i = core.pick_connect_slot(None, remote()).unwrap();
+    let i = core.pick_connect_slot(None, remote(), LinkState::Up).unwrap();
     core.handle_connect_started(i, remote(), 0, true, now + Duration::from_secs(1), now);
     assert_eq!(
         (core.room_to_announce(0), core.room_to_announce(1)),
@@ -329,17 +329,17 @@ fn events_are_drained_once_each_and_hold_keeps_a_reaped_slot() {
 fn connect_at_takes_the_chosen_slot_or_says_why_not() {
     let mut core: Core<2, 1> = Core::new(Config::new());
     assert_eq!(
-        core.pick_connect_slot(Some(5), remote()),
+        core.pick_connect_slot(Some(5), remote(), LinkState::Up),
         Err(ConnectError::NoSuchSlot)
     );
-    assert_eq!(core.pick_connect_slot(Some(1), remote()), Ok(1));
+    assert_eq!(core.pick_connect_slot(Some(1), remote(), LinkState::Up), Ok(1));
     let now = Instant::from_millis(1);
     core.handle_connect_started(1, remote(), 0, false, now + Duration::from_secs(1), now);
     assert_eq!(
-        core.pick_connect_slot(Some(1), remote()),
+        core.pick_connect_slot(Some(1), remote(), LinkState::Up),
         Err(ConnectError::SlotInUse)
     );
-    assert_eq!(core.pick_connect_slot(None, remote()), Ok(0));
+    assert_eq!(core.pick_connect_slot(None, remote(), LinkState::Up), Ok(0));
 }
 
 /// The slot record's size is part of the footprint budget (64 bytes a slot beyond the
@@ -362,7 +362,7 @@ fn remote_addresses_round_trip_or_are_refused_with_a_reason() {
     if cfg!(feature = "ipv6") {
         assert_eq!(Remote::of(v6).and_then(Remote::addr), Some(v6));
         assert!(core.handle_incoming(0, v6, now).is_ok());
-        assert_eq!(core.pick_connect_slot(None, v6), Ok(1));
+        assert_eq!(core.pick_connect_slot(None, v6, LinkState::Up), Ok(1));
     } else {
         assert_eq!(Remote::of(v6), None);
         assert_eq!(
@@ -371,7 +371,7 @@ fn remote_addresses_round_trip_or_are_refused_with_a_reason() {
         );
         assert_eq!(core.counters().rejected_address, 1);
         assert_eq!(
-            core.pick_connect_slot(None, v6),
+            core.pick_connect_slot(None, v6, LinkState::Up),
             Err(ConnectError::UnsupportedAddress)
         );
         assert_eq!(core.free_slots(), 2);
@@ -382,10 +382,53 @@ fn remote_addresses_round_trip_or_are_refused_with_a_reason() {
 fn a_connect_to_port_zero_is_refused_with_its_own_error_and_takes_nothing() {
     let mut core: Core<2, 1> = Core::new(Config::new());
     let zero = SocketAddr::new(Ipv4Addr::new(192, 0, 2, 1).into(), 0);
-    assert_eq!(core.pick_connect_slot(None, zero), Err(ConnectError::PortZero));
-    assert_eq!(core.pick_connect_slot(Some(1), zero), Err(ConnectError::PortZero));
+    assert_eq!(
+        core.pick_connect_slot(None, zero, LinkState::Up),
+        Err(ConnectError::PortZero)
+    );
+    assert_eq!(
+        core.pick_connect_slot(Some(1), zero, LinkState::Up),
+        Err(ConnectError::PortZero)
+    );
     assert_eq!(core.free_slots(), 2);
     assert_eq!(core.counters().exhausted, 0);
+}
+
+#[test]
+fn a_connect_while_the_link_is_down_is_refused_first_and_takes_nothing() {
+    let mut core: Core<2, 1> = Core::new(Config::new());
+    let zero = SocketAddr::new(Ipv4Addr::new(192, 0, 2, 1).into(), 0);
+    // The link is read before anything else: even a bad address gets LinkDown.
+    assert_eq!(
+        core.pick_connect_slot(None, zero, LinkState::Down),
+        Err(ConnectError::LinkDown)
+    );
+    assert_eq!(
+        core.pick_connect_slot(None, remote(), LinkState::Down),
+        Err(ConnectError::LinkDown)
+    );
+    assert_eq!(
+        core.pick_connect_slot(None, remote(), LinkState::Unknown),
+        Ok(0),
+        "unknown is up"
+    );
+    assert_eq!((core.free_slots(), core.counters().exhausted), (2, 0));
+}
+
+#[test]
+fn a_rejected_connection_is_released_as_the_reject_policy_says() {
+    let core: Core<2, 1> = Core::new(Config::new());
+    assert_eq!(core.rejected_release(), Release::Abort, "the default: RST");
+    let core: Core<2, 1> = Core::new(Config::new().with_reject(crate::config::RejectPolicy::Close));
+    assert_eq!(core.rejected_release(), Release::Close);
+}
+
+#[test]
+fn an_accept_loop_yields_after_accepts_in_a_row_turned_away_then_counts_again() {
+    let config = Config::new().with_accepts_per_poll(3);
+    let mut streak = RejectStreak::default();
+    let yields: [bool; 7] = core::array::from_fn(|_| streak.turned_away(&config));
+    assert_eq!(yields, [false, false, true, false, false, true, false]);
 }
 
 #[test]
