@@ -5,7 +5,7 @@
 /// Whether a connection can be opened is a question for the network driver (WiFi
 /// associated? cable in? address assigned?), never for the network: netpool does not
 /// open a connection to find out whether it can open one. A stack (or the application)
-/// reports the link through [`LinkStatus`](crate::stack::LinkStatus); the pool refuses to connect while the link
+/// reports the link through [`LinkStatus`]; the pool refuses to connect while the link
 /// is [`Down`](LinkState::Down) and treats [`Unknown`](LinkState::Unknown) as up.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

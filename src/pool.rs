@@ -242,7 +242,7 @@ impl<S: Stack, const N: usize, const L: usize, const TX: usize> Pool<S, N, L, TX
     }
 
     /// The next per-connection event (accepted, connected, connect failed, peer
-    /// closed, reaped, aborted) not yet drained. See [`Event`](crate::Event).
+    /// closed, reaped, aborted) not yet drained. See [`Event`].
     pub fn poll_event(&mut self) -> Option<Event> {
         self.core.poll_event()
     }

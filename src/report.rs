@@ -15,7 +15,7 @@ use crate::state::ConnState;
 use crate::time::{Duration, Instant};
 
 /// The one list of counters: [`Counters`], its `Display`, and the atomic mirror
-/// [`SharedCounters`](crate::SharedCounters) are all generated from it.
+/// [`SharedCounters`](crate::shared::SharedCounters) are all generated from it.
 macro_rules! counter_fields {
     ($callback:ident) => {
         $callback! {

@@ -27,16 +27,16 @@
 
 mod errors;
 pub mod handshake;
-pub(crate) mod reaper;
-mod sequence;
+pub(crate) mod progress;
 mod slot;
 mod stamp;
 #[cfg(test)]
 mod tests;
+mod timers;
 
-pub(crate) use sequence::{SlotIo, SlotOutcome};
 pub(crate) use slot::{event_bits, Remote, Slot};
 pub(crate) use stamp::Stamp;
+pub(crate) use timers::{SlotIo, SlotOutcome};
 
 use core::net::SocketAddr;
 
@@ -50,7 +50,7 @@ use crate::report::{CloserCounters, Counters, ListenerReport, Report, SlotReport
 use crate::stack::PcbCounters;
 use crate::state::ConnState;
 use crate::time::Instant;
-use reaper::{SendProgress, Verdict};
+use progress::{SendProgress, Verdict};
 
 /// How a socket is given back to the stack.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -130,6 +130,27 @@ impl Timer {
         Timer::Idle,
         Timer::Abandoned,
     ];
+
+    /// Whether this timer runs for a slot in `state`: the one table of which timer
+    /// applies when, read by [`Core::deadline`] and by the timer work
+    /// ([`Core::poll_slot`]).
+    ///
+    /// | state | timers |
+    /// |---|---|
+    /// | `Connecting` | `Connect` |
+    /// | `Connected` | `Flush`, `Stall`, `Idle` |
+    /// | `OtherEndClosed` | `Flush`, `Stall`, `Idle`, `Abandoned` |
+    /// | `Aborted` | `Abandoned` |
+    /// | `Free` | none |
+    #[inline(always)]
+    pub const fn runs_in(self, state: ConnState) -> bool {
+        use ConnState::*;
+        match self {
+            Timer::Connect => matches!(state, Connecting),
+            Timer::Flush | Timer::Stall | Timer::Idle => matches!(state, Connected | OtherEndClosed),
+            Timer::Abandoned => matches!(state, OtherEndClosed | Aborted),
+        }
+    }
 }
 
 /// One entry of the listener table (the driver keeps the socket, if any).
@@ -686,15 +707,16 @@ impl<const N: usize, const L: usize> Core<N, L> {
     pub fn deadline(&self, i: usize, timer: Timer) -> Option<Stamp> {
         let s = &self.slots[i];
         let c = &self.config;
+        if !timer.runs_in(s.state) {
+            return None;
+        }
         match timer {
-            Timer::Connect => (s.state == ConnState::Connecting).then(|| s.connect_deadline()),
-            Timer::Flush | Timer::Stall | Timer::Idle if !s.is_open() => None,
+            Timer::Connect => Some(s.connect_deadline()),
             Timer::Flush => s.open_flush_deadline(),
             Timer::Stall => s.open_stall_deadline(),
             Timer::Idle => s.idle_deadline(c.idle_timeout),
             Timer::Abandoned => {
-                let ended = matches!(s.state, ConnState::OtherEndClosed | ConnState::Aborted);
-                let after = c.abandoned_after.filter(|_| ended)?;
+                let after = c.abandoned_after?;
                 // A half-closed connection still moving data is in use, not abandoned.
                 let since = if s.can_send {
                     s.state_since.later(s.last_activity)

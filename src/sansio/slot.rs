@@ -3,7 +3,7 @@
 
 use core::net::{IpAddr, SocketAddr};
 
-use super::reaper::SendProgress;
+use super::progress::SendProgress;
 use crate::handle::{CloseReason, ConnHandle};
 use crate::sansio::Stamp;
 use crate::state::ConnState;

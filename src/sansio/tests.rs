@@ -752,3 +752,15 @@ fn a_connect_is_due_by_its_deadline_and_a_report_tells_a_connections_age() {
     assert_eq!(core.poll_timeout(), Some(at(4_000)));
     assert_eq!(core.slot_report(0, at(3_500)).age, Duration::from_millis(2_500));
 }
+
+#[test]
+fn one_table_says_which_timer_runs_in_which_state() {
+    use ConnState::*;
+    // Order of `Timer::ALL`: Connect, Flush, Stall, Idle, Abandoned.
+    let runs = |s| Timer::ALL.map(|t| t.runs_in(s));
+    assert_eq!(runs(Free), [false, false, false, false, false]);
+    assert_eq!(runs(Connecting), [true, false, false, false, false]);
+    assert_eq!(runs(Connected), [false, true, true, true, false]);
+    assert_eq!(runs(OtherEndClosed), [false, true, true, true, true]);
+    assert_eq!(runs(Aborted), [false, false, false, false, true]);
+}

@@ -17,7 +17,7 @@ struct Exchange {
     response: Option<(Response, usize)>,
 }
 
-/// The connections of a pool of `N` slots, one [`Exchange`] each.
+/// The connections of a pool of `N` slots: one request and its response each.
 pub struct Service<const N: usize> {
     exchanges: [Exchange; N],
     /// Responses handed over completely.

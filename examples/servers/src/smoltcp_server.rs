@@ -3,7 +3,7 @@
 //!
 //! The firmware owns the device (the WiFi or Ethernet driver), the clock and the socket
 //! storage; [`SmoltcpServer::poll`] runs the interface, the pool and the
-//! [`Service`](crate::service::Service), and says when to call it again, so the loop
+//! [`Service`], and says when to call it again, so the loop
 //! sleeps until a packet or that instant:
 //!
 //! ```text

@@ -1,5 +1,5 @@
 //! Listener arming: each pass keeps a listener's room listening, leases half-open
-//! handshakes ([`handshake`](crate::sansio::handshake)), holds the accept queue, and
+//! handshakes ([`handshake`]), holds the accept queue, and
 //! closes a listener.
 
 use ::smoltcp::socket::tcp::State;
@@ -25,7 +25,7 @@ impl<'a, const M: usize> SmoltcpStack<'a, M> {
     }
 
     /// Keep listener `li` at its backlog under the handshake lease
-    /// ([`super::handshake`]): re-listen dead armed sockets and half-open ones past
+    /// ([`handshake`]): re-listen dead armed sockets and half-open ones past
     /// the deadline, reset connections that waited out the deadline in the accept
     /// queue while the pool had no room; keep sockets listening, or holding
     /// connections not yet accepted, for the whole backlog (the pool's room, at least

@@ -65,11 +65,6 @@ pub(crate) struct SlotOutcome {
 }
 
 impl<const N: usize, const L: usize> Core<N, L> {
-    /// Run slot `i`'s timer work at `now`, in this order: finish or fail a connect
-    /// (the link gate first, then the stack, then the deadline); push due held-back
-    /// bytes; notice a peer that left; take a due stall reading and reap a stall;
-    /// apply the idle timeout; then the abandoned timeout. `link` is the link state
-    /// as the driver last read it.
     /// [`poll_slot`](Self::poll_slot) for every slot, in slot order (the sync pool's
     /// `poll`; the async reaper runs one slot per critical section).
     #[inline(always)]
@@ -85,6 +80,11 @@ impl<const N: usize, const L: usize> Core<N, L> {
         }
     }
 
+    /// Run slot `i`'s timer work at `now`, the timers [`Timer::runs_in`] gives its
+    /// state, in this order: finish or fail a connect (the link gate first, then the
+    /// stack, then the deadline); push due held-back bytes; notice a peer that left;
+    /// take a due stall reading and reap a stall; apply the idle timeout; then the
+    /// abandoned timeout. `link` is the link state as the driver last read it.
     #[inline(always)]
     pub fn poll_slot<I: SlotIo>(
         &mut self,
@@ -98,12 +98,12 @@ impl<const N: usize, const L: usize> Core<N, L> {
         let state = self.slots[i].state;
         // The idle or abandoned timer that ends the slot, if one expired: one call for
         // every ending (one copy of its set-up).
-        let expired = if matches!(state, ConnState::Connected | ConnState::OtherEndClosed) {
+        let expired = if Timer::Idle.runs_in(state) {
             self.watch(i, now, io, out)
-        } else if state == ConnState::Connecting {
+        } else if Timer::Connect.runs_in(state) {
             self.advance_connect(i, now, link, io, out);
             None
-        } else if state == ConnState::Aborted {
+        } else if Timer::Abandoned.runs_in(state) {
             self.due(i, Timer::Abandoned, now).then_some(Timer::Abandoned)
         } else {
             None
@@ -154,8 +154,8 @@ impl<const N: usize, const L: usize> Core<N, L> {
         out.closed += 1;
     }
 
-    /// An open slot's timers: [`Core::deadline`]'s rules for a slot `poll_slot` found
-    /// `Connected` or `OtherEndClosed`, without reading its state again. Returns the
+    /// An open slot's timers (`Flush`, `Stall`, `Idle`, and `Abandoned` when
+    /// [`Timer::runs_in`] says so), for a slot `poll_slot` found open. Returns the
     /// idle or abandoned timer that has expired, for `poll_slot` to end the slot.
     #[inline(always)]
     fn watch<I: SlotIo>(
@@ -203,8 +203,10 @@ impl<const N: usize, const L: usize> Core<N, L> {
         if reached(self.slots[i].idle_deadline(self.config.idle_timeout), now) {
             Some(Timer::Idle)
         } else {
-            let half_closed = self.slots[i].state == ConnState::OtherEndClosed;
-            (half_closed && self.due(i, Timer::Abandoned, now)).then_some(Timer::Abandoned)
+            // Read again: the peer's FIN may have come in this pass.
+            let state = self.slots[i].state;
+            (Timer::Abandoned.runs_in(state) && self.due(i, Timer::Abandoned, now))
+                .then_some(Timer::Abandoned)
         }
     }
 
