@@ -1036,6 +1036,34 @@ mod tests {
         assert_eq!(io::Error::from(e).kind(), ErrorKind::ConnectionReset);
     }
 
+    #[test]
+    fn an_errors_source_is_the_wrapped_errors_own_source() {
+        use std::error::Error;
+        /// An error with a cause (`io::Error::source` is its custom error's source).
+        #[derive(Debug)]
+        struct Caused(io::Error);
+        impl fmt::Display for Caused {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("caused")
+            }
+        }
+        impl Error for Caused {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let caused = Caused(io::Error::from(ErrorKind::TimedOut));
+        let e = StdError::from(io::Error::new(ErrorKind::Other, caused));
+        let source = e.source().expect("the wrapped error's source");
+        assert_eq!(
+            std::format!("{source}"),
+            std::format!("{}", io::Error::from(ErrorKind::TimedOut))
+        );
+        assert!(StdError::from(io::Error::from(ErrorKind::BrokenPipe))
+            .source()
+            .is_none());
+    }
+
     // ------------------------------------------------------------------------------
     // The adapter's own rules (issue 23, item 4), each with the hand-made bug it kills.
     // ------------------------------------------------------------------------------
