@@ -39,7 +39,7 @@ use embedded_hal::spi::{ErrorType as SpiErrorType, Operation, SpiDevice};
 use esp8266_bridge::protocol::{pins, set_c_str, WiFiState, SSID_LENGTH};
 use esp8266_bridge::{pool_config, Bridge, BridgeStats, ModeRequest};
 use netpool::LinkState;
-use netpool::{Duration, Instant, Pool, Report};
+use netpool::{Instant, Pool, Report};
 use netpool_lwip::{Events, LwipStack};
 
 /// Build-time WiFi credentials (`WIFI_SSID=… WIFI_PASSWORD=… bash build.sh`).
