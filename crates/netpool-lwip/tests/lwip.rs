@@ -9,10 +9,12 @@
 use std::sync::{Mutex, MutexGuard};
 
 use netpool::stack::{
-    PcbCounters, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus, TcpSendFlags,
-    TcpSendQueue,
+    LinkStatus, PcbCounters, PcbDiagnostics, PeerStatus, SendFlag, TcpAbort, TcpBacklog, TcpPeerStatus,
+    TcpSendFlags, TcpSendQueue,
 };
-use netpool::{nb, Classify, Config, ConnHandle, Duration, ErrorClass, Instant, ListenParams, Pool};
+use netpool::{
+    nb, Classify, Config, ConnHandle, Duration, ErrorClass, Instant, LinkState, ListenParams, Pool,
+};
 use netpool_lwip::sim::{LwipHost, LwipServer, Segment};
 use netpool_lwip::{LwipErr, LwipError, LwipSocket, LwipStack, TcpState};
 use netpool_testkit::sim::{
@@ -1324,4 +1326,109 @@ fn a_new_socket_takes_the_pcb_of_an_overdue_half_open_never_one_in_flight() {
     assert_eq!(raw.stack.pcb_counters().half_open_evicted, 1);
     assert_eq!(raw.stack.half_open(&l).count(), 1);
     raw.stack.close(s).unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// The backend's own rules and reports, each pinned (mutation run of stack.rs).
+
+#[test]
+fn the_link_is_what_set_link_says_and_a_connect_while_it_is_down_is_refused_by_the_pool() {
+    let _g = lwip();
+    let mut stack = LwipStack::new().unwrap();
+    assert_eq!(stack.link_state(), LinkState::Unknown, "nothing told yet");
+    stack.set_link(LinkState::Down);
+    assert_eq!(stack.link_state(), LinkState::Down);
+    let mut pool: Pool<LwipStack, 2, 1, 0> = Pool::new(stack, Config::new());
+    let remote = core::net::SocketAddr::new(core::net::IpAddr::V4(test_net(2)), 80);
+    assert_eq!(
+        pool.connect(remote, 0, Duration::from_secs(1), Instant::ZERO),
+        Err(netpool::ConnectError::LinkDown)
+    );
+    pool.stack_mut().set_link(LinkState::Up);
+    assert_eq!(pool.stack().link_state(), LinkState::Up);
+}
+
+#[test]
+fn poll_at_is_lwips_next_timer_never_before_now() {
+    let _g = lwip();
+    let fabric = Fabric::new(30, LinkConfig::default());
+    let mut raw = Raw::new(&fabric, LwipStack::new().unwrap());
+    let mut l = raw.listener(PORT);
+    let mut p = peer(&fabric, 31);
+    let (_c, _s, now) = pair(&fabric, &mut raw, &mut p, &mut l, T::ZERO);
+    let at = np(now);
+    // A live connection keeps lwIP's TCP timer running (250 ms).
+    let next = raw
+        .stack
+        .poll_at(at)
+        .expect("lwIP's timers run while a connection lives");
+    assert!(
+        next > at && next <= at + Duration::from_millis(250),
+        "{next} after {at}"
+    );
+}
+
+#[test]
+fn a_connection_reports_its_state_addresses_priority_and_acknowledged_bytes() {
+    let _g = lwip();
+    let fabric = Fabric::new(32, LinkConfig::default());
+    let mut raw = Raw::new(&fabric, LwipStack::new().unwrap());
+    let mut l = raw.listener(PORT);
+    assert_eq!(raw.stack.tcp_state(&l), Some(TcpState::Listen));
+    assert_eq!(raw.stack.local_port(&l), Some(PORT));
+    let fresh = raw.stack.socket().unwrap();
+    assert_eq!(raw.stack.local_port(&fresh), None, "not bound: no port");
+    let mut p = peer(&fabric, 33);
+    let (c, mut s, now) = pair(&fabric, &mut raw, &mut p, &mut l, T::ZERO);
+    assert_eq!(raw.stack.tcp_state(&s), Some(TcpState::Established));
+    assert_eq!(raw.stack.local_port(&s), Some(PORT));
+    let remote = raw.stack.remote_addr(&s).expect("a connection's remote");
+    assert_eq!(remote.ip(), core::net::IpAddr::V4(p.host.ip));
+    assert_eq!(raw.stack.acked(&s), Some(0), "nothing sent yet");
+    raw.stack.set_priority(&s, 77).unwrap();
+    assert_eq!(raw.stack.priority(&s), Some(77));
+    assert_eq!(raw.stack.send(&mut s, b"12345"), Ok(5));
+    let now = until(&fabric, &mut raw, &mut p, now, 2000, "acknowledged", |r, _, _| {
+        r.stack.acked(&s) == Some(5)
+    });
+    // The peer closes first: CLOSE-WAIT here, then LAST-ACK after our close...
+    p.host.socket(c).close();
+    let now = until(&fabric, &mut raw, &mut p, now, 2000, "close-wait", |r, _, _| {
+        r.stack.tcp_state(&s) == Some(TcpState::CloseWait)
+    });
+    assert!(std::format!("{:?}", raw.stack).contains("LwipStack"));
+    let _ = now;
+}
+
+#[test]
+fn a_connect_to_an_unusable_address_is_refused_and_a_second_remote_is_invalid() {
+    let _g = lwip();
+    let fabric = Fabric::new(34, LinkConfig::default());
+    let mut raw = Raw::new(&fabric, LwipStack::new().unwrap());
+    let unspecified = core::net::SocketAddr::from(([0, 0, 0, 0], 80));
+    let port_zero = core::net::SocketAddr::new(core::net::IpAddr::V4(test_net(2)), 0);
+    for bad in [unspecified, port_zero] {
+        let mut s = raw.stack.socket().unwrap();
+        assert_eq!(
+            raw.stack.connect(&mut s, bad),
+            Err(nb::Error::Other(LwipError::Unaddressable)),
+            "{bad}"
+        );
+        raw.stack.close(s).unwrap();
+    }
+    // A connect under way to one remote, asked again for another: invalid.
+    let mut l = raw.listener(PORT);
+    let _ = &mut l;
+    let mut s = raw.stack.socket().unwrap();
+    let there = core::net::SocketAddr::new(core::net::IpAddr::V4(test_net(1)), PORT);
+    let elsewhere = core::net::SocketAddr::new(core::net::IpAddr::V4(test_net(1)), PORT + 1);
+    assert_eq!(raw.stack.connect(&mut s, there), Err(nb::Error::WouldBlock));
+    assert_eq!(raw.stack.tcp_state(&s), Some(TcpState::SynSent));
+    assert_eq!(
+        raw.stack.connect(&mut s, elsewhere),
+        Err(nb::Error::Other(LwipError::InvalidState))
+    );
+    // Listening again on a listener is Ok and changes nothing.
+    assert_eq!(raw.stack.listen(&mut l), Ok(()));
+    assert_eq!(raw.stack.tcp_state(&l), Some(TcpState::Listen));
 }
