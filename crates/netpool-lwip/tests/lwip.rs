@@ -933,10 +933,22 @@ fn connect_to_itself_through_the_link_and_a_refused_connect() {
     let nobody = core::net::SocketAddr::new(core::net::Ipv4Addr::new(192, 0, 2, 20).into(), 9);
     let mut d = raw.stack.socket().unwrap();
     assert_eq!(raw.stack.connect(&mut d, nobody), Err(nb::Error::WouldBlock));
+    // While connecting, data waits: nothing is queued, nothing read.
+    assert_eq!(raw.stack.send(&mut d, b"early"), Err(nb::Error::WouldBlock));
+    assert_eq!(raw.stack.receive(&mut d, &mut buf), Err(nb::Error::WouldBlock));
     until(&fabric, &mut raw, &mut p, now, 2000, "refused", |r, _, _| {
         r.stack.connect(&mut d, nobody) == Err(nb::Error::Other(LwipError::Refused))
     });
     assert_eq!(raw.stack.peer_status(&d), PeerStatus::Gone(ErrorClass::Refused));
+    // A connect that failed reports its error to a send and a receive too.
+    assert_eq!(
+        raw.stack.send(&mut d, b"late"),
+        Err(nb::Error::Other(LwipError::Refused))
+    );
+    assert_eq!(
+        raw.stack.receive(&mut d, &mut buf),
+        Err(nb::Error::Other(LwipError::Refused))
+    );
     raw.stack.close(d).unwrap();
     // IPv6 is not for this backend.
     let mut e = raw.stack.socket().unwrap();
@@ -1378,6 +1390,7 @@ fn a_connection_reports_its_state_addresses_priority_and_acknowledged_bytes() {
     assert_eq!(raw.stack.local_port(&l), Some(PORT));
     let fresh = raw.stack.socket().unwrap();
     assert_eq!(raw.stack.local_port(&fresh), None, "not bound: no port");
+    assert_eq!(raw.stack.tcp_state(&fresh), Some(TcpState::Closed));
     let mut p = peer(&fabric, 33);
     let (c, mut s, now) = pair(&fabric, &mut raw, &mut p, &mut l, T::ZERO);
     assert_eq!(raw.stack.tcp_state(&s), Some(TcpState::Established));
@@ -1388,6 +1401,8 @@ fn a_connection_reports_its_state_addresses_priority_and_acknowledged_bytes() {
     raw.stack.set_priority(&s, 77).unwrap();
     assert_eq!(raw.stack.priority(&s), Some(77));
     assert_eq!(raw.stack.send(&mut s, b"12345"), Ok(5));
+    // An empty push is a push, not a would-block.
+    assert_eq!(raw.stack.send_flagged(&mut s, &[], SendFlag::Push), Ok(0));
     let now = until(&fabric, &mut raw, &mut p, now, 2000, "acknowledged", |r, _, _| {
         r.stack.acked(&s) == Some(5)
     });
@@ -1424,6 +1439,11 @@ fn a_connect_to_an_unusable_address_is_refused_and_a_second_remote_is_invalid() 
     let elsewhere = core::net::SocketAddr::new(core::net::IpAddr::V4(test_net(1)), PORT + 1);
     assert_eq!(raw.stack.connect(&mut s, there), Err(nb::Error::WouldBlock));
     assert_eq!(raw.stack.tcp_state(&s), Some(TcpState::SynSent));
+    assert_eq!(
+        raw.stack.connect(&mut s, there),
+        Err(nb::Error::WouldBlock),
+        "asked again while under way"
+    );
     assert_eq!(
         raw.stack.connect(&mut s, elsewhere),
         Err(nb::Error::Other(LwipError::InvalidState))
