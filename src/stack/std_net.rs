@@ -1053,7 +1053,7 @@ mod tests {
             }
         }
         let caused = Caused(io::Error::from(ErrorKind::TimedOut));
-        let e = StdError::from(io::Error::new(ErrorKind::Other, caused));
+        let e = StdError::from(io::Error::other(caused));
         let source = e.source().expect("the wrapped error's source");
         assert_eq!(
             std::format!("{source}"),
