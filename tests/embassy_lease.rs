@@ -159,51 +159,24 @@ fn stack<'t>(exec: &mut Exec<'t>, hub: &Hub, ip: Ipv4Addr, mac_last: u8) -> Stac
 /// A SYN to the server's `PORT` from 10.0.0.`host`:`port`, an address that answers
 /// nothing: the handshake never completes.
 fn half_open_syn(hub: &Hub, host: u8, port: u16) {
-    use smoltcp::phy::ChecksumCapabilities;
-    use smoltcp::wire::{
-        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol, Ipv4Packet,
-        Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-    };
-    let src = Ipv4Addr::new(10, 0, 0, host);
-    let tcp = TcpRepr {
-        src_port: port,
-        dst_port: PORT,
-        control: TcpControl::Syn,
-        seq_number: TcpSeqNumber(i32::from(port) * 1000),
-        ack_number: None,
-        window_len: 1024,
-        window_scale: None,
-        max_seg_size: Some(1400),
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload: &[],
-    };
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: SERVER,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
+    use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr};
+    let packet = netpool_testkit::wire::syn(
+        core::net::SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, host), port),
+        core::net::SocketAddrV4::new(SERVER, PORT),
+        u32::from(port) * 1000,
+        1024,
+        1400,
+    );
     let eth = EthernetRepr {
         src_addr: EthernetAddress([2, 0, 0, 0, 9, host]),
         // Broadcast: no ARP needed to reach the server.
         dst_addr: EthernetAddress::BROADCAST,
         ethertype: EthernetProtocol::Ipv4,
     };
-    let mut frame = vec![0u8; eth.buffer_len() + ip.buffer_len() + tcp.buffer_len()];
-    let caps = ChecksumCapabilities::default();
+    let mut frame = vec![0u8; eth.buffer_len() + packet.len()];
     let mut ef = EthernetFrame::new_unchecked(&mut frame[..]);
     eth.emit(&mut ef);
-    let mut packet = Ipv4Packet::new_unchecked(ef.payload_mut());
-    ip.emit(&mut packet, &caps);
-    tcp.emit(
-        &mut TcpPacket::new_unchecked(packet.payload_mut()),
-        &IpAddress::Ipv4(src),
-        &IpAddress::Ipv4(SERVER),
-        &caps,
-    );
+    ef.payload_mut().copy_from_slice(&packet);
     hub.send(None, frame);
 }
 

@@ -80,3 +80,5 @@ pub mod http;
 pub mod scripted;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "wire")]
+pub mod wire;

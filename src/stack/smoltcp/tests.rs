@@ -1112,39 +1112,12 @@ fn half_open_syn<const M: usize>(net: &mut Net<M>, host: u8, port: u16) {
 
 /// [`half_open_syn`] to local port `to`.
 fn half_open_syn_to<const M: usize>(net: &mut Net<M>, host: u8, port: u16, to: u16) {
-    use ::smoltcp::phy::ChecksumCapabilities;
-    use ::smoltcp::wire::{IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber};
-    let (src, dst) = (Ipv4Addr::new(127, 0, 0, host), Ipv4Addr::LOCALHOST);
-    let tcp = TcpRepr {
-        src_port: port,
-        dst_port: to,
-        control: TcpControl::Syn,
-        seq_number: TcpSeqNumber(i32::from(port) * 1000),
-        ack_number: None,
-        window_len: 1024,
-        window_scale: None,
-        max_seg_size: Some(1400),
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload: &[],
-    };
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    let mut frame = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
-    let caps = ChecksumCapabilities::default();
-    let mut packet = Ipv4Packet::new_unchecked(&mut frame[..]);
-    ip.emit(&mut packet, &caps);
-    tcp.emit(
-        &mut TcpPacket::new_unchecked(packet.payload_mut()),
-        &IpAddress::Ipv4(src),
-        &IpAddress::Ipv4(dst),
-        &caps,
+    let frame = netpool_testkit::wire::syn(
+        SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, host), port),
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, to),
+        u32::from(port) * 1000,
+        1024,
+        1400,
     );
     net.dev.queue.push_back(frame);
 }

@@ -10,17 +10,15 @@
 //!
 //! Peers keep their own statistics; the test or benchmark reads them at the end.
 
+use core::net::SocketAddrV4;
 use std::vec;
 use std::vec::Vec;
 
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{ChecksumCapabilities, Device, TxToken};
+use smoltcp::phy::{Device, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
-use smoltcp::wire::{
-    HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr,
-    TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 
 use super::fabric::{Fabric, SimDevice};
 
@@ -643,39 +641,15 @@ impl SynFlood {
         self.next += 1;
         let src = Ipv4Address::new(10, (n >> 16) as u8, (n >> 8) as u8, n as u8);
         let IpAddress::Ipv4(dst) = self.server.addr;
-        let tcp = TcpRepr {
-            src_port: 40_000 + (n % 20_000) as u16,
-            dst_port: self.server.port,
-            control: TcpControl::Syn,
-            seq_number: TcpSeqNumber(n.wrapping_mul(2_654_435_761) as i32),
-            ack_number: None,
-            window_len: 64_240,
-            window_scale: None,
-            max_seg_size: Some(1460),
-            sack_permitted: false,
-            sack_ranges: [None; 3],
-            timestamp: None,
-            payload: &[],
-        };
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let caps = ChecksumCapabilities::default();
+        let packet = crate::wire::syn(
+            SocketAddrV4::new(src, 40_000 + (n % 20_000) as u16),
+            SocketAddrV4::new(dst, self.server.port),
+            n.wrapping_mul(2_654_435_761),
+            64_240,
+            1460,
+        );
         if let Some(tx) = self.device.transmit(now) {
-            tx.consume(ip.buffer_len() + tcp.buffer_len(), |frame| {
-                let mut packet = Ipv4Packet::new_unchecked(&mut frame[..]);
-                ip.emit(&mut packet, &caps);
-                tcp.emit(
-                    &mut TcpPacket::new_unchecked(packet.payload_mut()),
-                    &IpAddress::Ipv4(src),
-                    &IpAddress::Ipv4(dst),
-                    &caps,
-                );
-            });
+            tx.consume(packet.len(), |frame| frame.copy_from_slice(&packet));
             self.sent += 1;
         }
     }
